@@ -1,0 +1,458 @@
+//! Configuration: typed structs with documented defaults, loaded once at start.
+//!
+//! `config.toml` at the top of the repository is both the documented default and, compiled
+//! in, the embedded default used when no `--config` is given. Relative paths are relative to
+//! the working directory (systemd sets it to the state directory).
+//!
+//! Secrets need not sit in the file:
+//! - `EURZAD_DATABASE_URL` overrides `database.url`, and `database.url_file` reads it from a
+//!   file;
+//! - any path may be written `credential:NAME`, meaning `$CREDENTIALS_DIRECTORY/NAME`, which
+//!   is where systemd's `LoadCredential=` puts files.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::document::SkrotAlgorithm;
+use crate::epuap::soap::BoxRef;
+use crate::xmldsig::SigningKey;
+
+/// The shipped `config.toml`.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config.toml");
+
+/// A configuration error. It always names the file and, where it can, the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read { file: String, source: std::io::Error },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: {key}: {message}")]
+    Invalid { file: String, key: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub epuap: EpuapConfig,
+    #[serde(default)]
+    pub emulator: EmbeddedEmulatorConfig,
+    #[serde(default)]
+    pub jobs: JobsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Where the configuration came from, for messages.
+    #[serde(skip)]
+    pub source: String,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (created on first start) or `postgres://user:pass@host/db`.
+    #[serde(default = "default_database_url")]
+    pub url: String,
+    /// A file holding the URL (for a password kept out of the configuration).
+    #[serde(default)]
+    pub url_file: Option<String>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url(&self.url))
+            .field("url_file", &self.url_file)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// The URL with any password replaced by `***`, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpuapConfig {
+    /// `embedded`, or a base URL under which `/pk_external_ws/services/{pull,skrytka,…}` live.
+    pub endpoint: String,
+    #[serde(default)]
+    pub wss_certificate: Option<String>,
+    #[serde(default)]
+    pub wss_private_key: Option<String>,
+    #[serde(default)]
+    pub server_certificate: Option<String>,
+    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Attempts per idempotent call (the pull operations) before the error surfaces.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_backoff_initial", with = "humantime_serde")]
+    pub backoff_initial: Duration,
+    #[serde(default = "default_backoff_max", with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// The digest in `potwierdzOdebranie/skrot`: `sha1` (ePUAP's) or `sha256`.
+    #[serde(default)]
+    pub skrot: SkrotAlgorithm,
+    /// Largest accepted document content, in bytes.
+    #[serde(default = "default_max_document_bytes")]
+    pub max_document_bytes: usize,
+    /// Accepted clock difference with ePUAP when checking Timestamps.
+    #[serde(default = "default_clock_skew", with = "humantime_serde")]
+    pub clock_skew: Duration,
+    #[serde(default)]
+    pub boxes: Vec<BoxConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoxConfig {
+    pub podmiot: String,
+    pub nazwa: String,
+    pub adres: String,
+}
+
+impl BoxConfig {
+    pub fn to_ref(&self) -> BoxRef {
+        BoxRef {
+            podmiot: self.podmiot.clone(),
+            nazwa: self.nazwa.clone(),
+            adres: self.adres.clone(),
+        }
+    }
+}
+
+/// Settings of the in-process emulator (`epuap.endpoint = "embedded"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedEmulatorConfig {
+    #[serde(default = "default_emulator_state")]
+    pub state_dir: String,
+    /// Seed demo documents into the first box when the state directory is new.
+    #[serde(default = "yes")]
+    pub seed_demo: bool,
+}
+
+impl Default for EmbeddedEmulatorConfig {
+    fn default() -> Self {
+        EmbeddedEmulatorConfig {
+            state_dir: default_emulator_state(),
+            seed_demo: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Attempts of a failing job before it is marked failed.
+    #[serde(default = "default_job_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_job_retry", with = "humantime_serde")]
+    pub retry_delay: Duration,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            max_attempts: default_job_attempts(),
+            retry_delay: default_job_retry(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `eurzad=debug`. `RUST_LOG` wins when set.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_database_url() -> String {
+    "sqlite://var/eurzad.db".into()
+}
+fn default_max_connections() -> u32 {
+    5
+}
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_attempts() -> u32 {
+    4
+}
+fn default_backoff_initial() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_backoff_max() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_document_bytes() -> usize {
+    50 * 1024 * 1024
+}
+fn default_clock_skew() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_emulator_state() -> String {
+    "var/emulator".into()
+}
+fn default_job_attempts() -> u32 {
+    5
+}
+fn default_job_retry() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn yes() -> bool {
+    true
+}
+
+/// Where the ePUAP services are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The in-process emulator, started by the daemon.
+    Embedded,
+    /// A base URL (no trailing slash).
+    Url(String),
+}
+
+impl Config {
+    /// Loads `path`, or the embedded default when `None`, and validates it.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (source, text) = match path {
+            Some(path) => {
+                let file = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    file: file.clone(),
+                    source,
+                })?;
+                (file, text)
+            }
+            None => ("embedded config.toml".to_string(), EMBEDDED_DEFAULT.to_string()),
+        };
+        Config::from_toml(&source, &text)
+    }
+
+    pub fn from_toml(source: &str, text: &str) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: source.to_string(),
+            message: e.to_string().trim_end().replace('\n', " | "),
+        })?;
+        config.source = source.to_string();
+        if let Ok(url) = std::env::var("EURZAD_DATABASE_URL") {
+            config.database.url = url;
+        } else if let Some(file) = config.database.url_file.clone() {
+            let path = config.resolve_path("database.url_file", &file)?;
+            config.database.url = std::fs::read_to_string(&path)
+                .map_err(|e| config.invalid("database.url_file", format!("cannot read {}: {e}", path.display())))?
+                .trim()
+                .to_string();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.source.clone(),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(self.invalid(
+                "database.url",
+                format!("{:?} is neither sqlite://PATH nor postgres://…", redact_url(url)),
+            ));
+        }
+        self.endpoint()?;
+        if self.epuap.boxes.is_empty() {
+            return Err(self.invalid("epuap.boxes", "no box configured: add at least one [[epuap.boxes]]"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, b) in self.epuap.boxes.iter().enumerate() {
+            for (field, value) in [("podmiot", &b.podmiot), ("nazwa", &b.nazwa), ("adres", &b.adres)] {
+                if value.trim().is_empty() {
+                    return Err(self.invalid(&format!("epuap.boxes[{i}].{field}"), "must not be empty"));
+                }
+            }
+            if !seen.insert(b.adres.clone()) {
+                return Err(self.invalid(&format!("epuap.boxes[{i}].adres"), format!("{:?} is configured twice", b.adres)));
+            }
+        }
+        if self.epuap.max_attempts == 0 {
+            return Err(self.invalid("epuap.max_attempts", "must be at least 1"));
+        }
+        if self.epuap.poll_interval.is_zero() {
+            return Err(self.invalid("epuap.poll_interval", "must be longer than zero"));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(self.invalid("log.format", format!("{:?}: expected \"text\" or \"json\"", self.log.format)));
+        }
+        if self.endpoint()? != Endpoint::Embedded {
+            self.office_key()?;
+            self.server_certificate()?;
+        }
+        Ok(())
+    }
+
+    /// The parsed `epuap.endpoint`.
+    pub fn endpoint(&self) -> Result<Endpoint, ConfigError> {
+        let value = self.epuap.endpoint.trim();
+        if value == "embedded" {
+            return Ok(Endpoint::Embedded);
+        }
+        let url = reqwest::Url::parse(value)
+            .map_err(|e| self.invalid("epuap.endpoint", format!("{value:?} is not \"embedded\" or a URL: {e}")))?;
+        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]" | "::1"));
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            "http" => {
+                return Err(self.invalid(
+                    "epuap.endpoint",
+                    format!("{value:?}: plain http:// is only allowed on loopback (an emulator); use https://"),
+                ));
+            }
+            other => return Err(self.invalid("epuap.endpoint", format!("unsupported scheme {other:?}"))),
+        }
+        Ok(Endpoint::Url(value.trim_end_matches('/').to_string()))
+    }
+
+    /// Resolves a configured path, expanding `credential:NAME`.
+    pub fn resolve_path(&self, key: &str, value: &str) -> Result<PathBuf, ConfigError> {
+        match value.strip_prefix("credential:") {
+            Some(name) => {
+                let dir = std::env::var("CREDENTIALS_DIRECTORY").map_err(|_| {
+                    self.invalid(key, format!("{value:?} needs $CREDENTIALS_DIRECTORY (set by systemd's LoadCredential=)"))
+                })?;
+                Ok(Path::new(&dir).join(name))
+            }
+            None => Ok(PathBuf::from(value)),
+        }
+    }
+
+    fn read_file(&self, key: &str, value: Option<&String>) -> Result<Vec<u8>, ConfigError> {
+        let value = value.ok_or_else(|| self.invalid(key, "required when epuap.endpoint is not \"embedded\""))?;
+        let path = self.resolve_path(key, value)?;
+        std::fs::read(&path).map_err(|e| self.invalid(key, format!("cannot read {}: {e}", path.display())))
+    }
+
+    /// The office's WS-Security key and certificate (the demo PKI for the embedded emulator).
+    pub fn office_key(&self) -> Result<SigningKey, ConfigError> {
+        if self.endpoint()? == Endpoint::Embedded {
+            return Ok(crate::emulator::demo_pki::office_key());
+        }
+        let key = SigningKey {
+            private_key_pem: self.read_file("epuap.wss_private_key", self.epuap.wss_private_key.as_ref())?,
+            certificate_pem: self.read_file("epuap.wss_certificate", self.epuap.wss_certificate.as_ref())?,
+        };
+        key.validate()
+            .map_err(|e| self.invalid("epuap.wss_private_key / epuap.wss_certificate", e.to_string()))?;
+        Ok(key)
+    }
+
+    /// ePUAP's response-signing certificate (PEM).
+    pub fn server_certificate(&self) -> Result<Vec<u8>, ConfigError> {
+        if self.endpoint()? == Endpoint::Embedded {
+            return Ok(crate::emulator::demo_pki::EPUAP_CERT.to_vec());
+        }
+        let pem = self.read_file("epuap.server_certificate", self.epuap.server_certificate.as_ref())?;
+        crate::xmldsig::certificate_der(&pem).map_err(|e| self.invalid("epuap.server_certificate", e.to_string()))?;
+        Ok(pem)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_loads() {
+        let config = Config::load(None).unwrap();
+        assert_eq!(config.endpoint().unwrap(), Endpoint::Embedded);
+        assert_eq!(config.epuap.poll_interval, Duration::from_secs(30));
+        assert_eq!(config.epuap.skrot, SkrotAlgorithm::Sha1);
+        assert_eq!(config.epuap.max_document_bytes, 50 * 1024 * 1024);
+        assert!(!config.epuap.boxes.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        let base = "[database]\nurl = \"sqlite://x.db\"\n[[epuap.boxes]]\npodmiot=\"a\"\nnazwa=\"b\"\nadres=\"/a/b\"\n";
+        let err = Config::from_toml("t.toml", &format!("{base}[epuap]\nendpoint = \"ftp://x\"\n")).unwrap_err();
+        // The table was declared twice: toml says so, with the file name.
+        assert!(err.to_string().starts_with("t.toml: "), "{err}");
+
+        let text = "[database]\nurl = \"mysql://x\"\n[epuap]\nendpoint = \"embedded\"\n[[epuap.boxes]]\npodmiot=\"a\"\nnazwa=\"b\"\nadres=\"/a/b\"\n";
+        let err = Config::from_toml("t.toml", text).unwrap_err().to_string();
+        assert!(err.starts_with("t.toml: database.url: "), "{err}");
+
+        let text = "[database]\n[epuap]\nendpoint = \"http://ws.epuap.gov.pl\"\n[[epuap.boxes]]\npodmiot=\"a\"\nnazwa=\"b\"\nadres=\"/a/b\"\n";
+        let err = Config::from_toml("t.toml", text).unwrap_err().to_string();
+        assert!(err.contains("epuap.endpoint") && err.contains("loopback"), "{err}");
+
+        let text = "[database]\n[epuap]\nendpoint = \"https://ws-int.epuap.gov.pl\"\n[[epuap.boxes]]\npodmiot=\"a\"\nnazwa=\"b\"\nadres=\"/a/b\"\n";
+        let err = Config::from_toml("t.toml", text).unwrap_err().to_string();
+        assert!(err.contains("epuap.wss_private_key"), "{err}");
+
+        let text = "[database]\npool = 3\n[epuap]\nendpoint = \"embedded\"\n";
+        let err = Config::from_toml("t.toml", text).unwrap_err().to_string();
+        assert!(err.contains("pool") && err.contains("t.toml"), "{err}");
+
+        let text = "[database]\n[epuap]\nendpoint = \"embedded\"\npoll_interval = \"soon\"\n[[epuap.boxes]]\npodmiot=\"a\"\nnazwa=\"b\"\nadres=\"/a/b\"\n";
+        let err = Config::from_toml("t.toml", text).unwrap_err().to_string();
+        assert!(err.contains("poll_interval"), "{err}");
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("postgres://eurzad:secret@127.0.0.1/eurzad"), "postgres://eurzad:***@127.0.0.1/eurzad");
+        assert_eq!(redact_url("sqlite://var/x.db"), "sqlite://var/x.db");
+    }
+}

@@ -1,0 +1,248 @@
+//! The daemon: opens the store, starts the embedded emulator when configured, runs one inbox
+//! task per box and the job worker, talks to systemd (READY, WATCHDOG, STATUS, STOPPING) and
+//! shuts down cleanly on SIGTERM or SIGINT: each box finishes its document in flight.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use tokio::sync::watch;
+
+use crate::config::{Config, Endpoint, redact_url};
+use crate::emulator::{Emulator, EmulatorSettings};
+use crate::epuap::{ClientSettings, EpuapClient};
+use crate::inbox::{BoxWorker, DrainStats, Pacing};
+use crate::jobs::{self, JobSettings, JobStats};
+use crate::store::{DocumentSummary, Store};
+
+/// What a run did, for the summary and the exit code.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub endpoint: String,
+    pub database: String,
+    pub inbox: DrainStats,
+    pub jobs: JobStats,
+    /// Boxes that gave up (`--once` only).
+    pub failed_boxes: Vec<String>,
+    pub documents: Vec<DocumentSummary>,
+    pub total_documents: i64,
+    pub unconfirmed: i64,
+    pub jobs_pending: i64,
+    pub jobs_failed: i64,
+}
+
+impl RunReport {
+    /// True when every box drained and no job failed or is left waiting.
+    pub fn all_went_well(&self) -> bool {
+        self.failed_boxes.is_empty() && self.jobs_failed == 0 && self.jobs_pending == 0
+    }
+
+    /// A short human summary.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "eurzad: ePUAP {} -> {}\n  this run: {} new document(s), {} delivered again, {} confirmed, {} error(s) retried\n  \
+             jobs: {} done, {} retried, {} failed; waiting: {}\n  database: {} document(s), {} unconfirmed\n",
+            self.endpoint,
+            self.database,
+            self.inbox.stored,
+            self.inbox.duplicates,
+            self.inbox.confirmed,
+            self.inbox.errors,
+            self.jobs.done,
+            self.jobs.retried,
+            self.jobs_failed,
+            self.jobs_pending,
+            self.total_documents,
+            self.unconfirmed,
+        );
+        for d in &self.documents {
+            out.push_str(&format!(
+                "  #{:<4} {}  from {:<18} {} ({} B){}\n",
+                d.id,
+                d.mailbox,
+                d.sender,
+                d.file,
+                d.size,
+                d.form.as_ref().map(|f| format!(", form <{f}>")).unwrap_or_default()
+            ));
+        }
+        for b in &self.failed_boxes {
+            out.push_str(&format!("  box {b}: gave up after repeated errors (see the log)\n"));
+        }
+        out
+    }
+}
+
+/// Opens the store and applies migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database.url, config.database.max_connections)
+        .await
+        .with_context(|| format!("opening database {}", redact_url(&config.database.url)))?;
+    store
+        .migrate()
+        .await
+        .with_context(|| format!("migrating database {}", redact_url(&config.database.url)))?;
+    Ok(store)
+}
+
+/// Runs the daemon. With `once`, drains every box, runs the jobs and returns; otherwise runs
+/// until SIGTERM/SIGINT.
+pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
+    let started = Utc::now();
+    let store = open_store(&config).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    spawn_signal_handler(stop_tx.clone());
+
+    let mut emulator_task = None;
+    let base_url = match config.endpoint()? {
+        Endpoint::Url(url) => url,
+        Endpoint::Embedded => {
+            let (url, task) = start_embedded_emulator(&config, stop_rx.clone()).await?;
+            emulator_task = Some(task);
+            url
+        }
+    };
+    let client = EpuapClient::new(ClientSettings {
+        base_url: base_url.clone(),
+        office_key: config.office_key()?,
+        server_certificate_pem: config.server_certificate()?,
+        request_timeout: config.epuap.request_timeout,
+        connect_timeout: config.epuap.connect_timeout,
+        max_attempts: config.epuap.max_attempts,
+        backoff_initial: config.epuap.backoff_initial,
+        backoff_max: config.epuap.backoff_max,
+        max_document_bytes: config.epuap.max_document_bytes,
+        clock_skew: config.epuap.clock_skew,
+    })
+    .context("building the HTTP client")?;
+
+    let pacing = Pacing {
+        poll_interval: config.epuap.poll_interval,
+        backoff_initial: config.epuap.backoff_initial,
+        backoff_max: config.epuap.backoff_max,
+        once_max_failures: 8,
+    };
+    let mut box_tasks = Vec::new();
+    for mailbox in &config.epuap.boxes {
+        let worker = BoxWorker {
+            client: client.clone(),
+            store: store.clone(),
+            mailbox: mailbox.to_ref(),
+            skrot: config.epuap.skrot,
+            pacing: pacing.clone(),
+        };
+        box_tasks.push((mailbox.adres.clone(), tokio::spawn(worker.run(stop_rx.clone(), once))));
+    }
+    let job_settings = JobSettings {
+        max_attempts: config.jobs.max_attempts,
+        retry_delay: config.jobs.retry_delay,
+        lease: Duration::from_secs(300),
+        idle_wait: Duration::from_secs(1),
+    };
+    let job_task = (!once).then(|| tokio::spawn(jobs::run_worker(store.clone(), job_settings.clone(), stop_rx.clone(), false)));
+
+    notify_systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("draining ePUAP boxes")]);
+    let watchdog = spawn_watchdog(stop_rx.clone());
+    tracing::info!(endpoint = %base_url, database = %redact_url(&config.database.url), boxes = config.epuap.boxes.len(), once, "eurzad running");
+
+    let mut report = RunReport {
+        endpoint: if emulator_task.is_some() {
+            format!("embedded emulator at {base_url}")
+        } else {
+            base_url
+        },
+        database: redact_url(&config.database.url),
+        ..RunReport::default()
+    };
+    for (adres, task) in box_tasks {
+        match task.await.context("box task panicked")? {
+            Ok(stats) => report.inbox += stats,
+            Err(stats) => {
+                report.inbox += stats;
+                report.failed_boxes.push(adres);
+            }
+        }
+    }
+    report.jobs = match job_task {
+        Some(task) => task.await.context("job worker panicked")??,
+        None => jobs::run_worker(store.clone(), job_settings, stop_rx.clone(), true).await?,
+    };
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    let _ = stop_tx.send(true);
+    if let Some(task) = watchdog {
+        task.abort();
+    }
+    if let Some(task) = emulator_task {
+        let _ = task.await;
+    }
+
+    let counts = store.counts().await?;
+    report.total_documents = counts.documents;
+    report.unconfirmed = counts.unconfirmed;
+    report.jobs_pending = counts.jobs_pending + counts.jobs_running;
+    report.jobs_failed = counts.jobs_failed;
+    report.documents = store.recent_documents(started).await?;
+    store.close().await;
+    Ok(report)
+}
+
+async fn start_embedded_emulator(
+    config: &Config,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let boxes: Vec<_> = config.epuap.boxes.iter().map(|b| b.to_ref()).collect();
+    let mut settings = EmulatorSettings::demo(PathBuf::from(&config.emulator.state_dir), boxes.clone());
+    settings.skrot = config.epuap.skrot;
+    let (emulator, fresh) = Emulator::open(settings).context("opening the embedded emulator's state")?;
+    if fresh && config.emulator.seed_demo {
+        let seeded = emulator.seed_demo(&boxes[0])?;
+        tracing::info!(mailbox = %boxes[0].adres, seeded, "seeded demo documents into the embedded emulator");
+    }
+    let shutdown = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    let (addr, task) = crate::emulator::spawn(emulator, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), shutdown)
+        .await
+        .context("starting the embedded emulator on loopback")?;
+    Ok((format!("http://{addr}"), task))
+}
+
+fn spawn_signal_handler(stop: watch::Sender<bool>) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing documents in flight"),
+            _ = int.recv() => tracing::info!("SIGINT: finishing documents in flight"),
+        }
+        notify_systemd(&[sd_notify::NotifyState::Stopping]);
+        let _ = stop.send(true);
+    });
+}
+
+fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some()
+        && let Err(error) = sd_notify::notify(states)
+    {
+        tracing::warn!(%error, "sd_notify failed");
+    }
+}
+
+/// Pings systemd's watchdog at half its interval while the runtime is alive.
+fn spawn_watchdog(mut stop: watch::Receiver<bool>) -> Option<tokio::task::JoinHandle<()>> {
+    let interval = sd_notify::watchdog_enabled()? / 2;
+    Some(tokio::spawn(async move {
+        loop {
+            notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }))
+}

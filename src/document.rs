@@ -1,0 +1,191 @@
+//! The inbound document as the domain sees it: every field of ePUAP's `OdpowiedzPullPobierz`,
+//! plus the two digests that make ingestion exactly-once (the `skrot` that confirms a
+//! document, and the identity key that dedupes a re-pulled one).
+
+use base64::Engine;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+/// `danePodmiotu`: the party in whose name the sender acted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SubjectData {
+    pub identyfikator: String,
+    /// `P` (legal person) or `F` (natural person).
+    pub typ_osoby: String,
+    pub imie_skrot: Option<String>,
+    pub nazwisko_nazwa: Option<String>,
+    pub nip: Option<String>,
+    pub pesel: Option<String>,
+    pub regon: Option<String>,
+    pub zgoda: bool,
+}
+
+/// `daneNadawcy`: the ePUAP user (login) and/or system that sent the document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SenderData {
+    pub uzytkownik: Option<String>,
+    pub system: Option<String>,
+}
+
+/// One document as `pobierzNastepny` delivers it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PulledDocument {
+    pub dane_podmiotu: SubjectData,
+    pub dane_nadawcy: SenderData,
+    /// `dataNadania` exactly as ePUAP sent it (xsd:dateTime; the offset is not always given).
+    pub data_nadania: String,
+    pub nazwa_skrytki: String,
+    pub adres_skrytki: String,
+    pub adres_odpowiedzi: Option<String>,
+    pub czy_testowe: bool,
+    /// `daneDodatkowe`, decoded from base64 (usually XML, may be empty).
+    #[serde(with = "base64_bytes")]
+    pub dane_dodatkowe: Vec<u8>,
+    pub nazwa_pliku: String,
+    pub typ_pliku: Option<String>,
+    /// `dokument/zawartosc`, decoded from base64.
+    #[serde(with = "base64_bytes")]
+    pub content: Vec<u8>,
+}
+
+/// The digest ePUAP expects in `potwierdzOdebranie/skrot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SkrotAlgorithm {
+    /// base64(SHA-1(content)): what ePUAP documents and most clients send.
+    #[default]
+    Sha1,
+    /// base64(SHA-256(content)): what some public clients send.
+    Sha256,
+}
+
+impl SkrotAlgorithm {
+    pub fn skrot(self, content: &[u8]) -> String {
+        let digest = match self {
+            SkrotAlgorithm::Sha1 => Sha1::digest(content).to_vec(),
+            SkrotAlgorithm::Sha256 => Sha256::digest(content).to_vec(),
+        };
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    }
+}
+
+impl std::str::FromStr for SkrotAlgorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sha1" => Ok(SkrotAlgorithm::Sha1),
+            "sha256" => Ok(SkrotAlgorithm::Sha256),
+            other => Err(format!("unknown skrot algorithm {other:?}: expected sha1 or sha256")),
+        }
+    }
+}
+
+impl PulledDocument {
+    /// Lowercase hex SHA-256 of the content bytes.
+    pub fn content_sha256(&self) -> String {
+        hex::encode(Sha256::digest(&self.content))
+    }
+
+    /// The dedupe key: SHA-256 over (box address, dataNadania, sender identifier, content
+    /// digest). The pull response carries no document id, so a document pulled twice (after
+    /// a crash between storing and confirming it) is recognised by this key.
+    pub fn identity_key(&self) -> String {
+        let sender = format!(
+            "{}|{}|{}",
+            self.dane_podmiotu.identyfikator,
+            self.dane_nadawcy.uzytkownik.as_deref().unwrap_or(""),
+            self.dane_nadawcy.system.as_deref().unwrap_or("")
+        );
+        let mut hasher = Sha256::new();
+        for field in [
+            self.adres_skrytki.as_str(),
+            self.data_nadania.as_str(),
+            sender.as_str(),
+            self.content_sha256().as_str(),
+        ] {
+            // Length-prefix every field so that no two different tuples hash alike.
+            hasher.update((field.len() as u64).to_be_bytes());
+            hasher.update(field.as_bytes());
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
+/// Serde for byte fields as base64 strings (the emulator's state files, the admin API).
+pub mod base64_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> PulledDocument {
+        PulledDocument {
+            dane_podmiotu: SubjectData {
+                identyfikator: "demo".into(),
+                typ_osoby: "F".into(),
+                ..Default::default()
+            },
+            dane_nadawcy: SenderData {
+                uzytkownik: Some("demo".into()),
+                system: None,
+            },
+            data_nadania: "2026-11-26T10:00:00.000+01:00".into(),
+            nazwa_skrytki: "skrytka".into(),
+            adres_skrytki: "/urzad_testowy/skrytka".into(),
+            adres_odpowiedzi: None,
+            czy_testowe: false,
+            dane_dodatkowe: vec![],
+            nazwa_pliku: "pismo.xml".into(),
+            typ_pliku: Some("text/xml".into()),
+            content: b"<a/>".to_vec(),
+        }
+    }
+
+    #[test]
+    fn skrot_matches_known_digests() {
+        // SHA-1("abc") and SHA-256("abc"), base64.
+        assert_eq!(SkrotAlgorithm::Sha1.skrot(b"abc"), "qZk+NkcGgWq6PiVxeFDCbJzQ2J0=");
+        assert_eq!(
+            SkrotAlgorithm::Sha256.skrot(b"abc"),
+            "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+        );
+    }
+
+    #[test]
+    fn identity_key_depends_on_each_field() {
+        let base = sample();
+        let key = base.identity_key();
+        assert_eq!(key, sample().identity_key());
+        let mut other = sample();
+        other.content = b"<b/>".to_vec();
+        assert_ne!(key, other.identity_key());
+        let mut other = sample();
+        other.data_nadania.push('1');
+        assert_ne!(key, other.identity_key());
+        let mut other = sample();
+        other.adres_skrytki = "/urzad_testowy/inna".into();
+        assert_ne!(key, other.identity_key());
+        let mut other = sample();
+        other.dane_podmiotu.identyfikator = "someone".into();
+        assert_ne!(key, other.identity_key());
+        // The file name is not part of the identity: the same bytes at the same moment from
+        // the same sender are one document.
+        let mut same = sample();
+        same.nazwa_pliku = "x.xml".into();
+        assert_eq!(key, same.identity_key());
+    }
+}

@@ -1,0 +1,154 @@
+//! The inbox: one task per ePUAP box, moving documents into the store exactly once.
+//!
+//! The order is oczekujaceDokumenty → pobierzNastepny → store (one committed transaction,
+//! which also enqueues the processing job) → potwierdzOdebranie. A document is confirmed only
+//! after its commit, so a crash before the confirmation makes ePUAP deliver the same document
+//! again, and the store's identity key turns that second delivery into a no-op.
+//!
+//! A confirmation whose answer is lost leaves the stored row unconfirmed. Because
+//! `pobierzNastepny` returns the head of the queue until it is confirmed, the next head being
+//! another document (or the box being empty) proves the earlier confirmation went through;
+//! the row is then marked confirmed by inference. This assumes eurzad is the box's only
+//! consumer, which is how ePUAP boxes are assigned to systems.
+//!
+//! Only slow-free work happens here: everything fallible about a document's meaning runs
+//! later from the job queue, so a bad document never blocks the box.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::document::SkrotAlgorithm;
+use crate::epuap::soap::BoxRef;
+use crate::epuap::{EpuapClient, EpuapError};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    #[error(transparent)]
+    Epuap(#[from] EpuapError),
+    #[error("storing a pulled document: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What a drain did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DrainStats {
+    /// Documents stored for the first time.
+    pub stored: u64,
+    /// Documents delivered again and recognised by their identity key.
+    pub duplicates: u64,
+    /// Confirmations ePUAP answered with success.
+    pub confirmed: u64,
+    /// Rows marked confirmed because the queue head moved past them.
+    pub inferred: u64,
+    /// Errors met (each followed by a backoff and a retry).
+    pub errors: u64,
+}
+
+impl std::ops::AddAssign for DrainStats {
+    fn add_assign(&mut self, other: Self) {
+        self.stored += other.stored;
+        self.duplicates += other.duplicates;
+        self.confirmed += other.confirmed;
+        self.inferred += other.inferred;
+        self.errors += other.errors;
+    }
+}
+
+/// How a box task paces itself.
+#[derive(Debug, Clone)]
+pub struct Pacing {
+    pub poll_interval: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// In `--once` mode: give up after this many consecutive failed drains without progress.
+    pub once_max_failures: u32,
+}
+
+/// One box's worker.
+pub struct BoxWorker {
+    pub client: EpuapClient,
+    pub store: Store,
+    pub mailbox: BoxRef,
+    pub skrot: SkrotAlgorithm,
+    pub pacing: Pacing,
+}
+
+impl BoxWorker {
+    /// Polls until `stop` turns true (or, with `once`, until the box is empty). Never returns
+    /// an error for a failing peer: it logs, backs off and tries again, so that one box failing
+    /// never stops the others. With `once`, gives up after repeated failures without progress.
+    pub async fn run(self, mut stop: watch::Receiver<bool>, once: bool) -> Result<DrainStats, DrainStats> {
+        let mut total = DrainStats::default();
+        let mut backoff = self.pacing.backoff_initial;
+        let mut failures = 0;
+        loop {
+            let mut stats = DrainStats::default();
+            let outcome = self.drain(&stop, &mut stats).await;
+            let progressed = stats.stored + stats.duplicates + stats.confirmed > 0;
+            total += stats;
+            let wait = match outcome {
+                Ok(()) => {
+                    backoff = self.pacing.backoff_initial;
+                    failures = 0;
+                    if once || *stop.borrow() {
+                        return Ok(total);
+                    }
+                    self.pacing.poll_interval
+                }
+                Err(error) => {
+                    total.errors += 1;
+                    failures = if progressed { 1 } else { failures + 1 };
+                    tracing::warn!(mailbox = %self.mailbox.adres, %error, retry_in = ?backoff, "box drain failed");
+                    if once && failures >= self.pacing.once_max_failures {
+                        tracing::error!(mailbox = %self.mailbox.adres, failures, "giving up on this box for this run");
+                        return Err(total);
+                    }
+                    let wait = crate::epuap::client::jitter(backoff);
+                    backoff = (backoff * 2).min(self.pacing.backoff_max);
+                    wait
+                }
+            };
+            if *stop.borrow() {
+                return Ok(total);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return Ok(total),
+            }
+        }
+    }
+
+    /// Pulls until the box is empty or a stop is requested. The stop is only looked at
+    /// between documents: a document in flight is stored and confirmed first.
+    pub async fn drain(&self, stop: &watch::Receiver<bool>, stats: &mut DrainStats) -> Result<(), InboxError> {
+        let pending = self.client.pending_count(&self.mailbox).await?;
+        tracing::debug!(mailbox = %self.mailbox.adres, pending, "oczekujaceDokumenty");
+        if pending == 0 {
+            stats.inferred += self.store.infer_confirmed(&self.mailbox.adres, None).await?;
+            return Ok(());
+        }
+        while !*stop.borrow() {
+            let Some(document) = self.client.fetch_next(&self.mailbox).await? else {
+                stats.inferred += self.store.infer_confirmed(&self.mailbox.adres, None).await?;
+                return Ok(());
+            };
+            let skrot = self.skrot.skrot(&document.content);
+            let stored = self.store.store_pulled(&self.mailbox.adres, &document, &skrot).await?;
+            if stored.new {
+                stats.stored += 1;
+                tracing::info!(mailbox = %self.mailbox.adres, id = stored.id, file = %document.nazwa_pliku,
+                    bytes = document.content.len(), "document stored");
+            } else {
+                stats.duplicates += 1;
+                tracing::info!(mailbox = %self.mailbox.adres, id = stored.id, "document delivered again; already stored");
+            }
+            stats.inferred += self.store.infer_confirmed(&self.mailbox.adres, Some(stored.id)).await?;
+            self.client.confirm_receipt(&self.mailbox, &skrot).await?;
+            self.store.mark_confirmed(stored.id).await?;
+            stats.confirmed += 1;
+        }
+        Ok(())
+    }
+}

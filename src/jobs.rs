@@ -1,0 +1,84 @@
+//! The durable job queue's worker. Jobs are rows keyed by (kind, key); a step is idempotent,
+//! so a job that ran halfway before a crash is simply run again when its lease expires.
+//!
+//! Kinds so far:
+//! - `classify`: names the form of an inbound document (its root element and namespace).
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::forms;
+use crate::store::{Job, Store, StoreError};
+
+/// Job outcome counts of one worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobStats {
+    pub done: u64,
+    pub retried: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub max_attempts: u32,
+    pub retry_delay: Duration,
+    /// How long a claimed job stays with its worker before another may take it over.
+    pub lease: Duration,
+    /// Idle wait between polls of an empty queue.
+    pub idle_wait: Duration,
+}
+
+/// Runs jobs until `stop`; with `until_idle`, returns once no job is runnable.
+pub async fn run_worker(
+    store: Store,
+    settings: JobSettings,
+    mut stop: watch::Receiver<bool>,
+    until_idle: bool,
+) -> Result<JobStats, StoreError> {
+    let mut stats = JobStats::default();
+    loop {
+        if *stop.borrow() {
+            return Ok(stats);
+        }
+        let Some(job) = store.claim_job(settings.lease).await? else {
+            if until_idle {
+                return Ok(stats);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(settings.idle_wait) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        };
+        match run_step(&store, &job).await {
+            Ok(()) => {
+                store.finish_job(job.id).await?;
+                stats.done += 1;
+            }
+            Err(error) => {
+                let give_up = job.attempts >= i64::from(settings.max_attempts);
+                tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, give_up, %error, "job failed");
+                store.fail_job(job.id, &error, settings.retry_delay, give_up).await?;
+                if give_up {
+                    stats.failed += 1;
+                } else {
+                    stats.retried += 1;
+                }
+            }
+        }
+    }
+}
+
+async fn run_step(store: &Store, job: &Job) -> Result<(), String> {
+    match job.kind.as_str() {
+        "classify" => {
+            let id = job.document_id.ok_or("classify job without a document")?;
+            let content = store.document_content(id).await.map_err(|e| e.to_string())?;
+            let classification = forms::classify(&content);
+            tracing::debug!(document = id, ?classification, "classified");
+            store.set_classification(id, &classification).await.map_err(|e| e.to_string())
+        }
+        other => Err(format!("unknown job kind {other:?}")),
+    }
+}

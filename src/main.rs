@@ -1,0 +1,193 @@
+//! The `eurzad` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use eurzad::config::Config;
+use eurzad::document::SkrotAlgorithm;
+use eurzad::emulator::{Emulator, EmulatorSettings};
+use eurzad::epuap::soap::BoxRef;
+use eurzad::xmldsig::SigningKey;
+
+#[derive(Parser)]
+#[command(name = "eurzad", version, about = "eUrząd back-end daemon: ePUAP inbox, signed forms, accounts, registers")]
+struct Cli {
+    /// Log format: text or json (overrides [log] format).
+    #[arg(long, global = true)]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (the embedded default: SQLite and the embedded ePUAP emulator).
+    Run {
+        /// Configuration file; the shipped config.toml is compiled in and used without it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Drain every box, finish the jobs, print a summary and exit (0 when all went well).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Apply the database migrations and exit.
+    Migrate {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run a local ePUAP emulator (pull + skrytka over SOAP with WS-Security, admin API).
+    Emulator(EmulatorArgs),
+}
+
+#[derive(clap::Args)]
+struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8088")]
+    listen: SocketAddr,
+    /// Directory for the emulator's state (box queues, outbox, counters).
+    #[arg(long, default_value = "var/emulator")]
+    state_dir: PathBuf,
+    /// PEM key the emulator signs answers with (default: the demo PKI's "epuap" key).
+    #[arg(long, requires = "signing_certificate")]
+    signing_key: Option<PathBuf>,
+    /// PEM certificate of --signing-key.
+    #[arg(long, requires = "signing_key")]
+    signing_certificate: Option<PathBuf>,
+    /// PEM certificate of a client allowed to call (repeatable; default: the demo "office").
+    #[arg(long)]
+    client_certificate: Vec<PathBuf>,
+    /// A box that exists from the start, as podmiot:nazwa:adres (repeatable).
+    #[arg(long = "box", value_parser = parse_box)]
+    boxes: Vec<BoxRef>,
+    /// The skrot digest potwierdzOdebranie must carry: sha1 or sha256.
+    #[arg(long, default_value = "sha1")]
+    skrot: SkrotAlgorithm,
+    /// Inject random faults (HTTP 500, SOAP fault, dropped connection, slow answer) into this
+    /// share of requests, e.g. 0.1.
+    #[arg(long)]
+    fault_rate: Option<f64>,
+    /// Seed of the fault injection's random source.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Delay of a slow answer.
+    #[arg(long, default_value = "40s", value_parser = humantime::parse_duration)]
+    slow_delay: Duration,
+    /// Put the demo documents into the first box when the state directory is new.
+    #[arg(long)]
+    seed_demo: bool,
+}
+
+fn parse_box(text: &str) -> Result<BoxRef, String> {
+    let parts: Vec<&str> = text.splitn(3, ':').collect();
+    match parts.as_slice() {
+        [podmiot, nazwa, adres] if !podmiot.is_empty() && !nazwa.is_empty() && adres.starts_with('/') => Ok(BoxRef {
+            podmiot: podmiot.to_string(),
+            nazwa: nazwa.to_string(),
+            adres: adres.to_string(),
+        }),
+        _ => Err(format!("{text:?}: expected podmiot:nazwa:/adres, e.g. urzad_testowy:skrytka:/urzad_testowy/skrytka")),
+    }
+}
+
+fn init_logging(format: &str, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("eurzad: error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>, log_format: &Option<String>) -> anyhow::Result<Config> {
+    let config = Config::load(path)?;
+    init_logging(log_format.as_deref().unwrap_or(&config.log.format), &config.log.level);
+    Ok(config)
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run { config, once } => {
+            let config = load_config(config.as_deref(), &cli.log_format)?;
+            let report = eurzad::daemon::run(config, once).await?;
+            if once {
+                print!("{}", report.render());
+                return Ok(if report.all_went_well() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { config } => {
+            let config = load_config(config.as_deref(), &cli.log_format)?;
+            let store = eurzad::daemon::open_store(&config).await?;
+            println!("eurzad: migrations applied ({})", store.backend());
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Emulator(args) => {
+            init_logging(cli.log_format.as_deref().unwrap_or("text"), "info");
+            run_emulator(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
+    let read = |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let mut settings = EmulatorSettings::demo(args.state_dir.clone(), args.boxes.clone());
+    if let (Some(key), Some(certificate)) = (&args.signing_key, &args.signing_certificate) {
+        settings.signing_key = SigningKey {
+            private_key_pem: read(key)?,
+            certificate_pem: read(certificate)?,
+        };
+    }
+    if !args.client_certificate.is_empty() {
+        settings.client_certificates = args.client_certificate.iter().map(read).collect::<anyhow::Result<_>>()?;
+    }
+    settings.skrot = args.skrot;
+    settings.seed = args.seed;
+    settings.fault_rate = args.fault_rate;
+    settings.slow_delay = args.slow_delay;
+    let (emulator, fresh) = Emulator::open(settings)?;
+    if fresh && args.seed_demo {
+        let first = args.boxes.first().context("--seed-demo needs a --box")?;
+        emulator.seed_demo(first)?;
+    }
+    let shutdown = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let local = listener.local_addr()?;
+    tracing::info!(listen = %local, state = %args.state_dir.display(), "ePUAP emulator listening");
+    // A line on stdout that scripts and tests wait for.
+    println!("eurzad emulator listening on http://{local}");
+    emulator.serve(listener, shutdown).await?;
+    Ok(())
+}

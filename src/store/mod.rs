@@ -1,0 +1,424 @@
+//! The portal database: SQLite (the default; a file created on first start, WAL mode,
+//! `synchronous = FULL` so that a commit is durable before a document is confirmed) or
+//! PostgreSQL, chosen by the URL's scheme.
+//!
+//! Each backend has its own migrations folder (`migrations/sqlite`, `migrations/postgres`)
+//! with the same tables. The queries are written once in the SQL both dialects share
+//! (`$N` placeholders, `ON CONFLICT`, `RETURNING`) and run on either pool through
+//! [`on_pool!`], which compiles the same body once per backend, so types are checked
+//! for both. Where the dialects differ (row locking) the query text is chosen per backend.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::document::PulledDocument;
+use crate::forms::Classification;
+
+/// Storage errors. `Database` carries sqlx's message, which names the table or constraint.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database URL {0:?}: {1}")]
+    Url(String, String),
+    #[error("no {what} with id {id}")]
+    NotFound { what: &'static str, id: i64 },
+}
+
+/// A handle to the portal database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever pool the store holds.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+macro_rules! claim_sql {
+    () => {
+        "UPDATE job SET status = 'running', attempts = attempts + 1, locked_until = $1, updated_at = $2 \
+         WHERE id = (SELECT id FROM job WHERE (status = 'pending' AND run_after <= $2) \
+         OR (status = 'running' AND locked_until < $2) ORDER BY id LIMIT 1"
+    };
+}
+
+macro_rules! returning_job {
+    () => {
+        " RETURNING id, kind, key, document_id, attempts"
+    };
+}
+
+/// The outcome of storing a pulled document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub id: i64,
+    /// False when the identity key was already stored (a re-pulled document).
+    pub new: bool,
+}
+
+/// A claimed job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub key: String,
+    pub document_id: Option<i64>,
+    pub attempts: i64,
+}
+
+/// Counts for summaries and health.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Counts {
+    pub documents: i64,
+    pub unconfirmed: i64,
+    pub jobs_pending: i64,
+    pub jobs_running: i64,
+    pub jobs_done: i64,
+    pub jobs_failed: i64,
+}
+
+impl Store {
+    /// Connects to `url`, creating an SQLite file and its folder if needed.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(url)
+                .await?;
+            return Ok(Store::Postgres(pool));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Url(url.to_string(), e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Url(url.to_string(), format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(Store::Sqlite(pool))
+    }
+
+    /// Applies the backend's migrations (idempotent).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Store::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    /// Stores a pulled document and enqueues its processing, in one transaction. A document
+    /// whose identity key is already stored is not stored again: its pull count grows.
+    #[tracing::instrument(skip_all, fields(mailbox = mailbox, file = %document.nazwa_pliku))]
+    pub async fn store_pulled(&self, mailbox: &str, document: &PulledDocument, skrot: &str) -> Result<Stored, StoreError> {
+        let now = Utc::now();
+        let key = document.identity_key();
+        let p = &document.dane_podmiotu;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO inbound_document (identity_key, box_address, podmiot_identyfikator, podmiot_typ_osoby, \
+                 podmiot_imie_skrot, podmiot_nazwisko_nazwa, podmiot_nip, podmiot_pesel, podmiot_regon, podmiot_zgoda, \
+                 nadawca_uzytkownik, nadawca_system, data_nadania, nazwa_skrytki, adres_skrytki, adres_odpowiedzi, \
+                 czy_testowe, dane_dodatkowe, nazwa_pliku, typ_pliku, content, content_sha256, skrot, received_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
+                 ON CONFLICT (identity_key) DO NOTHING RETURNING id",
+            )
+            .bind(&key)
+            .bind(mailbox)
+            .bind(&p.identyfikator)
+            .bind(&p.typ_osoby)
+            .bind(&p.imie_skrot)
+            .bind(&p.nazwisko_nazwa)
+            .bind(&p.nip)
+            .bind(&p.pesel)
+            .bind(&p.regon)
+            .bind(p.zgoda)
+            .bind(&document.dane_nadawcy.uzytkownik)
+            .bind(&document.dane_nadawcy.system)
+            .bind(&document.data_nadania)
+            .bind(&document.nazwa_skrytki)
+            .bind(&document.adres_skrytki)
+            .bind(&document.adres_odpowiedzi)
+            .bind(document.czy_testowe)
+            .bind(&document.dane_dodatkowe)
+            .bind(&document.nazwa_pliku)
+            .bind(&document.typ_pliku)
+            .bind(&document.content)
+            .bind(document.content_sha256())
+            .bind(skrot)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let stored = match inserted {
+                Some(id) => {
+                    sqlx::query(
+                        "INSERT INTO job (kind, key, document_id, run_after, created_at, updated_at) \
+                         VALUES ('classify', $1, $2, $3, $3, $3) ON CONFLICT (kind, key) DO NOTHING",
+                    )
+                    .bind(id.to_string())
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    Stored { id, new: true }
+                }
+                None => {
+                    let id: i64 = sqlx::query_scalar(
+                        "UPDATE inbound_document SET pull_count = pull_count + 1 WHERE identity_key = $1 RETURNING id",
+                    )
+                    .bind(&key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    Stored { id, new: false }
+                }
+            };
+            tx.commit().await?;
+            Ok(stored)
+        })
+    }
+
+    /// Records that ePUAP confirmed the receipt of document `id`.
+    pub async fn mark_confirmed(&self, id: i64) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE inbound_document SET confirmed_at = $1, confirmation = 'confirmed' \
+                 WHERE id = $2 AND confirmed_at IS NULL",
+            )
+            .bind(Utc::now())
+            .bind(id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Marks every unconfirmed document of `mailbox` except `head` as confirmed by inference:
+    /// `pobierzNastepny` returns the head of the queue until it is confirmed, so once the head
+    /// is another document (or the box is empty), every document pulled from it before was
+    /// confirmed, even if the answer to that confirmation was lost. Returns how many.
+    pub async fn infer_confirmed(&self, mailbox: &str, head: Option<i64>) -> Result<u64, StoreError> {
+        let head = head.unwrap_or(-1);
+        let affected = on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE inbound_document SET confirmed_at = $1, confirmation = 'inferred' \
+                 WHERE box_address = $2 AND confirmed_at IS NULL AND id <> $3",
+            )
+            .bind(Utc::now())
+            .bind(mailbox)
+            .bind(head)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(affected)
+    }
+
+    /// Enqueues a keyed job; a second enqueue of the same (kind, key) does nothing.
+    pub async fn enqueue(&self, kind: &str, key: &str, document_id: Option<i64>) -> Result<(), StoreError> {
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO job (kind, key, document_id, run_after, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4, $4) ON CONFLICT (kind, key) DO NOTHING",
+            )
+            .bind(kind)
+            .bind(key)
+            .bind(document_id)
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Claims the next runnable job (pending and due, or running with an expired lease).
+    /// On PostgreSQL several daemons may claim at once: `FOR UPDATE SKIP LOCKED` keeps each
+    /// job with one of them.
+    pub async fn claim_job(&self, lease: Duration) -> Result<Option<Job>, StoreError> {
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+        // The same statement; PostgreSQL adds row locking so that daemons sharing the
+        // database never claim one job twice.
+        let sql = match self {
+            Store::Sqlite(_) => concat!(claim_sql!(), ")", returning_job!()),
+            Store::Postgres(_) => concat!(claim_sql!(), " FOR UPDATE SKIP LOCKED)", returning_job!()),
+        };
+        on_pool!(self, pool => {
+            let row = sqlx::query(sql).bind(until).bind(now).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(row) => Some(Job {
+                    id: row.try_get("id")?,
+                    kind: row.try_get("kind")?,
+                    key: row.try_get("key")?,
+                    document_id: row.try_get("document_id")?,
+                    attempts: row.try_get("attempts")?,
+                }),
+                None => None,
+            })
+        })
+    }
+
+    pub async fn finish_job(&self, id: i64) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE job SET status = 'done', locked_until = NULL, last_error = NULL, updated_at = $1 WHERE id = $2")
+                .bind(Utc::now())
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Records a failure: retried after `retry_after`, or failed for good when `give_up`.
+    pub async fn fail_job(&self, id: i64, error: &str, retry_after: Duration, give_up: bool) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let run_after = now + chrono::Duration::from_std(retry_after).unwrap_or(chrono::Duration::seconds(30));
+        let status = if give_up { "failed" } else { "pending" };
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE job SET status = $1, locked_until = NULL, last_error = $2, run_after = $3, updated_at = $4 WHERE id = $5",
+            )
+            .bind(status)
+            .bind(error)
+            .bind(run_after)
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The content bytes of a stored document.
+    pub async fn document_content(&self, id: i64) -> Result<Vec<u8>, StoreError> {
+        let content: Option<Vec<u8>> = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT content FROM inbound_document WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        content.ok_or(StoreError::NotFound { what: "inbound_document", id })
+    }
+
+    /// Records the classify job's result (idempotent: the same input gives the same row).
+    pub async fn set_classification(&self, id: i64, classification: &Classification) -> Result<(), StoreError> {
+        let (namespace, root, error) = match classification {
+            Classification::Xml { namespace, root } => (namespace.clone(), Some(root.clone()), None),
+            Classification::NotXml { reason } => (None, None, Some(reason.clone())),
+        };
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE inbound_document SET form_namespace = $1, form_root = $2, classification_error = $3, \
+                 classified_at = $4 WHERE id = $5",
+            )
+            .bind(namespace)
+            .bind(root)
+            .bind(error)
+            .bind(Utc::now())
+            .bind(id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT (SELECT COUNT(*) FROM inbound_document) AS documents, \
+                 (SELECT COUNT(*) FROM inbound_document WHERE confirmed_at IS NULL) AS unconfirmed, \
+                 (SELECT COUNT(*) FROM job WHERE status = 'pending') AS pending, \
+                 (SELECT COUNT(*) FROM job WHERE status = 'running') AS running, \
+                 (SELECT COUNT(*) FROM job WHERE status = 'done') AS done, \
+                 (SELECT COUNT(*) FROM job WHERE status = 'failed') AS failed",
+            )
+            .fetch_one(pool)
+            .await?;
+            Ok(Counts {
+                documents: row.try_get("documents")?,
+                unconfirmed: row.try_get("unconfirmed")?,
+                jobs_pending: row.try_get("pending")?,
+                jobs_running: row.try_get("running")?,
+                jobs_done: row.try_get("done")?,
+                jobs_failed: row.try_get("failed")?,
+            })
+        })
+    }
+
+    /// Documents received since `since`, newest last, for the run summary.
+    pub async fn recent_documents(&self, since: DateTime<Utc>) -> Result<Vec<DocumentSummary>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, box_address, nadawca_uzytkownik, podmiot_identyfikator, nazwa_pliku, form_root, \
+                 LENGTH(content) AS size FROM inbound_document WHERE received_at >= $1 ORDER BY id",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await?;
+            rows.into_iter()
+                .map(|row| {
+                    Ok(DocumentSummary {
+                        id: row.try_get("id")?,
+                        mailbox: row.try_get("box_address")?,
+                        sender: row
+                            .try_get::<Option<String>, _>("nadawca_uzytkownik")?
+                            .unwrap_or(row.try_get("podmiot_identyfikator")?),
+                        file: row.try_get("nazwa_pliku")?,
+                        form: row.try_get("form_root")?,
+                        size: row.try_get::<i32, _>("size").map(i64::from).or_else(|_| row.try_get::<i64, _>("size"))?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(StoreError::from)
+        })
+    }
+}
+
+/// One line of the run summary.
+#[derive(Debug, Clone)]
+pub struct DocumentSummary {
+    pub id: i64,
+    pub mailbox: String,
+    pub sender: String,
+    pub file: String,
+    pub form: Option<String>,
+    pub size: i64,
+}

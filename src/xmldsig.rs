@@ -1,0 +1,265 @@
+//! Our small safe wrapper over xmlsec1 (through the `xmlsec` crate and its raw bindings).
+//!
+//! It does three things the crate's safe API does not: it signs or verifies the exact
+//! `ds:Signature` node the caller picked (never "the first one in the tree"), it restricts
+//! xmlsec to an allowlist of reference URIs, transforms and algorithms, and it captures
+//! xmlsec's error messages so that reasons reach our errors instead of stderr.
+//!
+//! Documents and signature contexts are not `Send`: call these functions from one thread
+//! (`spawn_blocking` in async code) and keep the document on that thread.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString, c_char, c_int};
+use std::sync::Once;
+
+use libxml::tree::{Document, Node};
+use xmlsec::bindings as xs;
+use xmlsec::{XmlSecKey, XmlSecKeyFormat, XmlSecSignatureContext};
+
+/// Namespace of XML-DSig.
+pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
+pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+pub const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
+pub const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+pub const RSA_SHA512: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512";
+pub const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+pub const SHA512: &str = "http://www.w3.org/2001/04/xmlenc#sha512";
+
+/// Errors of the signature layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DsigError {
+    #[error("cannot load {what}: {detail}")]
+    Key { what: &'static str, detail: String },
+    #[error("duplicate ID {id:?}: IDs must be unique, refusing a possible signature-wrapping attempt")]
+    DuplicateId { id: String },
+    #[error("element <{element}> has no {attribute} attribute to register as an ID")]
+    MissingId { element: String, attribute: String },
+    #[error("signing failed: {0}")]
+    Sign(String),
+    #[error("signature does not verify: {0}")]
+    Invalid(String),
+}
+
+/// A private key and its certificate as PEM bytes. Plain bytes are `Send + Sync`; xmlsec
+/// key objects are made from them on the thread that uses them.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub private_key_pem: Vec<u8>,
+    pub certificate_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").field("private_key_pem", &"<redacted>").finish()
+    }
+}
+
+impl SigningKey {
+    /// Checks that both PEMs load, so that a bad key fails at start and not at first use.
+    pub fn validate(&self) -> Result<(), DsigError> {
+        load_private_key(&self.private_key_pem)?;
+        certificate_der(&self.certificate_pem)?;
+        Ok(())
+    }
+
+    /// The certificate as DER, for a BinarySecurityToken.
+    pub fn certificate_der(&self) -> Result<Vec<u8>, DsigError> {
+        certificate_der(&self.certificate_pem)
+    }
+}
+
+/// Decodes the first `CERTIFICATE` block of a PEM file.
+pub fn certificate_der(pem: &[u8]) -> Result<Vec<u8>, DsigError> {
+    use base64::Engine;
+    let text = std::str::from_utf8(pem).map_err(|_| DsigError::Key {
+        what: "certificate",
+        detail: "PEM is not UTF-8".into(),
+    })?;
+    let begin = "-----BEGIN CERTIFICATE-----";
+    let end = "-----END CERTIFICATE-----";
+    let start = text.find(begin).ok_or_else(|| DsigError::Key {
+        what: "certificate",
+        detail: "no BEGIN CERTIFICATE block".into(),
+    })? + begin.len();
+    let stop = text[start..].find(end).ok_or_else(|| DsigError::Key {
+        what: "certificate",
+        detail: "no END CERTIFICATE line".into(),
+    })? + start;
+    let body: String = text[start..stop].chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|e| DsigError::Key {
+            what: "certificate",
+            detail: format!("bad base64 in PEM: {e}"),
+        })
+}
+
+/// Which algorithms and references a verification accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct Allowlist {
+    /// `URI=""` references with the enveloped-signature transform (enveloped signatures).
+    pub enveloped: bool,
+}
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        // Creating any key initialises xmlsec and its OpenSSL backend inside the crate.
+        xmlsec::XmlSecSignatureContext::new();
+        unsafe { xmlSecErrorsSetCallback(Some(collect_error)) };
+    });
+}
+
+unsafe extern "C" {
+    fn xmlSecErrorsSetCallback(callback: Option<ErrorsCallback>);
+}
+
+type ErrorsCallback = unsafe extern "C" fn(
+    file: *const c_char,
+    line: c_int,
+    func: *const c_char,
+    error_object: *const c_char,
+    error_subject: *const c_char,
+    reason: c_int,
+    msg: *const c_char,
+);
+
+thread_local! {
+    static ERRORS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+unsafe extern "C" fn collect_error(
+    _file: *const c_char,
+    _line: c_int,
+    func: *const c_char,
+    _error_object: *const c_char,
+    error_subject: *const c_char,
+    _reason: c_int,
+    msg: *const c_char,
+) {
+    let text = |p: *const c_char| {
+        if p.is_null() {
+            String::new()
+        } else {
+            unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+        }
+    };
+    let line = format!("{}: {} {}", text(func), text(error_subject), text(msg));
+    ERRORS.with(|errors| {
+        let mut errors = errors.borrow_mut();
+        if errors.len() < 16 {
+            errors.push(line.trim().to_string());
+        }
+    });
+}
+
+fn take_errors() -> String {
+    ERRORS.with(|errors| {
+        let drained: Vec<String> = errors.borrow_mut().drain(..).collect();
+        if drained.is_empty() {
+            "no detail from xmlsec".to_string()
+        } else {
+            drained.join("; ")
+        }
+    })
+}
+
+fn load_private_key(pem: &[u8]) -> Result<XmlSecKey, DsigError> {
+    init();
+    XmlSecKey::from_memory(pem, XmlSecKeyFormat::Pem, None).map_err(|_| DsigError::Key {
+        what: "private key",
+        detail: take_errors(),
+    })
+}
+
+fn load_certificate_key(pem: &[u8]) -> Result<XmlSecKey, DsigError> {
+    init();
+    XmlSecKey::from_memory(pem, XmlSecKeyFormat::CertPem, None).map_err(|_| DsigError::Key {
+        what: "certificate",
+        detail: take_errors(),
+    })
+}
+
+/// Registers the attribute `attr_name` (in namespace `attr_ns`, or none) of `element` as an
+/// XML ID so that `#id` references resolve to it, refusing an ID that is already registered.
+pub fn register_id(doc: &Document, element: &Node, attr_ns: Option<&str>, attr_name: &str) -> Result<String, DsigError> {
+    let attribute = match attr_ns {
+        Some(ns) => element.get_property_node_ns(attr_name, ns),
+        None => element.get_property_node_no_ns(attr_name),
+    }
+    .ok_or_else(|| DsigError::MissingId {
+        element: element.get_name(),
+        attribute: attr_name.to_string(),
+    })?;
+    let id = attribute.get_content();
+    let c_id = CString::new(id.clone()).map_err(|_| DsigError::DuplicateId { id: id.clone() })?;
+    let doc_ptr = doc.doc_ptr();
+    let attr_ptr = attribute.node_ptr() as *mut libxml::bindings::_xmlAttr;
+    unsafe {
+        let existing = libxml::bindings::xmlGetID(doc_ptr, c_id.as_ptr() as *const u8);
+        if !existing.is_null() {
+            if existing == attr_ptr {
+                return Ok(id);
+            }
+            return Err(DsigError::DuplicateId { id });
+        }
+        libxml::bindings::xmlAddID(std::ptr::null_mut(), doc_ptr, c_id.as_ptr() as *const u8, attr_ptr);
+    }
+    Ok(id)
+}
+
+fn restrict(ctx: &XmlSecSignatureContext, allow: Allowlist) {
+    unsafe {
+        let raw = ctx.as_ptr();
+        let mut uris = xs::xmlSecTransformUriTypeSameDocument;
+        if allow.enveloped {
+            uris |= xs::xmlSecTransformUriTypeEmpty;
+        }
+        (*raw).enabledReferenceUris = uris;
+        let mut reference = vec![
+            xs::xmlSecTransformExclC14NGetKlass(),
+            xs::xmlSecOpenSSLTransformSha256GetKlass(),
+            xs::xmlSecOpenSSLTransformSha512GetKlass(),
+        ];
+        if allow.enveloped {
+            reference.push(xs::xmlSecTransformEnvelopedGetKlass());
+        }
+        for klass in reference {
+            xs::xmlSecDSigCtxEnableReferenceTransform(raw, klass);
+        }
+        for klass in [
+            xs::xmlSecTransformExclC14NGetKlass(),
+            xs::xmlSecOpenSSLTransformRsaSha256GetKlass(),
+            xs::xmlSecOpenSSLTransformRsaSha512GetKlass(),
+        ] {
+            xs::xmlSecDSigCtxEnableSignatureTransform(raw, klass);
+        }
+    }
+}
+
+/// Fills in the `ds:Signature` template at `signature` (digests and SignatureValue) with `key`.
+pub fn sign(signature: &Node, key: &SigningKey, allow: Allowlist) -> Result<(), DsigError> {
+    let private_key = load_private_key(&key.private_key_pem)?;
+    let mut ctx = XmlSecSignatureContext::new();
+    restrict(&ctx, allow);
+    ctx.insert_key(private_key);
+    ctx.sign_node(signature).map_err(|_| DsigError::Sign(take_errors()))
+}
+
+/// Verifies the `ds:Signature` at `signature` with the public key of `certificate_pem` only.
+/// KeyInfo is ignored: the key is pinned by the caller. Every Reference in SignedInfo must
+/// verify; the caller checks which elements those References cover.
+pub fn verify(signature: &Node, certificate_pem: &[u8], allow: Allowlist) -> Result<(), DsigError> {
+    let public_key = load_certificate_key(certificate_pem)?;
+    let mut ctx = XmlSecSignatureContext::new();
+    restrict(&ctx, allow);
+    ctx.insert_key(public_key);
+    match ctx.verify_node(signature) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(DsigError::Invalid(format!(
+            "digest or signature value mismatch ({})",
+            take_errors()
+        ))),
+        Err(_) => Err(DsigError::Invalid(take_errors())),
+    }
+}
