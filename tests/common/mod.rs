@@ -1,0 +1,285 @@
+//! Test harness: the real `eurzad` binary as the daemon and as the emulator, separate
+//! processes talking real HTTP on loopback, and a real database (SQLite in a temporary
+//! folder, or PostgreSQL when `EURZAD_TEST_POSTGRES_URL` names a server where the role may
+//! create databases: each test gets its own database).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use sqlx::Row;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_eurzad");
+
+pub fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path)
+}
+
+/// An `eurzad emulator` process on a free loopback port.
+pub struct EmulatorProcess {
+    pub child: Child,
+    pub url: String,
+    pub state_dir: PathBuf,
+    http: reqwest::Client,
+}
+
+impl EmulatorProcess {
+    /// Starts the emulator with `boxes` (podmiot, nazwa, adres) and extra arguments.
+    pub fn start(state_dir: &Path, boxes: &[(&str, &str, &str)], extra: &[&str]) -> EmulatorProcess {
+        eurzad::install_crypto_provider();
+        let mut command = Command::new(BIN);
+        command
+            .args(["emulator", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(state_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (podmiot, nazwa, adres) in boxes {
+            command.arg("--box").arg(format!("{podmiot}:{nazwa}:{adres}"));
+        }
+        let mut child = command.spawn().expect("start the emulator");
+        let stdout = child.stdout.take().expect("emulator stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("emulator announces its address");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|u| u.starts_with("http://127.0.0.1:"))
+            .unwrap_or_else(|| panic!("unexpected emulator output {line:?}"))
+            .to_string();
+        EmulatorProcess {
+            child,
+            url,
+            state_dir: state_dir.to_path_buf(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Puts a document with `content` into the box at `adres`.
+    pub async fn add_document(&self, adres: &str, file: &str, content: &[u8]) {
+        self.add_document_json(serde_json::json!({
+            "adres_skrytki": adres,
+            "nazwa_pliku": file,
+            "typ_pliku": "application/octet-stream",
+            "content": base64::engine::general_purpose::STANDARD.encode(content),
+            "dane_nadawcy": {"uzytkownik": "jan_testowy", "system": null},
+        }))
+        .await;
+    }
+
+    pub async fn add_document_json(&self, document: serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}/admin/documents", self.url))
+            .json(&document)
+            .send()
+            .await
+            .expect("admin API answers");
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+    }
+
+    pub async fn counters(&self) -> serde_json::Value {
+        self.http
+            .get(format!("{}/admin/counters", self.url))
+            .send()
+            .await
+            .expect("admin API answers")
+            .json()
+            .await
+            .expect("counters are JSON")
+    }
+
+    pub async fn add_fault(&self, rule: serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}/admin/faults", self.url))
+            .json(&rule)
+            .send()
+            .await
+            .expect("admin API answers");
+        assert_eq!(response.status(), 204);
+    }
+
+    pub async fn clear_faults(&self) {
+        self.http
+            .delete(format!("{}/admin/faults", self.url))
+            .send()
+            .await
+            .expect("admin API answers");
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A database for one test.
+pub struct TestDatabase {
+    pub url: String,
+    pub kind: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub async fn test_database(dir: &Path) -> TestDatabase {
+    match std::env::var("EURZAD_TEST_POSTGRES_URL") {
+        Ok(admin_url) => {
+            let name = format!("eurzad_test_{:016x}", rand::random::<u64>());
+            let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+                .await
+                .expect("connect to the test PostgreSQL");
+            sqlx::Executor::execute(&mut connection, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .expect("create a test database");
+            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+            TestDatabase {
+                url: format!("{base}/{name}"),
+                kind: "postgres",
+                _dir: None,
+            }
+        }
+        Err(_) => TestDatabase {
+            url: format!("sqlite://{}", dir.join("eurzad.db").display()),
+            kind: "sqlite",
+            _dir: None,
+        },
+    }
+}
+
+/// A daemon configuration for `emulator_url`, with short timeouts for tests.
+pub fn daemon_config(dir: &Path, database_url: &str, emulator_url: &str, boxes: &[(&str, &str, &str)], extra_epuap: &str) -> PathBuf {
+    let mut text = format!(
+        r#"[database]
+url = "{database_url}"
+
+[epuap]
+endpoint = "{emulator_url}"
+wss_certificate = "{office_cert}"
+wss_private_key = "{office_key}"
+server_certificate = "{epuap_cert}"
+poll_interval = "200ms"
+request_timeout = "1s"
+connect_timeout = "1s"
+max_attempts = 3
+backoff_initial = "50ms"
+backoff_max = "400ms"
+{extra_epuap}
+
+[jobs]
+retry_delay = "1s"
+"#,
+        office_cert = fixture("pki/office.pem").display(),
+        office_key = fixture("pki/office.key").display(),
+        epuap_cert = fixture("pki/epuap.pem").display(),
+    );
+    for (podmiot, nazwa, adres) in boxes {
+        text.push_str(&format!("\n[[epuap.boxes]]\npodmiot = \"{podmiot}\"\nnazwa = \"{nazwa}\"\nadres = \"{adres}\"\n"));
+    }
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Runs `eurzad run --once`, returning the exit status and what it printed.
+pub fn run_once(config: &Path) -> (std::process::ExitStatus, String, String) {
+    let output = Command::new(BIN)
+        .args(["run", "--once", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "eurzad=info")
+        .output()
+        .expect("run the daemon");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Starts `eurzad run` in the background, logging to `log`.
+pub fn spawn_daemon(config: &Path, log: &Path) -> Child {
+    let log = std::fs::File::create(log).expect("log file");
+    Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "eurzad=info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start the daemon")
+}
+
+/// One stored row, as the tests check it.
+#[derive(Debug)]
+pub struct Row_ {
+    pub identity_key: String,
+    pub content: Vec<u8>,
+    pub content_sha256: String,
+    pub nazwa_pliku: String,
+    pub confirmed: bool,
+    pub pull_count: i64,
+}
+
+pub async fn stored_rows(database_url: &str) -> Vec<Row_> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database_url).await.expect("connect to the test database");
+    let rows = sqlx::query(
+        "SELECT identity_key, content, content_sha256, nazwa_pliku, \
+         CASE WHEN confirmed_at IS NULL THEN 0 ELSE 1 END AS confirmed, CAST(pull_count AS BIGINT) AS pull_count \
+         FROM inbound_document ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("query inbound_document");
+    let out = rows
+        .into_iter()
+        .map(|row| Row_ {
+            identity_key: row.get("identity_key"),
+            content: row.get("content"),
+            content_sha256: row.get("content_sha256"),
+            nazwa_pliku: row.get("nazwa_pliku"),
+            confirmed: row.get::<i32, _>("confirmed") == 1,
+            pull_count: row.get("pull_count"),
+        })
+        .collect();
+    pool.close().await;
+    out
+}
+
+/// Waits until `check` holds, or panics after `timeout` with `what`.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Deterministic pseudo-random content of varied sizes, unique per `n`.
+pub fn content_for(n: u64, seed: u64) -> Vec<u8> {
+    let mut state = seed ^ (n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
+    let len = 64 + (state % 16_384) as usize;
+    let mut out = format!("<dokument nr=\"{n}\" seed=\"{seed}\">").into_bytes();
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.push(b'a' + (state % 26) as u8);
+    }
+    out.extend_from_slice(b"</dokument>");
+    out
+}
