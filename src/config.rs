@@ -169,6 +169,10 @@ pub struct JobsConfig {
     pub max_attempts: u32,
     #[serde(default = "default_job_retry", with = "humantime_serde")]
     pub retry_delay: Duration,
+    /// How long a claimed job belongs to its worker; a job of a crashed daemon is taken over
+    /// after this. Longer than any job's run.
+    #[serde(default = "default_job_lease", with = "humantime_serde")]
+    pub lease: Duration,
 }
 
 impl Default for JobsConfig {
@@ -176,6 +180,7 @@ impl Default for JobsConfig {
         JobsConfig {
             max_attempts: default_job_attempts(),
             retry_delay: default_job_retry(),
+            lease: default_job_lease(),
         }
     }
 }
@@ -237,6 +242,9 @@ fn default_job_attempts() -> u32 {
     5
 }
 fn default_job_retry() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_job_lease() -> Duration {
     Duration::from_secs(30)
 }
 fn default_log_format() -> String {

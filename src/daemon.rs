@@ -138,8 +138,8 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     let job_settings = JobSettings {
         max_attempts: config.jobs.max_attempts,
         retry_delay: config.jobs.retry_delay,
-        lease: Duration::from_secs(300),
-        idle_wait: Duration::from_secs(1),
+        lease: config.jobs.lease,
+        idle_wait: Duration::from_millis(500),
     };
     let job_task = (!once).then(|| tokio::spawn(jobs::run_worker(store.clone(), job_settings.clone(), stop_rx.clone(), false)));
 

@@ -29,7 +29,9 @@ pub struct JobSettings {
     pub idle_wait: Duration,
 }
 
-/// Runs jobs until `stop`; with `until_idle`, returns once no job is runnable.
+/// Runs jobs until `stop`. With `until_idle`, returns once no job is left to run: it waits
+/// for jobs scheduled for a retry and for jobs leased by another (perhaps dead) process until
+/// their lease expires and it can take them over.
 pub async fn run_worker(
     store: Store,
     settings: JobSettings,
@@ -42,7 +44,7 @@ pub async fn run_worker(
             return Ok(stats);
         }
         let Some(job) = store.claim_job(settings.lease).await? else {
-            if until_idle {
+            if until_idle && store.next_job_due().await?.is_none() {
                 return Ok(stats);
             }
             tokio::select! {

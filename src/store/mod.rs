@@ -296,6 +296,20 @@ impl Store {
         })
     }
 
+    /// When the next unfinished job becomes claimable: a pending job's `run_after` or a
+    /// running job's lease end. `None` when every job is done or failed.
+    pub async fn next_job_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        on_pool!(self, pool => {
+            let due: Option<DateTime<Utc>> = sqlx::query_scalar(
+                "SELECT MIN(CASE WHEN status = 'pending' THEN run_after ELSE locked_until END) FROM job \
+                 WHERE status IN ('pending', 'running')",
+            )
+            .fetch_one(pool)
+            .await?;
+            Ok(due)
+        })
+    }
+
     pub async fn finish_job(&self, id: i64) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             sqlx::query("UPDATE job SET status = 'done', locked_until = NULL, last_error = NULL, updated_at = $1 WHERE id = $2")

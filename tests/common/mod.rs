@@ -178,6 +178,7 @@ backoff_max = "400ms"
 
 [jobs]
 retry_delay = "1s"
+lease = "3s"
 "#,
         office_cert = fixture("pki/office.pem").display(),
         office_key = fixture("pki/office.key").display(),
