@@ -482,7 +482,7 @@ fn read_dokument(node: &Node, max_content: usize) -> Result<(String, Option<Stri
     let encoded = required(node, "zawartosc")?;
     // base64 is 4/3 of the bytes: refuse before decoding an oversized document.
     let approx = encoded.len() / 4 * 3;
-    if approx > max_content + 3 {
+    if approx > max_content.saturating_add(3) {
         return Err(MessageError::TooLarge {
             size: approx,
             limit: max_content,
