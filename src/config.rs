@@ -26,11 +26,18 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("../config.toml");
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: cannot read: {source}")]
-    Read { file: String, source: std::io::Error },
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
     #[error("{file}: {message}")]
     Parse { file: String, message: String },
     #[error("{file}: {key}: {message}")]
-    Invalid { file: String, key: String, message: String },
+    Invalid {
+        file: String,
+        key: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,7 +85,12 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
                 None => url.to_string(),
             }
         }
@@ -278,7 +290,10 @@ impl Config {
                 })?;
                 (file, text)
             }
-            None => ("embedded config.toml".to_string(), EMBEDDED_DEFAULT.to_string()),
+            None => (
+                "embedded config.toml".to_string(),
+                EMBEDDED_DEFAULT.to_string(),
+            ),
         };
         Config::from_toml(&source, &text)
     }
@@ -294,7 +309,12 @@ impl Config {
         } else if let Some(file) = config.database.url_file.clone() {
             let path = config.resolve_path("database.url_file", &file)?;
             config.database.url = std::fs::read_to_string(&path)
-                .map_err(|e| config.invalid("database.url_file", format!("cannot read {}: {e}", path.display())))?
+                .map_err(|e| {
+                    config.invalid(
+                        "database.url_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?
                 .trim()
                 .to_string();
         }
@@ -312,25 +332,43 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.database.url;
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return Err(self.invalid(
                 "database.url",
-                format!("{:?} is neither sqlite://PATH nor postgres://…", redact_url(url)),
+                format!(
+                    "{:?} is neither sqlite://PATH nor postgres://…",
+                    redact_url(url)
+                ),
             ));
         }
         self.endpoint()?;
         if self.epuap.boxes.is_empty() {
-            return Err(self.invalid("epuap.boxes", "no box configured: add at least one [[epuap.boxes]]"));
+            return Err(self.invalid(
+                "epuap.boxes",
+                "no box configured: add at least one [[epuap.boxes]]",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, b) in self.epuap.boxes.iter().enumerate() {
-            for (field, value) in [("podmiot", &b.podmiot), ("nazwa", &b.nazwa), ("adres", &b.adres)] {
+            for (field, value) in [
+                ("podmiot", &b.podmiot),
+                ("nazwa", &b.nazwa),
+                ("adres", &b.adres),
+            ] {
                 if value.trim().is_empty() {
-                    return Err(self.invalid(&format!("epuap.boxes[{i}].{field}"), "must not be empty"));
+                    return Err(
+                        self.invalid(&format!("epuap.boxes[{i}].{field}"), "must not be empty")
+                    );
                 }
             }
             if !seen.insert(b.adres.clone()) {
-                return Err(self.invalid(&format!("epuap.boxes[{i}].adres"), format!("{:?} is configured twice", b.adres)));
+                return Err(self.invalid(
+                    &format!("epuap.boxes[{i}].adres"),
+                    format!("{:?} is configured twice", b.adres),
+                ));
             }
         }
         if self.epuap.max_attempts == 0 {
@@ -340,7 +378,10 @@ impl Config {
             return Err(self.invalid("epuap.poll_interval", "must be longer than zero"));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(self.invalid("log.format", format!("{:?}: expected \"text\" or \"json\"", self.log.format)));
+            return Err(self.invalid(
+                "log.format",
+                format!("{:?}: expected \"text\" or \"json\"", self.log.format),
+            ));
         }
         if self.endpoint()? != Endpoint::Embedded {
             self.office_key()?;
@@ -355,9 +396,16 @@ impl Config {
         if value == "embedded" {
             return Ok(Endpoint::Embedded);
         }
-        let url = reqwest::Url::parse(value)
-            .map_err(|e| self.invalid("epuap.endpoint", format!("{value:?} is not \"embedded\" or a URL: {e}")))?;
-        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]" | "::1"));
+        let url = reqwest::Url::parse(value).map_err(|e| {
+            self.invalid(
+                "epuap.endpoint",
+                format!("{value:?} is not \"embedded\" or a URL: {e}"),
+            )
+        })?;
+        let loopback = matches!(
+            url.host_str(),
+            Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
+        );
         match url.scheme() {
             "https" => {}
             "http" if loopback => {}
@@ -367,7 +415,9 @@ impl Config {
                     format!("{value:?}: plain http:// is only allowed on loopback (an emulator); use https://"),
                 ));
             }
-            other => return Err(self.invalid("epuap.endpoint", format!("unsupported scheme {other:?}"))),
+            other => {
+                return Err(self.invalid("epuap.endpoint", format!("unsupported scheme {other:?}")));
+            }
         }
         Ok(Endpoint::Url(value.trim_end_matches('/').to_string()))
     }
@@ -386,9 +436,11 @@ impl Config {
     }
 
     fn read_file(&self, key: &str, value: Option<&String>) -> Result<Vec<u8>, ConfigError> {
-        let value = value.ok_or_else(|| self.invalid(key, "required when epuap.endpoint is not \"embedded\""))?;
+        let value = value
+            .ok_or_else(|| self.invalid(key, "required when epuap.endpoint is not \"embedded\""))?;
         let path = self.resolve_path(key, value)?;
-        std::fs::read(&path).map_err(|e| self.invalid(key, format!("cannot read {}: {e}", path.display())))
+        std::fs::read(&path)
+            .map_err(|e| self.invalid(key, format!("cannot read {}: {e}", path.display())))
     }
 
     /// The office's WS-Security key and certificate (the demo PKI for the embedded emulator).
@@ -397,11 +449,17 @@ impl Config {
             return Ok(crate::emulator::demo_pki::office_key());
         }
         let key = SigningKey {
-            private_key_pem: self.read_file("epuap.wss_private_key", self.epuap.wss_private_key.as_ref())?,
-            certificate_pem: self.read_file("epuap.wss_certificate", self.epuap.wss_certificate.as_ref())?,
+            private_key_pem: self
+                .read_file("epuap.wss_private_key", self.epuap.wss_private_key.as_ref())?,
+            certificate_pem: self
+                .read_file("epuap.wss_certificate", self.epuap.wss_certificate.as_ref())?,
         };
-        key.validate()
-            .map_err(|e| self.invalid("epuap.wss_private_key / epuap.wss_certificate", e.to_string()))?;
+        key.validate().map_err(|e| {
+            self.invalid(
+                "epuap.wss_private_key / epuap.wss_certificate",
+                e.to_string(),
+            )
+        })?;
         Ok(key)
     }
 
@@ -410,8 +468,12 @@ impl Config {
         if self.endpoint()? == Endpoint::Embedded {
             return Ok(crate::emulator::demo_pki::EPUAP_CERT.to_vec());
         }
-        let pem = self.read_file("epuap.server_certificate", self.epuap.server_certificate.as_ref())?;
-        crate::xmldsig::certificate_der(&pem).map_err(|e| self.invalid("epuap.server_certificate", e.to_string()))?;
+        let pem = self.read_file(
+            "epuap.server_certificate",
+            self.epuap.server_certificate.as_ref(),
+        )?;
+        crate::xmldsig::certificate_der(&pem)
+            .map_err(|e| self.invalid("epuap.server_certificate", e.to_string()))?;
         Ok(pem)
     }
 }
@@ -433,7 +495,11 @@ mod tests {
     #[test]
     fn errors_name_the_file_and_key() {
         let base = "[database]\nurl = \"sqlite://x.db\"\n[[epuap.boxes]]\npodmiot=\"a\"\nnazwa=\"b\"\nadres=\"/a/b\"\n";
-        let err = Config::from_toml("t.toml", &format!("{base}[epuap]\nendpoint = \"ftp://x\"\n")).unwrap_err();
+        let err = Config::from_toml(
+            "t.toml",
+            &format!("{base}[epuap]\nendpoint = \"ftp://x\"\n"),
+        )
+        .unwrap_err();
         // The table was declared twice: toml says so, with the file name.
         assert!(err.to_string().starts_with("t.toml: "), "{err}");
 
@@ -443,7 +509,10 @@ mod tests {
 
         let text = "[database]\n[epuap]\nendpoint = \"http://ws.epuap.gov.pl\"\n[[epuap.boxes]]\npodmiot=\"a\"\nnazwa=\"b\"\nadres=\"/a/b\"\n";
         let err = Config::from_toml("t.toml", text).unwrap_err().to_string();
-        assert!(err.contains("epuap.endpoint") && err.contains("loopback"), "{err}");
+        assert!(
+            err.contains("epuap.endpoint") && err.contains("loopback"),
+            "{err}"
+        );
 
         let text = "[database]\n[epuap]\nendpoint = \"https://ws-int.epuap.gov.pl\"\n[[epuap.boxes]]\npodmiot=\"a\"\nnazwa=\"b\"\nadres=\"/a/b\"\n";
         let err = Config::from_toml("t.toml", text).unwrap_err().to_string();
@@ -460,7 +529,10 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact_url("postgres://eurzad:secret@127.0.0.1/eurzad"), "postgres://eurzad:***@127.0.0.1/eurzad");
+        assert_eq!(
+            redact_url("postgres://eurzad:secret@127.0.0.1/eurzad"),
+            "postgres://eurzad:***@127.0.0.1/eurzad"
+        );
         assert_eq!(redact_url("sqlite://var/x.db"), "sqlite://var/x.db");
     }
 }

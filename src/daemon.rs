@@ -65,11 +65,16 @@ impl RunReport {
                 d.sender,
                 d.file,
                 d.size,
-                d.form.as_ref().map(|f| format!(", form <{f}>")).unwrap_or_default()
+                d.form
+                    .as_ref()
+                    .map(|f| format!(", form <{f}>"))
+                    .unwrap_or_default()
             ));
         }
         for b in &self.failed_boxes {
-            out.push_str(&format!("  box {b}: gave up after repeated errors (see the log)\n"));
+            out.push_str(&format!(
+                "  box {b}: gave up after repeated errors (see the log)\n"
+            ));
         }
         out
     }
@@ -133,7 +138,10 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
             skrot: config.epuap.skrot,
             pacing: pacing.clone(),
         };
-        box_tasks.push((mailbox.adres.clone(), tokio::spawn(worker.run(stop_rx.clone(), once))));
+        box_tasks.push((
+            mailbox.adres.clone(),
+            tokio::spawn(worker.run(stop_rx.clone(), once)),
+        ));
     }
     let job_settings = JobSettings {
         max_attempts: config.jobs.max_attempts,
@@ -141,9 +149,19 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         lease: config.jobs.lease,
         idle_wait: Duration::from_millis(500),
     };
-    let job_task = (!once).then(|| tokio::spawn(jobs::run_worker(store.clone(), job_settings.clone(), stop_rx.clone(), false)));
+    let job_task = (!once).then(|| {
+        tokio::spawn(jobs::run_worker(
+            store.clone(),
+            job_settings.clone(),
+            stop_rx.clone(),
+            false,
+        ))
+    });
 
-    notify_systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("draining ePUAP boxes")]);
+    notify_systemd(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("draining ePUAP boxes"),
+    ]);
     let watchdog = spawn_watchdog(stop_rx.clone());
     tracing::info!(endpoint = %base_url, database = %redact_url(&config.database.url), boxes = config.epuap.boxes.len(), once, "eurzad running");
 
@@ -193,9 +211,11 @@ async fn start_embedded_emulator(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<(String, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let boxes: Vec<_> = config.epuap.boxes.iter().map(|b| b.to_ref()).collect();
-    let mut settings = EmulatorSettings::demo(PathBuf::from(&config.emulator.state_dir), boxes.clone());
+    let mut settings =
+        EmulatorSettings::demo(PathBuf::from(&config.emulator.state_dir), boxes.clone());
     settings.skrot = config.epuap.skrot;
-    let (emulator, fresh) = Emulator::open(settings).context("opening the embedded emulator's state")?;
+    let (emulator, fresh) =
+        Emulator::open(settings).context("opening the embedded emulator's state")?;
     if fresh && config.emulator.seed_demo {
         let seeded = emulator.seed_demo(&boxes[0])?;
         tracing::info!(mailbox = %boxes[0].adres, seeded, "seeded demo documents into the embedded emulator");
@@ -203,16 +223,23 @@ async fn start_embedded_emulator(
     let shutdown = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
-    let (addr, task) = crate::emulator::spawn(emulator, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), shutdown)
-        .await
-        .context("starting the embedded emulator on loopback")?;
+    let (addr, task) = crate::emulator::spawn(
+        emulator,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        shutdown,
+    )
+    .await
+    .context("starting the embedded emulator on loopback")?;
     Ok((format!("http://{addr}"), task))
 }
 
 fn spawn_signal_handler(stop: watch::Sender<bool>) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             tracing::error!("cannot install signal handlers");
             return;
         };

@@ -75,7 +75,9 @@ impl std::str::FromStr for SkrotAlgorithm {
         match s {
             "sha1" => Ok(SkrotAlgorithm::Sha1),
             "sha256" => Ok(SkrotAlgorithm::Sha256),
-            other => Err(format!("unknown skrot algorithm {other:?}: expected sha1 or sha256")),
+            other => Err(format!(
+                "unknown skrot algorithm {other:?}: expected sha1 or sha256"
+            )),
         }
     }
 }
@@ -158,7 +160,10 @@ mod tests {
     #[test]
     fn skrot_matches_known_digests() {
         // SHA-1("abc") and SHA-256("abc"), base64.
-        assert_eq!(SkrotAlgorithm::Sha1.skrot(b"abc"), "qZk+NkcGgWq6PiVxeFDCbJzQ2J0=");
+        assert_eq!(
+            SkrotAlgorithm::Sha1.skrot(b"abc"),
+            "qZk+NkcGgWq6PiVxeFDCbJzQ2J0="
+        );
         assert_eq!(
             SkrotAlgorithm::Sha256.skrot(b"abc"),
             "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="

@@ -79,7 +79,11 @@ impl BoxWorker {
     /// Polls until `stop` turns true (or, with `once`, until the box is empty). Never returns
     /// an error for a failing peer: it logs, backs off and tries again, so that one box failing
     /// never stops the others. With `once`, gives up after repeated failures without progress.
-    pub async fn run(self, mut stop: watch::Receiver<bool>, once: bool) -> Result<DrainStats, DrainStats> {
+    pub async fn run(
+        self,
+        mut stop: watch::Receiver<bool>,
+        once: bool,
+    ) -> Result<DrainStats, DrainStats> {
         let mut total = DrainStats::default();
         let mut backoff = self.pacing.backoff_initial;
         let mut failures = 0;
@@ -122,20 +126,33 @@ impl BoxWorker {
 
     /// Pulls until the box is empty or a stop is requested. The stop is only looked at
     /// between documents: a document in flight is stored and confirmed first.
-    pub async fn drain(&self, stop: &watch::Receiver<bool>, stats: &mut DrainStats) -> Result<(), InboxError> {
+    pub async fn drain(
+        &self,
+        stop: &watch::Receiver<bool>,
+        stats: &mut DrainStats,
+    ) -> Result<(), InboxError> {
         let pending = self.client.pending_count(&self.mailbox).await?;
         tracing::debug!(mailbox = %self.mailbox.adres, pending, "oczekujaceDokumenty");
         if pending == 0 {
-            stats.inferred += self.store.infer_confirmed(&self.mailbox.adres, None).await?;
+            stats.inferred += self
+                .store
+                .infer_confirmed(&self.mailbox.adres, None)
+                .await?;
             return Ok(());
         }
         while !*stop.borrow() {
             let Some(document) = self.client.fetch_next(&self.mailbox).await? else {
-                stats.inferred += self.store.infer_confirmed(&self.mailbox.adres, None).await?;
+                stats.inferred += self
+                    .store
+                    .infer_confirmed(&self.mailbox.adres, None)
+                    .await?;
                 return Ok(());
             };
             let skrot = self.skrot.skrot(&document.content);
-            let stored = self.store.store_pulled(&self.mailbox.adres, &document, &skrot).await?;
+            let stored = self
+                .store
+                .store_pulled(&self.mailbox.adres, &document, &skrot)
+                .await?;
             if stored.new {
                 stats.stored += 1;
                 tracing::info!(mailbox = %self.mailbox.adres, id = stored.id, file = %document.nazwa_pliku,
@@ -144,7 +161,10 @@ impl BoxWorker {
                 stats.duplicates += 1;
                 tracing::info!(mailbox = %self.mailbox.adres, id = stored.id, "document delivered again; already stored");
             }
-            stats.inferred += self.store.infer_confirmed(&self.mailbox.adres, Some(stored.id)).await?;
+            stats.inferred += self
+                .store
+                .infer_confirmed(&self.mailbox.adres, Some(stored.id))
+                .await?;
             self.client.confirm_receipt(&self.mailbox, &skrot).await?;
             self.store.mark_confirmed(stored.id).await?;
             stats.confirmed += 1;

@@ -61,7 +61,9 @@ pub async fn run_worker(
             Err(error) => {
                 let give_up = job.attempts >= i64::from(settings.max_attempts);
                 tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, give_up, %error, "job failed");
-                store.fail_job(job.id, &error, settings.retry_delay, give_up).await?;
+                store
+                    .fail_job(job.id, &error, settings.retry_delay, give_up)
+                    .await?;
                 if give_up {
                     stats.failed += 1;
                 } else {
@@ -76,10 +78,16 @@ async fn run_step(store: &Store, job: &Job) -> Result<(), String> {
     match job.kind.as_str() {
         "classify" => {
             let id = job.document_id.ok_or("classify job without a document")?;
-            let content = store.document_content(id).await.map_err(|e| e.to_string())?;
+            let content = store
+                .document_content(id)
+                .await
+                .map_err(|e| e.to_string())?;
             let classification = forms::classify(&content);
             tracing::debug!(document = id, ?classification, "classified");
-            store.set_classification(id, &classification).await.map_err(|e| e.to_string())
+            store
+                .set_classification(id, &classification)
+                .await
+                .map_err(|e| e.to_string())
         }
         other => Err(format!("unknown job kind {other:?}")),
     }

@@ -15,7 +15,11 @@ use eurzad::epuap::soap::BoxRef;
 use eurzad::xmldsig::SigningKey;
 
 #[derive(Parser)]
-#[command(name = "eurzad", version, about = "eUrząd back-end daemon: ePUAP inbox, signed forms, accounts, registers")]
+#[command(
+    name = "eurzad",
+    version,
+    about = "eUrząd back-end daemon: ePUAP inbox, signed forms, accounts, registers"
+)]
 struct Cli {
     /// Log format: text or json (overrides [log] format).
     #[arg(long, global = true)]
@@ -85,19 +89,27 @@ struct EmulatorArgs {
 fn parse_box(text: &str) -> Result<BoxRef, String> {
     let parts: Vec<&str> = text.splitn(3, ':').collect();
     match parts.as_slice() {
-        [podmiot, nazwa, adres] if !podmiot.is_empty() && !nazwa.is_empty() && adres.starts_with('/') => Ok(BoxRef {
-            podmiot: podmiot.to_string(),
-            nazwa: nazwa.to_string(),
-            adres: adres.to_string(),
-        }),
-        _ => Err(format!("{text:?}: expected podmiot:nazwa:/adres, e.g. urzad_testowy:skrytka:/urzad_testowy/skrytka")),
+        [podmiot, nazwa, adres]
+            if !podmiot.is_empty() && !nazwa.is_empty() && adres.starts_with('/') =>
+        {
+            Ok(BoxRef {
+                podmiot: podmiot.to_string(),
+                nazwa: nazwa.to_string(),
+                adres: adres.to_string(),
+            })
+        }
+        _ => Err(format!(
+            "{text:?}: expected podmiot:nazwa:/adres, e.g. urzad_testowy:skrytka:/urzad_testowy/skrytka"
+        )),
     }
 }
 
 fn init_logging(format: &str, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -120,9 +132,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_config(path: Option<&std::path::Path>, log_format: &Option<String>) -> anyhow::Result<Config> {
+fn load_config(
+    path: Option<&std::path::Path>,
+    log_format: &Option<String>,
+) -> anyhow::Result<Config> {
     let config = Config::load(path)?;
-    init_logging(log_format.as_deref().unwrap_or(&config.log.format), &config.log.level);
+    init_logging(
+        log_format.as_deref().unwrap_or(&config.log.format),
+        &config.log.level,
+    );
     Ok(config)
 }
 
@@ -133,7 +151,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = eurzad::daemon::run(config, once).await?;
             if once {
                 print!("{}", report.render());
-                return Ok(if report.all_went_well() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+                return Ok(if report.all_went_well() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -153,7 +175,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
-    let read = |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let read =
+        |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
     let mut settings = EmulatorSettings::demo(args.state_dir.clone(), args.boxes.clone());
     if let (Some(key), Some(certificate)) = (&args.signing_key, &args.signing_certificate) {
         settings.signing_key = SigningKey {
@@ -162,7 +185,11 @@ async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
         };
     }
     if !args.client_certificate.is_empty() {
-        settings.client_certificates = args.client_certificate.iter().map(read).collect::<anyhow::Result<_>>()?;
+        settings.client_certificates = args
+            .client_certificate
+            .iter()
+            .map(read)
+            .collect::<anyhow::Result<_>>()?;
     }
     settings.skrot = args.skrot;
     settings.seed = args.seed;

@@ -33,7 +33,9 @@ impl Default for Limits {
 pub enum XmlError {
     #[error("XML input is {size} bytes, over the limit of {limit} bytes")]
     TooLarge { size: usize, limit: usize },
-    #[error("XML input carries a DOCTYPE at byte {position}; DTDs and entity declarations are refused")]
+    #[error(
+        "XML input carries a DOCTYPE at byte {position}; DTDs and entity declarations are refused"
+    )]
     Doctype { position: u64 },
     #[error("XML input nests elements {depth} deep at byte {position}, over the limit of {limit}")]
     TooDeep {
@@ -141,7 +143,11 @@ pub fn is_element(node: &Node, ns: Option<&str>, local: &str) -> bool {
 }
 
 /// The element children of `node` named `local` in namespace `ns`.
-pub fn children<'a>(node: &'a Node, ns: Option<&'a str>, local: &'a str) -> impl Iterator<Item = Node> + 'a {
+pub fn children<'a>(
+    node: &'a Node,
+    ns: Option<&'a str>,
+    local: &'a str,
+) -> impl Iterator<Item = Node> + 'a {
     node.get_child_elements()
         .into_iter()
         .filter(move |child| is_element(child, ns, local))
@@ -171,14 +177,22 @@ mod tests {
     #[test]
     fn refuses_doctype_and_entities() {
         let bomb = br#"<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xx">]><a>&x;</a>"#;
-        assert!(matches!(parse(bomb, Limits::default()), Err(XmlError::Doctype { .. })));
+        assert!(matches!(
+            parse(bomb, Limits::default()),
+            Err(XmlError::Doctype { .. })
+        ));
         let xxe = br#"<!DOCTYPE a SYSTEM "http://127.0.0.1:1/x.dtd"><a/>"#;
-        assert!(matches!(parse(xxe, Limits::default()), Err(XmlError::Doctype { position: 0 })));
+        assert!(matches!(
+            parse(xxe, Limits::default()),
+            Err(XmlError::Doctype { position: 0 })
+        ));
     }
 
     #[test]
     fn undefined_entity_is_malformed() {
-        let err = parse(b"<a>&x;</a>", Limits::default()).err().expect("refused");
+        let err = parse(b"<a>&x;</a>", Limits::default())
+            .err()
+            .expect("refused");
         assert!(matches!(err, XmlError::Malformed { .. }), "{err}");
     }
 
@@ -193,13 +207,22 @@ mod tests {
             max_bytes: 10,
             max_depth: 4,
         };
-        assert!(matches!(parse(b"<a>0123456789</a>", limits), Err(XmlError::TooLarge { .. })));
+        assert!(matches!(
+            parse(b"<a>0123456789</a>", limits),
+            Err(XmlError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn malformed_is_refused_not_recovered() {
-        assert!(matches!(parse(b"<a><b></a>", Limits::default()), Err(XmlError::Malformed { .. })));
-        assert!(matches!(parse(b"", Limits::default()), Err(XmlError::NoRoot)));
+        assert!(matches!(
+            parse(b"<a><b></a>", Limits::default()),
+            Err(XmlError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse(b"", Limits::default()),
+            Err(XmlError::NoRoot)
+        ));
         let doc = parse(b"<a xmlns='urn:x'><b>t<!--c-->u</b></a>", Limits::default()).unwrap();
         let root = doc.get_root_element().unwrap();
         assert!(is_element(&root, Some("urn:x"), "a"));

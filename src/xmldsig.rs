@@ -30,7 +30,9 @@ pub const SHA512: &str = "http://www.w3.org/2001/04/xmlenc#sha512";
 pub enum DsigError {
     #[error("cannot load {what}: {detail}")]
     Key { what: &'static str, detail: String },
-    #[error("duplicate ID {id:?}: IDs must be unique, refusing a possible signature-wrapping attempt")]
+    #[error(
+        "duplicate ID {id:?}: IDs must be unique, refusing a possible signature-wrapping attempt"
+    )]
     DuplicateId { id: String },
     #[error("element <{element}> has no {attribute} attribute to register as an ID")]
     MissingId { element: String, attribute: String },
@@ -50,7 +52,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("private_key_pem", &"<redacted>").finish()
+        f.debug_struct("SigningKey")
+            .field("private_key_pem", &"<redacted>")
+            .finish()
     }
 }
 
@@ -85,7 +89,10 @@ pub fn certificate_der(pem: &[u8]) -> Result<Vec<u8>, DsigError> {
         what: "certificate",
         detail: "no END CERTIFICATE line".into(),
     })? + start;
-    let body: String = text[start..stop].chars().filter(|c| !c.is_whitespace()).collect();
+    let body: String = text[start..stop]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     base64::engine::general_purpose::STANDARD
         .decode(body)
         .map_err(|e| DsigError::Key {
@@ -182,7 +189,12 @@ fn load_certificate_key(pem: &[u8]) -> Result<XmlSecKey, DsigError> {
 
 /// Registers the attribute `attr_name` (in namespace `attr_ns`, or none) of `element` as an
 /// XML ID so that `#id` references resolve to it, refusing an ID that is already registered.
-pub fn register_id(doc: &Document, element: &Node, attr_ns: Option<&str>, attr_name: &str) -> Result<String, DsigError> {
+pub fn register_id(
+    doc: &Document,
+    element: &Node,
+    attr_ns: Option<&str>,
+    attr_name: &str,
+) -> Result<String, DsigError> {
     let attribute = match attr_ns {
         Some(ns) => element.get_property_node_ns(attr_name, ns),
         None => element.get_property_node_no_ns(attr_name),
@@ -203,7 +215,12 @@ pub fn register_id(doc: &Document, element: &Node, attr_ns: Option<&str>, attr_n
             }
             return Err(DsigError::DuplicateId { id });
         }
-        libxml::bindings::xmlAddID(std::ptr::null_mut(), doc_ptr, c_id.as_ptr() as *const u8, attr_ptr);
+        libxml::bindings::xmlAddID(
+            std::ptr::null_mut(),
+            doc_ptr,
+            c_id.as_ptr() as *const u8,
+            attr_ptr,
+        );
     }
     Ok(id)
 }
@@ -243,7 +260,8 @@ pub fn sign(signature: &Node, key: &SigningKey, allow: Allowlist) -> Result<(), 
     let mut ctx = XmlSecSignatureContext::new();
     restrict(&ctx, allow);
     ctx.insert_key(private_key);
-    ctx.sign_node(signature).map_err(|_| DsigError::Sign(take_errors()))
+    ctx.sign_node(signature)
+        .map_err(|_| DsigError::Sign(take_errors()))
 }
 
 /// Verifies the `ds:Signature` at `signature` with the public key of `certificate_pem` only.

@@ -19,11 +19,19 @@ async fn broken_answers_are_refused_clearly_and_the_daemon_keeps_running() {
     let dir = tempfile::tempdir().unwrap();
     let emulator = EmulatorProcess::start(&dir.path().join("emulator"), &[GOOD, BIG], &[]);
     let db = test_database(dir.path()).await;
-    let config = daemon_config(dir.path(), &db.url, &emulator.url, &[GOOD, BIG], "max_document_bytes = 65536");
+    let config = daemon_config(
+        dir.path(),
+        &db.url,
+        &emulator.url,
+        &[GOOD, BIG],
+        "max_document_bytes = 65536",
+    );
     let log = dir.path().join("daemon.log");
 
     // Box BIG holds a document over the configured limit at its head, for the whole test.
-    emulator.add_document(BIG.2, "za-duzy.bin", &vec![b'x'; 100_000]).await;
+    emulator
+        .add_document(BIG.2, "za-duzy.bin", &vec![b'x'; 100_000])
+        .await;
     let mut daemon = spawn_daemon(&config, &log);
 
     let cases = [
@@ -37,24 +45,48 @@ async fn broken_answers_are_refused_clearly_and_the_daemon_keeps_running() {
     ];
     for (n, (kind, message)) in cases.iter().enumerate() {
         emulator
-            .add_fault(serde_json::json!({"kind": kind, "operation": "pobierzNastepny", "count": 3}))
+            .add_fault(
+                serde_json::json!({"kind": kind, "operation": "pobierzNastepny", "count": 3}),
+            )
             .await;
         let content = content_for(n as u64, 5);
         let digest = hex::encode(Sha256::digest(&content));
-        emulator.add_document(GOOD.2, &format!("{kind}.xml"), &content).await;
-        wait_until(Duration::from_secs(60), &format!("the document after {kind} faults"), || {
-            let url = db.url.clone();
-            let digest = digest.clone();
-            async move { try_stored_rows(&url).await.unwrap_or_default().iter().any(|r| r.content_sha256 == digest) }
-        })
+        emulator
+            .add_document(GOOD.2, &format!("{kind}.xml"), &content)
+            .await;
+        wait_until(
+            Duration::from_secs(60),
+            &format!("the document after {kind} faults"),
+            || {
+                let url = db.url.clone();
+                let digest = digest.clone();
+                async move {
+                    try_stored_rows(&url)
+                        .await
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|r| r.content_sha256 == digest)
+                }
+            },
+        )
         .await;
         let text = std::fs::read_to_string(&log).unwrap();
-        assert!(text.contains(message), "{kind}: the log names the problem ({message:?}):\n{text}");
-        assert!(daemon.try_wait().unwrap().is_none(), "daemon still running after {kind}");
+        assert!(
+            text.contains(message),
+            "{kind}: the log names the problem ({message:?}):\n{text}"
+        );
+        assert!(
+            daemon.try_wait().unwrap().is_none(),
+            "daemon still running after {kind}"
+        );
     }
 
     let rows = stored_rows(&db.url).await;
-    assert_eq!(rows.len(), cases.len(), "each document once, none from a broken answer");
+    assert_eq!(
+        rows.len(),
+        cases.len(),
+        "each document once, none from a broken answer"
+    );
     assert!(rows.iter().all(|r| r.confirmed));
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -62,7 +94,10 @@ async fn broken_answers_are_refused_clearly_and_the_daemon_keeps_running() {
         "the oversized document is reported with its box:\n{text}"
     );
     let counters = emulator.counters().await;
-    assert_eq!(counters["pending"][BIG.2], 1, "the oversized document is not confirmed away: {counters}");
+    assert_eq!(
+        counters["pending"][BIG.2], 1,
+        "the oversized document is not confirmed away: {counters}"
+    );
 
     // SIGTERM: a clean, prompt exit.
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
@@ -71,7 +106,10 @@ async fn broken_answers_are_refused_clearly_and_the_daemon_keeps_running() {
         if let Some(status) = daemon.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "daemon did not stop on SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "daemon did not stop on SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "clean exit on SIGTERM: {status}");

@@ -26,7 +26,9 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         let (_, _, adres) = BOXES[(n % 2) as usize];
         let content = content_for(n, 99);
         expected.insert(hex::encode(Sha256::digest(&content)));
-        emulator.add_document(adres, &format!("dok-{n}.xml"), &content).await;
+        emulator
+            .add_document(adres, &format!("dok-{n}.xml"), &content)
+            .await;
     }
     let db = test_database(dir.path()).await;
     let config = daemon_config(dir.path(), &db.url, &emulator.url, &BOXES, "");
@@ -45,13 +47,19 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         kills += 1;
         let pending: u64 = {
             let c = emulator.counters().await;
-            BOXES.iter().map(|(_, _, a)| c["pending"][a].as_u64().unwrap()).sum()
+            BOXES
+                .iter()
+                .map(|(_, _, a)| c["pending"][a].as_u64().unwrap())
+                .sum()
         };
         if pending == 0 {
             break;
         }
     }
-    assert!(kills >= 3, "the daemon was killed mid-drain several times ({kills})");
+    assert!(
+        kills >= 3,
+        "the daemon was killed mid-drain several times ({kills})"
+    );
 
     // Restart once more and let it finish.
     let (status, stdout, stderr) = run_once(&config);
@@ -59,9 +67,18 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
 
     let rows = stored_rows(&db.url).await;
     let stored: HashSet<String> = rows.iter().map(|r| r.content_sha256.clone()).collect();
-    assert_eq!(rows.len() as u64, TOTAL, "no duplicates, nothing lost ({} rows)", rows.len());
+    assert_eq!(
+        rows.len() as u64,
+        TOTAL,
+        "no duplicates, nothing lost ({} rows)",
+        rows.len()
+    );
     assert_eq!(stored, expected, "exactly the documents that were sent");
-    let unconfirmed: Vec<_> = rows.iter().filter(|r| !r.confirmed).map(|r| &r.nazwa_pliku).collect();
+    let unconfirmed: Vec<_> = rows
+        .iter()
+        .filter(|r| !r.confirmed)
+        .map(|r| &r.nazwa_pliku)
+        .collect();
     assert!(unconfirmed.is_empty(), "unconfirmed rows: {unconfirmed:?}");
     let counters = emulator.counters().await;
     assert_eq!(counters["confirmed"], TOTAL, "{counters}");
@@ -69,5 +86,8 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         assert_eq!(counters["pending"][adres], 0, "{counters}");
     }
     let redelivered = rows.iter().filter(|r| r.pull_count > 1).count();
-    println!("{kills} kills on {}; {redelivered} document(s) delivered again and deduplicated; {counters}", db.kind);
+    println!(
+        "{kills} kills on {}; {redelivered} document(s) delivered again and deduplicated; {counters}",
+        db.kind
+    );
 }

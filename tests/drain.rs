@@ -22,13 +22,22 @@ async fn drains_two_boxes_exactly_once_despite_faults() {
     let emulator = EmulatorProcess::start(
         &dir.path().join("emulator"),
         &BOXES,
-        &["--fault-rate", "0.1", "--seed", "20261126", "--slow-delay", "1500ms"],
+        &[
+            "--fault-rate",
+            "0.1",
+            "--seed",
+            "20261126",
+            "--slow-delay",
+            "1500ms",
+        ],
     );
     let mut expected = HashMap::new();
     for (b, (_, _, adres)) in BOXES.iter().enumerate() {
         for n in 0..PER_BOX {
             let content = content_for(n + 1000 * b as u64, 7);
-            emulator.add_document(adres, &format!("dok-{b}-{n}.xml"), &content).await;
+            emulator
+                .add_document(adres, &format!("dok-{b}-{n}.xml"), &content)
+                .await;
             expected.insert(hex::encode(Sha256::digest(&content)), content);
         }
     }
@@ -36,17 +45,39 @@ async fn drains_two_boxes_exactly_once_despite_faults() {
     let config = daemon_config(dir.path(), &db.url, &emulator.url, &BOXES, "");
 
     let (status, stdout, stderr) = run_once(&config);
-    assert!(status.success(), "daemon failed ({status}) on {}:\n{stdout}\n{stderr}", db.kind);
+    assert!(
+        status.success(),
+        "daemon failed ({status}) on {}:\n{stdout}\n{stderr}",
+        db.kind
+    );
 
     let rows = stored_rows(&db.url).await;
-    assert_eq!(rows.len(), expected.len(), "every document stored exactly once on {}", db.kind);
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "every document stored exactly once on {}",
+        db.kind
+    );
     let mut seen = std::collections::HashSet::new();
     for row in &rows {
-        assert!(seen.insert(row.content_sha256.clone()), "duplicate content {}", row.content_sha256);
-        let content = expected.get(&row.content_sha256).expect("stored content is one we sent");
+        assert!(
+            seen.insert(row.content_sha256.clone()),
+            "duplicate content {}",
+            row.content_sha256
+        );
+        let content = expected
+            .get(&row.content_sha256)
+            .expect("stored content is one we sent");
         assert_eq!(&row.content, content, "byte for byte");
-        assert_eq!(hex::encode(Sha256::digest(&row.content)), row.content_sha256);
-        assert!(row.confirmed, "{} confirmed in the database", row.nazwa_pliku);
+        assert_eq!(
+            hex::encode(Sha256::digest(&row.content)),
+            row.content_sha256
+        );
+        assert!(
+            row.confirmed,
+            "{} confirmed in the database",
+            row.nazwa_pliku
+        );
     }
 
     let counters = emulator.counters().await;

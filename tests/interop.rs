@@ -15,13 +15,24 @@ fn xmlsec1_verify(envelope: &str, certificate: &[u8]) -> (bool, String) {
     std::fs::write(&message, envelope).unwrap();
     std::fs::write(&cert, certificate).unwrap();
     let output = Command::new("xmlsec1")
-        .args(["--verify", "--enabled-reference-uris", "same-doc", "--id-attr:Id", "Body", "--id-attr:Id", "Timestamp"])
+        .args([
+            "--verify",
+            "--enabled-reference-uris",
+            "same-doc",
+            "--id-attr:Id",
+            "Body",
+            "--id-attr:Id",
+            "Timestamp",
+        ])
         .arg("--pubkey-cert-pem")
         .arg(&cert)
         .arg(&message)
         .output()
         .expect("xmlsec1 is installed (apt-get install xmlsec1; .ci/run does it)");
-    (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 fn signed_request() -> String {
@@ -30,7 +41,11 @@ fn signed_request() -> String {
         nazwa: "skrytka".into(),
         adres: "/urzad_testowy/skrytka".into(),
     };
-    let body = soap::pull_request(Operation::PotwierdzOdebranie, &mailbox, Some("qZk+NkcGgWq6PiVxeFDCbJzQ2J0="));
+    let body = soap::pull_request(
+        Operation::PotwierdzOdebranie,
+        &mailbox,
+        Some("qZk+NkcGgWq6PiVxeFDCbJzQ2J0="),
+    );
     wssec::sign_envelope(
         &Envelope {
             header_blocks: "",
@@ -56,6 +71,12 @@ fn xmlsec1_refuses_a_tampered_body_and_the_wrong_certificate() {
     let envelope = signed_request();
     let tampered = envelope.replace("urzad_testowy/skrytka", "urzad_testowy/inna");
     assert_ne!(tampered, envelope);
-    assert!(!xmlsec1_verify(&tampered, demo_pki::OFFICE_CERT).0, "tampered Body must fail");
-    assert!(!xmlsec1_verify(&envelope, demo_pki::EPUAP_CERT).0, "another certificate must fail");
+    assert!(
+        !xmlsec1_verify(&tampered, demo_pki::OFFICE_CERT).0,
+        "tampered Body must fail"
+    );
+    assert!(
+        !xmlsec1_verify(&envelope, demo_pki::EPUAP_CERT).0,
+        "another certificate must fail"
+    );
 }

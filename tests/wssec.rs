@@ -20,7 +20,10 @@ fn policy() -> VerifyPolicy {
 
 fn signed(body: &str) -> String {
     wssec::sign_envelope(
-        &Envelope { header_blocks: "", body },
+        &Envelope {
+            header_blocks: "",
+            body,
+        },
         &demo_pki::epuap_key(),
         Utc::now(),
         Duration::from_secs(300),
@@ -30,9 +33,13 @@ fn signed(body: &str) -> String {
 
 /// Opens the message with the ePUAP certificate pinned; returns the payload's text.
 fn open(message: &str) -> Result<String, SecurityError> {
-    wssec::open_envelope(message.as_bytes(), demo_pki::EPUAP_CERT, &policy(), Utc::now(), |opened| {
-        Ok::<_, SecurityError>(opened.payload.get_content())
-    })
+    wssec::open_envelope(
+        message.as_bytes(),
+        demo_pki::EPUAP_CERT,
+        &policy(),
+        Utc::now(),
+        |opened| Ok::<_, SecurityError>(opened.payload.get_content()),
+    )
 }
 
 #[test]
@@ -43,7 +50,10 @@ fn accepts_a_genuine_message() {
 #[test]
 fn refuses_the_wrong_key() {
     let message = wssec::sign_envelope(
-        &Envelope { header_blocks: "", body: BODY },
+        &Envelope {
+            header_blocks: "",
+            body: BODY,
+        },
         &demo_pki::office_key(),
         Utc::now(),
         Duration::from_secs(300),
@@ -62,8 +72,14 @@ fn refuses_a_tampered_body() {
 
 #[test]
 fn refuses_an_unsigned_message() {
-    let message = format!(r#"<soap:Envelope xmlns:soap="{}"><soap:Body>{BODY}</soap:Body></soap:Envelope>"#, wssec::SOAP_NS);
-    assert!(matches!(open(&message).unwrap_err(), SecurityError::Unsigned(_)));
+    let message = format!(
+        r#"<soap:Envelope xmlns:soap="{}"><soap:Body>{BODY}</soap:Body></soap:Envelope>"#,
+        wssec::SOAP_NS
+    );
+    assert!(matches!(
+        open(&message).unwrap_err(),
+        SecurityError::Unsigned(_)
+    ));
 }
 
 #[test]
@@ -83,15 +99,24 @@ fn refuses_signature_wrapping() {
     ) + &forged_body
         + &genuine[end..];
     let error = open(&wrapped_in_header).unwrap_err();
-    assert!(matches!(error, SecurityError::UnexpectedReference(_)), "{error}");
+    assert!(
+        matches!(error, SecurityError::UnexpectedReference(_)),
+        "{error}"
+    );
     // A second Body with the same ID next to the signed one.
     let duplicated = genuine.replace("</soap:Body>", &format!("</soap:Body>{signed_body}"));
     assert!(open(&duplicated).is_err());
     // An xml:id elsewhere claiming the Body's ID.
     let id = &genuine[genuine.find("Body-").unwrap()..];
     let id = &id[..id.find('"').unwrap()];
-    let xml_id = genuine.replace("<wsu:Timestamp ", &format!("<Decoy xml:id=\"{id}\"/><wsu:Timestamp "));
-    assert!(open(&xml_id).is_err(), "an xml:id duplicating the Body's ID is refused");
+    let xml_id = genuine.replace(
+        "<wsu:Timestamp ",
+        &format!("<Decoy xml:id=\"{id}\"/><wsu:Timestamp "),
+    );
+    assert!(
+        open(&xml_id).is_err(),
+        "an xml:id duplicating the Body's ID is refused"
+    );
 }
 
 #[test]
@@ -99,20 +124,32 @@ fn refuses_a_second_signature() {
     let genuine = signed(BODY);
     let sig_start = genuine.find("<ds:Signature").unwrap();
     let sig_end = genuine.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
-    let second = genuine.replace("</soap:Header>", &format!("{}</soap:Header>", &genuine[sig_start..sig_end]));
-    assert!(matches!(open(&second).unwrap_err(), SecurityError::Unsigned(_)));
+    let second = genuine.replace(
+        "</soap:Header>",
+        &format!("{}</soap:Header>", &genuine[sig_start..sig_end]),
+    );
+    assert!(matches!(
+        open(&second).unwrap_err(),
+        SecurityError::Unsigned(_)
+    ));
 }
 
 #[test]
 fn refuses_an_expired_timestamp() {
     let old = wssec::sign_envelope(
-        &Envelope { header_blocks: "", body: BODY },
+        &Envelope {
+            header_blocks: "",
+            body: BODY,
+        },
         &demo_pki::epuap_key(),
         Utc::now() - chrono::Duration::hours(2),
         Duration::from_secs(300),
     )
     .unwrap();
-    assert!(matches!(open(&old).unwrap_err(), SecurityError::Timestamp(_)));
+    assert!(matches!(
+        open(&old).unwrap_err(),
+        SecurityError::Timestamp(_)
+    ));
 }
 
 #[test]
@@ -123,5 +160,8 @@ fn refuses_doctype_and_entity_bombs_before_parsing() {
         "<!DOCTYPE soap:Envelope [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;&a;\">]><soap:Envelope",
         1,
     );
-    assert!(matches!(open(&bomb).unwrap_err(), SecurityError::Xml(eurzad::xml::XmlError::Doctype { .. })));
+    assert!(matches!(
+        open(&bomb).unwrap_err(),
+        SecurityError::Xml(eurzad::xml::XmlError::Doctype { .. })
+    ));
 }

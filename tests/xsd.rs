@@ -17,7 +17,10 @@ use eurzad::xml::{self, Limits};
 use libxml::schemas::{SchemaParserContext, SchemaValidationContext};
 
 fn schema() -> SchemaValidationContext {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/wsdl/sejm-EpuapBrokerLib/obiektypk.xsd");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/wsdl/sejm-EpuapBrokerLib/obiektypk.xsd"
+    );
     let mut parser = SchemaParserContext::from_file(path);
     SchemaValidationContext::from_parser(&mut parser).expect("obiektypk.xsd compiles")
 }
@@ -33,7 +36,9 @@ fn validate(message: &str) -> Vec<String> {
             if xml::namespace_of(&child).as_deref() == Some(soap::OBIEKTY_NS) {
                 targets.push(child);
             } else if child.get_name() == "Fault" {
-                let detail = xml::only_child(&child, None, "detail").unwrap().expect("fault detail");
+                let detail = xml::only_child(&child, None, "detail")
+                    .unwrap()
+                    .expect("fault detail");
                 targets.extend(detail.get_child_elements());
             }
         }
@@ -44,8 +49,14 @@ fn validate(message: &str) -> Vec<String> {
         .iter()
         .map(|node| {
             if let Err(errors) = validator.validate_node(node) {
-                let messages: Vec<_> = errors.iter().map(|e| e.message.clone().unwrap_or_default()).collect();
-                panic!("<{}> does not validate: {messages:?}\n{message}", node.get_name());
+                let messages: Vec<_> = errors
+                    .iter()
+                    .map(|e| e.message.clone().unwrap_or_default())
+                    .collect();
+                panic!(
+                    "<{}> does not validate: {messages:?}\n{message}",
+                    node.get_name()
+                );
             }
             node.get_name()
         })
@@ -54,7 +65,10 @@ fn validate(message: &str) -> Vec<String> {
 
 fn sign(headers: &str, body: &str) -> String {
     wssec::sign_envelope(
-        &Envelope { header_blocks: headers, body },
+        &Envelope {
+            header_blocks: headers,
+            body,
+        },
         &demo_pki::office_key(),
         Utc::now(),
         Duration::from_secs(300),
@@ -71,11 +85,19 @@ async fn every_message_validates_against_obiektypk_xsd() {
         nazwa: "skrytka".into(),
         adres: "/urzad_testowy/skrytka".into(),
     };
-    let (emulator, _) = Emulator::open(EmulatorSettings::demo(dir.path().to_path_buf(), vec![mailbox.clone()])).unwrap();
+    let (emulator, _) = Emulator::open(EmulatorSettings::demo(
+        dir.path().to_path_buf(),
+        vec![mailbox.clone()],
+    ))
+    .unwrap();
     emulator.seed_demo(&mailbox).unwrap();
-    let (addr, _task) = eurzad::emulator::spawn(emulator, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), std::future::pending())
-        .await
-        .unwrap();
+    let (addr, _task) = eurzad::emulator::spawn(
+        emulator,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     let http = reqwest::Client::new();
     let post = |service: &'static str, message: String| {
         let http = http.clone();
@@ -96,24 +118,41 @@ async fn every_message_validates_against_obiektypk_xsd() {
         validated.extend(validate(&answer));
     };
 
-    let request = sign("", &soap::pull_request(Operation::OczekujaceDokumenty, &mailbox, None));
+    let request = sign(
+        "",
+        &soap::pull_request(Operation::OczekujaceDokumenty, &mailbox, None),
+    );
     exchange(request.clone(), post("pull", request).await);
 
     // Drain the three demo documents (one has adresOdpowiedzi, all have optional fields).
     for _ in 0..3 {
-        let request = sign("", &soap::pull_request(Operation::PobierzNastepny, &mailbox, None));
+        let request = sign(
+            "",
+            &soap::pull_request(Operation::PobierzNastepny, &mailbox, None),
+        );
         let answer = post("pull", request.clone()).await;
         let content = {
             let doc = xml::parse(answer.as_bytes(), Limits::default()).unwrap();
-            let body = doc.get_root_element().unwrap().get_last_element_child().unwrap();
-            let (_, document) = soap::read_pobierz(&body.get_first_element_child().unwrap(), usize::MAX).unwrap();
+            let body = doc
+                .get_root_element()
+                .unwrap()
+                .get_last_element_child()
+                .unwrap();
+            let (_, document) =
+                soap::read_pobierz(&body.get_first_element_child().unwrap(), usize::MAX).unwrap();
             document.expect("a document").content
         };
         exchange(request, answer);
-        let wrong = sign("", &soap::pull_request(Operation::PotwierdzOdebranie, &mailbox, Some("AAAA")));
+        let wrong = sign(
+            "",
+            &soap::pull_request(Operation::PotwierdzOdebranie, &mailbox, Some("AAAA")),
+        );
         exchange(wrong.clone(), post("pull", wrong).await);
         let skrot = eurzad::document::SkrotAlgorithm::Sha1.skrot(&content);
-        let confirm = sign("", &soap::pull_request(Operation::PotwierdzOdebranie, &mailbox, Some(&skrot)));
+        let confirm = sign(
+            "",
+            &soap::pull_request(Operation::PotwierdzOdebranie, &mailbox, Some(&skrot)),
+        );
         exchange(confirm.clone(), post("pull", confirm).await);
     }
 
@@ -134,7 +173,10 @@ async fn every_message_validates_against_obiektypk_xsd() {
         adres: "/nie/ma".into(),
         ..mailbox.clone()
     };
-    let request = sign("", &soap::pull_request(Operation::OczekujaceDokumenty, &unknown, None));
+    let request = sign(
+        "",
+        &soap::pull_request(Operation::OczekujaceDokumenty, &unknown, None),
+    );
     exchange(request.clone(), post("pull", request).await);
 
     for expected in [
@@ -153,17 +195,31 @@ async fn every_message_validates_against_obiektypk_xsd() {
         "OdpowiedzSkrytki",
         "Wyjatek",
     ] {
-        assert!(validated.iter().any(|v| v == expected), "{expected} was validated: {validated:?}");
+        assert!(
+            validated.iter().any(|v| v == expected),
+            "{expected} was validated: {validated:?}"
+        );
     }
 
     // The empty box: ePUAP's bare status, checked by shape.
-    let request = sign("", &soap::pull_request(Operation::PobierzNastepny, &mailbox, None));
+    let request = sign(
+        "",
+        &soap::pull_request(Operation::PobierzNastepny, &mailbox, None),
+    );
     let answer = post("pull", request).await;
     let doc = xml::parse(answer.as_bytes(), Limits::default()).unwrap();
-    let body = doc.get_root_element().unwrap().get_last_element_child().unwrap();
+    let body = doc
+        .get_root_element()
+        .unwrap()
+        .get_last_element_child()
+        .unwrap();
     let payload = body.get_first_element_child().unwrap();
     assert_eq!(payload.get_name(), "OdpowiedzPullPobierz");
-    let children: Vec<_> = payload.get_child_elements().iter().map(|c| c.get_name()).collect();
+    let children: Vec<_> = payload
+        .get_child_elements()
+        .iter()
+        .map(|c| c.get_name())
+        .collect();
     assert_eq!(children, ["status"]);
     assert_eq!(soap::read_status(&payload).unwrap().kod, 0);
 }
@@ -176,5 +232,8 @@ fn the_validator_does_catch_a_contract_breach() {
         r#"<ob:ZapytaniePullOczekujace xmlns:ob="http://wsdl.epuap.gov.pl/obiekty/"><podmiot>x</podmiot><nazwaSkrytki>y</nazwaSkrytki></ob:ZapytaniePullOczekujace>"#,
     );
     let outcome = std::panic::catch_unwind(|| validate(&broken));
-    assert!(outcome.is_err(), "a payload missing adresSkrytki must not validate");
+    assert!(
+        outcome.is_err(),
+        "a payload missing adresSkrytki must not validate"
+    );
 }

@@ -117,9 +117,12 @@ impl FaultPlan {
         self.rules.retain(|r| r.count != Some(0));
         let (kind, delay) = fired?;
         let kind = match kind {
-            FaultKind::Random => {
-                [FaultKind::Http500, FaultKind::SoapFault, FaultKind::Drop, FaultKind::Slow][self.rng.random_range(0..4)]
-            }
+            FaultKind::Random => [
+                FaultKind::Http500,
+                FaultKind::SoapFault,
+                FaultKind::Drop,
+                FaultKind::Slow,
+            ][self.rng.random_range(0..4)],
             other => other,
         };
         Some((kind, delay))
@@ -141,8 +144,14 @@ mod tests {
             delay_ms: 0,
         });
         assert_eq!(plan.decide("potwierdzOdebranie"), None);
-        assert_eq!(plan.decide("pobierzNastepny").map(|f| f.0), Some(FaultKind::Http500));
-        assert_eq!(plan.decide("pobierzNastepny").map(|f| f.0), Some(FaultKind::Http500));
+        assert_eq!(
+            plan.decide("pobierzNastepny").map(|f| f.0),
+            Some(FaultKind::Http500)
+        );
+        assert_eq!(
+            plan.decide("pobierzNastepny").map(|f| f.0),
+            Some(FaultKind::Http500)
+        );
         assert_eq!(plan.decide("pobierzNastepny"), None);
         assert!(plan.rules().is_empty());
     }
@@ -157,7 +166,9 @@ mod tests {
             count: None,
             delay_ms: 0,
         });
-        let fired = (0..10_000).filter(|_| plan.decide("pobierzNastepny").is_some()).count();
+        let fired = (0..10_000)
+            .filter(|_| plan.decide("pobierzNastepny").is_some())
+            .count();
         assert!((800..1200).contains(&fired), "{fired}");
     }
 }

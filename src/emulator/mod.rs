@@ -134,7 +134,10 @@ impl Emulator {
             .route("/pk_external_ws/services/{service}", post(soap_endpoint))
             .route("/admin/documents", post(admin_add_document))
             .route("/admin/counters", get(admin_counters))
-            .route("/admin/faults", post(admin_add_fault).delete(admin_clear_faults))
+            .route(
+                "/admin/faults",
+                post(admin_add_fault).delete(admin_clear_faults),
+            )
             .route("/admin/outbox", get(admin_outbox))
             .route("/health", get(|| async { "ok" }))
             .layer(DefaultBodyLimit::max(self.inner.settings.max_request_bytes))
@@ -147,16 +150,32 @@ impl Emulator {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 
     /// Puts a document at the end of a box's queue.
-    pub fn add_document(&self, mailbox: &BoxRef, document: PulledDocument) -> Result<u64, EmulatorError> {
-        Ok(self.inner.state.lock().expect("state lock").enqueue(mailbox, document)?)
+    pub fn add_document(
+        &self,
+        mailbox: &BoxRef,
+        document: PulledDocument,
+    ) -> Result<u64, EmulatorError> {
+        Ok(self
+            .inner
+            .state
+            .lock()
+            .expect("state lock")
+            .enqueue(mailbox, document)?)
     }
 
     pub fn counters(&self) -> state::Counters {
-        self.inner.state.lock().expect("state lock").counters.clone()
+        self.inner
+            .state
+            .lock()
+            .expect("state lock")
+            .counters
+            .clone()
     }
 
     /// Puts the demo documents into `mailbox`: a "pismo ogólne" from the demo citizen `demo`,
@@ -172,12 +191,24 @@ impl Emulator {
             ..SubjectData::default()
         };
         let documents = [
-            (citizen("demo", "Jan", "Demo"), "pismo-ogolne.xml", Some("text/xml"),
-             include_bytes!("../../fixtures/demo/pismo-ogolne-demo.xml").as_slice()),
-            (citizen("anna_przykladowa", "Anna", "Przykładowa"), "pismo-ogolne.xml", Some("text/xml"),
-             include_bytes!("../../fixtures/demo/pismo-ogolne-przykladowa.xml").as_slice()),
-            (citizen("demo", "Jan", "Demo"), "zaswiadczenie-skan.txt", Some("text/plain"),
-             include_bytes!("../../fixtures/demo/zaswiadczenie-skan.txt").as_slice()),
+            (
+                citizen("demo", "Jan", "Demo"),
+                "pismo-ogolne.xml",
+                Some("text/xml"),
+                include_bytes!("../../fixtures/demo/pismo-ogolne-demo.xml").as_slice(),
+            ),
+            (
+                citizen("anna_przykladowa", "Anna", "Przykładowa"),
+                "pismo-ogolne.xml",
+                Some("text/xml"),
+                include_bytes!("../../fixtures/demo/pismo-ogolne-przykladowa.xml").as_slice(),
+            ),
+            (
+                citizen("demo", "Jan", "Demo"),
+                "zaswiadczenie-skan.txt",
+                Some("text/plain"),
+                include_bytes!("../../fixtures/demo/zaswiadczenie-skan.txt").as_slice(),
+            ),
         ];
         for (podmiot, file, typ, content) in &documents {
             let login = podmiot.identyfikator.clone();
@@ -225,7 +256,12 @@ impl Emulator {
             }
         };
         let operation = request.operation();
-        let fault = self.inner.faults.lock().expect("faults lock").decide(operation.name());
+        let fault = self
+            .inner
+            .faults
+            .lock()
+            .expect("faults lock")
+            .decide(operation.name());
         if let Some((kind, _)) = fault {
             tracing::debug!(operation = operation.name(), ?kind, "injecting fault");
             let mut state = self.inner.state.lock().expect("state lock");
@@ -241,7 +277,11 @@ impl Emulator {
                 };
             }
             Some((FaultKind::SoapFault, _)) => {
-                return self.fault_answer(99, "Błąd wewnętrzny systemu (wstrzyknięty przez emulator)", None);
+                return self.fault_answer(
+                    99,
+                    "Błąd wewnętrzny systemu (wstrzyknięty przez emulator)",
+                    None,
+                );
             }
             _ => {}
         }
@@ -313,11 +353,15 @@ impl Emulator {
                 let ns = crate::xml::namespace_of(opened.payload);
                 let operation = Operation::from_request_element(&local)
                     .filter(|_| ns.as_deref() == Some(soap::OBIEKTY_NS))
-                    .ok_or_else(|| RequestError::Contract(format!("nieznana operacja: <{local}>")))?;
+                    .ok_or_else(|| {
+                        RequestError::Contract(format!("nieznana operacja: <{local}>"))
+                    })?;
                 match operation {
-                    Operation::Nadaj => soap::read_nadaj_request(opened.header, opened.payload, usize::MAX)
-                        .map(Request::Nadaj)
-                        .map_err(|e| RequestError::Contract(e.to_string())),
+                    Operation::Nadaj => {
+                        soap::read_nadaj_request(opened.header, opened.payload, usize::MAX)
+                            .map(Request::Nadaj)
+                            .map_err(|e| RequestError::Contract(e.to_string()))
+                    }
                     pull => soap::read_pull_request(opened.payload)
                         .map(|(mailbox, skrot)| Request::Pull(pull, mailbox, skrot))
                         .map_err(|e| RequestError::Contract(e.to_string())),
@@ -325,8 +369,12 @@ impl Emulator {
             });
             match outcome {
                 Ok(request) => return Ok(request),
-                Err(RequestError::Contract(message)) => return Err((1, format!("Niepoprawne żądanie: {message}"))),
-                Err(RequestError::Security(e)) => last = (3, format!("Błąd weryfikacji podpisu WS-Security: {e}")),
+                Err(RequestError::Contract(message)) => {
+                    return Err((1, format!("Niepoprawne żądanie: {message}")));
+                }
+                Err(RequestError::Security(e)) => {
+                    last = (3, format!("Błąd weryfikacji podpisu WS-Security: {e}"))
+                }
             }
         }
         tracing::warn!(reason = %last.1, "request refused");
@@ -347,12 +395,17 @@ impl Emulator {
                     _ => {
                         return Err((
                             2,
-                            format!("Skrytka {} nie istnieje lub nie należy do podmiotu {}", mailbox.adres, mailbox.podmiot),
+                            format!(
+                                "Skrytka {} nie istnieje lub nie należy do podmiotu {}",
+                                mailbox.adres, mailbox.podmiot
+                            ),
                         ));
                     }
                 }
                 match operation {
-                    Operation::OczekujaceDokumenty => soap::oczekujace_response(&ok, state.pending(&mailbox.adres)),
+                    Operation::OczekujaceDokumenty => {
+                        soap::oczekujace_response(&ok, state.pending(&mailbox.adres))
+                    }
                     Operation::PobierzNastepny => match state.head(&mailbox.adres) {
                         Some((_, document)) => {
                             let payload = soap::pobierz_response(&ok, Some(document));
@@ -374,7 +427,9 @@ impl Emulator {
                             .map(|(seq, d)| (seq, self.inner.settings.skrot.skrot(&d.content)));
                         match head {
                             Some((seq, expected)) if expected == skrot => {
-                                state.remove(&mailbox.adres, seq).map_err(|e| (98, e.to_string()))?;
+                                state
+                                    .remove(&mailbox.adres, seq)
+                                    .map_err(|e| (98, e.to_string()))?;
                                 state.counters.confirmed += 1;
                                 soap::potwierdz_response(&ok)
                             }
@@ -382,7 +437,10 @@ impl Emulator {
                                 state.counters.wrong_confirmations += 1;
                                 soap::potwierdz_response(&Status {
                                     kod: 0,
-                                    komunikat: Some("Skrót nie odpowiada pierwszemu dokumentowi w skrytce".into()),
+                                    komunikat: Some(
+                                        "Skrót nie odpowiada pierwszemu dokumentowi w skrytce"
+                                            .into(),
+                                    ),
                                 })
                             }
                         }
@@ -392,7 +450,9 @@ impl Emulator {
             }
             Request::Nadaj(nadaj) => {
                 let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-                let entry = state.record_nadaj(nadaj.clone(), now.clone()).map_err(|e| (98, e.to_string()))?;
+                let entry = state
+                    .record_nadaj(nadaj.clone(), now.clone())
+                    .map_err(|e| (98, e.to_string()))?;
                 state.counters.nadaj_calls += 1;
                 let upp = upp::build(
                     &upp::UppFields {
@@ -456,7 +516,9 @@ struct Answer {
 /// contract.
 fn corrupt_payload(payload: String, fault: Option<FaultKind>) -> String {
     match fault {
-        Some(FaultKind::BadBase64) => replace_element_text(&payload, "zawartosc", "@@to-nie-jest-base64@@"),
+        Some(FaultKind::BadBase64) => {
+            replace_element_text(&payload, "zawartosc", "@@to-nie-jest-base64@@")
+        }
         Some(FaultKind::MissingField) => remove_element(&payload, "dataNadania"),
         _ => payload,
     }
@@ -468,11 +530,20 @@ fn corrupt_envelope(envelope: String, fault: Option<FaultKind>) -> String {
         Some(FaultKind::Malformed) => envelope[..envelope.len() / 2].to_string(),
         Some(FaultKind::Doctype) => {
             let body = envelope.trim_start_matches(|c| c != '<').to_string();
-            let body = body.strip_prefix("<?xml version=\"1.0\"?>").unwrap_or(&body).to_string();
-            format!("<?xml version=\"1.0\"?><!DOCTYPE soap:Envelope [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;\">]>{body}")
+            let body = body
+                .strip_prefix("<?xml version=\"1.0\"?>")
+                .unwrap_or(&body)
+                .to_string();
+            format!(
+                "<?xml version=\"1.0\"?><!DOCTYPE soap:Envelope [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;\">]>{body}"
+            )
         }
         // Every successful answer says <komunikat>OK</komunikat> inside the signed Body.
-        Some(FaultKind::TamperedBody) => envelope.replacen("<komunikat>OK</komunikat>", "<komunikat>OK, zmienione</komunikat>", 1),
+        Some(FaultKind::TamperedBody) => envelope.replacen(
+            "<komunikat>OK</komunikat>",
+            "<komunikat>OK, zmienione</komunikat>",
+            1,
+        ),
         _ => envelope,
     }
 }
@@ -481,7 +552,9 @@ fn replace_element_text(xml: &str, element: &str, text: &str) -> String {
     let open = format!("<{element}>");
     let close = format!("</{element}>");
     match (xml.find(&open), xml.find(&close)) {
-        (Some(start), Some(end)) if end > start => format!("{}{open}{text}{}", &xml[..start], &xml[end..]),
+        (Some(start), Some(end)) if end > start => {
+            format!("{}{open}{text}{}", &xml[..start], &xml[end..])
+        }
         _ => xml.to_string(),
     }
 }
@@ -490,19 +563,35 @@ fn remove_element(xml: &str, element: &str) -> String {
     let open = format!("<{element}>");
     let close = format!("</{element}>");
     match (xml.find(&open), xml.find(&close)) {
-        (Some(start), Some(end)) if end > start => format!("{}{}", &xml[..start], &xml[end + close.len()..]),
+        (Some(start), Some(end)) if end > start => {
+            format!("{}{}", &xml[..start], &xml[end + close.len()..])
+        }
         _ => xml.to_string(),
     }
 }
 
-async fn soap_endpoint(AxumState(emulator): AxumState<Emulator>, Path(service): Path<String>, body: Bytes) -> Response {
+async fn soap_endpoint(
+    AxumState(emulator): AxumState<Emulator>,
+    Path(service): Path<String>,
+    body: Bytes,
+) -> Response {
     if !matches!(service.as_str(), "pull" | "skrytka") {
-        return (StatusCode::NOT_FOUND, format!("no service {service:?} here (pull, skrytka)")).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no service {service:?} here (pull, skrytka)"),
+        )
+            .into_response();
     }
     let handler = emulator.clone();
     let answer = match tokio::task::spawn_blocking(move || handler.handle_soap(&body)).await {
         Ok(answer) => answer,
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("emulator task failed: {e}")).into_response(),
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("emulator task failed: {e}"),
+            )
+                .into_response();
+        }
     };
     let content_type = if answer.status == StatusCode::OK || answer.body.starts_with('<') {
         "text/xml; charset=utf-8"
@@ -518,7 +607,10 @@ async fn soap_endpoint(AxumState(emulator): AxumState<Emulator>, Path(service): 
             let half = Bytes::from(answer.body[..answer.body.len() / 2].to_string());
             let stream = futures_util::stream::iter(vec![
                 Ok(half),
-                Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected drop")),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected drop",
+                )),
             ]);
             return Response::builder()
                 .status(StatusCode::OK)
@@ -529,7 +621,12 @@ async fn soap_endpoint(AxumState(emulator): AxumState<Emulator>, Path(service): 
         }
         _ => {}
     }
-    (answer.status, [(header::CONTENT_TYPE, content_type)], answer.body).into_response()
+    (
+        answer.status,
+        [(header::CONTENT_TYPE, content_type)],
+        answer.body,
+    )
+        .into_response()
 }
 
 /// A document for `POST /admin/documents`. Only `adres_skrytki` and the content are required;
@@ -565,19 +662,34 @@ struct Added {
     seq: u64,
 }
 
-async fn admin_add_document(AxumState(emulator): AxumState<Emulator>, axum::Json(doc): axum::Json<AdminDocument>) -> Response {
-    let existing = emulator.inner.state.lock().expect("state lock").mailbox(&doc.adres_skrytki).cloned();
+async fn admin_add_document(
+    AxumState(emulator): AxumState<Emulator>,
+    axum::Json(doc): axum::Json<AdminDocument>,
+) -> Response {
+    let existing = emulator
+        .inner
+        .state
+        .lock()
+        .expect("state lock")
+        .mailbox(&doc.adres_skrytki)
+        .cloned();
     let mailbox = match (existing, &doc.podmiot) {
         (Some(mailbox), _) => mailbox,
         (None, Some(podmiot)) => BoxRef {
             podmiot: podmiot.clone(),
-            nazwa: doc.nazwa_skrytki.clone().unwrap_or_else(|| "skrytka".into()),
+            nazwa: doc
+                .nazwa_skrytki
+                .clone()
+                .unwrap_or_else(|| "skrytka".into()),
             adres: doc.adres_skrytki.clone(),
         },
         (None, None) => {
             return (
                 StatusCode::BAD_REQUEST,
-                format!("box {:?} does not exist: give \"podmiot\" to create it", doc.adres_skrytki),
+                format!(
+                    "box {:?} does not exist: give \"podmiot\" to create it",
+                    doc.adres_skrytki
+                ),
             )
                 .into_response();
         }
@@ -602,7 +714,8 @@ async fn admin_add_document(AxumState(emulator): AxumState<Emulator>, axum::Json
         typ_pliku: doc.typ_pliku,
         content: doc.content,
     };
-    let added = tokio::task::spawn_blocking(move || emulator.add_document(&mailbox, document)).await;
+    let added =
+        tokio::task::spawn_blocking(move || emulator.add_document(&mailbox, document)).await;
     match added {
         Ok(Ok(seq)) => (StatusCode::CREATED, axum::Json(Added { seq })).into_response(),
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
@@ -625,7 +738,10 @@ async fn admin_counters(AxumState(emulator): AxumState<Emulator>) -> axum::Json<
     })
 }
 
-async fn admin_add_fault(AxumState(emulator): AxumState<Emulator>, axum::Json(rule): axum::Json<FaultRule>) -> StatusCode {
+async fn admin_add_fault(
+    AxumState(emulator): AxumState<Emulator>,
+    axum::Json(rule): axum::Json<FaultRule>,
+) -> StatusCode {
     emulator.inner.faults.lock().expect("faults lock").add(rule);
     StatusCode::NO_CONTENT
 }
@@ -635,8 +751,18 @@ async fn admin_clear_faults(AxumState(emulator): AxumState<Emulator>) -> StatusC
     StatusCode::NO_CONTENT
 }
 
-async fn admin_outbox(AxumState(emulator): AxumState<Emulator>) -> axum::Json<Vec<state::OutboxEntry>> {
-    axum::Json(emulator.inner.state.lock().expect("state lock").outbox().to_vec())
+async fn admin_outbox(
+    AxumState(emulator): AxumState<Emulator>,
+) -> axum::Json<Vec<state::OutboxEntry>> {
+    axum::Json(
+        emulator
+            .inner
+            .state
+            .lock()
+            .expect("state lock")
+            .outbox()
+            .to_vec(),
+    )
 }
 
 /// Binds `addr` and serves the emulator in a background task. Returns the bound address.

@@ -61,7 +61,10 @@ pub struct State {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("emulator state {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("emulator state {path}: {message}")]
     Corrupt { path: String, message: String },
 }
@@ -133,7 +136,11 @@ impl State {
     }
 
     /// Appends a document to a box's queue (creating the box). Returns its sequence number.
-    pub fn enqueue(&mut self, mailbox: &BoxRef, document: PulledDocument) -> Result<u64, StateError> {
+    pub fn enqueue(
+        &mut self,
+        mailbox: &BoxRef,
+        document: PulledDocument,
+    ) -> Result<u64, StateError> {
         let seq = self.next_seq;
         let dir = self.box_dir(&mailbox.adres);
         std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
@@ -145,17 +152,27 @@ impl State {
         write_json(&dir.join(format!("{seq:012}.json")), &file)?;
         self.next_seq += 1;
         self.ensure_box(mailbox);
-        self.boxes.get_mut(&mailbox.adres).expect("just ensured").1.insert(seq, file.document);
+        self.boxes
+            .get_mut(&mailbox.adres)
+            .expect("just ensured")
+            .1
+            .insert(seq, file.document);
         Ok(seq)
     }
 
     /// The head of a box's queue.
     pub fn head(&self, adres: &str) -> Option<(u64, &PulledDocument)> {
-        self.boxes.get(adres).and_then(|(_, q)| q.iter().next()).map(|(s, d)| (*s, d))
+        self.boxes
+            .get(adres)
+            .and_then(|(_, q)| q.iter().next())
+            .map(|(s, d)| (*s, d))
     }
 
     pub fn pending(&self, adres: &str) -> u64 {
-        self.boxes.get(adres).map(|(_, q)| q.len() as u64).unwrap_or(0)
+        self.boxes
+            .get(adres)
+            .map(|(_, q)| q.len() as u64)
+            .unwrap_or(0)
     }
 
     /// Removes the head of a box's queue.
@@ -169,7 +186,11 @@ impl State {
     }
 
     /// Records a document received with `nadaj`; returns the entry with its identifiers.
-    pub fn record_nadaj(&mut self, request: NadajRequest, received_at: String) -> Result<OutboxEntry, StateError> {
+    pub fn record_nadaj(
+        &mut self,
+        request: NadajRequest,
+        received_at: String,
+    ) -> Result<OutboxEntry, StateError> {
         let seq = self.next_seq;
         let entry = OutboxEntry {
             seq,
@@ -178,7 +199,10 @@ impl State {
             received_at,
             request,
         };
-        write_json(&self.dir.join("outbox").join(format!("{seq:012}.json")), &entry)?;
+        write_json(
+            &self.dir.join("outbox").join(format!("{seq:012}.json")),
+            &entry,
+        )?;
         self.next_seq += 1;
         self.outbox.push(entry.clone());
         Ok(entry)
@@ -190,7 +214,10 @@ impl State {
 
     /// Pending counts per box address.
     pub fn pending_by_box(&self) -> BTreeMap<String, u64> {
-        self.boxes.iter().map(|(a, (_, q))| (a.clone(), q.len() as u64)).collect()
+        self.boxes
+            .iter()
+            .map(|(a, (_, q))| (a.clone(), q.len() as u64))
+            .collect()
     }
 
     pub fn save_counters(&self) -> Result<(), StateError> {

@@ -53,7 +53,8 @@ pub fn build(fields: &UppFields<'_>, key: &SigningKey, now: &str) -> Result<Vec<
         env = xmldsig::ENVELOPED,
         sha = xmldsig::SHA256,
     );
-    let doc = xml::parse(text.as_bytes(), Limits::default()).map_err(|e| DsigError::Sign(format!("UPP template: {e}")))?;
+    let doc = xml::parse(text.as_bytes(), Limits::default())
+        .map_err(|e| DsigError::Sign(format!("UPP template: {e}")))?;
     let root = doc.get_root_element().expect("UPP has a root");
     let signature = xml::only_child(&root, Some(DSIG_NS), "Signature")
         .ok()
@@ -84,7 +85,9 @@ mod tests {
         let verify = |cert: &[u8]| {
             let doc = xml::parse(&upp, Limits::default()).unwrap();
             let root = doc.get_root_element().unwrap();
-            let signature = xml::only_child(&root, Some(DSIG_NS), "Signature").unwrap().unwrap();
+            let signature = xml::only_child(&root, Some(DSIG_NS), "Signature")
+                .unwrap()
+                .unwrap();
             xmldsig::verify(&signature, cert, Allowlist { enveloped: true })
         };
         verify(demo_pki::EPUAP_CERT).unwrap();

@@ -21,11 +21,20 @@ use crate::xmldsig::{DsigError, SigningKey};
 #[derive(Debug, thiserror::Error)]
 pub enum EpuapError {
     #[error("{operation}: cannot reach ePUAP: {detail}")]
-    Transport { operation: &'static str, detail: String },
+    Transport {
+        operation: &'static str,
+        detail: String,
+    },
     #[error("{operation}: no answer within {timeout:?}")]
-    Timeout { operation: &'static str, timeout: Duration },
+    Timeout {
+        operation: &'static str,
+        timeout: Duration,
+    },
     #[error("{operation}: HTTP {status} without a SOAP answer")]
-    Http { operation: &'static str, status: u16 },
+    Http {
+        operation: &'static str,
+        status: u16,
+    },
     #[error("{operation}: SOAP fault, Wyjatek kod {kod}: {komunikat}")]
     Fault {
         operation: &'static str,
@@ -132,7 +141,9 @@ impl EpuapClient {
         let op = Operation::OczekujaceDokumenty;
         let body = soap::pull_request(op, mailbox, None);
         let (status, count) = self
-            .call_with_retry(op, String::new(), body, |opened, _| Ok(soap::read_oczekujace(opened.payload)?))
+            .call_with_retry(op, String::new(), body, |opened, _| {
+                Ok(soap::read_oczekujace(opened.payload)?)
+            })
             .await?;
         check_status(op, &status)?;
         Ok(count)
@@ -143,7 +154,9 @@ impl EpuapClient {
         let op = Operation::PobierzNastepny;
         let body = soap::pull_request(op, mailbox, None);
         let (status, document) = self
-            .call_with_retry(op, String::new(), body, |opened, max| Ok(soap::read_pobierz(opened.payload, max)?))
+            .call_with_retry(op, String::new(), body, |opened, max| {
+                Ok(soap::read_pobierz(opened.payload, max)?)
+            })
             .await?;
         match document {
             Some(document) => {
@@ -165,7 +178,9 @@ impl EpuapClient {
         let op = Operation::PotwierdzOdebranie;
         let body = soap::pull_request(op, mailbox, Some(skrot));
         let status = self
-            .call_with_retry(op, String::new(), body, |opened, _| Ok(soap::read_potwierdz(opened.payload)?))
+            .call_with_retry(op, String::new(), body, |opened, _| {
+                Ok(soap::read_potwierdz(opened.payload)?)
+            })
             .await?;
         check_status(op, &status)
     }
@@ -175,7 +190,9 @@ impl EpuapClient {
         let op = Operation::Nadaj;
         let (headers, body) = soap::nadaj_request(request);
         let response = self
-            .call(op, headers, body, |opened, max| Ok(soap::read_nadaj_response(opened.payload, max)?))
+            .call(op, headers, body, |opened, max| {
+                Ok(soap::read_nadaj_response(opened.payload, max)?)
+            })
             .await?;
         check_status(op, &response.status)?;
         Ok(response)
@@ -225,9 +242,16 @@ impl EpuapClient {
         })
         .await
         .expect("signing task panicked")
-        .map_err(|source| EpuapError::Signing { operation: name, source })?;
+        .map_err(|source| EpuapError::Signing {
+            operation: name,
+            source,
+        })?;
 
-        let url = format!("{}/pk_external_ws/services/{}", self.settings.base_url, op.service());
+        let url = format!(
+            "{}/pk_external_ws/services/{}",
+            self.settings.base_url,
+            op.service()
+        );
         let response = self
             .http
             .post(url)
@@ -257,12 +281,18 @@ impl EpuapClient {
                 require_timestamp: false,
                 clock_skew: settings.clock_skew,
             };
-            wssec::open_envelope(&bytes, &settings.server_certificate_pem, &policy, Utc::now(), |opened| {
-                if let Some((kod, komunikat)) = soap::read_fault(opened.payload) {
-                    return Err(ReadError::Fault(kod, komunikat));
-                }
-                read(opened, settings.max_document_bytes)
-            })
+            wssec::open_envelope(
+                &bytes,
+                &settings.server_certificate_pem,
+                &policy,
+                Utc::now(),
+                |opened| {
+                    if let Some((kod, komunikat)) = soap::read_fault(opened.payload) {
+                        return Err(ReadError::Fault(kod, komunikat));
+                    }
+                    read(opened, settings.max_document_bytes)
+                },
+            )
         })
         .await
         .expect("verification task panicked");
@@ -278,17 +308,29 @@ impl EpuapClient {
                 operation: name,
                 status: status.as_u16(),
             }),
-            Err(ReadError::Security(source)) => Err(EpuapError::Security { operation: name, source }),
-            Err(ReadError::Message(MessageError::TooLarge { size, limit })) => Err(EpuapError::TooLarge {
+            Err(ReadError::Security(source)) => Err(EpuapError::Security {
                 operation: name,
-                size,
-                limit,
+                source,
             }),
-            Err(ReadError::Message(source)) => Err(EpuapError::Message { operation: name, source }),
+            Err(ReadError::Message(MessageError::TooLarge { size, limit })) => {
+                Err(EpuapError::TooLarge {
+                    operation: name,
+                    size,
+                    limit,
+                })
+            }
+            Err(ReadError::Message(source)) => Err(EpuapError::Message {
+                operation: name,
+                source,
+            }),
         }
     }
 
-    async fn read_body(&self, operation: &'static str, mut response: reqwest::Response) -> Result<Vec<u8>, EpuapError> {
+    async fn read_body(
+        &self,
+        operation: &'static str,
+        mut response: reqwest::Response,
+    ) -> Result<Vec<u8>, EpuapError> {
         let limit = response_limit(self.settings.max_document_bytes);
         if let Some(length) = response.content_length()
             && length as usize > limit
@@ -300,7 +342,11 @@ impl EpuapClient {
             });
         }
         let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(operation, e))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(operation, e))?
+        {
             if bytes.len() + chunk.len() > limit {
                 return Err(EpuapError::TooLarge {
                     operation,

@@ -83,7 +83,11 @@ pub enum MessageError {
     #[error("<{element}> lacks the required field <{field}>")]
     MissingField { element: String, field: String },
     #[error("<{element}>/<{field}> is not valid base64: {reason}")]
-    InvalidBase64 { element: String, field: String, reason: String },
+    InvalidBase64 {
+        element: String,
+        field: String,
+        reason: String,
+    },
     #[error("<{element}>/<{field}> has an invalid value {value:?}: {reason}")]
     InvalidValue {
         element: String,
@@ -117,7 +121,9 @@ fn b64(bytes: &[u8]) -> String {
 
 /// `ZapytaniePullOczekujace` / `ZapytaniePullPobierz` / `ZapytaniePullPotwierdz`.
 pub fn pull_request(operation: Operation, mailbox: &BoxRef, skrot: Option<&str>) -> String {
-    let skrot = skrot.map(|s| format!("<skrot>{}</skrot>", esc(s))).unwrap_or_default();
+    let skrot = skrot
+        .map(|s| format!("<skrot>{}</skrot>", esc(s)))
+        .unwrap_or_default();
     format!(
         r#"<ob:{el} xmlns:ob="{ns}"><podmiot>{p}</podmiot><nazwaSkrytki>{n}</nazwaSkrytki><adresSkrytki>{a}</adresSkrytki>{skrot}</ob:{el}>"#,
         el = operation.request_element(),
@@ -161,13 +167,19 @@ pub fn nadaj_request(request: &NadajRequest) -> (String, String) {
     let body = format!(
         r#"<ob:Dokument xmlns:ob="{ns}">{doc}</ob:Dokument>"#,
         ns = OBIEKTY_NS,
-        doc = dokument_fields(&request.nazwa_pliku, request.typ_pliku.as_deref(), &request.content)
+        doc = dokument_fields(
+            &request.nazwa_pliku,
+            request.typ_pliku.as_deref(),
+            &request.content
+        )
     );
     (headers, body)
 }
 
 fn dokument_fields(nazwa_pliku: &str, typ_pliku: Option<&str>, content: &[u8]) -> String {
-    let typ = typ_pliku.map(|t| format!("<typPliku>{}</typPliku>", esc(t))).unwrap_or_default();
+    let typ = typ_pliku
+        .map(|t| format!("<typPliku>{}</typPliku>", esc(t)))
+        .unwrap_or_default();
     format!(
         "<nazwaPliku>{}</nazwaPliku>{typ}<zawartosc>{}</zawartosc>",
         esc(nazwa_pliku),
@@ -192,7 +204,11 @@ pub fn read_pull_request(payload: &Node) -> Result<(BoxRef, Option<String>), Mes
 }
 
 /// Reads a `nadaj` request (the emulator's side).
-pub fn read_nadaj_request(header: Option<&Node>, payload: &Node, max_content: usize) -> Result<NadajRequest, MessageError> {
+pub fn read_nadaj_request(
+    header: Option<&Node>,
+    payload: &Node,
+    max_content: usize,
+) -> Result<NadajRequest, MessageError> {
     let missing = |field: &str| MessageError::MissingField {
         element: "soap:Header".into(),
         field: field.into(),
@@ -205,7 +221,11 @@ pub fn read_nadaj_request(header: Option<&Node>, payload: &Node, max_content: us
             .map(|n| xml::text_of(&n))
             .ok_or_else(|| missing(local))
     };
-    let dane_dodatkowe = decode_base64("DaneDodatkowe", "DaneDodatkowe", &block("DaneDodatkowe").unwrap_or_default())?;
+    let dane_dodatkowe = decode_base64(
+        "DaneDodatkowe",
+        "DaneDodatkowe",
+        &block("DaneDodatkowe").unwrap_or_default(),
+    )?;
     let (nazwa_pliku, typ_pliku, content) = read_dokument(payload, max_content)?;
     Ok(NadajRequest {
         podmiot: block("IdentyfikatorPodmiotu")?,
@@ -224,7 +244,11 @@ pub fn read_nadaj_request(header: Option<&Node>, payload: &Node, max_content: us
 
 fn status_xml(status: &Status) -> String {
     match &status.komunikat {
-        Some(k) => format!("<status><kod>{}</kod><komunikat>{}</komunikat></status>", status.kod, esc(k)),
+        Some(k) => format!(
+            "<status><kod>{}</kod><komunikat>{}</komunikat></status>",
+            status.kod,
+            esc(k)
+        ),
         None => format!(
             r#"<status><kod>{}</kod><komunikat xmlns:xsi="{XSI_NS}" xsi:nil="true"/></status>"#,
             status.kod
@@ -316,7 +340,12 @@ pub fn nadaj_response(response: &NadajResponse) -> String {
     let upp = response
         .upp
         .as_ref()
-        .map(|(name, bytes)| format!("<zalacznik>{}</zalacznik>", dokument_fields(name, Some("text/xml"), bytes)))
+        .map(|(name, bytes)| {
+            format!(
+                "<zalacznik>{}</zalacznik>",
+                dokument_fields(name, Some("text/xml"), bytes)
+            )
+        })
         .unwrap_or_default();
     format!(
         r#"<ob:OdpowiedzSkrytki xmlns:ob="{OBIEKTY_NS}">{}<identyfikatorDokumentu>{}</identyfikatorDokumentu>{upp_id}{upp}</ob:OdpowiedzSkrytki>"#,
@@ -351,10 +380,16 @@ pub fn read_fault(payload: &Node) -> Option<(i32, String)> {
     let wyjatek = only_child(payload, None, "detail")
         .ok()
         .flatten()
-        .and_then(|detail| only_child(&detail, Some(OBIEKTY_NS), "Wyjatek").ok().flatten());
+        .and_then(|detail| {
+            only_child(&detail, Some(OBIEKTY_NS), "Wyjatek")
+                .ok()
+                .flatten()
+        });
     Some(match wyjatek {
         Some(w) => (
-            optional(&w, "kod").and_then(|k| k.trim().parse().ok()).unwrap_or(-1),
+            optional(&w, "kod")
+                .and_then(|k| k.trim().parse().ok())
+                .unwrap_or(-1),
             optional(&w, "komunikat").unwrap_or(faultstring),
         ),
         None => (-1, faultstring),
@@ -368,7 +403,11 @@ pub fn expect_element(payload: &Node, expected: &str) -> Result<(), MessageError
     } else {
         Err(MessageError::UnexpectedElement {
             expected: format!("ob:{expected}"),
-            found: format!("{{{}}}{}", xml::namespace_of(payload).unwrap_or_default(), payload.get_name()),
+            found: format!(
+                "{{{}}}{}",
+                xml::namespace_of(payload).unwrap_or_default(),
+                payload.get_name()
+            ),
         })
     }
 }
@@ -399,17 +438,23 @@ pub fn read_oczekujace(payload: &Node) -> Result<(Status, u64), MessageError> {
     expect_element(payload, "OdpowiedzPullOczekujace")?;
     let status = read_status(payload)?;
     let count = required(payload, "oczekujace")?;
-    let count = count.trim().parse().map_err(|_| MessageError::InvalidValue {
-        element: "OdpowiedzPullOczekujace".into(),
-        field: "oczekujace".into(),
-        value: count.clone(),
-        reason: "not a non-negative integer".into(),
-    })?;
+    let count = count
+        .trim()
+        .parse()
+        .map_err(|_| MessageError::InvalidValue {
+            element: "OdpowiedzPullOczekujace".into(),
+            field: "oczekujace".into(),
+            value: count.clone(),
+            reason: "not a non-negative integer".into(),
+        })?;
     Ok((status, count))
 }
 
 /// Reads `OdpowiedzPullPobierz`. A bare status without `dokument` yields `None`.
-pub fn read_pobierz(payload: &Node, max_content: usize) -> Result<(Status, Option<PulledDocument>), MessageError> {
+pub fn read_pobierz(
+    payload: &Node,
+    max_content: usize,
+) -> Result<(Status, Option<PulledDocument>), MessageError> {
     expect_element(payload, "OdpowiedzPullPobierz")?;
     let status = read_status(payload)?;
     if payload.get_child_elements().len() == 1 {
@@ -433,7 +478,10 @@ pub fn read_pobierz(payload: &Node, max_content: usize) -> Result<(Status, Optio
     };
     let adres_odpowiedzi = {
         let node = child(payload, "adresOdpowiedzi")?;
-        let nil = node.get_property_ns("nil", XSI_NS).map(|v| v.trim() == "true").unwrap_or(false);
+        let nil = node
+            .get_property_ns("nil", XSI_NS)
+            .map(|v| v.trim() == "true")
+            .unwrap_or(false);
         if nil { None } else { Some(xml::text_of(&node)) }
     };
     let dokument = child(payload, "dokument")?;
@@ -445,8 +493,16 @@ pub fn read_pobierz(payload: &Node, max_content: usize) -> Result<(Status, Optio
         nazwa_skrytki: required(payload, "nazwaSkrytki")?,
         adres_skrytki: required(payload, "adresSkrytki")?,
         adres_odpowiedzi,
-        czy_testowe: parse_bool("OdpowiedzPullPobierz", "czyTestowe", &required(payload, "czyTestowe")?)?,
-        dane_dodatkowe: decode_base64("OdpowiedzPullPobierz", "daneDodatkowe", &required(payload, "daneDodatkowe")?)?,
+        czy_testowe: parse_bool(
+            "OdpowiedzPullPobierz",
+            "czyTestowe",
+            &required(payload, "czyTestowe")?,
+        )?,
+        dane_dodatkowe: decode_base64(
+            "OdpowiedzPullPobierz",
+            "daneDodatkowe",
+            &required(payload, "daneDodatkowe")?,
+        )?,
         nazwa_pliku,
         typ_pliku,
         content,
@@ -459,7 +515,10 @@ pub fn read_potwierdz(payload: &Node) -> Result<Status, MessageError> {
     read_status(payload)
 }
 
-pub fn read_nadaj_response(payload: &Node, max_content: usize) -> Result<NadajResponse, MessageError> {
+pub fn read_nadaj_response(
+    payload: &Node,
+    max_content: usize,
+) -> Result<NadajResponse, MessageError> {
     expect_element(payload, "OdpowiedzSkrytki")?;
     let status = read_status(payload)?;
     let upp = match only_child(payload, None, "zalacznik").ok().flatten() {
@@ -477,7 +536,10 @@ pub fn read_nadaj_response(payload: &Node, max_content: usize) -> Result<NadajRe
     })
 }
 
-fn read_dokument(node: &Node, max_content: usize) -> Result<(String, Option<String>, Vec<u8>), MessageError> {
+fn read_dokument(
+    node: &Node,
+    max_content: usize,
+) -> Result<(String, Option<String>, Vec<u8>), MessageError> {
     let element = node.get_name();
     let encoded = required(node, "zawartosc")?;
     // base64 is 4/3 of the bytes: refuse before decoding an oversized document.
@@ -495,7 +557,11 @@ fn read_dokument(node: &Node, max_content: usize) -> Result<(String, Option<Stri
             limit: max_content,
         });
     }
-    Ok((required(node, "nazwaPliku")?, optional(node, "typPliku"), content))
+    Ok((
+        required(node, "nazwaPliku")?,
+        optional(node, "typPliku"),
+        content,
+    ))
 }
 
 fn child(node: &Node, local: &str) -> Result<Node, MessageError> {
@@ -513,7 +579,10 @@ fn required(node: &Node, local: &str) -> Result<String, MessageError> {
 }
 
 fn optional(node: &Node, local: &str) -> Option<String> {
-    only_child(node, None, local).ok().flatten().map(|n| xml::text_of(&n))
+    only_child(node, None, local)
+        .ok()
+        .flatten()
+        .map(|n| xml::text_of(&n))
 }
 
 fn parse_bool(element: &str, field: &str, value: &str) -> Result<bool, MessageError> {

@@ -17,9 +17,12 @@ use crate::xml::{self, Limits, XmlError, only_child};
 use crate::xmldsig::{self, Allowlist, DSIG_NS, DsigError, SigningKey};
 
 pub const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-pub const WSSE_NS: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
-pub const WSU_NS: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
-const X509V3: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3";
+pub const WSSE_NS: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
+pub const WSU_NS: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+const X509V3: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3";
 const BASE64_BINARY: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary";
 
 /// Why a SOAP message was refused at the security layer.
@@ -59,7 +62,12 @@ pub struct Envelope<'a> {
 }
 
 /// Builds and signs a SOAP 1.1 envelope around `envelope.body`.
-pub fn sign_envelope(envelope: &Envelope<'_>, key: &SigningKey, now: DateTime<Utc>, ttl: Duration) -> Result<String, DsigError> {
+pub fn sign_envelope(
+    envelope: &Envelope<'_>,
+    key: &SigningKey,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<String, DsigError> {
     let token = base64::engine::general_purpose::STANDARD.encode(key.certificate_der()?);
     let suffix: String = format!("{:016x}", rand::random::<u64>());
     let created = now.to_rfc3339_opts(SecondsFormat::Millis, true);
@@ -107,7 +115,8 @@ pub fn sign_envelope(envelope: &Envelope<'_>, key: &SigningKey, now: DateTime<Ut
         max_bytes: usize::MAX,
         max_depth: 64,
     };
-    let doc = xml::parse(text.as_bytes(), limits).map_err(|e| DsigError::Sign(format!("envelope template: {e}")))?;
+    let doc = xml::parse(text.as_bytes(), limits)
+        .map_err(|e| DsigError::Sign(format!("envelope template: {e}")))?;
     let parts = locate(&doc).map_err(|e| DsigError::Sign(format!("envelope template: {e}")))?;
     xmldsig::register_id(&doc, &parts.body, Some(WSU_NS), "Id")?;
     if let Some(timestamp) = &parts.timestamp {
@@ -137,7 +146,9 @@ struct Parts {
 }
 
 fn locate(doc: &Document) -> Result<Parts, SecurityError> {
-    let root = doc.get_root_element().ok_or_else(|| SecurityError::NotSoap("no root element".into()))?;
+    let root = doc
+        .get_root_element()
+        .ok_or_else(|| SecurityError::NotSoap("no root element".into()))?;
     if !xml::is_element(&root, Some(SOAP_NS), "Envelope") {
         return Err(SecurityError::NotSoap(format!(
             "root element is <{}> in namespace {:?}, expected soap:Envelope",
@@ -146,23 +157,30 @@ fn locate(doc: &Document) -> Result<Parts, SecurityError> {
         )));
     }
     for child in root.get_child_elements() {
-        if !(xml::is_element(&child, Some(SOAP_NS), "Header") || xml::is_element(&child, Some(SOAP_NS), "Body")) {
-            return Err(SecurityError::NotSoap(format!("unexpected element <{}> in Envelope", child.get_name())));
+        if !(xml::is_element(&child, Some(SOAP_NS), "Header")
+            || xml::is_element(&child, Some(SOAP_NS), "Body"))
+        {
+            return Err(SecurityError::NotSoap(format!(
+                "unexpected element <{}> in Envelope",
+                child.get_name()
+            )));
         }
     }
     let single = |parent: &Node, ns: &str, local: &'static str| {
-        only_child(parent, Some(ns), local)
-            .map_err(|n| SecurityError::NotSoap(format!("{n} <{local}> elements where one is allowed")))
+        only_child(parent, Some(ns), local).map_err(|n| {
+            SecurityError::NotSoap(format!("{n} <{local}> elements where one is allowed"))
+        })
     };
-    let body = single(&root, SOAP_NS, "Body")?.ok_or_else(|| SecurityError::NotSoap("no soap:Body".into()))?;
+    let body = single(&root, SOAP_NS, "Body")?
+        .ok_or_else(|| SecurityError::NotSoap("no soap:Body".into()))?;
     let header = single(&root, SOAP_NS, "Header")?;
     let security = match &header {
         Some(header) => single(header, WSSE_NS, "Security")?,
         None => None,
     }
     .ok_or_else(|| SecurityError::Unsigned("no wsse:Security header".into()))?;
-    let signature =
-        single(&security, DSIG_NS, "Signature")?.ok_or_else(|| SecurityError::Unsigned("no ds:Signature in wsse:Security".into()))?;
+    let signature = single(&security, DSIG_NS, "Signature")?
+        .ok_or_else(|| SecurityError::Unsigned("no ds:Signature in wsse:Security".into()))?;
     let timestamp = single(&security, WSU_NS, "Timestamp")?;
     let all_signatures = root
         .findnodes("//*[local-name()='Signature' and namespace-uri()='http://www.w3.org/2000/09/xmldsig#']")
@@ -217,7 +235,9 @@ fn check_signature(
         .map_err(|e| SecurityError::Unsigned(format!("soap:Body cannot be referenced: {e}")))?;
     let timestamp_id = match &parts.timestamp {
         Some(timestamp) => Some(xmldsig::register_id(doc, timestamp, Some(WSU_NS), "Id")?),
-        None if policy.require_timestamp => return Err(SecurityError::Timestamp("no wsu:Timestamp".into())),
+        None if policy.require_timestamp => {
+            return Err(SecurityError::Timestamp("no wsu:Timestamp".into()));
+        }
         None => None,
     };
     let signed_info = only_child(&parts.signature, Some(DSIG_NS), "SignedInfo")
@@ -239,27 +259,42 @@ fn check_signature(
     if timestamp_id.is_some() && !timestamp_covered {
         return Err(SecurityError::NotCovered("wsu:Timestamp"));
     }
-    xmldsig::verify(&parts.signature, peer_certificate_pem, Allowlist { enveloped: false })?;
+    xmldsig::verify(
+        &parts.signature,
+        peer_certificate_pem,
+        Allowlist { enveloped: false },
+    )?;
     if let Some(timestamp) = &parts.timestamp {
         check_freshness(timestamp, policy.clock_skew, now)?;
     }
     Ok(())
 }
 
-fn check_freshness(timestamp: &Node, skew: Duration, now: DateTime<Utc>) -> Result<(), SecurityError> {
+fn check_freshness(
+    timestamp: &Node,
+    skew: Duration,
+    now: DateTime<Utc>,
+) -> Result<(), SecurityError> {
     let skew = chrono::Duration::from_std(skew).unwrap_or(chrono::Duration::minutes(5));
     let read = |local: &'static str| -> Result<Option<DateTime<Utc>>, SecurityError> {
         match only_child(timestamp, Some(WSU_NS), local) {
             Ok(Some(node)) => DateTime::parse_from_rfc3339(xml::text_of(&node).trim())
                 .map(|t| Some(t.with_timezone(&Utc)))
-                .map_err(|e| SecurityError::Timestamp(format!("wsu:{local} is not a dateTime: {e}"))),
+                .map_err(|e| {
+                    SecurityError::Timestamp(format!("wsu:{local} is not a dateTime: {e}"))
+                }),
             Ok(None) => Ok(None),
-            Err(n) => Err(SecurityError::Timestamp(format!("{n} wsu:{local} elements"))),
+            Err(n) => Err(SecurityError::Timestamp(format!(
+                "{n} wsu:{local} elements"
+            ))),
         }
     };
-    let created = read("Created")?.ok_or_else(|| SecurityError::Timestamp("no wsu:Created".into()))?;
+    let created =
+        read("Created")?.ok_or_else(|| SecurityError::Timestamp("no wsu:Created".into()))?;
     if created > now + skew {
-        return Err(SecurityError::Timestamp(format!("created {created}, in the future")));
+        return Err(SecurityError::Timestamp(format!(
+            "created {created}, in the future"
+        )));
     }
     if let Some(expires) = read("Expires")?
         && expires < now - skew

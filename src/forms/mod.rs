@@ -8,8 +8,13 @@ use quick_xml::name::ResolveResult;
 /// The result of classifying a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Classification {
-    Xml { namespace: Option<String>, root: String },
-    NotXml { reason: String },
+    Xml {
+        namespace: Option<String>,
+        root: String,
+    },
+    NotXml {
+        reason: String,
+    },
 }
 
 /// Reads just far enough to name the root element. Refuses DOCTYPEs like every XML intake.
@@ -20,7 +25,9 @@ pub fn classify(content: &[u8]) -> Classification {
         match reader.read_resolved_event() {
             Ok((namespace, Event::Start(element) | Event::Empty(element))) => {
                 let namespace = match namespace {
-                    ResolveResult::Bound(ns) => Some(String::from_utf8_lossy(ns.as_ref()).into_owned()),
+                    ResolveResult::Bound(ns) => {
+                        Some(String::from_utf8_lossy(ns.as_ref()).into_owned())
+                    }
                     ResolveResult::Unbound => None,
                     ResolveResult::Unknown(prefix) => {
                         return Classification::NotXml {
@@ -47,7 +54,10 @@ pub fn classify(content: &[u8]) -> Classification {
             Ok(_) => {}
             Err(error) => {
                 return Classification::NotXml {
-                    reason: format!("not well-formed XML at byte {}: {error}", reader.error_position()),
+                    reason: format!(
+                        "not well-formed XML at byte {}: {error}",
+                        reader.error_position()
+                    ),
                 };
             }
         }
@@ -72,8 +82,15 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_xml() {
-        assert!(matches!(classify(b"%PDF-1.7 ..."), Classification::NotXml { .. }));
-        assert!(matches!(classify(b"<!DOCTYPE a><a/>"), Classification::NotXml { reason } if reason.contains("DOCTYPE")));
-        assert!(matches!(classify(b"<x:a/>"), Classification::NotXml { reason } if reason.contains("undeclared")));
+        assert!(matches!(
+            classify(b"%PDF-1.7 ..."),
+            Classification::NotXml { .. }
+        ));
+        assert!(
+            matches!(classify(b"<!DOCTYPE a><a/>"), Classification::NotXml { reason } if reason.contains("DOCTYPE"))
+        );
+        assert!(
+            matches!(classify(b"<x:a/>"), Classification::NotXml { reason } if reason.contains("undeclared"))
+        );
     }
 }

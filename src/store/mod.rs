@@ -14,7 +14,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::document::PulledDocument;
 use crate::forms::Classification;
@@ -113,8 +115,12 @@ impl Store {
         if let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Url(url.to_string(), format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Url(
+                    url.to_string(),
+                    format!("cannot create {}: {e}", parent.display()),
+                )
+            })?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
@@ -147,7 +153,12 @@ impl Store {
     /// Stores a pulled document and enqueues its processing, in one transaction. A document
     /// whose identity key is already stored is not stored again: its pull count grows.
     #[tracing::instrument(skip_all, fields(mailbox = mailbox, file = %document.nazwa_pliku))]
-    pub async fn store_pulled(&self, mailbox: &str, document: &PulledDocument, skrot: &str) -> Result<Stored, StoreError> {
+    pub async fn store_pulled(
+        &self,
+        mailbox: &str,
+        document: &PulledDocument,
+        skrot: &str,
+    ) -> Result<Stored, StoreError> {
         let now = Utc::now();
         let key = document.identity_key();
         let p = &document.dane_podmiotu;
@@ -234,7 +245,11 @@ impl Store {
     /// `pobierzNastepny` returns the head of the queue until it is confirmed, so once the head
     /// is another document (or the box is empty), every document pulled from it before was
     /// confirmed, even if the answer to that confirmation was lost. Returns how many.
-    pub async fn infer_confirmed(&self, mailbox: &str, head: Option<i64>) -> Result<u64, StoreError> {
+    pub async fn infer_confirmed(
+        &self,
+        mailbox: &str,
+        head: Option<i64>,
+    ) -> Result<u64, StoreError> {
         let head = head.unwrap_or(-1);
         let affected = on_pool!(self, pool => {
             sqlx::query(
@@ -252,7 +267,12 @@ impl Store {
     }
 
     /// Enqueues a keyed job; a second enqueue of the same (kind, key) does nothing.
-    pub async fn enqueue(&self, kind: &str, key: &str, document_id: Option<i64>) -> Result<(), StoreError> {
+    pub async fn enqueue(
+        &self,
+        kind: &str,
+        key: &str,
+        document_id: Option<i64>,
+    ) -> Result<(), StoreError> {
         let now = Utc::now();
         on_pool!(self, pool => {
             sqlx::query(
@@ -279,7 +299,9 @@ impl Store {
         // database never claim one job twice.
         let sql = match self {
             Store::Sqlite(_) => concat!(claim_sql!(), ")", returning_job!()),
-            Store::Postgres(_) => concat!(claim_sql!(), " FOR UPDATE SKIP LOCKED)", returning_job!()),
+            Store::Postgres(_) => {
+                concat!(claim_sql!(), " FOR UPDATE SKIP LOCKED)", returning_job!())
+            }
         };
         on_pool!(self, pool => {
             let row = sqlx::query(sql).bind(until).bind(now).fetch_optional(pool).await?;
@@ -322,9 +344,16 @@ impl Store {
     }
 
     /// Records a failure: retried after `retry_after`, or failed for good when `give_up`.
-    pub async fn fail_job(&self, id: i64, error: &str, retry_after: Duration, give_up: bool) -> Result<(), StoreError> {
+    pub async fn fail_job(
+        &self,
+        id: i64,
+        error: &str,
+        retry_after: Duration,
+        give_up: bool,
+    ) -> Result<(), StoreError> {
         let now = Utc::now();
-        let run_after = now + chrono::Duration::from_std(retry_after).unwrap_or(chrono::Duration::seconds(30));
+        let run_after =
+            now + chrono::Duration::from_std(retry_after).unwrap_or(chrono::Duration::seconds(30));
         let status = if give_up { "failed" } else { "pending" };
         on_pool!(self, pool => {
             sqlx::query(
@@ -349,13 +378,22 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        content.ok_or(StoreError::NotFound { what: "inbound_document", id })
+        content.ok_or(StoreError::NotFound {
+            what: "inbound_document",
+            id,
+        })
     }
 
     /// Records the classify job's result (idempotent: the same input gives the same row).
-    pub async fn set_classification(&self, id: i64, classification: &Classification) -> Result<(), StoreError> {
+    pub async fn set_classification(
+        &self,
+        id: i64,
+        classification: &Classification,
+    ) -> Result<(), StoreError> {
         let (namespace, root, error) = match classification {
-            Classification::Xml { namespace, root } => (namespace.clone(), Some(root.clone()), None),
+            Classification::Xml { namespace, root } => {
+                (namespace.clone(), Some(root.clone()), None)
+            }
             Classification::NotXml { reason } => (None, None, Some(reason.clone())),
         };
         on_pool!(self, pool => {
@@ -398,7 +436,10 @@ impl Store {
     }
 
     /// Documents received since `since`, newest last, for the run summary.
-    pub async fn recent_documents(&self, since: DateTime<Utc>) -> Result<Vec<DocumentSummary>, StoreError> {
+    pub async fn recent_documents(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DocumentSummary>, StoreError> {
         on_pool!(self, pool => {
             let rows = sqlx::query(
                 "SELECT id, box_address, nadawca_uzytkownik, podmiot_identyfikator, nazwa_pliku, form_root, \

@@ -15,7 +15,9 @@ use sqlx::Row;
 pub const BIN: &str = env!("CARGO_BIN_EXE_eurzad");
 
 pub fn fixture(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(path)
 }
 
 /// An `eurzad emulator` process on a free loopback port.
@@ -28,7 +30,11 @@ pub struct EmulatorProcess {
 
 impl EmulatorProcess {
     /// Starts the emulator with `boxes` (podmiot, nazwa, adres) and extra arguments.
-    pub fn start(state_dir: &Path, boxes: &[(&str, &str, &str)], extra: &[&str]) -> EmulatorProcess {
+    pub fn start(
+        state_dir: &Path,
+        boxes: &[(&str, &str, &str)],
+        extra: &[&str],
+    ) -> EmulatorProcess {
         eurzad::install_crypto_provider();
         let mut command = Command::new(BIN);
         command
@@ -39,12 +45,16 @@ impl EmulatorProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (podmiot, nazwa, adres) in boxes {
-            command.arg("--box").arg(format!("{podmiot}:{nazwa}:{adres}"));
+            command
+                .arg("--box")
+                .arg(format!("{podmiot}:{nazwa}:{adres}"));
         }
         let mut child = command.spawn().expect("start the emulator");
         let stdout = child.stdout.take().expect("emulator stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("emulator announces its address");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("emulator announces its address");
         let url = line
             .trim()
             .rsplit(' ')
@@ -80,7 +90,12 @@ impl EmulatorProcess {
             .send()
             .await
             .expect("admin API answers");
-        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+        assert_eq!(
+            response.status(),
+            201,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
     }
 
     pub async fn counters(&self) -> serde_json::Value {
@@ -139,10 +154,16 @@ pub async fn test_database(dir: &Path) -> TestDatabase {
             let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
                 .await
                 .expect("connect to the test PostgreSQL");
-            sqlx::Executor::execute(&mut connection, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .expect("create a test database");
-            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+            sqlx::Executor::execute(
+                &mut connection,
+                sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+            )
+            .await
+            .expect("create a test database");
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(b, _)| b)
+                .unwrap_or(&admin_url);
             TestDatabase {
                 url: format!("{base}/{name}"),
                 kind: "postgres",
@@ -158,7 +179,13 @@ pub async fn test_database(dir: &Path) -> TestDatabase {
 }
 
 /// A daemon configuration for `emulator_url`, with short timeouts for tests.
-pub fn daemon_config(dir: &Path, database_url: &str, emulator_url: &str, boxes: &[(&str, &str, &str)], extra_epuap: &str) -> PathBuf {
+pub fn daemon_config(
+    dir: &Path,
+    database_url: &str,
+    emulator_url: &str,
+    boxes: &[(&str, &str, &str)],
+    extra_epuap: &str,
+) -> PathBuf {
     let mut text = format!(
         r#"[database]
 url = "{database_url}"
@@ -185,7 +212,9 @@ lease = "3s"
         epuap_cert = fixture("pki/epuap.pem").display(),
     );
     for (podmiot, nazwa, adres) in boxes {
-        text.push_str(&format!("\n[[epuap.boxes]]\npodmiot = \"{podmiot}\"\nnazwa = \"{nazwa}\"\nadres = \"{adres}\"\n"));
+        text.push_str(&format!(
+            "\n[[epuap.boxes]]\npodmiot = \"{podmiot}\"\nnazwa = \"{nazwa}\"\nadres = \"{adres}\"\n"
+        ));
     }
     let path = dir.join("config.toml");
     std::fs::write(&path, text).expect("write config");
@@ -232,7 +261,9 @@ pub struct Row_ {
 }
 
 pub async fn stored_rows(database_url: &str) -> Vec<Row_> {
-    try_stored_rows(database_url).await.expect("the test database exists and is migrated")
+    try_stored_rows(database_url)
+        .await
+        .expect("the test database exists and is migrated")
 }
 
 /// The stored rows, or `None` while the daemon has not created the database yet.
@@ -270,7 +301,10 @@ where
 {
     let start = Instant::now();
     while !check().await {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

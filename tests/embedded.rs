@@ -1,0 +1,70 @@
+//! The embedded default: `eurzad run --once` with no configuration, in an empty folder, starts
+//! the emulator in-process, seeds the demo documents (among them a "pismo ogólne" from the
+//! demo citizen `demo`), ingests them into var/eurzad.db and prints a summary. A second run
+//! finds nothing new and stores nothing twice.
+
+mod common;
+
+use std::process::Command;
+
+fn run_once_in(dir: &std::path::Path) -> (bool, String) {
+    let output = Command::new(common::BIN)
+        .args(["run", "--once"])
+        .current_dir(dir)
+        .env_remove("EURZAD_DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_on_a_fresh_folder_with_no_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, output) = run_once_in(dir.path());
+    assert!(ok, "{output}");
+    assert!(output.contains("3 new document(s)"), "{output}");
+    assert!(output.contains("from demo"), "{output}");
+    assert!(dir.path().join("var/eurzad.db").exists());
+    assert!(dir.path().join("var/emulator/counters.json").exists());
+
+    let url = format!("sqlite://{}", dir.path().join("var/eurzad.db").display());
+    let rows = common::stored_rows(&url).await;
+    assert_eq!(rows.len(), 3);
+    let pismo = rows
+        .iter()
+        .find(|r| r.nazwa_pliku == "pismo-ogolne.xml")
+        .expect("the demo pismo ogólne");
+    assert!(String::from_utf8_lossy(&pismo.content).contains("Jan</Imie>"));
+    assert!(rows.iter().all(|r| r.confirmed));
+
+    let (ok, output) = run_once_in(dir.path());
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("0 new document(s)") && output.contains("database: 3 document(s)"),
+        "{output}"
+    );
+    assert_eq!(common::stored_rows(&url).await.len(), 3);
+}
+
+#[test]
+fn a_bad_config_names_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broken.toml");
+    std::fs::write(&config, "[database]\nurl = \"sqlite://x.db\"\n[epuap]\nendpoint = \"embedded\"\npoll_interval = \"often\"\n").unwrap();
+    let output = Command::new(common::BIN)
+        .args(["run", "--once", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("broken.toml") && stderr.contains("poll_interval"),
+        "{stderr}"
+    );
+}
