@@ -126,10 +126,24 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("eurzad: error: {error:#}");
+            eprintln!("eurzad: error: {}", describe(&error));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, leaving out a cause its parent's message already quotes (our
+/// error types put the reason into their message).
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn load_config(

@@ -171,20 +171,43 @@ fn take_errors() -> String {
     })
 }
 
-fn load_private_key(pem: &[u8]) -> Result<XmlSecKey, DsigError> {
+thread_local! {
+    /// Parsed keys of this thread, by their PEM bytes: parsing an RSA key costs several
+    /// times the signature itself, and a daemon uses the same two or three keys all day.
+    /// xmlsec keys are not `Send`, hence one cache per thread.
+    static KEYS: RefCell<Vec<(Vec<u8>, bool, XmlSecKey)>> = const { RefCell::new(Vec::new()) };
+}
+
+const KEY_CACHE_SIZE: usize = 8;
+
+/// A parsed key from `pem`: a private key, or the public key of a certificate.
+fn cached_key(pem: &[u8], certificate: bool, what: &'static str) -> Result<XmlSecKey, DsigError> {
     init();
-    XmlSecKey::from_memory(pem, XmlSecKeyFormat::Pem, None).map_err(|_| DsigError::Key {
-        what: "private key",
-        detail: take_errors(),
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if let Some((_, _, key)) = keys.iter().find(|(p, c, _)| p == pem && *c == certificate) {
+            return Ok(key.clone());
+        }
+        let format = if certificate { XmlSecKeyFormat::CertPem } else { XmlSecKeyFormat::Pem };
+        let key = XmlSecKey::from_memory(pem, format, None).map_err(|_| DsigError::Key {
+            what,
+            detail: take_errors(),
+        })?;
+        if keys.len() == KEY_CACHE_SIZE {
+            keys.remove(0);
+        }
+        let copy = key.clone();
+        keys.push((pem.to_vec(), certificate, key));
+        Ok(copy)
     })
 }
 
+fn load_private_key(pem: &[u8]) -> Result<XmlSecKey, DsigError> {
+    cached_key(pem, false, "private key")
+}
+
 fn load_certificate_key(pem: &[u8]) -> Result<XmlSecKey, DsigError> {
-    init();
-    XmlSecKey::from_memory(pem, XmlSecKeyFormat::CertPem, None).map_err(|_| DsigError::Key {
-        what: "certificate",
-        detail: take_errors(),
-    })
+    cached_key(pem, true, "certificate")
 }
 
 /// Registers the attribute `attr_name` (in namespace `attr_ns`, or none) of `element` as an

@@ -1,0 +1,128 @@
+//! Bench: draining the emulator (a separate `eurzad emulator` process on loopback) with the
+//! daemon running in this process, on SQLite. Reports documents per second, the daemon's CPU
+//! time per document (getrusage of this process only: the emulator's work is not counted),
+//! and that figure relative to the RSA-2048 signing cost measured in the same run by
+//! `openssl speed rsa2048`. Target: CPU per document at most 3x the two RSA signatures the
+//! daemon must make per document (pobierzNastepny and potwierdzOdebranie requests).
+//!
+//! `cargo bench --bench drain`; EURZAD_BENCH_DOCS (default 1000) and EURZAD_BENCH_BYTES
+//! (default 8192) size the run.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use chrono::Utc;
+use eurzad::config::Config;
+use eurzad::emulator::demo_pki;
+use eurzad::epuap::wssec::{self, Envelope};
+
+fn cpu_time() -> (Duration, u64) {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (tv(usage.ru_utime) + tv(usage.ru_stime), usage.ru_maxrss as u64)
+}
+
+/// Seconds per RSA-2048 signature according to `openssl speed`.
+fn openssl_rsa2048_sign() -> Duration {
+    let output = Command::new("openssl")
+        .args(["speed", "-seconds", "2", "rsa2048"])
+        .output()
+        .expect("openssl is installed");
+    let text = String::from_utf8_lossy(&output.stdout);
+    // "rsa 2048 bits 0.000712s 0.000021s   1404.5  47619.0"
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("rsa 2048 bits"))
+        .unwrap_or_else(|| panic!("unexpected openssl speed output:\n{text}"));
+    let sign: f64 = line.split_whitespace().nth(3).unwrap().trim_end_matches('s').parse().unwrap();
+    Duration::from_secs_f64(sign)
+}
+
+fn main() {
+    let docs: u64 = std::env::var("EURZAD_BENCH_DOCS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let bytes: usize = std::env::var("EURZAD_BENCH_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(8192);
+    eurzad::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let adres = "/urzad_testowy/skrytka";
+
+    let mut emulator = Command::new(env!("CARGO_BIN_EXE_eurzad"))
+        .args(["emulator", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(dir.path().join("emulator"))
+        .args(["--box", &format!("urzad_testowy:skrytka:{adres}")])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the emulator");
+    let mut line = String::new();
+    BufReader::new(emulator.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        for n in 0..docs {
+            let mut content = format!("<dokument nr=\"{n}\">").into_bytes();
+            content.resize(bytes, b'x');
+            let response = http
+                .post(format!("{url}/admin/documents"))
+                .json(&serde_json::json!({
+                    "adres_skrytki": adres, "nazwa_pliku": format!("{n}.xml"),
+                    "content": base64::engine::general_purpose::STANDARD.encode(&content),
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 201);
+        }
+    });
+
+    let config = Config::from_toml(
+        "bench",
+        &format!(
+            "[database]\nurl = \"sqlite://{db}\"\n[epuap]\nendpoint = \"{url}\"\nwss_certificate = \"{oc}\"\n\
+             wss_private_key = \"{ok}\"\nserver_certificate = \"{ec}\"\n[[epuap.boxes]]\npodmiot = \"urzad_testowy\"\n\
+             nazwa = \"skrytka\"\nadres = \"{adres}\"\n[log]\nlevel = \"error\"\n",
+            db = dir.path().join("bench.db").display(),
+            oc = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pki/office.pem"),
+            ok = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pki/office.key"),
+            ec = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pki/epuap.pem"),
+        ),
+    )
+    .unwrap();
+
+    let (cpu_before, _) = cpu_time();
+    let wall = Instant::now();
+    let report = runtime.block_on(eurzad::daemon::run(config, true)).unwrap();
+    let wall = wall.elapsed();
+    let (cpu_after, max_rss_kib) = cpu_time();
+    let _ = emulator.kill();
+    assert_eq!(report.inbox.stored, docs, "every document drained: {}", report.render());
+
+    // Our own signing cost in the same run, for reference: one signed request envelope.
+    let body = r#"<ob:ZapytaniePullPobierz xmlns:ob="http://wsdl.epuap.gov.pl/obiekty/"><podmiot>u</podmiot><nazwaSkrytki>s</nazwaSkrytki><adresSkrytki>/u/s</adresSkrytki></ob:ZapytaniePullPobierz>"#;
+    let key = demo_pki::office_key();
+    let rounds = 300;
+    let started = cpu_time().0;
+    for _ in 0..rounds {
+        wssec::sign_envelope(&Envelope { header_blocks: "", body }, &key, Utc::now(), Duration::from_secs(300)).unwrap();
+    }
+    let our_sign = (cpu_time().0 - started) / rounds;
+
+    let rsa = openssl_rsa2048_sign();
+    let cpu_per_doc = (cpu_after - cpu_before) / docs as u32;
+    let ratio = cpu_per_doc.as_secs_f64() / (2.0 * rsa.as_secs_f64());
+    println!("\neurzad drain bench ({docs} documents of {bytes} B, SQLite, emulator in a separate process)");
+    println!("| measure                                   | value      |");
+    println!("|-------------------------------------------|------------|");
+    println!("| wall time                                 | {:>8.2} s |", wall.as_secs_f64());
+    println!("| documents per second                      | {:>10.1} |", docs as f64 / wall.as_secs_f64());
+    println!("| daemon CPU per document                   | {:>7.3} ms |", cpu_per_doc.as_secs_f64() * 1e3);
+    println!("| RSA-2048 sign (openssl speed)             | {:>7.3} ms |", rsa.as_secs_f64() * 1e3);
+    println!("| signed envelope, eurzad/xmlsec (CPU)      | {:>7.3} ms |", our_sign.as_secs_f64() * 1e3);
+    println!("| CPU per document / (2 x RSA-2048 sign)    | {:>9.2}x |", ratio);
+    println!("| max RSS of the daemon process             | {:>7.1} MB |", max_rss_kib as f64 / 1024.0);
+    println!("target: ratio <= 3.0 -> {}", if ratio <= 3.0 { "met" } else { "NOT met" });
+}
