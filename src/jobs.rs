@@ -43,7 +43,8 @@ pub async fn run_worker(
         if *stop.borrow() {
             return Ok(stats);
         }
-        let Some(job) = store.claim_job(settings.lease).await? else {
+        let batch = store.claim_jobs(settings.lease, BATCH).await?;
+        if batch.is_empty() {
             if until_idle && store.next_job_due().await?.is_none() {
                 return Ok(stats);
             }
@@ -52,28 +53,35 @@ pub async fn run_worker(
                 _ = stop.changed() => {}
             }
             continue;
-        };
-        match run_step(&store, &job).await {
-            Ok(()) => {
-                store.finish_job(job.id).await?;
-                stats.done += 1;
+        }
+        for job in batch {
+            // A claimed job left behind at a stop is taken up again when its lease ends.
+            if *stop.borrow() {
+                return Ok(stats);
             }
-            Err(error) => {
-                let give_up = job.attempts >= i64::from(settings.max_attempts);
-                tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, give_up, %error, "job failed");
-                store
-                    .fail_job(job.id, &error, settings.retry_delay, give_up)
-                    .await?;
-                if give_up {
-                    stats.failed += 1;
-                } else {
-                    stats.retried += 1;
+            match run_step(&store, &job).await {
+                Ok(()) => stats.done += 1,
+                Err(error) => {
+                    let give_up = job.attempts >= i64::from(settings.max_attempts);
+                    tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, give_up, %error, "job failed");
+                    store
+                        .fail_job(job.id, &error, settings.retry_delay, give_up)
+                        .await?;
+                    if give_up {
+                        stats.failed += 1;
+                    } else {
+                        stats.retried += 1;
+                    }
                 }
             }
         }
     }
 }
 
+/// Jobs claimed at once: one claim statement serves the batch.
+const BATCH: i64 = 32;
+
+/// Runs one job's step. A step commits its effect together with the job's completion.
 async fn run_step(store: &Store, job: &Job) -> Result<(), String> {
     match job.kind.as_str() {
         "classify" => {
@@ -85,7 +93,7 @@ async fn run_step(store: &Store, job: &Job) -> Result<(), String> {
             let classification = forms::classify(&content);
             tracing::debug!(document = id, ?classification, "classified");
             store
-                .set_classification(id, &classification)
+                .finish_classify(job.id, id, &classification)
                 .await
                 .map_err(|e| e.to_string())
         }

@@ -188,7 +188,11 @@ fn cached_key(pem: &[u8], certificate: bool, what: &'static str) -> Result<XmlSe
         if let Some((_, _, key)) = keys.iter().find(|(p, c, _)| p == pem && *c == certificate) {
             return Ok(key.clone());
         }
-        let format = if certificate { XmlSecKeyFormat::CertPem } else { XmlSecKeyFormat::Pem };
+        let format = if certificate {
+            XmlSecKeyFormat::CertPem
+        } else {
+            XmlSecKeyFormat::Pem
+        };
         let key = XmlSecKey::from_memory(pem, format, None).map_err(|_| DsigError::Key {
             what,
             detail: take_errors(),

@@ -198,7 +198,7 @@ impl EpuapClient {
         Ok(response)
     }
 
-    async fn call_with_retry<T: Send + 'static>(
+    async fn call_with_retry<T>(
         &self,
         op: Operation,
         headers: String,
@@ -220,7 +220,7 @@ impl EpuapClient {
         }
     }
 
-    async fn call<T: Send + 'static>(
+    async fn call<T>(
         &self,
         op: Operation,
         headers: String,
@@ -271,8 +271,8 @@ impl EpuapClient {
             });
         }
 
-        let settings = self.settings.clone();
-        let outcome = tokio::task::spawn_blocking(move || {
+        let settings = &self.settings;
+        let outcome = {
             let policy = VerifyPolicy {
                 limits: Limits {
                     max_bytes: response_limit(settings.max_document_bytes),
@@ -293,9 +293,7 @@ impl EpuapClient {
                     read(opened, settings.max_document_bytes)
                 },
             )
-        })
-        .await
-        .expect("verification task panicked");
+        };
         match outcome {
             Ok(value) => Ok(value),
             Err(ReadError::Fault(kod, komunikat)) => Err(EpuapError::Fault {
