@@ -140,6 +140,11 @@ impl BoxWorker {
                 .await?;
             return Ok(());
         }
+        // Whether some row of this box may be unconfirmed in the store although ePUAP took the
+        // confirmation: true at the start of a drain (the previous one may have ended between a
+        // confirmation and its mark), false once a confirmation was answered and recorded.
+        // Only then is the head-moved inference worth a query.
+        let mut uncertain = true;
         while !*stop.borrow() {
             let Some(document) = self.client.fetch_next(&self.mailbox).await? else {
                 stats.inferred += self
@@ -161,12 +166,16 @@ impl BoxWorker {
                 stats.duplicates += 1;
                 tracing::info!(mailbox = %self.mailbox.adres, id = stored.id, "document delivered again; already stored");
             }
-            stats.inferred += self
-                .store
-                .infer_confirmed(&self.mailbox.adres, Some(stored.id))
-                .await?;
+            if uncertain {
+                stats.inferred += self
+                    .store
+                    .infer_confirmed(&self.mailbox.adres, Some(stored.id))
+                    .await?;
+            }
+            uncertain = true;
             self.client.confirm_receipt(&self.mailbox, &skrot).await?;
             self.store.mark_confirmed(stored.id).await?;
+            uncertain = false;
             stats.confirmed += 1;
         }
         Ok(())
