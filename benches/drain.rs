@@ -149,8 +149,7 @@ fn main() {
         nazwa: "s".into(),
         adres: "/u/s".into(),
     };
-    let mut document = None;
-    let answer = {
+    let (answer, document) = {
         let mut content = b"<dokument>".to_vec();
         content.resize(bytes, b'x');
         let pulled = eurzad::document::PulledDocument {
@@ -175,8 +174,7 @@ fn main() {
             komunikat: Some("OK".into()),
         };
         let payload = eurzad::epuap::soap::pobierz_response(&status, Some(&pulled));
-        document = Some(pulled);
-        wssec::sign_envelope(
+        let signed = wssec::sign_envelope(
             &Envelope {
                 header_blocks: "",
                 body: &payload,
@@ -185,7 +183,8 @@ fn main() {
             Utc::now(),
             Duration::from_secs(300),
         )
-        .unwrap()
+        .unwrap();
+        (signed, pulled)
     };
     let policy = wssec::VerifyPolicy {
         limits: eurzad::xml::Limits::default(),
@@ -215,7 +214,7 @@ fn main() {
         .await
         .unwrap();
         store.migrate().await.unwrap();
-        let mut document = document.take().unwrap();
+        let mut document = document;
         let started = cpu_time().0;
         for n in 0..rounds {
             document.data_nadania = format!("2026-11-26T10:00:{n}Z");

@@ -172,7 +172,7 @@ impl BoxWorker {
                     .infer_confirmed(&self.mailbox.adres, Some(stored.id))
                     .await?;
             }
-            uncertain = true;
+            // A failed confirmation ends this drain, and the next one starts uncertain.
             self.client.confirm_receipt(&self.mailbox, &skrot).await?;
             self.store.mark_confirmed(stored.id).await?;
             uncertain = false;
