@@ -46,6 +46,33 @@ enum Command {
     },
     /// Run a local ePUAP emulator (pull + skrytka over SOAP with WS-Security, admin API).
     Emulator(EmulatorArgs),
+    /// Verify signed XML files (XML-DSig, XAdES, WS-Security): exit 0 if all are TOTAL-PASSED.
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// A trust anchor (PEM or DER certificate) a chain may end at (repeatable).
+    #[arg(long)]
+    ca: Vec<PathBuf>,
+    /// An untrusted intermediate certificate to build chains with (repeatable).
+    #[arg(long)]
+    intermediate: Vec<PathBuf>,
+    /// The only certificate allowed to have signed (repeatable: any of them).
+    #[arg(long)]
+    pinned: Vec<PathBuf>,
+    /// Judge certificate validity at this instant (RFC 3339) instead of now.
+    #[arg(long)]
+    at: Option<String>,
+    /// Accept SHA-1 (legacy documents only).
+    #[arg(long)]
+    allow_sha1: bool,
+    /// One JSON object per line instead of the human report.
+    #[arg(long)]
+    json: bool,
+    /// The files to verify.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -180,6 +207,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             store.close().await;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Verify(args) => verify_files(args),
         Command::Emulator(args) => {
             init_logging(cli.log_format.as_deref().unwrap_or("text"), "info");
             run_emulator(args).await?;
@@ -231,4 +259,95 @@ async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
     println!("eurzad emulator listening on http://{local}");
     emulator.serve(listener, shutdown).await?;
     Ok(())
+}
+
+fn verify_files(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    use eurzad::signature::{self, TrustPolicy};
+    let read_all = |paths: &[PathBuf]| -> anyhow::Result<Vec<Vec<u8>>> {
+        paths
+            .iter()
+            .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+            .collect()
+    };
+    let trust = TrustPolicy {
+        anchors: read_all(&args.ca)?,
+        intermediates: read_all(&args.intermediate)?,
+        pinned: read_all(&args.pinned)?,
+        allow_sha1: args.allow_sha1,
+    };
+    let at = match &args.at {
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .with_context(|| format!("--at {text:?} is not an RFC 3339 instant"))?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    // Files are judged in parallel, one thread each up to the number of cores; xmlsec state
+    // stays on the thread that made it.
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let verdicts: Vec<std::sync::Mutex<Option<Result<signature::Verdict, String>>>> = args
+        .files
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(args.files.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(path) = args.files.get(i) else { break };
+                    let outcome = std::fs::read(path)
+                        .map(|bytes| signature::verify(&bytes, &trust, at))
+                        .map_err(|e| e.to_string());
+                    *verdicts[i].lock().expect("verdict slot") = Some(outcome);
+                }
+            });
+        }
+    });
+    let mut all_passed = true;
+    for (path, slot) in args.files.iter().zip(verdicts) {
+        let file = path.display().to_string();
+        match slot
+            .into_inner()
+            .expect("verdict slot")
+            .expect("every file judged")
+        {
+            Ok(verdict) => {
+                all_passed &= verdict.passed();
+                if args.json {
+                    let mut line = serde_json::to_value(&verdict).expect("verdict serializes");
+                    line["file"] = serde_json::Value::String(file);
+                    line["signature_kind"] = line["profile"].clone();
+                    println!("{line}");
+                } else {
+                    println!(
+                        "{file}: {}{} ({:?}){}\n  {}",
+                        verdict.indication,
+                        verdict
+                            .subindication
+                            .map(|s| format!("/{s}"))
+                            .unwrap_or_default(),
+                        verdict.profile,
+                        verdict
+                            .signer
+                            .as_ref()
+                            .map(|s| format!(", signer: {s}"))
+                            .unwrap_or_default(),
+                        verdict.reason
+                    );
+                }
+            }
+            Err(error) => {
+                eprintln!("eurzad: error: cannot read {file}: {error}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    Ok(if all_passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

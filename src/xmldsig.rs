@@ -72,6 +72,23 @@ impl SigningKey {
     }
 }
 
+/// The certificates of a file as DER: every `CERTIFICATE` block of a PEM file (text around
+/// the blocks, as `openssl x509 -text` writes it, is ignored), or the file itself if it has no
+/// PEM block (DER).
+pub fn certificates_der(file: &[u8]) -> Result<Vec<Vec<u8>>, DsigError> {
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    if !file.windows(BEGIN.len()).any(|w| w == BEGIN) {
+        return Ok(vec![file.to_vec()]);
+    }
+    let text = std::str::from_utf8(file).map_err(|_| DsigError::Key {
+        what: "certificate",
+        detail: "PEM is not UTF-8".into(),
+    })?;
+    text.match_indices("-----BEGIN CERTIFICATE-----")
+        .map(|(start, _)| certificate_der(&file[start..]))
+        .collect()
+}
+
 /// Decodes the first `CERTIFICATE` block of a PEM file.
 pub fn certificate_der(pem: &[u8]) -> Result<Vec<u8>, DsigError> {
     use base64::Engine;
@@ -106,6 +123,26 @@ pub fn certificate_der(pem: &[u8]) -> Result<Vec<u8>, DsigError> {
 pub struct Allowlist {
     /// `URI=""` references with the enveloped-signature transform (enveloped signatures).
     pub enveloped: bool,
+    /// Also the inclusive c14n family (1.0, 1.1, with comments), the XPath transform (whose
+    /// expression the caller checks), ECDSA and SHA-384.
+    pub forms: bool,
+    /// Legacy SHA-1 digests and signatures.
+    pub sha1: bool,
+}
+
+impl Allowlist {
+    /// WS-Security as eurzad and ePUAP speak it: exc-c14n, RSA-SHA256/512, by ID only.
+    pub const WSS: Allowlist = Allowlist {
+        enveloped: false,
+        forms: false,
+        sha1: false,
+    };
+    /// Enveloped signatures eurzad makes (UPP, letters).
+    pub const ENVELOPED: Allowlist = Allowlist {
+        enveloped: true,
+        forms: false,
+        sha1: false,
+    };
 }
 
 fn init() {
@@ -253,8 +290,11 @@ pub fn register_id(
 }
 
 fn restrict(ctx: &XmlSecSignatureContext, allow: Allowlist) {
+    unsafe { restrict_raw(ctx.as_ptr(), allow) }
+}
+
+unsafe fn restrict_raw(raw: *mut xs::xmlSecDSigCtx, allow: Allowlist) {
     unsafe {
-        let raw = ctx.as_ptr();
         let mut uris = xs::xmlSecTransformUriTypeSameDocument;
         if allow.enveloped {
             uris |= xs::xmlSecTransformUriTypeEmpty;
@@ -265,17 +305,44 @@ fn restrict(ctx: &XmlSecSignatureContext, allow: Allowlist) {
             xs::xmlSecOpenSSLTransformSha256GetKlass(),
             xs::xmlSecOpenSSLTransformSha512GetKlass(),
         ];
+        let mut signature = vec![
+            xs::xmlSecTransformExclC14NGetKlass(),
+            xs::xmlSecOpenSSLTransformRsaSha256GetKlass(),
+            xs::xmlSecOpenSSLTransformRsaSha512GetKlass(),
+        ];
         if allow.enveloped {
             reference.push(xs::xmlSecTransformEnvelopedGetKlass());
+        }
+        if allow.forms {
+            let c14n = [
+                xs::xmlSecTransformExclC14NWithCommentsGetKlass(),
+                xs::xmlSecTransformInclC14NGetKlass(),
+                xs::xmlSecTransformInclC14NWithCommentsGetKlass(),
+                xs::xmlSecTransformInclC14N11GetKlass(),
+                xs::xmlSecTransformInclC14N11WithCommentsGetKlass(),
+            ];
+            reference.extend(c14n);
+            reference.push(xs::xmlSecTransformXPathGetKlass());
+            reference.push(xs::xmlSecOpenSSLTransformSha384GetKlass());
+            signature.extend(c14n);
+            signature.extend([
+                xs::xmlSecOpenSSLTransformRsaSha384GetKlass(),
+                xs::xmlSecOpenSSLTransformEcdsaSha256GetKlass(),
+                xs::xmlSecOpenSSLTransformEcdsaSha384GetKlass(),
+                xs::xmlSecOpenSSLTransformEcdsaSha512GetKlass(),
+            ]);
+        }
+        if allow.sha1 {
+            reference.push(xs::xmlSecOpenSSLTransformSha1GetKlass());
+            signature.push(xs::xmlSecOpenSSLTransformRsaSha1GetKlass());
+            if allow.forms {
+                signature.push(xs::xmlSecOpenSSLTransformEcdsaSha1GetKlass());
+            }
         }
         for klass in reference {
             xs::xmlSecDSigCtxEnableReferenceTransform(raw, klass);
         }
-        for klass in [
-            xs::xmlSecTransformExclC14NGetKlass(),
-            xs::xmlSecOpenSSLTransformRsaSha256GetKlass(),
-            xs::xmlSecOpenSSLTransformRsaSha512GetKlass(),
-        ] {
+        for klass in signature {
             xs::xmlSecDSigCtxEnableSignatureTransform(raw, klass);
         }
     }
@@ -306,5 +373,135 @@ pub fn verify(signature: &Node, certificate_pem: &[u8], allow: Allowlist) -> Res
             take_errors()
         ))),
         Err(_) => Err(DsigError::Invalid(take_errors())),
+    }
+}
+
+/// Trust anchors for [`verify_with_anchors`]: certificates (PEM or DER) that end a chain.
+pub struct Anchors<'a> {
+    pub certificates: &'a [Vec<u8>],
+    /// Untrusted intermediates offered besides those in KeyInfo.
+    pub intermediates: &'a [Vec<u8>],
+}
+
+/// Verifies the `ds:Signature` at `signature` with the key of a certificate from its
+/// `X509Data` that chains to one of `anchors` at `at` (UNIX seconds). Only X509Data is read
+/// from KeyInfo: a bare KeyValue is never trusted. Returns the signer certificate (DER).
+pub fn verify_with_anchors(
+    signature: &Node,
+    anchors: &Anchors<'_>,
+    at: i64,
+    allow: Allowlist,
+) -> Result<Vec<u8>, DsigError> {
+    init();
+    unsafe {
+        let manager = xs::xmlSecKeysMngrCreate();
+        if manager.is_null() || xs::xmlSecOpenSSLAppDefaultKeysMngrInit(manager) < 0 {
+            return Err(DsigError::Key {
+                what: "keys manager",
+                detail: take_errors(),
+            });
+        }
+        let manager = KeysManager(manager);
+        for (files, trusted) in [(anchors.certificates, true), (anchors.intermediates, false)] {
+            for certificate in files
+                .iter()
+                .map(|f| certificates_der(f))
+                .collect::<Result<Vec<_>, _>>()?
+                .iter()
+                .flatten()
+            {
+                let format = xs::xmlSecKeyDataFormat_xmlSecKeyDataFormatDer;
+                let kind = if trusted {
+                    xs::xmlSecKeyDataTypeTrusted
+                } else {
+                    0
+                };
+                if xs::xmlSecOpenSSLAppKeysMngrCertLoadMemory(
+                    manager.0,
+                    certificate.as_ptr(),
+                    certificate.len() as _,
+                    format,
+                    kind as _,
+                ) < 0
+                {
+                    return Err(DsigError::Key {
+                        what: "trust anchor",
+                        detail: take_errors(),
+                    });
+                }
+            }
+        }
+        let ctx = xs::xmlSecDSigCtxCreate(manager.0);
+        if ctx.is_null() {
+            return Err(DsigError::Invalid(
+                "cannot create a signature context".into(),
+            ));
+        }
+        let ctx = Context(ctx);
+        (*ctx.0).keyInfoReadCtx.certsVerificationTime = at as _;
+        xs::xmlSecPtrListAdd(
+            &mut (*ctx.0).keyInfoReadCtx.enabledKeyData,
+            xs::xmlSecOpenSSLKeyDataX509GetKlass() as *mut std::ffi::c_void,
+        );
+        restrict_raw(ctx.0, allow);
+        let rc = xs::xmlSecDSigCtxVerify(ctx.0, signature.node_ptr() as xs::xmlNodePtr);
+        if rc < 0 {
+            return Err(DsigError::Invalid(take_errors()));
+        }
+        if (*ctx.0).status != xs::xmlSecDSigStatus_xmlSecDSigStatusSucceeded {
+            return Err(DsigError::Invalid(format!(
+                "digest or signature value mismatch ({})",
+                take_errors()
+            )));
+        }
+        let key = (*ctx.0).signKey;
+        let data = if key.is_null() {
+            std::ptr::null_mut()
+        } else {
+            xs::xmlSecKeyGetData(key, xs::xmlSecOpenSSLKeyDataX509GetKlass())
+        };
+        let certificate = if data.is_null() {
+            std::ptr::null_mut()
+        } else {
+            xs::xmlSecOpenSSLKeyDataX509GetKeyCert(data)
+        };
+        if certificate.is_null() {
+            return Err(DsigError::Invalid(
+                "the signing key did not come from a certificate".into(),
+            ));
+        }
+        Ok(x509_der(certificate as *mut std::ffi::c_void))
+    }
+}
+
+struct KeysManager(xs::xmlSecKeysMngrPtr);
+impl Drop for KeysManager {
+    fn drop(&mut self) {
+        unsafe { xs::xmlSecKeysMngrDestroy(self.0) };
+    }
+}
+
+struct Context(*mut xs::xmlSecDSigCtx);
+impl Drop for Context {
+    fn drop(&mut self) {
+        unsafe { xs::xmlSecDSigCtxDestroy(self.0) };
+    }
+}
+
+unsafe extern "C" {
+    fn i2d_X509(certificate: *mut std::ffi::c_void, out: *mut *mut u8) -> c_int;
+}
+
+/// DER bytes of an OpenSSL `X509*`.
+unsafe fn x509_der(certificate: *mut std::ffi::c_void) -> Vec<u8> {
+    unsafe {
+        let length = i2d_X509(certificate, std::ptr::null_mut());
+        if length <= 0 {
+            return Vec::new();
+        }
+        let mut buffer = vec![0u8; length as usize];
+        let mut cursor = buffer.as_mut_ptr();
+        i2d_X509(certificate, &mut cursor);
+        buffer
     }
 }

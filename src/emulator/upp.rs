@@ -60,7 +60,7 @@ pub fn build(fields: &UppFields<'_>, key: &SigningKey, now: &str) -> Result<Vec<
         .ok()
         .flatten()
         .expect("UPP template has one signature");
-    xmldsig::sign(&signature, key, Allowlist { enveloped: true })?;
+    xmldsig::sign(&signature, key, Allowlist::ENVELOPED)?;
     Ok(doc
         .to_string_with_options(libxml::tree::SaveOptions::default())
         .into_bytes())
@@ -88,7 +88,7 @@ mod tests {
             let signature = xml::only_child(&root, Some(DSIG_NS), "Signature")
                 .unwrap()
                 .unwrap();
-            xmldsig::verify(&signature, cert, Allowlist { enveloped: true })
+            xmldsig::verify(&signature, cert, Allowlist::ENVELOPED)
         };
         verify(demo_pki::EPUAP_CERT).unwrap();
         assert!(verify(demo_pki::OFFICE_CERT).is_err());

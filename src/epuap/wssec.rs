@@ -122,7 +122,7 @@ pub fn sign_envelope(
     if let Some(timestamp) = &parts.timestamp {
         xmldsig::register_id(&doc, timestamp, Some(WSU_NS), "Id")?;
     }
-    xmldsig::sign(&parts.signature, key, Allowlist { enveloped: false })?;
+    xmldsig::sign(&parts.signature, key, Allowlist::WSS)?;
     Ok(serialize(&doc))
 }
 
@@ -259,11 +259,7 @@ fn check_signature(
     if timestamp_id.is_some() && !timestamp_covered {
         return Err(SecurityError::NotCovered("wsu:Timestamp"));
     }
-    xmldsig::verify(
-        &parts.signature,
-        peer_certificate_pem,
-        Allowlist { enveloped: false },
-    )?;
+    xmldsig::verify(&parts.signature, peer_certificate_pem, Allowlist::WSS)?;
     if let Some(timestamp) = &parts.timestamp {
         check_freshness(timestamp, policy.clock_skew, now)?;
     }
