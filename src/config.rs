@@ -50,6 +50,8 @@ pub struct Config {
     #[serde(default)]
     pub jobs: JobsConfig,
     #[serde(default)]
+    pub trust: TrustConfig,
+    #[serde(default)]
     pub log: LogConfig,
     /// Where the configuration came from, for messages.
     #[serde(skip)]
@@ -196,6 +198,31 @@ impl Default for JobsConfig {
         }
     }
 }
+
+/// Whom signatures on inbound documents must come from. Each kind has its own anchors.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfig {
+    /// A folder of PEM/DER anchors for qualified signatures.
+    #[serde(default)]
+    pub qualified_ca_dir: Option<String>,
+    /// A national trusted list (ETSI TS 119 612). Not implemented yet: refused at start.
+    #[serde(default)]
+    pub tsl: Option<String>,
+    /// ePUAP's trusted-profile signing certificate(s); the shipped seal when absent.
+    #[serde(default)]
+    pub trusted_profile_certificates: Option<Vec<String>>,
+    /// A folder of PEM/DER anchors for personal (e-ID) signatures.
+    #[serde(default)]
+    pub personal_ca_dir: Option<String>,
+    /// Accept SHA-1 (legacy documents only).
+    #[serde(default)]
+    pub allow_sha1: bool,
+}
+
+/// The shipped trusted-profile seal (`trust/pz-seal-minister-cyfryzacji-2024.pem`).
+pub const TRUSTED_PROFILE_SEAL: &[u8] =
+    include_bytes!("../trust/pz-seal-minister-cyfryzacji-2024.pem");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -383,11 +410,72 @@ impl Config {
                 format!("{:?}: expected \"text\" or \"json\"", self.log.format),
             ));
         }
+        self.trust_policy()?;
         if self.endpoint()? != Endpoint::Embedded {
             self.office_key()?;
             self.server_certificate()?;
         }
         Ok(())
+    }
+
+    /// The trust policy for inbound documents, read from the `[trust]` files.
+    pub fn trust_policy(&self) -> Result<crate::signature::TrustPolicy, ConfigError> {
+        let trust = &self.trust;
+        if trust.tsl.is_some() {
+            return Err(self.invalid(
+                "trust.tsl",
+                "loading a trusted list is not implemented yet; put the qualified CAs as PEM files in trust.qualified_ca_dir",
+            ));
+        }
+        let mut anchors = Vec::new();
+        for (key, dir) in [
+            ("trust.qualified_ca_dir", &trust.qualified_ca_dir),
+            ("trust.personal_ca_dir", &trust.personal_ca_dir),
+        ] {
+            let Some(dir) = dir else { continue };
+            let path = self.resolve_path(key, dir)?;
+            let entries = std::fs::read_dir(&path)
+                .map_err(|e| self.invalid(key, format!("cannot read {}: {e}", path.display())))?;
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("pem" | "crt" | "cer" | "der")
+                    )
+                })
+                .collect();
+            files.sort();
+            for file in files {
+                let bytes = std::fs::read(&file).map_err(|e| {
+                    self.invalid(key, format!("cannot read {}: {e}", file.display()))
+                })?;
+                crate::xmldsig::certificates_der(&bytes)
+                    .map_err(|e| self.invalid(key, format!("{}: {e}", file.display())))?;
+                anchors.push(bytes);
+            }
+        }
+        let pinned = match &trust.trusted_profile_certificates {
+            None => vec![TRUSTED_PROFILE_SEAL.to_vec()],
+            Some(files) => files
+                .iter()
+                .map(|f| {
+                    let path = self.resolve_path("trust.trusted_profile_certificates", f)?;
+                    std::fs::read(&path).map_err(|e| {
+                        self.invalid(
+                            "trust.trusted_profile_certificates",
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(crate::signature::TrustPolicy {
+            anchors,
+            intermediates: Vec::new(),
+            pinned,
+            allow_sha1: trust.allow_sha1,
+        })
     }
 
     /// The parsed `epuap.endpoint`.

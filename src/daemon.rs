@@ -59,7 +59,7 @@ impl RunReport {
         );
         for d in &self.documents {
             out.push_str(&format!(
-                "  #{:<4} {}  from {:<18} {} ({} B){}\n",
+                "  #{:<4} {}  from {:<18} {} ({} B){}{}\n",
                 d.id,
                 d.mailbox,
                 d.sender,
@@ -68,6 +68,10 @@ impl RunReport {
                 d.form
                     .as_ref()
                     .map(|f| format!(", form <{f}>"))
+                    .unwrap_or_default(),
+                d.signature
+                    .as_ref()
+                    .map(|s| format!(", signature {s}"))
                     .unwrap_or_default()
             ));
         }
@@ -148,6 +152,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         retry_delay: config.jobs.retry_delay,
         lease: config.jobs.lease,
         idle_wait: Duration::from_millis(500),
+        trust: std::sync::Arc::new(config.trust_policy()?),
     };
     let job_task = (!once).then(|| {
         tokio::spawn(jobs::run_worker(

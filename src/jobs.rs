@@ -2,13 +2,17 @@
 //! so a job that ran halfway before a crash is simply run again when its lease expires.
 //!
 //! Kinds so far:
-//! - `classify`: names the form of an inbound document (its root element and namespace).
+//! - `classify`: names the form of an inbound document (its root element and namespace);
+//! - `verify`: checks the signature of an XML document and stores the verdict with it.
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use std::sync::Arc;
+
 use crate::forms;
+use crate::signature::{self, TrustPolicy};
 use crate::store::{Job, Store, StoreError};
 
 /// Job outcome counts of one worker.
@@ -27,6 +31,8 @@ pub struct JobSettings {
     pub lease: Duration,
     /// Idle wait between polls of an empty queue.
     pub idle_wait: Duration,
+    /// Whom signatures must come from (the `verify` step).
+    pub trust: Arc<TrustPolicy>,
 }
 
 /// Runs jobs until `stop`. With `until_idle`, returns once no job is left to run: it waits
@@ -59,7 +65,7 @@ pub async fn run_worker(
             if *stop.borrow() {
                 return Ok(stats);
             }
-            match run_step(&store, &job).await {
+            match run_step(&store, &settings, &job).await {
                 Ok(()) => stats.done += 1,
                 Err(error) => {
                     let give_up = job.attempts >= i64::from(settings.max_attempts);
@@ -82,7 +88,7 @@ pub async fn run_worker(
 const BATCH: i64 = 32;
 
 /// Runs one job's step. A step commits its effect together with the job's completion.
-async fn run_step(store: &Store, job: &Job) -> Result<(), String> {
+async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<(), String> {
     match job.kind.as_str() {
         "classify" => {
             let id = job.document_id.ok_or("classify job without a document")?;
@@ -94,6 +100,32 @@ async fn run_step(store: &Store, job: &Job) -> Result<(), String> {
             tracing::debug!(document = id, ?classification, "classified");
             store
                 .finish_classify(job.id, id, &classification)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        "verify" => {
+            let id = job.document_id.ok_or("verify job without a document")?;
+            let content = store
+                .document_content(id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let forms::Classification::NotXml { reason } = forms::classify(&content) {
+                let note = format!("signature not checked: {reason}");
+                return store
+                    .finish_verify(job.id, id, None, &note)
+                    .await
+                    .map_err(|e| e.to_string());
+            }
+            // xmlsec state is not Send: the check runs on a blocking thread and stays there.
+            let trust = settings.trust.clone();
+            let verdict = tokio::task::spawn_blocking(move || {
+                signature::verify(&content, &trust, chrono::Utc::now())
+            })
+            .await
+            .map_err(|e| format!("verification task failed: {e}"))?;
+            tracing::info!(document = id, indication = %verdict.indication, reason = %verdict.reason, "signature checked");
+            store
+                .finish_verify(job.id, id, Some(&verdict), "")
                 .await
                 .map_err(|e| e.to_string())
         }

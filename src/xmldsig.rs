@@ -40,6 +40,8 @@ pub enum DsigError {
     Sign(String),
     #[error("signature does not verify: {0}")]
     Invalid(String),
+    #[error("no trusted key: {0}")]
+    NoTrustedKey(String),
 }
 
 /// A private key and its certificate as PEM bytes. Plain bytes are `Send + Sync`; xmlsec
@@ -446,7 +448,8 @@ pub fn verify_with_anchors(
         restrict_raw(ctx.0, allow);
         let rc = xs::xmlSecDSigCtxVerify(ctx.0, signature.node_ptr() as xs::xmlNodePtr);
         if rc < 0 {
-            return Err(DsigError::Invalid(take_errors()));
+            // No key: no certificate in X509Data chains to an anchor at that time.
+            return Err(DsigError::NoTrustedKey(take_errors()));
         }
         if (*ctx.0).status != xs::xmlSecDSigStatus_xmlSecDSigStatusSucceeded {
             return Err(DsigError::Invalid(format!(

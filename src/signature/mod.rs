@@ -571,8 +571,10 @@ fn verify_core(
     allow: Allowlist,
     profile: Profile,
 ) -> Result<Vec<u8>, Verdict> {
+    // A pinned certificate (the trusted-profile seal, or --pinned) is tried first; when
+    // anchors are configured too, a signature by another key may still chain to them.
+    let mut pinned_failure = None;
     if !trust.pinned.is_empty() {
-        let mut last = String::new();
         let pinned: Vec<Vec<u8>> = trust
             .pinned
             .iter()
@@ -587,14 +589,19 @@ fn verify_core(
                     })?;
                     return Ok(der);
                 }
-                Err(e) => last = e.to_string(),
+                Err(e) => pinned_failure = Some(e.to_string()),
             }
         }
-        return Err(Verdict::failed(
-            profile,
-            "SIG_CRYPTO_FAILURE",
-            format!("not signed by the pinned certificate: {last}"),
-        ));
+        if trust.anchors.is_empty() {
+            return Err(Verdict::failed(
+                profile,
+                "SIG_CRYPTO_FAILURE",
+                format!(
+                    "not a valid signature by the pinned certificate: {}",
+                    pinned_failure.unwrap_or_default()
+                ),
+            ));
+        }
     }
     if trust.anchors.is_empty() {
         return Err(Verdict::indeterminate(
@@ -607,12 +614,17 @@ fn verify_core(
         certificates: &trust.anchors,
         intermediates: &trust.intermediates,
     };
-    xmldsig::verify_with_anchors(signature, &anchors, at.timestamp(), allow).map_err(|e| {
-        Verdict::indeterminate(
+    xmldsig::verify_with_anchors(signature, &anchors, at.timestamp(), allow).map_err(|e| match e {
+        xmldsig::DsigError::Invalid(_) => Verdict::failed(
+            profile,
+            "HASH_FAILURE",
+            format!("the signed data or the signature value was altered: {e}"),
+        ),
+        other => Verdict::indeterminate(
             profile,
             "NO_CERTIFICATE_CHAIN_FOUND",
-            format!("no valid signature by a certificate chaining to a trust anchor at {at}: {e}"),
-        )
+            format!("no certificate in the signature chains to a trust anchor at {at}: {other}"),
+        ),
     })
 }
 

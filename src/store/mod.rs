@@ -26,6 +26,7 @@ use sqlx::sqlite::{
 
 use crate::document::PulledDocument;
 use crate::forms::Classification;
+use crate::signature::Verdict;
 
 /// Storage errors. `Database` carries sqlx's message, which names the table or constraint.
 #[derive(Debug, thiserror::Error)]
@@ -215,7 +216,8 @@ impl Store {
                 Some(id) => {
                     sqlx::query(
                         "INSERT INTO job (kind, key, document_id, run_after, created_at, updated_at) \
-                         VALUES ('classify', $1, $2, $3, $3, $3) ON CONFLICT (kind, key) DO NOTHING",
+                         VALUES ('classify', $1, $2, $3, $3, $3), ('verify', $1, $2, $3, $3, $3) \
+                         ON CONFLICT (kind, key) DO NOTHING",
                     )
                     .bind(id.to_string())
                     .bind(id)
@@ -438,6 +440,47 @@ impl Store {
         Ok(())
     }
 
+    /// Records the signature verdict and marks the job done, in one transaction. `None`
+    /// records that the content is not XML (no signature to check).
+    pub async fn finish_verify(
+        &self,
+        job_id: i64,
+        document_id: i64,
+        verdict: Option<&Verdict>,
+        not_checked: &str,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let (indication, subindication, reason, profile, signer) = match verdict {
+            Some(v) => (
+                Some(v.indication.to_string()),
+                v.subindication.map(str::to_string),
+                v.reason.clone(),
+                Some(format!("{:?}", v.profile).to_lowercase()),
+                v.signer.clone(),
+            ),
+            None => (None, None, not_checked.to_string(), None, None),
+        };
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE inbound_document SET signature_indication = $1, signature_subindication = $2, \
+                 signature_reason = $3, signature_profile = $4, signature_signer = $5, verified_at = $6 WHERE id = $7",
+            )
+            .bind(indication)
+            .bind(subindication)
+            .bind(reason)
+            .bind(profile)
+            .bind(signer)
+            .bind(now)
+            .bind(document_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     pub async fn counts(&self) -> Result<Counts, StoreError> {
         on_pool!(self, pool => {
             let row = sqlx::query(
@@ -469,6 +512,7 @@ impl Store {
         on_pool!(self, pool => {
             let rows = sqlx::query(
                 "SELECT id, box_address, nadawca_uzytkownik, podmiot_identyfikator, nazwa_pliku, form_root, \
+                 signature_indication, signature_subindication, \
                  LENGTH(content) AS size FROM inbound_document WHERE received_at >= $1 ORDER BY id",
             )
             .bind(since)
@@ -484,6 +528,12 @@ impl Store {
                             .unwrap_or(row.try_get("podmiot_identyfikator")?),
                         file: row.try_get("nazwa_pliku")?,
                         form: row.try_get("form_root")?,
+                        signature: row
+                            .try_get::<Option<String>, _>("signature_indication")?
+                            .map(|i| match row.try_get::<Option<String>, _>("signature_subindication") {
+                                Ok(Some(sub)) => format!("{i}/{sub}"),
+                                _ => i,
+                            }),
                         size: row.try_get::<i32, _>("size").map(i64::from).or_else(|_| row.try_get::<i64, _>("size"))?,
                     })
                 })
@@ -501,5 +551,7 @@ pub struct DocumentSummary {
     pub sender: String,
     pub file: String,
     pub form: Option<String>,
+    /// The signature verdict, `INDICATION[/SUBINDICATION]`, once checked.
+    pub signature: Option<String>,
     pub size: i64,
 }
