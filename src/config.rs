@@ -206,9 +206,14 @@ pub struct TrustConfig {
     /// A folder of PEM/DER anchors for qualified signatures.
     #[serde(default)]
     pub qualified_ca_dir: Option<String>,
-    /// A national trusted list (ETSI TS 119 612). Not implemented yet: refused at start.
+    /// A national trusted list (ETSI TS 119 612): its granted CA/QC services become anchors
+    /// for qualified signatures, once the list's own signature verifies.
     #[serde(default)]
     pub tsl: Option<String>,
+    /// Who may sign the trusted list: a PEM file of signer certificates, or the EU LOTL (XML),
+    /// whose pointer for the list's territory names them. Required with `tsl`.
+    #[serde(default)]
+    pub tsl_signers: Option<String>,
     /// ePUAP's trusted-profile signing certificate(s); the shipped seal when absent.
     #[serde(default)]
     pub trusted_profile_certificates: Option<Vec<String>>,
@@ -421,13 +426,10 @@ impl Config {
     /// The trust policy for inbound documents, read from the `[trust]` files.
     pub fn trust_policy(&self) -> Result<crate::signature::TrustPolicy, ConfigError> {
         let trust = &self.trust;
-        if trust.tsl.is_some() {
-            return Err(self.invalid(
-                "trust.tsl",
-                "loading a trusted list is not implemented yet; put the qualified CAs as PEM files in trust.qualified_ca_dir",
-            ));
-        }
         let mut anchors = Vec::new();
+        if let Some(tsl) = &trust.tsl {
+            anchors.extend(self.trusted_list_anchors(tsl)?);
+        }
         for (key, dir) in [
             ("trust.qualified_ca_dir", &trust.qualified_ca_dir),
             ("trust.personal_ca_dir", &trust.personal_ca_dir),
@@ -476,6 +478,51 @@ impl Config {
             pinned,
             allow_sha1: trust.allow_sha1,
         })
+    }
+
+    fn trusted_list_anchors(&self, tsl: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
+        let read = |key: &str, value: &str| -> Result<Vec<u8>, ConfigError> {
+            let path = self.resolve_path(key, value)?;
+            std::fs::read(&path)
+                .map_err(|e| self.invalid(key, format!("cannot read {}: {e}", path.display())))
+        };
+        let list = read("trust.tsl", tsl)?;
+        let signers_file = self.trust.tsl_signers.as_deref().ok_or_else(|| {
+            self.invalid(
+                "trust.tsl_signers",
+                "required with trust.tsl: the LOTL or a PEM file of the list's signers",
+            )
+        })?;
+        let signers = read("trust.tsl_signers", signers_file)?;
+        let signers = if signers
+            .windows(27)
+            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+        {
+            crate::xmldsig::certificates_der(&signers)
+                .map_err(|e| self.invalid("trust.tsl_signers", e.to_string()))?
+        } else {
+            crate::signature::tsl::signers_from_lotl(&signers, "PL")
+                .map_err(|e| self.invalid("trust.tsl_signers", e.to_string()))?
+        };
+        let list = crate::signature::tsl::load(&list, &signers, None)
+            .map_err(|e| self.invalid("trust.tsl", e.to_string()))?;
+        let now = chrono::Utc::now();
+        if list.next_update.is_some_and(|next| next < now) {
+            tracing::warn!(sequence = list.sequence_number, next_update = ?list.next_update, "the trusted list is past its NextUpdate: fetch a new one");
+        }
+        let anchors = list.qualified_ca_anchors(now);
+        if anchors.is_empty() {
+            return Err(self.invalid(
+                "trust.tsl",
+                "the trusted list gives no granted qualified CA today",
+            ));
+        }
+        tracing::info!(
+            sequence = list.sequence_number,
+            anchors = anchors.len(),
+            "trusted list loaded"
+        );
+        Ok(anchors)
     }
 
     /// The parsed `epuap.endpoint`.

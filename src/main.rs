@@ -61,6 +61,12 @@ struct VerifyArgs {
     /// The only certificate allowed to have signed (repeatable: any of them).
     #[arg(long)]
     pinned: Vec<PathBuf>,
+    /// A national trusted list (ETSI TS 119 612) whose granted qualified CAs become anchors.
+    #[arg(long, requires = "tsl_signers")]
+    tsl: Option<PathBuf>,
+    /// Who may sign --tsl: the EU LOTL (XML) or a PEM file of signer certificates.
+    #[arg(long)]
+    tsl_signers: Option<PathBuf>,
     /// Judge certificate validity at this instant (RFC 3339) instead of now.
     #[arg(long)]
     at: Option<String>,
@@ -281,6 +287,22 @@ fn verify_files(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             .with_timezone(&chrono::Utc),
         None => chrono::Utc::now(),
     };
+    let mut trust = trust;
+    if let (Some(tsl), Some(signers)) = (&args.tsl, &args.tsl_signers) {
+        let signers =
+            std::fs::read(signers).with_context(|| format!("reading {}", signers.display()))?;
+        let signers = if signers
+            .windows(27)
+            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+        {
+            eurzad::xmldsig::certificates_der(&signers)?
+        } else {
+            signature::tsl::signers_from_lotl(&signers, "PL")?
+        };
+        let list = std::fs::read(tsl).with_context(|| format!("reading {}", tsl.display()))?;
+        let list = signature::tsl::load(&list, &signers, None)?;
+        trust.anchors.extend(list.qualified_ca_anchors(at));
+    }
     // Files are judged in parallel, one thread each up to the number of cores; xmlsec state
     // stays on the thread that made it.
     let workers = std::thread::available_parallelism()

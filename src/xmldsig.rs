@@ -404,33 +404,31 @@ pub fn verify_with_anchors(
             });
         }
         let manager = KeysManager(manager);
-        for (files, trusted) in [(anchors.certificates, true), (anchors.intermediates, false)] {
-            for certificate in files
-                .iter()
-                .map(|f| certificates_der(f))
-                .collect::<Result<Vec<_>, _>>()?
-                .iter()
-                .flatten()
+        // Our own X509_STORE replaces xmlsec's: xmlsec's default store also trusts the
+        // operating system's CA bundle (X509_STORE_set_default_paths), which must never count,
+        // and it refuses an anchor that is not self-signed, while a trusted list's anchors are
+        // issuing CAs (ETSI TS 119 615): PARTIAL_CHAIN makes every configured anchor a root.
+        own_x509_store(manager.0, anchors.certificates)?;
+        for certificate in anchors
+            .intermediates
+            .iter()
+            .map(|f| certificates_der(f))
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .flatten()
+        {
+            if xs::xmlSecOpenSSLAppKeysMngrCertLoadMemory(
+                manager.0,
+                certificate.as_ptr(),
+                certificate.len() as _,
+                xs::xmlSecKeyDataFormat_xmlSecKeyDataFormatDer,
+                0,
+            ) < 0
             {
-                let format = xs::xmlSecKeyDataFormat_xmlSecKeyDataFormatDer;
-                let kind = if trusted {
-                    xs::xmlSecKeyDataTypeTrusted
-                } else {
-                    0
-                };
-                if xs::xmlSecOpenSSLAppKeysMngrCertLoadMemory(
-                    manager.0,
-                    certificate.as_ptr(),
-                    certificate.len() as _,
-                    format,
-                    kind as _,
-                ) < 0
-                {
-                    return Err(DsigError::Key {
-                        what: "trust anchor",
-                        detail: take_errors(),
-                    });
-                }
+                return Err(DsigError::Key {
+                    what: "intermediate certificate",
+                    detail: take_errors(),
+                });
             }
         }
         let ctx = xs::xmlSecDSigCtxCreate(manager.0);
@@ -474,6 +472,97 @@ pub fn verify_with_anchors(
             ));
         }
         Ok(x509_der(certificate as *mut std::ffi::c_void))
+    }
+}
+
+unsafe extern "C" {
+    fn X509_STORE_new() -> *mut std::ffi::c_void;
+    fn X509_STORE_free(store: *mut std::ffi::c_void);
+    fn X509_STORE_set_flags(store: *mut std::ffi::c_void, flags: std::ffi::c_ulong) -> c_int;
+    fn X509_STORE_add_cert(
+        store: *mut std::ffi::c_void,
+        certificate: *mut std::ffi::c_void,
+    ) -> c_int;
+    fn d2i_X509(
+        out: *mut *mut std::ffi::c_void,
+        input: *mut *const u8,
+        length: std::ffi::c_long,
+    ) -> *mut std::ffi::c_void;
+    fn X509_free(certificate: *mut std::ffi::c_void);
+    fn X509_add1_trust_object(
+        certificate: *mut std::ffi::c_void,
+        object: *const std::ffi::c_void,
+    ) -> c_int;
+    fn OBJ_nid2obj(nid: c_int) -> *const std::ffi::c_void;
+}
+
+/// NID_anyExtendedKeyUsage: explicit trust for any purpose.
+const NID_ANY_EXTENDED_KEY_USAGE: c_int = 910;
+
+const X509_V_FLAG_PARTIAL_CHAIN: std::ffi::c_ulong = 0x80000;
+
+/// Puts a fresh X509_STORE holding exactly `anchors` into the keys manager's X509 data store.
+///
+/// xmlsec 1.2.37 keeps its OpenSSL store in a private struct (`xmlSecOpenSSLX509StoreCtx`:
+/// `X509_STORE* xst`, the untrusted stack, the CRLs, the verify params) placed right after the
+/// `xmlSecKeyDataStore` header (src/openssl/x509vfy.c; measured: object size 56 = 24 + 4 × 8).
+/// The object size is checked before the swap; the bindings are generated from, and pinned to,
+/// 1.2.37 (1.3 changes the API); `tests/vectors.rs` fails if the swap stops taking effect.
+unsafe fn own_x509_store(
+    manager: xs::xmlSecKeysMngrPtr,
+    anchors: &[Vec<u8>],
+) -> Result<(), DsigError> {
+    unsafe {
+        let data_store =
+            xs::xmlSecKeysMngrGetDataStore(manager, xs::xmlSecOpenSSLX509StoreGetKlass());
+        if data_store.is_null() {
+            return Err(DsigError::Key {
+                what: "keys manager",
+                detail: "no X509 data store".into(),
+            });
+        }
+        // Layout guard: the object is the store header followed by the four-pointer context.
+        let expected =
+            std::mem::size_of::<xs::_xmlSecKeyDataStore>() + 4 * std::mem::size_of::<usize>();
+        if (*(*data_store).id).objSize as usize != expected {
+            return Err(DsigError::Key {
+                what: "keys manager",
+                detail: format!(
+                    "unexpected xmlsec X509 store layout (object of {} bytes)",
+                    (*(*data_store).id).objSize
+                ),
+            });
+        }
+        let slot = (data_store as *mut u8).add(std::mem::size_of::<xs::_xmlSecKeyDataStore>())
+            as *mut *mut std::ffi::c_void;
+        if (*slot).is_null() {
+            return Err(DsigError::Key {
+                what: "keys manager",
+                detail: "unexpected xmlsec X509 store layout".into(),
+            });
+        }
+        let store = X509_STORE_new();
+        X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
+        X509_STORE_free(*slot);
+        *slot = store;
+        for file in anchors {
+            for der in certificates_der(file)? {
+                let mut cursor = der.as_ptr();
+                let certificate = d2i_X509(std::ptr::null_mut(), &mut cursor, der.len() as _);
+                if certificate.is_null() {
+                    return Err(DsigError::Key {
+                        what: "trust anchor",
+                        detail: "not a DER or PEM certificate".into(),
+                    });
+                }
+                // Explicit trust makes a non-self-signed anchor (an issuing CA from a trusted
+                // list) end the chain.
+                X509_add1_trust_object(certificate, OBJ_nid2obj(NID_ANY_EXTENDED_KEY_USAGE));
+                X509_STORE_add_cert(store, certificate);
+                X509_free(certificate);
+            }
+        }
+        Ok(())
     }
 }
 

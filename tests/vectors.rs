@@ -153,6 +153,16 @@ fn the_notes_of_the_negative_rows_hold() {
 }
 
 #[test]
+fn an_issuing_ca_is_an_anchor_of_its_own() {
+    // Trusted lists name issuing CAs, not roots (ETSI TS 119 615): an anchor that is not
+    // self-signed must end the chain, even when the document carries the root too.
+    let file = "public/xmlsec/aleksey-xmldsig-01/enveloping-sha256-rsa-sha256.xml";
+    assert!(verify(&["--ca", "public/xmlsec/keys/ca2cert.pem", file]).0);
+    // ... and an anchor elsewhere does not help.
+    assert!(!verify(&["--ca", "public/xmlsec/keys/same-subj-cert1.pem", file]).0);
+}
+
+#[test]
 fn json_output_has_the_contract_fields() {
     let (passed, output, _) = verify(&[
         "--json",

@@ -12,6 +12,8 @@
 //! SignedProperties / SigningCertificate checks. Not yet: trusted lists (TSL), CRLs from
 //! configuration, trusted-profile and qualified identity extraction, forms, the daemon job.
 
+pub mod tsl;
+
 use std::collections::HashMap;
 
 use base64::Engine;
