@@ -12,6 +12,7 @@
 //! SignedProperties / SigningCertificate checks. Not yet: trusted lists (TSL), CRLs from
 //! configuration, trusted-profile and qualified identity extraction, forms, the daemon job.
 
+pub mod identity;
 pub mod tsl;
 
 use std::collections::HashMap;
@@ -74,6 +75,8 @@ pub struct Verdict {
     pub profile: Profile,
     /// Subject of the signer certificate, when one was established.
     pub signer: Option<String>,
+    /// The signer as the signed content names them (TOTAL-PASSED only).
+    pub identity: Option<identity::Identity>,
 }
 
 impl Verdict {
@@ -88,6 +91,7 @@ impl Verdict {
             reason: reason.into(),
             profile,
             signer: None,
+            identity: None,
         }
     }
 
@@ -98,6 +102,7 @@ impl Verdict {
             reason: reason.into(),
             profile,
             signer: None,
+            identity: None,
         }
     }
 }
@@ -195,12 +200,29 @@ fn judge(doc: &Document, trust: &TrustPolicy, at: DateTime<Utc>) -> Judged {
             Verdict::indeterminate(profile, "NO_SIGNING_CERTIFICATE_FOUND", reason)
         })?;
     }
+    // A trusted-profile identity counts only inside the signed SignedProperties of a
+    // signature by a pinned (ePUAP seal) certificate; otherwise the certificate names the signer.
+    let pinned_signer = trust
+        .pinned
+        .iter()
+        .flat_map(|file| xmldsig::certificates_der(file).unwrap_or_default())
+        .any(|der| der == signer);
+    let trusted_profile = if pinned_signer && profile == Profile::Xades {
+        signature
+            .findnodes(".//*[local-name()='SignedProperties']")
+            .ok()
+            .and_then(|p| p.into_iter().next())
+            .and_then(|p| identity::from_trusted_profile(&p))
+    } else {
+        None
+    };
     Ok(Verdict {
         indication: Indication::TotalPassed,
         subindication: None,
         reason: "signature valid; signed data covers the document".into(),
         profile,
         signer: Some(subject_of(&signer)),
+        identity: trusted_profile.or_else(|| identity::from_certificate(&signer)),
     })
 }
 
