@@ -42,7 +42,13 @@ async fn drains_two_boxes_exactly_once_despite_faults() {
         }
     }
     let db = test_database(dir.path()).await;
-    let config = daemon_config(dir.path(), &db.url, &emulator.url, &BOXES, "");
+    let config = daemon_config(
+        dir.path(),
+        &db.url,
+        &emulator.url,
+        &BOXES,
+        "request_timeout = \"1s\"",
+    );
 
     let (status, stdout, stderr) = run_once(&config);
     assert!(

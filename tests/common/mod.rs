@@ -178,7 +178,8 @@ pub async fn test_database(dir: &Path) -> TestDatabase {
     }
 }
 
-/// A daemon configuration for `emulator_url`, with short timeouts for tests.
+/// A daemon configuration for `emulator_url`, with short timeouts for tests. `extra_epuap`
+/// lines go into `[epuap]`; a `request_timeout` there replaces the default of 5 s.
 pub fn daemon_config(
     dir: &Path,
     database_url: &str,
@@ -196,7 +197,7 @@ wss_certificate = "{office_cert}"
 wss_private_key = "{office_key}"
 server_certificate = "{epuap_cert}"
 poll_interval = "200ms"
-request_timeout = "1s"
+{request_timeout}
 connect_timeout = "1s"
 max_attempts = 3
 backoff_initial = "50ms"
@@ -207,6 +208,11 @@ backoff_max = "400ms"
 retry_delay = "1s"
 lease = "3s"
 "#,
+        request_timeout = if extra_epuap.contains("request_timeout") {
+            ""
+        } else {
+            "request_timeout = \"5s\""
+        },
         office_cert = fixture("pki/office.pem").display(),
         office_key = fixture("pki/office.key").display(),
         epuap_cert = fixture("pki/epuap.pem").display(),
