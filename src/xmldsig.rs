@@ -395,6 +395,43 @@ pub fn verify_with_anchors(
     allow: Allowlist,
 ) -> Result<Vec<u8>, DsigError> {
     init();
+    MANAGERS.with(|cache| {
+        let key = anchors_key(anchors);
+        let mut cache = cache.borrow_mut();
+        if !cache.iter().any(|(k, _)| *k == key) {
+            let manager = unsafe { new_keys_manager(anchors)? };
+            if cache.len() == MANAGER_CACHE_SIZE {
+                cache.remove(0);
+            }
+            cache.push((key, manager));
+        }
+        let manager = &cache
+            .iter()
+            .find(|(k, _)| *k == key)
+            .expect("just cached")
+            .1;
+        unsafe { verify_with_manager(signature, manager, at, allow) }
+    })
+}
+
+thread_local! {
+    /// Keys managers of this thread by their anchors: building one (an X509 store and its
+    /// certificates) costs far more than a verification, and the anchors rarely change.
+    static MANAGERS: RefCell<Vec<(u64, KeysManager)>> = const { RefCell::new(Vec::new()) };
+}
+
+const MANAGER_CACHE_SIZE: usize = 4;
+
+fn anchors_key(anchors: &Anchors<'_>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    anchors.certificates.hash(&mut hasher);
+    0u8.hash(&mut hasher);
+    anchors.intermediates.hash(&mut hasher);
+    hasher.finish()
+}
+
+unsafe fn new_keys_manager(anchors: &Anchors<'_>) -> Result<KeysManager, DsigError> {
     unsafe {
         let manager = xs::xmlSecKeysMngrCreate();
         if manager.is_null() || xs::xmlSecOpenSSLAppDefaultKeysMngrInit(manager) < 0 {
@@ -407,7 +444,7 @@ pub fn verify_with_anchors(
         // Our own X509_STORE replaces xmlsec's: xmlsec's default store also trusts the
         // operating system's CA bundle (X509_STORE_set_default_paths), which must never count,
         // and it refuses an anchor that is not self-signed, while a trusted list's anchors are
-        // issuing CAs (ETSI TS 119 615): PARTIAL_CHAIN makes every configured anchor a root.
+        // issuing CAs (ETSI TS 119 615): explicit trust makes every configured anchor a root.
         own_x509_store(manager.0, anchors.certificates)?;
         for certificate in anchors
             .intermediates
@@ -431,6 +468,17 @@ pub fn verify_with_anchors(
                 });
             }
         }
+        Ok(manager)
+    }
+}
+
+unsafe fn verify_with_manager(
+    signature: &Node,
+    manager: &KeysManager,
+    at: i64,
+    allow: Allowlist,
+) -> Result<Vec<u8>, DsigError> {
+    unsafe {
         let ctx = xs::xmlSecDSigCtxCreate(manager.0);
         if ctx.is_null() {
             return Err(DsigError::Invalid(

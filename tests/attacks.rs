@@ -497,3 +497,26 @@ fn every_attack_is_refused_with_its_reason() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn a_document_cannot_leave_trust_behind_for_the_next_one() {
+    // Keys managers are cached per thread by their anchors: a certificate a document carries
+    // must not become trusted for the documents verified after it.
+    let trust = ca_trust();
+    let self_signed = std::fs::read(format!(
+        "{}/fixtures/xmldsig-vectors/public/xmlsec/aleksey-xmldsig-01/enveloped-x509-same-subj-cert.xml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    for _ in 0..3 {
+        assert!(
+            signature::verify(&fixture("signed/pismo-ogolne-signed.xml"), &trust, now()).passed()
+        );
+        let legacy = TrustPolicy {
+            allow_sha1: true,
+            ..ca_trust()
+        };
+        let verdict = signature::verify(&self_signed, &legacy, now());
+        assert!(!verdict.passed(), "{verdict:?}");
+    }
+}
