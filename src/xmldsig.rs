@@ -219,38 +219,59 @@ thread_local! {
 
 const KEY_CACHE_SIZE: usize = 8;
 
-/// A parsed key from `pem`: a private key, or the public key of a certificate.
-fn cached_key(pem: &[u8], certificate: bool, what: &'static str) -> Result<XmlSecKey, DsigError> {
+/// Runs `use_key` with a context that borrows the cached parsed key for `pem` (a private key,
+/// or the public key of a certificate). The key is lent, not duplicated: duplicating an
+/// OpenSSL 3 key costs more than the signature itself. It is detached from the context
+/// before the context is destroyed, so the cache keeps sole ownership.
+fn with_cached_key<T>(
+    pem: &[u8],
+    certificate: bool,
+    what: &'static str,
+    allow: Allowlist,
+    use_key: impl FnOnce(&XmlSecSignatureContext) -> T,
+) -> Result<T, DsigError> {
     init();
     KEYS.with(|keys| {
         let mut keys = keys.borrow_mut();
-        if let Some((_, _, key)) = keys.iter().find(|(p, c, _)| p == pem && *c == certificate) {
-            return Ok(key.clone());
+        if !keys.iter().any(|(p, c, _)| p == pem && *c == certificate) {
+            let format = if certificate {
+                XmlSecKeyFormat::CertPem
+            } else {
+                XmlSecKeyFormat::Pem
+            };
+            let key = XmlSecKey::from_memory(pem, format, None).map_err(|_| DsigError::Key {
+                what,
+                detail: take_errors(),
+            })?;
+            if keys.len() == KEY_CACHE_SIZE {
+                keys.remove(0);
+            }
+            keys.push((pem.to_vec(), certificate, key));
         }
-        let format = if certificate {
-            XmlSecKeyFormat::CertPem
-        } else {
-            XmlSecKeyFormat::Pem
-        };
-        let key = XmlSecKey::from_memory(pem, format, None).map_err(|_| DsigError::Key {
-            what,
-            detail: take_errors(),
-        })?;
-        if keys.len() == KEY_CACHE_SIZE {
-            keys.remove(0);
-        }
-        let copy = key.clone();
-        keys.push((pem.to_vec(), certificate, key));
-        Ok(copy)
+        let key = &keys
+            .iter()
+            .find(|(p, c, _)| p == pem && *c == certificate)
+            .expect("just cached")
+            .2;
+        let ctx = XmlSecSignatureContext::new();
+        restrict(&ctx, allow);
+        unsafe { (*ctx.as_ptr()).signKey = key.as_ptr() };
+        // Dropped before `ctx`, even on a panic: the context must never destroy the lent key.
+        let lent = Lent(&ctx);
+        Ok(use_key(lent.0))
     })
 }
 
-fn load_private_key(pem: &[u8]) -> Result<XmlSecKey, DsigError> {
-    cached_key(pem, false, "private key")
+struct Lent<'a>(&'a XmlSecSignatureContext);
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        unsafe { (*self.0.as_ptr()).signKey = std::ptr::null_mut() };
+    }
 }
 
-fn load_certificate_key(pem: &[u8]) -> Result<XmlSecKey, DsigError> {
-    cached_key(pem, true, "certificate")
+fn load_private_key(pem: &[u8]) -> Result<(), DsigError> {
+    with_cached_key(pem, false, "private key", Allowlist::WSS, |_| ())
 }
 
 /// Registers the attribute `attr_name` (in namespace `attr_ns`, or none) of `element` as an
@@ -352,30 +373,26 @@ unsafe fn restrict_raw(raw: *mut xs::xmlSecDSigCtx, allow: Allowlist) {
 
 /// Fills in the `ds:Signature` template at `signature` (digests and SignatureValue) with `key`.
 pub fn sign(signature: &Node, key: &SigningKey, allow: Allowlist) -> Result<(), DsigError> {
-    let private_key = load_private_key(&key.private_key_pem)?;
-    let mut ctx = XmlSecSignatureContext::new();
-    restrict(&ctx, allow);
-    ctx.insert_key(private_key);
-    ctx.sign_node(signature)
-        .map_err(|_| DsigError::Sign(take_errors()))
+    with_cached_key(&key.private_key_pem, false, "private key", allow, |ctx| {
+        ctx.sign_node(signature)
+            .map_err(|_| DsigError::Sign(take_errors()))
+    })?
 }
 
 /// Verifies the `ds:Signature` at `signature` with the public key of `certificate_pem` only.
 /// KeyInfo is ignored: the key is pinned by the caller. Every Reference in SignedInfo must
 /// verify; the caller checks which elements those References cover.
 pub fn verify(signature: &Node, certificate_pem: &[u8], allow: Allowlist) -> Result<(), DsigError> {
-    let public_key = load_certificate_key(certificate_pem)?;
-    let mut ctx = XmlSecSignatureContext::new();
-    restrict(&ctx, allow);
-    ctx.insert_key(public_key);
-    match ctx.verify_node(signature) {
+    with_cached_key(certificate_pem, true, "certificate", allow, |ctx| match ctx
+        .verify_node(signature)
+    {
         Ok(true) => Ok(()),
         Ok(false) => Err(DsigError::Invalid(format!(
             "digest or signature value mismatch ({})",
             take_errors()
         ))),
         Err(_) => Err(DsigError::Invalid(take_errors())),
-    }
+    })?
 }
 
 /// Trust anchors for [`verify_with_anchors`]: certificates (PEM or DER) that end a chain.
@@ -395,8 +412,135 @@ pub fn verify_with_anchors(
     allow: Allowlist,
 ) -> Result<Vec<u8>, DsigError> {
     init();
+    let key = anchors_key(anchors);
+    // A chain already built for these anchors and these KeyInfo certificates is valid for as
+    // long as every certificate in it is: the signature is then checked with the signer's key
+    // alone, skipping the chain building. A CRL in KeyInfo always takes the full path.
+    let carried = keyinfo_certificates(signature);
+    let chain_key = (key, chain_fingerprint(&carried));
+    if !carried.is_empty() && !has_keyinfo_crl(signature) {
+        let cached = CHAINS.with(|chains| {
+            chains
+                .borrow()
+                .iter()
+                .find(|(k, _, _)| *k == chain_key)
+                .map(|(_, signer, window)| (signer.clone(), *window))
+        });
+        if let Some((signer, (from, until))) = cached
+            && from <= at
+            && at <= until
+        {
+            let pem = der_to_pem(&signer);
+            verify(signature, pem.as_bytes(), allow)?;
+            return Ok(signer);
+        }
+    }
+    let signer = verify_building_chain(signature, anchors, key, at, allow)?;
+    if !carried.is_empty()
+        && !has_keyinfo_crl(signature)
+        && let Some(window) = chain_window(&signer, &carried, anchors)
+    {
+        CHAINS.with(|chains| {
+            let mut chains = chains.borrow_mut();
+            if chains.len() == CHAIN_CACHE_SIZE {
+                chains.remove(0);
+            }
+            chains.push((chain_key, signer.clone(), window));
+        });
+    }
+    Ok(signer)
+}
+
+thread_local! {
+    /// Chains verified on this thread: (anchors, KeyInfo certificates) -> (signer, validity window).
+    static CHAINS: RefCell<Vec<((u64, u64), Vec<u8>, (i64, i64))>> = const { RefCell::new(Vec::new()) };
+}
+
+const CHAIN_CACHE_SIZE: usize = 256;
+
+/// The DER certificates in the signature's KeyInfo/X509Data.
+fn keyinfo_certificates(signature: &Node) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    signature
+        .findnodes("*[local-name()='KeyInfo']/*[local-name()='X509Data']/*[local-name()='X509Certificate']")
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| {
+            let text: String = c.get_content().split_whitespace().collect();
+            base64::engine::general_purpose::STANDARD.decode(text).ok()
+        })
+        .collect()
+}
+
+fn has_keyinfo_crl(signature: &Node) -> bool {
+    signature
+        .findnodes("*[local-name()='KeyInfo']//*[local-name()='X509CRL']")
+        .map(|n| !n.is_empty())
+        .unwrap_or(true)
+}
+
+fn chain_fingerprint(certificates: &[Vec<u8>]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    certificates.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// When the chain signer -> KeyInfo certificates -> issuing anchor is valid: the intersection
+/// of their validity periods. `None` when a certificate cannot be read (no caching then).
+fn chain_window(signer: &[u8], carried: &[Vec<u8>], anchors: &Anchors<'_>) -> Option<(i64, i64)> {
+    let mut window = (i64::MIN, i64::MAX);
+    let mut narrow = |der: &[u8]| -> Option<()> {
+        let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+        let validity = certificate.validity();
+        window.0 = window.0.max(validity.not_before.timestamp());
+        window.1 = window.1.min(validity.not_after.timestamp());
+        Some(())
+    };
+    narrow(signer)?;
+    let mut issuers = Vec::new();
+    for der in carried {
+        narrow(der)?;
+        let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+        issuers.push(certificate.issuer().as_raw().to_vec());
+    }
+    // The anchors that may have ended the chain: those whose subject issued a carried cert.
+    for file in anchors.certificates {
+        for der in certificates_der(file).ok()? {
+            let (_, anchor) = x509_parser::parse_x509_certificate(&der).ok()?;
+            if issuers
+                .iter()
+                .any(|issuer| issuer.as_slice() == anchor.subject().as_raw())
+            {
+                narrow(&der)?;
+            }
+        }
+    }
+    (window.0 <= window.1).then_some(window)
+}
+
+fn der_to_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap_or(""))
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}
+
+fn verify_building_chain(
+    signature: &Node,
+    anchors: &Anchors<'_>,
+    key: u64,
+    at: i64,
+    allow: Allowlist,
+) -> Result<Vec<u8>, DsigError> {
     MANAGERS.with(|cache| {
-        let key = anchors_key(anchors);
         let mut cache = cache.borrow_mut();
         if !cache.iter().any(|(k, _)| *k == key) {
             let manager = unsafe { new_keys_manager(anchors)? };

@@ -520,3 +520,32 @@ fn a_document_cannot_leave_trust_behind_for_the_next_one() {
         assert!(!verdict.passed(), "{verdict:?}");
     }
 }
+
+#[test]
+fn a_cached_chain_still_checks_time_and_content() {
+    // Once a chain has been built for a certificate, later documents with the same KeyInfo
+    // take a shorter path: it must still judge the time and the signed content.
+    let trust = ca_trust();
+    let genuine = fixture("signed/pismo-ogolne-signed.xml");
+    assert!(signature::verify(&genuine, &trust, now()).passed());
+    assert!(
+        signature::verify(&genuine, &trust, now()).passed(),
+        "cached path"
+    );
+    let later = signature::verify(
+        &genuine,
+        &trust,
+        Utc.with_ymd_and_hms(2050, 1, 1, 0, 0, 0).unwrap(),
+    );
+    assert!(!later.passed(), "{later:?}");
+    let tampered = signature::verify(&fixture("signed/pismo-ogolne-tampered.xml"), &trust, now());
+    assert_eq!(tampered.subindication, Some("HASH_FAILURE"), "{tampered:?}");
+    let other_anchor = TrustPolicy {
+        anchors: vec![fixture("pki/rogue.pem")],
+        ..TrustPolicy::default()
+    };
+    assert!(
+        !signature::verify(&genuine, &other_anchor, now()).passed(),
+        "the cache is per anchor set"
+    );
+}
