@@ -142,9 +142,18 @@ fn judge(doc: &Document, trust: &TrustPolicy, at: DateTime<Utc>) -> Judged {
     let root = doc
         .get_root_element()
         .ok_or_else(|| Verdict::failed(Profile::Unknown, "FORMAT_FAILURE", "no root element"))?;
-    let signatures = root
-        .findnodes("//*[local-name()='Signature' and namespace-uri()='http://www.w3.org/2000/09/xmldsig#']")
+    // One pass over the document for every element the policy counts.
+    let marked = root
+        .findnodes(
+            "//*[local-name()='Signature' or local-name()='SignedProperties' or local-name()='Manifest' \
+             or local-name()='QualifyingProperties']",
+        )
         .unwrap_or_default();
+    let signatures: Vec<Node> = marked
+        .iter()
+        .filter(|n| xml::is_element(n, Some(DSIG_NS), "Signature"))
+        .cloned()
+        .collect();
     let soap = [SOAP11_NS, SOAP12_NS]
         .into_iter()
         .find(|ns| xml::is_element(&root, Some(ns), "Envelope"));
@@ -173,30 +182,47 @@ fn judge(doc: &Document, trust: &TrustPolicy, at: DateTime<Utc>) -> Judged {
             ));
         }
     };
-    let qualifying = signature
-        .findnodes(".//*[local-name()='QualifyingProperties']")
-        .unwrap_or_default();
-    if !qualifying.is_empty() {
+    let inside = |local: &str| {
+        marked
+            .iter()
+            .filter(|n| n.get_name() == local && is_ancestor_or_self(&signature, n))
+            .count()
+    };
+    if inside("QualifyingProperties") > 0 {
         profile = Profile::Xades;
     }
+    if inside("Manifest") > 0 {
+        return Err(Verdict::failed(
+            profile,
+            "FORMAT_FAILURE",
+            "ds:Manifest is not accepted: its references are not checked by XML-DSig core validation",
+        ));
+    }
+    let signed_properties_in_document = marked
+        .iter()
+        .filter(|n| n.get_name() == "SignedProperties")
+        .count();
     let ids = register_ids(doc, &root)
         .map_err(|reason| Verdict::failed(profile, "FORMAT_FAILURE", reason))?;
     let references = check_references(&signature, &ids, trust.allow_sha1)
         .map_err(|reason| Verdict::failed(profile, "FORMAT_FAILURE", reason))?;
     check_coverage(&root, &signature, soap, &references)
         .map_err(|reason| Verdict::indeterminate(profile, "SIGNED_DATA_NOT_FOUND", reason))?;
-    if profile == Profile::Xades {
-        check_signed_properties(&signature, &references)
-            .map_err(|reason| Verdict::failed(profile, "FORMAT_FAILURE", reason))?;
-    }
+    let signed_properties = match profile {
+        Profile::Xades => Some(
+            check_signed_properties(&signature, &references, signed_properties_in_document)
+                .map_err(|reason| Verdict::failed(profile, "FORMAT_FAILURE", reason))?,
+        ),
+        _ => None,
+    };
     let allow = Allowlist {
         enveloped: true,
         forms: true,
         sha1: trust.allow_sha1,
     };
     let signer = verify_core(&signature, trust, at, allow, profile)?;
-    if profile == Profile::Xades {
-        check_signing_certificate(&signature, &signer).map_err(|reason| {
+    if let Some(signed_properties) = &signed_properties {
+        check_signing_certificate(signed_properties, &signer).map_err(|reason| {
             Verdict::indeterminate(profile, "NO_SIGNING_CERTIFICATE_FOUND", reason)
         })?;
     }
@@ -207,14 +233,11 @@ fn judge(doc: &Document, trust: &TrustPolicy, at: DateTime<Utc>) -> Judged {
         .iter()
         .flat_map(|file| xmldsig::certificates_der(file).unwrap_or_default())
         .any(|der| der == signer);
-    let trusted_profile = if pinned_signer && profile == Profile::Xades {
-        signature
-            .findnodes(".//*[local-name()='SignedProperties']")
-            .ok()
-            .and_then(|p| p.into_iter().next())
-            .and_then(|p| identity::from_trusted_profile(&p))
-    } else {
-        None
+    let trusted_profile = match &signed_properties {
+        Some(signed_properties) if pinned_signer => {
+            identity::from_trusted_profile(signed_properties)
+        }
+        _ => None,
     };
     Ok(Verdict {
         indication: Indication::TotalPassed,
@@ -279,13 +302,6 @@ fn check_references(
         .ok()
         .flatten()
         .ok_or("ds:Signature has no single ds:SignedInfo")?;
-    if signature
-        .findnodes(".//*[local-name()='Manifest']")
-        .map(|m| !m.is_empty())
-        .unwrap_or(false)
-    {
-        return Err("ds:Manifest is not accepted: its references are not checked by XML-DSig core validation".into());
-    }
     let method = |parent: &Node, local: &str| {
         xml::only_child(parent, Some(DSIG_NS), local)
             .ok()
@@ -520,10 +536,11 @@ fn xades_children<'a>(node: &'a Node, local: &'a str) -> impl Iterator<Item = No
 
 /// XAdES: exactly one SignedProperties, inside this signature's QualifyingProperties, and
 /// referenced with the SignedProperties Type.
-fn check_signed_properties(signature: &Node, references: &[Reference]) -> Result<(), String> {
-    let all = signature
-        .findnodes("//*[local-name()='SignedProperties']")
-        .unwrap_or_default();
+fn check_signed_properties(
+    signature: &Node,
+    references: &[Reference],
+    in_document: usize,
+) -> Result<Node, String> {
     let inside: Vec<Node> = xml::children(signature, Some(DSIG_NS), "Object")
         .flat_map(|o| xades_children(&o, "QualifyingProperties").collect::<Vec<_>>())
         .flat_map(|q| xades_children(&q, "SignedProperties").collect::<Vec<_>>())
@@ -534,10 +551,9 @@ fn check_signed_properties(signature: &Node, references: &[Reference]) -> Result
             inside.len()
         ));
     };
-    if all.len() != 1 {
+    if in_document != 1 {
         return Err(format!(
-            "{} SignedProperties elements in the document; a look-alike is refused",
-            all.len()
+            "{in_document} SignedProperties elements in the document; a look-alike is refused"
         ));
     }
     let referenced = references.iter().any(|r| {
@@ -547,46 +563,48 @@ fn check_signed_properties(signature: &Node, references: &[Reference]) -> Result
     if !referenced {
         return Err("xades:SignedProperties is not referenced (with Type=\"http://uri.etsi.org/01903#SignedProperties\") by SignedInfo".into());
     }
-    Ok(())
+    Ok(signed_properties.clone())
 }
 
 /// XAdES SigningCertificate (v1 or v2): a CertDigest must match the signer certificate.
-fn check_signing_certificate(signature: &Node, signer_der: &[u8]) -> Result<(), String> {
-    let certs = signature
-        .findnodes(".//*[local-name()='SigningCertificate' or local-name()='SigningCertificateV2']/*[local-name()='Cert']")
-        .unwrap_or_default();
-    if certs.is_empty() {
-        return Err("no xades:SigningCertificate(V2) names the signer".into());
-    }
-    for cert in certs {
-        let Some(digest) = cert
-            .findnodes("*[local-name()='CertDigest']")
-            .ok()
-            .and_then(|d| d.into_iter().next())
-        else {
-            continue;
-        };
-        let algorithm = digest
-            .findnodes("*[local-name()='DigestMethod']")
-            .ok()
-            .and_then(|d| d.into_iter().next())
-            .and_then(|m| m.get_property_no_ns("Algorithm"))
-            .unwrap_or_default();
-        let value = digest
-            .findnodes("*[local-name()='DigestValue']")
-            .ok()
-            .and_then(|d| d.into_iter().next())
-            .map(|v| xml::text_of(&v).split_whitespace().collect::<String>())
-            .unwrap_or_default();
-        let computed = match algorithm.as_str() {
-            "http://www.w3.org/2001/04/xmlenc#sha256" => sha2::Sha256::digest(signer_der).to_vec(),
-            "http://www.w3.org/2001/04/xmlenc#sha512" => sha2::Sha512::digest(signer_der).to_vec(),
-            "http://www.w3.org/2000/09/xmldsig#sha1" => sha1::Sha1::digest(signer_der).to_vec(),
-            _ => continue,
-        };
-        if base64::engine::general_purpose::STANDARD.encode(computed) == value {
-            return Ok(());
+fn check_signing_certificate(signed_properties: &Node, signer_der: &[u8]) -> Result<(), String> {
+    let mut named = false;
+    for signed_signature in xades_children(signed_properties, "SignedSignatureProperties") {
+        let certificates = xades_children(&signed_signature, "SigningCertificate")
+            .chain(xades_children(&signed_signature, "SigningCertificateV2"));
+        for cert in certificates.flat_map(|c| xades_children(&c, "Cert").collect::<Vec<_>>()) {
+            named = true;
+            let Some(digest) = xades_children(&cert, "CertDigest").next() else {
+                continue;
+            };
+            let child = |local: &str| {
+                xml::only_child(&digest, Some(DSIG_NS), local)
+                    .ok()
+                    .flatten()
+            };
+            let algorithm = child("DigestMethod")
+                .and_then(|m| m.get_property_no_ns("Algorithm"))
+                .unwrap_or_default();
+            let value: String = child("DigestValue")
+                .map(|v| xml::text_of(&v).split_whitespace().collect())
+                .unwrap_or_default();
+            let computed = match algorithm.as_str() {
+                "http://www.w3.org/2001/04/xmlenc#sha256" => {
+                    sha2::Sha256::digest(signer_der).to_vec()
+                }
+                "http://www.w3.org/2001/04/xmlenc#sha512" => {
+                    sha2::Sha512::digest(signer_der).to_vec()
+                }
+                "http://www.w3.org/2000/09/xmldsig#sha1" => sha1::Sha1::digest(signer_der).to_vec(),
+                _ => continue,
+            };
+            if base64::engine::general_purpose::STANDARD.encode(computed) == value {
+                return Ok(());
+            }
         }
+    }
+    if !named {
+        return Err("no xades:SigningCertificate(V2) names the signer".into());
     }
     Err(
         "xades:SigningCertificate does not match the certificate that signed (CertDigest differs)"
