@@ -519,7 +519,8 @@ fn chain_window(signer: &[u8], carried: &[Vec<u8>], anchors: &Anchors<'_>) -> Op
     (window.0 <= window.1).then_some(window)
 }
 
-fn der_to_pem(der: &[u8]) -> String {
+/// A DER certificate as PEM (xmlsec loads certificate keys from PEM).
+pub fn der_to_pem(der: &[u8]) -> String {
     use base64::Engine;
     let body = base64::engine::general_purpose::STANDARD.encode(der);
     let lines: Vec<&str> = body

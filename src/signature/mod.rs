@@ -630,7 +630,7 @@ fn verify_core(
             .flat_map(|file| xmldsig::certificates_der(file).unwrap_or_default())
             .collect();
         for der in pinned {
-            let pem = to_pem(&der);
+            let pem = xmldsig::der_to_pem(&der);
             match xmldsig::verify(signature, pem.as_bytes(), allow) {
                 Ok(()) => {
                     check_validity(&der, at).map_err(|reason| {
@@ -675,19 +675,6 @@ fn verify_core(
             format!("no certificate in the signature chains to a trust anchor at {at}: {other}"),
         ),
     })
-}
-
-fn to_pem(der: &[u8]) -> String {
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap_or(""))
-        .collect();
-    format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        lines.join("\n")
-    )
 }
 
 fn check_validity(der: &[u8], at: DateTime<Utc>) -> Result<(), String> {

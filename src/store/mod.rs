@@ -284,29 +284,6 @@ impl Store {
         Ok(affected)
     }
 
-    /// Enqueues a keyed job; a second enqueue of the same (kind, key) does nothing.
-    pub async fn enqueue(
-        &self,
-        kind: &str,
-        key: &str,
-        document_id: Option<i64>,
-    ) -> Result<(), StoreError> {
-        let now = Utc::now();
-        on_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO job (kind, key, document_id, run_after, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $4, $4) ON CONFLICT (kind, key) DO NOTHING",
-            )
-            .bind(kind)
-            .bind(key)
-            .bind(document_id)
-            .bind(now)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
-    }
-
     /// Claims up to `limit` runnable jobs (pending and due, or running with an expired
     /// lease), oldest first. The lease must cover the whole batch. On PostgreSQL several
     /// daemons may claim at once: `FOR UPDATE SKIP LOCKED` keeps each job with one of them.
@@ -352,17 +329,6 @@ impl Store {
             .await?;
             Ok(due)
         })
-    }
-
-    pub async fn finish_job(&self, id: i64) -> Result<(), StoreError> {
-        on_pool!(self, pool => {
-            sqlx::query(FINISH_JOB)
-                .bind(Utc::now())
-                .bind(id)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
     }
 
     /// Records a failure: retried after `retry_after`, or failed for good when `give_up`.
