@@ -18,6 +18,9 @@ use xmlsec::{XmlSecKey, XmlSecKeyFormat, XmlSecSignatureContext};
 
 /// Namespace of XML-DSig.
 pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
+/// Namespace of the WS-Security utility attributes (`wsu:Id`), which signed messages use as IDs.
+pub const WSU_NS: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
 pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
 pub const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 pub const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";

@@ -23,14 +23,13 @@ use libxml::tree::{Document, Node};
 use sha2::Digest;
 
 use crate::xml::{self, Limits};
-use crate::xmldsig::{self, Allowlist, Anchors, DSIG_NS};
+use crate::xmldsig::{self, Allowlist, Anchors, DSIG_NS, WSU_NS};
 
 const XADES_NS: &str = "http://uri.etsi.org/01903/v1.3.2#";
 const XADES141_NS: &str = "http://uri.etsi.org/01903/v1.4.1#";
 const SIGNED_PROPERTIES_TYPE: &str = "http://uri.etsi.org/01903#SignedProperties";
 const SOAP11_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 const SOAP12_NS: &str = "http://www.w3.org/2003/05/soap-envelope";
-const WSU_NS: &str = crate::epuap::wssec::WSU_NS;
 /// The one XPath expression trusted-profile signatures use.
 const XPATH_NOT_SIGNATURE: &str = "not(ancestor-or-self::ds:Signature)";
 
