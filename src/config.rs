@@ -415,7 +415,7 @@ impl Config {
                 format!("{:?}: expected \"text\" or \"json\"", self.log.format),
             ));
         }
-        self.trust_policy()?;
+        self.kind_trust()?;
         if self.endpoint()? != Endpoint::Embedded {
             self.office_key()?;
             self.server_certificate()?;
@@ -423,40 +423,17 @@ impl Config {
         Ok(())
     }
 
-    /// The trust policy for inbound documents, read from the `[trust]` files.
-    pub fn trust_policy(&self) -> Result<crate::signature::TrustPolicy, ConfigError> {
+    /// The trust for inbound documents, per kind of signature, read from the `[trust]` files.
+    pub fn kind_trust(&self) -> Result<crate::signature::KindTrust, ConfigError> {
         let trust = &self.trust;
-        let mut anchors = Vec::new();
-        if let Some(tsl) = &trust.tsl {
-            anchors.extend(self.trusted_list_anchors(tsl)?);
-        }
-        for (key, dir) in [
-            ("trust.qualified_ca_dir", &trust.qualified_ca_dir),
-            ("trust.personal_ca_dir", &trust.personal_ca_dir),
-        ] {
-            let Some(dir) = dir else { continue };
-            let path = self.resolve_path(key, dir)?;
-            let entries = std::fs::read_dir(&path)
-                .map_err(|e| self.invalid(key, format!("cannot read {}: {e}", path.display())))?;
-            let mut files: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    matches!(
-                        p.extension().and_then(|e| e.to_str()),
-                        Some("pem" | "crt" | "cer" | "der")
-                    )
-                })
-                .collect();
-            files.sort();
-            for file in files {
-                let bytes = std::fs::read(&file).map_err(|e| {
-                    self.invalid(key, format!("cannot read {}: {e}", file.display()))
-                })?;
-                crate::xmldsig::certificates_der(&bytes)
-                    .map_err(|e| self.invalid(key, format!("{}: {e}", file.display())))?;
-                anchors.push(bytes);
-            }
-        }
+        let mut qualified = match &trust.tsl {
+            Some(tsl) => self.trusted_list_anchors(tsl)?,
+            None => Vec::new(),
+        };
+        qualified
+            .extend(self.anchor_dir("trust.qualified_ca_dir", trust.qualified_ca_dir.as_deref())?);
+        let personal =
+            self.anchor_dir("trust.personal_ca_dir", trust.personal_ca_dir.as_deref())?;
         let pinned = match &trust.trusted_profile_certificates {
             None => vec![TRUSTED_PROFILE_SEAL.to_vec()],
             Some(files) => files
@@ -472,12 +449,48 @@ impl Config {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        Ok(crate::signature::TrustPolicy {
+        let policy = |anchors: Vec<Vec<u8>>, pinned: Vec<Vec<u8>>| crate::signature::TrustPolicy {
             anchors,
             intermediates: Vec::new(),
             pinned,
             allow_sha1: trust.allow_sha1,
+        };
+        Ok(crate::signature::KindTrust {
+            qualified: policy(qualified, Vec::new()),
+            trusted_profile: policy(Vec::new(), pinned),
+            personal: policy(personal, Vec::new()),
         })
+    }
+
+    /// The PEM/DER certificates in a folder (none when the key is not set).
+    fn anchor_dir(&self, key: &str, dir: Option<&str>) -> Result<Vec<Vec<u8>>, ConfigError> {
+        let Some(dir) = dir else {
+            return Ok(Vec::new());
+        };
+        let path = self.resolve_path(key, dir)?;
+        let entries = std::fs::read_dir(&path)
+            .map_err(|e| self.invalid(key, format!("cannot read {}: {e}", path.display())))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("pem" | "crt" | "cer" | "der")
+                )
+            })
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|file| {
+                let bytes = std::fs::read(&file).map_err(|e| {
+                    self.invalid(key, format!("cannot read {}: {e}", file.display()))
+                })?;
+                crate::xmldsig::certificates_der(&bytes)
+                    .map_err(|e| self.invalid(key, format!("{}: {e}", file.display())))?;
+                Ok(bytes)
+            })
+            .collect()
     }
 
     fn trusted_list_anchors(&self, tsl: &str) -> Result<Vec<Vec<u8>>, ConfigError> {

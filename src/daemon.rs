@@ -152,7 +152,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         retry_delay: config.jobs.retry_delay,
         lease: config.jobs.lease,
         idle_wait: Duration::from_millis(500),
-        trust: std::sync::Arc::new(config.trust_policy()?),
+        trust: std::sync::Arc::new(config.kind_trust()?),
     };
     let job_task = (!once).then(|| {
         tokio::spawn(jobs::run_worker(

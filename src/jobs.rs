@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use std::sync::Arc;
 
 use crate::forms;
-use crate::signature::{self, TrustPolicy};
+use crate::signature::{self, KindTrust};
 use crate::store::{Job, Store, StoreError};
 
 /// Job outcome counts of one worker.
@@ -32,7 +32,7 @@ pub struct JobSettings {
     /// Idle wait between polls of an empty queue.
     pub idle_wait: Duration,
     /// Whom signatures must come from (the `verify` step).
-    pub trust: Arc<TrustPolicy>,
+    pub trust: Arc<KindTrust>,
 }
 
 /// Runs jobs until `stop`. With `until_idle`, returns once no job is left to run: it waits
@@ -119,7 +119,7 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
             // xmlsec state is not Send: the check runs on a blocking thread and stays there.
             let trust = settings.trust.clone();
             let verdict = tokio::task::spawn_blocking(move || {
-                signature::verify(&content, &trust, chrono::Utc::now())
+                signature::verify_by_kind(&content, &trust, chrono::Utc::now())
             })
             .await
             .map_err(|e| format!("verification task failed: {e}"))?;

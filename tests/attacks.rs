@@ -549,3 +549,30 @@ fn a_cached_chain_still_checks_time_and_content() {
         "the cache is per anchor set"
     );
 }
+
+#[test]
+fn claiming_the_trusted_profile_only_narrows_trust() {
+    use eurzad::signature::{KindTrust, SignatureKind};
+    let trust = KindTrust {
+        qualified: ca_trust(),
+        trusted_profile: TrustPolicy {
+            pinned: vec![
+                std::fs::read(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/trust/pz-seal-minister-cyfryzacji-2024.pem"
+                ))
+                .unwrap(),
+            ],
+            ..TrustPolicy::default()
+        },
+        personal: TrustPolicy::default(),
+    };
+    let genuine = signed();
+    let verdict = signature::verify_by_kind(genuine.as_bytes(), &trust, now());
+    assert_eq!(verdict.kind, Some(SignatureKind::Qualified), "{verdict:?}");
+    // The trusted-profile namespace outside the signed content (a comment is not signed):
+    // the document is then judged only against ePUAP's seal, which did not sign it.
+    let claiming = format!("{genuine}<!-- http://crd.gov.pl/xml/schematy/podpis_zaufany/ -->");
+    let verdict = signature::verify_by_kind(claiming.as_bytes(), &trust, now());
+    assert!(!verdict.passed() && verdict.kind.is_none(), "{verdict:?}");
+}

@@ -76,6 +76,72 @@ pub struct Verdict {
     pub signer: Option<String>,
     /// The signer as the signed content names them (TOTAL-PASSED only).
     pub identity: Option<identity::Identity>,
+    /// Which kind of signature it was judged as, when judged by kind ([`verify_by_kind`]).
+    pub kind: Option<SignatureKind>,
+}
+
+/// The kinds of signature an office accepts, each with its own trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureKind {
+    /// Qualified electronic signature (XAdES): a chain to a qualified CA.
+    Qualified,
+    /// Trusted profile ("podpis zaufany"): sealed by ePUAP's pinned certificate.
+    TrustedProfile,
+    /// Personal signature ("podpis osobisty", e-ID): a chain to the e-ID CA.
+    Personal,
+}
+
+impl SignatureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureKind::Qualified => "qualified",
+            SignatureKind::TrustedProfile => "trusted_profile",
+            SignatureKind::Personal => "personal",
+        }
+    }
+}
+
+/// Trust for each kind of signature.
+#[derive(Debug, Clone, Default)]
+pub struct KindTrust {
+    pub qualified: TrustPolicy,
+    pub trusted_profile: TrustPolicy,
+    pub personal: TrustPolicy,
+}
+
+const TRUSTED_PROFILE_NAMESPACES: [&[u8]; 2] = [
+    b"http://crd.gov.pl/xml/schematy/podpis_zaufany/",
+    b"http://crd.gov.pl/xml/schematy/ppzp/",
+];
+
+/// Judges an inbound document by kind. A document that carries trusted-profile data is
+/// judged only against ePUAP's pinned seal (adding that data can only narrow the trust);
+/// any other against the qualified anchors, then the personal (e-ID) ones.
+pub fn verify_by_kind(bytes: &[u8], trust: &KindTrust, at: DateTime<Utc>) -> Verdict {
+    let claims_trusted_profile = TRUSTED_PROFILE_NAMESPACES
+        .iter()
+        .any(|ns| bytes.windows(ns.len()).any(|w| w == *ns));
+    let judged = |policy: &TrustPolicy, kind: SignatureKind| {
+        let mut verdict = verify(bytes, policy, at);
+        if verdict.passed() {
+            verdict.kind = Some(kind);
+        }
+        verdict
+    };
+    if claims_trusted_profile {
+        return judged(&trust.trusted_profile, SignatureKind::TrustedProfile);
+    }
+    let qualified = judged(&trust.qualified, SignatureKind::Qualified);
+    if qualified.passed() || trust.personal.anchors.is_empty() {
+        return qualified;
+    }
+    let personal = judged(&trust.personal, SignatureKind::Personal);
+    if personal.passed() {
+        personal
+    } else {
+        qualified
+    }
 }
 
 impl Verdict {
@@ -91,6 +157,7 @@ impl Verdict {
             profile,
             signer: None,
             identity: None,
+            kind: None,
         }
     }
 
@@ -102,6 +169,7 @@ impl Verdict {
             profile,
             signer: None,
             identity: None,
+            kind: None,
         }
     }
 }
@@ -245,6 +313,7 @@ fn judge(doc: &Document, trust: &TrustPolicy, at: DateTime<Utc>) -> Judged {
         profile,
         signer: Some(subject_of(&signer)),
         identity: trusted_profile.or_else(|| identity::from_certificate(&signer)),
+        kind: None,
     })
 }
 

@@ -416,21 +416,23 @@ impl Store {
         not_checked: &str,
     ) -> Result<(), StoreError> {
         let now = Utc::now();
-        let (indication, subindication, reason, profile, signer) = match verdict {
+        let (indication, subindication, reason, profile, signer, kind) = match verdict {
             Some(v) => (
                 Some(v.indication.to_string()),
                 v.subindication.map(str::to_string),
                 v.reason.clone(),
                 Some(format!("{:?}", v.profile).to_lowercase()),
                 v.signer.clone(),
+                v.kind.map(|k| k.as_str()),
             ),
-            None => (None, None, not_checked.to_string(), None, None),
+            None => (None, None, not_checked.to_string(), None, None, None),
         };
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "UPDATE inbound_document SET signature_indication = $1, signature_subindication = $2, \
-                 signature_reason = $3, signature_profile = $4, signature_signer = $5, verified_at = $6 WHERE id = $7",
+                 signature_reason = $3, signature_profile = $4, signature_signer = $5, verified_at = $6, \
+                 signature_kind = $8 WHERE id = $7",
             )
             .bind(indication)
             .bind(subindication)
@@ -439,6 +441,7 @@ impl Store {
             .bind(signer)
             .bind(now)
             .bind(document_id)
+            .bind(kind)
             .execute(&mut *tx)
             .await?;
             sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
