@@ -507,16 +507,8 @@ impl Config {
             )
         })?;
         let signers = read("trust.tsl_signers", signers_file)?;
-        let signers = if signers
-            .windows(27)
-            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
-        {
-            crate::xmldsig::certificates_der(&signers)
-                .map_err(|e| self.invalid("trust.tsl_signers", e.to_string()))?
-        } else {
-            crate::signature::tsl::signers_from_lotl(&signers, "PL")
-                .map_err(|e| self.invalid("trust.tsl_signers", e.to_string()))?
-        };
+        let signers = crate::signature::tsl::signers_from_file(&signers, "PL")
+            .map_err(|e| self.invalid("trust.tsl_signers", e.to_string()))?;
         let list = crate::signature::tsl::load(&list, &signers, None)
             .map_err(|e| self.invalid("trust.tsl", e.to_string()))?;
         let now = chrono::Utc::now();
@@ -673,6 +665,31 @@ mod tests {
         let text = "[database]\n[epuap]\nendpoint = \"embedded\"\npoll_interval = \"soon\"\n[[epuap.boxes]]\npodmiot=\"a\"\nnazwa=\"b\"\nadres=\"/a/b\"\n";
         let err = Config::from_toml("t.toml", text).unwrap_err().to_string();
         assert!(err.contains("poll_interval"), "{err}");
+    }
+
+    #[test]
+    fn a_trusted_list_gives_qualified_anchors_only_from_its_signers() {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+        let base = "[database]\n[epuap]\nendpoint = \"embedded\"\n[[epuap.boxes]]\npodmiot=\"a\"\nnazwa=\"b\"\nadres=\"/a/b\"\n";
+        let text = format!(
+            "{base}[trust]\ntsl = \"{fixtures}/trust/PL_TSL-seq160-2026-06-03.xml\"\ntsl_signers = \"{fixtures}/trust/eu-lotl-seq390-2026-08-03.xml\"\n"
+        );
+        let trust = Config::from_toml("t.toml", &text)
+            .unwrap()
+            .kind_trust()
+            .unwrap();
+        assert!(!trust.qualified.anchors.is_empty());
+        assert!(trust.personal.anchors.is_empty() && trust.trusted_profile.pinned.len() == 1);
+        let text = text.replace("trust/eu-lotl-seq390-2026-08-03.xml", "pki/rogue.pem");
+        let err = Config::from_toml("t.toml", &text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("t.toml: trust.tsl: trusted list signature refused"),
+            "{err}"
+        );
+        let text =
+            format!("{base}[trust]\ntsl = \"{fixtures}/trust/PL_TSL-seq160-2026-06-03.xml\"\n");
+        let err = Config::from_toml("t.toml", &text).unwrap_err().to_string();
+        assert!(err.contains("trust.tsl_signers"), "{err}");
     }
 
     #[test]

@@ -275,7 +275,7 @@ fn verify_files(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
             .collect()
     };
-    let trust = TrustPolicy {
+    let mut trust = TrustPolicy {
         anchors: read_all(&args.ca)?,
         intermediates: read_all(&args.intermediate)?,
         pinned: read_all(&args.pinned)?,
@@ -287,18 +287,10 @@ fn verify_files(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             .with_timezone(&chrono::Utc),
         None => chrono::Utc::now(),
     };
-    let mut trust = trust;
     if let (Some(tsl), Some(signers)) = (&args.tsl, &args.tsl_signers) {
         let signers =
             std::fs::read(signers).with_context(|| format!("reading {}", signers.display()))?;
-        let signers = if signers
-            .windows(27)
-            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
-        {
-            eurzad::xmldsig::certificates_der(&signers)?
-        } else {
-            signature::tsl::signers_from_lotl(&signers, "PL")?
-        };
+        let signers = signature::tsl::signers_from_file(&signers, "PL")?;
         let list = std::fs::read(tsl).with_context(|| format!("reading {}", tsl.display()))?;
         let list = signature::tsl::load(&list, &signers, None)?;
         trust.anchors.extend(list.qualified_ca_anchors(at));

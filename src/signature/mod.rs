@@ -150,22 +150,23 @@ impl Verdict {
     }
 
     fn failed(profile: Profile, sub: &'static str, reason: impl Into<String>) -> Verdict {
-        Verdict {
-            indication: Indication::TotalFailed,
-            subindication: Some(sub),
-            reason: reason.into(),
-            profile,
-            signer: None,
-            identity: None,
-            kind: None,
-        }
+        Verdict::refused(Indication::TotalFailed, profile, sub, reason.into())
     }
 
     fn indeterminate(profile: Profile, sub: &'static str, reason: impl Into<String>) -> Verdict {
+        Verdict::refused(Indication::Indeterminate, profile, sub, reason.into())
+    }
+
+    fn refused(
+        indication: Indication,
+        profile: Profile,
+        sub: &'static str,
+        reason: String,
+    ) -> Verdict {
         Verdict {
-            indication: Indication::Indeterminate,
+            indication,
             subindication: Some(sub),
-            reason: reason.into(),
+            reason,
             profile,
             signer: None,
             identity: None,

@@ -160,6 +160,19 @@ pub fn signers_from_lotl(lotl: &[u8], territory: &str) -> Result<Vec<Vec<u8>>, T
     Err(TslError::NoPointer(territory.to_string()))
 }
 
+/// The acceptable signers of a trusted list from a file: a PEM file of certificates, or the
+/// EU LOTL (XML), whose pointer for `territory` names them.
+pub fn signers_from_file(file: &[u8], territory: &str) -> Result<Vec<Vec<u8>>, TslError> {
+    if file
+        .windows(27)
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        crate::xmldsig::certificates_der(file).map_err(|e| TslError::Format(e.to_string()))
+    } else {
+        signers_from_lotl(file, territory)
+    }
+}
+
 /// Verifies and reads a trusted list. `signers` are the acceptable signer certificates (from
 /// the LOTL pointer); `loaded` is the sequence number of the list already in use, if any.
 pub fn load(
