@@ -52,6 +52,8 @@ pub struct Config {
     #[serde(default)]
     pub trust: TrustConfig,
     #[serde(default)]
+    pub forms: FormsConfig,
+    #[serde(default)]
     pub log: LogConfig,
     /// Where the configuration came from, for messages.
     #[serde(skip)]
@@ -220,9 +222,44 @@ pub struct TrustConfig {
     /// A folder of PEM/DER anchors for personal (e-ID) signatures.
     #[serde(default)]
     pub personal_ca_dir: Option<String>,
+    /// A folder of CRLs (PEM or DER: .crl, .pem, .der) for qualified and personal
+    /// signatures. Each must be signed by a configured anchor; a certificate a CRL lists as
+    /// revoked at the judging time fails.
+    #[serde(default)]
+    pub crl_dir: Option<String>,
+    /// Judge chains and revocation at the XAdES SigningTime instead of now. The signer
+    /// claims that time; keep `false` unless signatures are time-stamped by other means.
+    #[serde(default)]
+    pub judge_at_signing_time: bool,
     /// Accept SHA-1 (legacy documents only).
     #[serde(default)]
     pub allow_sha1: bool,
+}
+
+/// The office's own forms: the namespaces they are published under on ePUAP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FormsConfig {
+    pub access_request_namespace: String,
+    pub authorization_namespace: String,
+}
+
+impl Default for FormsConfig {
+    fn default() -> Self {
+        FormsConfig {
+            access_request_namespace: crate::forms::ACCESS_REQUEST_NS.into(),
+            authorization_namespace: crate::forms::AUTHORIZATION_NS.into(),
+        }
+    }
+}
+
+impl FormsConfig {
+    pub fn registry(&self) -> crate::forms::Registry {
+        crate::forms::Registry {
+            access_request_ns: self.access_request_namespace.clone(),
+            authorization_ns: self.authorization_namespace.clone(),
+        }
+    }
 }
 
 /// The shipped trusted-profile seal (`trust/pz-seal-minister-cyfryzacji-2024.pem`).
@@ -425,10 +462,22 @@ impl Config {
 
     /// The trust for inbound documents, per kind of signature, read from the `[trust]` files.
     pub fn kind_trust(&self) -> Result<crate::signature::KindTrust, ConfigError> {
+        self.kind_trust_after(None)
+    }
+
+    /// As [`Config::kind_trust`], refusing a trusted list whose sequence number is lower than
+    /// `loaded_sequence` (the one the daemon used before: a rollback).
+    pub fn kind_trust_after(
+        &self,
+        loaded_sequence: Option<u64>,
+    ) -> Result<crate::signature::KindTrust, ConfigError> {
         let trust = &self.trust;
-        let mut qualified = match &trust.tsl {
-            Some(tsl) => self.trusted_list_anchors(tsl)?,
-            None => Vec::new(),
+        let (mut qualified, trusted_list) = match &trust.tsl {
+            Some(tsl) => {
+                let (anchors, list) = self.trusted_list_anchors(tsl, loaded_sequence)?;
+                (anchors, Some(list))
+            }
+            None => (Vec::new(), None),
         };
         qualified
             .extend(self.anchor_dir("trust.qualified_ca_dir", trust.qualified_ca_dir.as_deref())?);
@@ -449,17 +498,66 @@ impl Config {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let policy = |anchors: Vec<Vec<u8>>, pinned: Vec<Vec<u8>>| crate::signature::TrustPolicy {
-            anchors,
-            intermediates: Vec::new(),
-            pinned,
-            allow_sha1: trust.allow_sha1,
+        let crls = self.crls(&[qualified.as_slice(), personal.as_slice()].concat())?;
+        let policy = |anchors: Vec<Vec<u8>>, pinned: Vec<Vec<u8>>, crls: Vec<_>| {
+            crate::signature::TrustPolicy {
+                anchors,
+                intermediates: Vec::new(),
+                pinned,
+                allow_sha1: trust.allow_sha1,
+                crls,
+                at_signing_time: trust.judge_at_signing_time,
+            }
         };
         Ok(crate::signature::KindTrust {
-            qualified: policy(qualified, Vec::new()),
-            trusted_profile: policy(Vec::new(), pinned),
-            personal: policy(personal, Vec::new()),
+            qualified: policy(qualified, Vec::new(), crls.clone()),
+            trusted_profile: policy(Vec::new(), pinned, Vec::new()),
+            personal: policy(personal, Vec::new(), crls),
+            trusted_list,
         })
+    }
+
+    /// The CRLs of `trust.crl_dir`, each verified against `issuers`.
+    fn crls(
+        &self,
+        issuers: &[Vec<u8>],
+    ) -> Result<Vec<crate::signature::certificate::Crl>, ConfigError> {
+        let key = "trust.crl_dir";
+        let Some(dir) = self.trust.crl_dir.as_deref() else {
+            return Ok(Vec::new());
+        };
+        self.files_in(key, dir, &["crl", "pem", "der"])?
+            .into_iter()
+            .map(|file| {
+                let bytes = std::fs::read(&file).map_err(|e| {
+                    self.invalid(key, format!("cannot read {}: {e}", file.display()))
+                })?;
+                crate::signature::certificate::Crl::load(&bytes, issuers)
+                    .map_err(|e| self.invalid(key, format!("{}: {e}", file.display())))
+            })
+            .collect()
+    }
+
+    /// The files in a configured folder with one of `extensions`, sorted.
+    fn files_in(
+        &self,
+        key: &str,
+        dir: &str,
+        extensions: &[&str],
+    ) -> Result<Vec<PathBuf>, ConfigError> {
+        let path = self.resolve_path(key, dir)?;
+        let entries = std::fs::read_dir(&path)
+            .map_err(|e| self.invalid(key, format!("cannot read {}: {e}", path.display())))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| extensions.contains(&e))
+            })
+            .collect();
+        files.sort();
+        Ok(files)
     }
 
     /// The PEM/DER certificates in a folder (none when the key is not set).
@@ -467,20 +565,7 @@ impl Config {
         let Some(dir) = dir else {
             return Ok(Vec::new());
         };
-        let path = self.resolve_path(key, dir)?;
-        let entries = std::fs::read_dir(&path)
-            .map_err(|e| self.invalid(key, format!("cannot read {}: {e}", path.display())))?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("pem" | "crt" | "cer" | "der")
-                )
-            })
-            .collect();
-        files.sort();
-        files
+        self.files_in(key, dir, &["pem", "crt", "cer", "der"])?
             .into_iter()
             .map(|file| {
                 let bytes = std::fs::read(&file).map_err(|e| {
@@ -493,7 +578,11 @@ impl Config {
             .collect()
     }
 
-    fn trusted_list_anchors(&self, tsl: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
+    fn trusted_list_anchors(
+        &self,
+        tsl: &str,
+        loaded_sequence: Option<u64>,
+    ) -> Result<(Vec<Vec<u8>>, crate::signature::LoadedList), ConfigError> {
         let read = |key: &str, value: &str| -> Result<Vec<u8>, ConfigError> {
             let path = self.resolve_path(key, value)?;
             std::fs::read(&path)
@@ -509,7 +598,7 @@ impl Config {
         let signers = read("trust.tsl_signers", signers_file)?;
         let signers = crate::signature::tsl::signers_from_file(&signers, "PL")
             .map_err(|e| self.invalid("trust.tsl_signers", e.to_string()))?;
-        let list = crate::signature::tsl::load(&list, &signers, None)
+        let list = crate::signature::tsl::load(&list, &signers, loaded_sequence)
             .map_err(|e| self.invalid("trust.tsl", e.to_string()))?;
         let now = chrono::Utc::now();
         if list.next_update.is_some_and(|next| next < now) {
@@ -527,7 +616,12 @@ impl Config {
             anchors = anchors.len(),
             "trusted list loaded"
         );
-        Ok(anchors)
+        let loaded = crate::signature::LoadedList {
+            territory: list.territory.clone(),
+            sequence_number: list.sequence_number,
+            issued: list.issued,
+        };
+        Ok((anchors, loaded))
     }
 
     /// The parsed `epuap.endpoint`.

@@ -85,6 +85,18 @@ impl RunReport {
 }
 
 /// Opens the store and applies migrations.
+/// The trust for inbound documents. A configured trusted list must not be older than the
+/// one used before (recorded in the database): a rollback would revive withdrawn CAs.
+async fn load_trust(config: &Config, store: &Store) -> anyhow::Result<crate::signature::KindTrust> {
+    let territory = "PL";
+    let loaded = store.trusted_list_sequence(territory).await?;
+    let trust = config.kind_trust_after(loaded)?;
+    if let Some(list) = &trust.trusted_list {
+        store.record_trusted_list(list).await?;
+    }
+    Ok(trust)
+}
+
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&config.database.url, config.database.max_connections)
         .await
@@ -152,7 +164,8 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         retry_delay: config.jobs.retry_delay,
         lease: config.jobs.lease,
         idle_wait: Duration::from_millis(500),
-        trust: std::sync::Arc::new(config.kind_trust()?),
+        trust: std::sync::Arc::new(load_trust(&config, &store).await?),
+        forms: std::sync::Arc::new(config.forms.registry()),
     };
     let job_task = (!once).then(|| {
         tokio::spawn(jobs::run_worker(

@@ -13,7 +13,12 @@ use std::sync::Arc;
 
 use crate::forms;
 use crate::signature::{self, KindTrust};
-use crate::store::{Job, Store, StoreError};
+use crate::store::{Job, Judgement, Store, StoreError};
+
+/// The job that follows the judgement of a document of this form type.
+fn follow_up(_form_type: forms::FormType) -> Option<&'static str> {
+    None
+}
 
 /// Job outcome counts of one worker.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,6 +38,8 @@ pub struct JobSettings {
     pub idle_wait: Duration,
     /// Whom signatures must come from (the `verify` step).
     pub trust: Arc<KindTrust>,
+    /// The form types the office reads (the `verify` step).
+    pub forms: Arc<forms::Registry>,
 }
 
 /// Runs jobs until `stop`. With `until_idle`, returns once no job is left to run: it waits
@@ -111,21 +118,42 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
                 .map_err(|e| e.to_string())?;
             if let forms::Classification::NotXml { reason } = forms::classify(&content) {
                 let note = format!("signature not checked: {reason}");
+                let judgement = Judgement {
+                    not_checked: &note,
+                    ..Judgement::default()
+                };
                 return store
-                    .finish_verify(job.id, id, None, &note)
+                    .finish_verify(job.id, id, &judgement)
                     .await
                     .map_err(|e| e.to_string());
             }
-            // xmlsec state is not Send: the check runs on a blocking thread and stays there.
+            // xmlsec and libxml2 state is not Send: the checks run on a blocking thread and
+            // stay there.
             let trust = settings.trust.clone();
-            let verdict = tokio::task::spawn_blocking(move || {
-                signature::verify_by_kind(&content, &trust, chrono::Utc::now())
+            let registry = settings.forms.clone();
+            let (verdict, form) = tokio::task::spawn_blocking(move || {
+                let verdict = signature::verify_by_kind(&content, &trust, chrono::Utc::now());
+                (verdict, registry.read(&content))
             })
             .await
             .map_err(|e| format!("verification task failed: {e}"))?;
             tracing::info!(document = id, indication = %verdict.indication, reason = %verdict.reason, "signature checked");
+            let (form_type, form_error) = match &form {
+                Ok(form) => (form.form_type(), None),
+                Err(error) => {
+                    tracing::warn!(document = id, %error, "form not readable");
+                    (error.form, Some(error.to_string()))
+                }
+            };
+            let judgement = Judgement {
+                verdict: Some(&verdict),
+                form_type: Some(form_type),
+                form_error,
+                follow_up: follow_up(form_type),
+                ..Judgement::default()
+            };
             store
-                .finish_verify(job.id, id, Some(&verdict), "")
+                .finish_verify(job.id, id, &judgement)
                 .await
                 .map_err(|e| e.to_string())
         }

@@ -61,6 +61,9 @@ struct VerifyArgs {
     /// The only certificate allowed to have signed (repeatable: any of them).
     #[arg(long)]
     pinned: Vec<PathBuf>,
+    /// A CRL (PEM or DER), signed by one of --ca/--intermediate (repeatable).
+    #[arg(long)]
+    crl: Vec<PathBuf>,
     /// A national trusted list (ETSI TS 119 612) whose granted qualified CAs become anchors.
     #[arg(long, requires = "tsl_signers")]
     tsl: Option<PathBuf>,
@@ -73,9 +76,16 @@ struct VerifyArgs {
     /// Accept SHA-1 (legacy documents only).
     #[arg(long)]
     allow_sha1: bool,
+    /// Judge chains and revocation at the signature's XAdES SigningTime (signer-claimed).
+    #[arg(long)]
+    at_signing_time: bool,
     /// One JSON object per line instead of the human report.
     #[arg(long)]
     json: bool,
+    /// Configuration whose [trust] is used when no trust flag (--ca, --pinned, --tsl, --crl)
+    /// is given; the shipped config.toml without it.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
     /// The files to verify.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -280,6 +290,8 @@ fn verify_files(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         intermediates: read_all(&args.intermediate)?,
         pinned: read_all(&args.pinned)?,
         allow_sha1: args.allow_sha1,
+        crls: Vec::new(),
+        at_signing_time: args.at_signing_time,
     };
     let at = match &args.at {
         Some(text) => chrono::DateTime::parse_from_rfc3339(text)
@@ -294,6 +306,24 @@ fn verify_files(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         let list = std::fs::read(tsl).with_context(|| format!("reading {}", tsl.display()))?;
         let list = signature::tsl::load(&list, &signers, None)?;
         trust.anchors.extend(list.qualified_ca_anchors(at));
+    }
+    // No trust flag at all: the trust configured in config.toml, judged by kind (qualified,
+    // trusted profile, personal), as the daemon judges inbound documents.
+    let configured = if args.ca.is_empty()
+        && args.pinned.is_empty()
+        && args.tsl.is_none()
+        && args.crl.is_empty()
+    {
+        let config = Config::load(args.config.as_deref())?;
+        Some(config.kind_trust()?)
+    } else {
+        None
+    };
+    let issuers = [trust.anchors.as_slice(), trust.intermediates.as_slice()].concat();
+    for (path, bytes) in args.crl.iter().zip(read_all(&args.crl)?) {
+        let crl = signature::certificate::Crl::load(&bytes, &issuers)
+            .map_err(|e| anyhow::anyhow!("--crl {}: {e}", path.display()))?;
+        trust.crls.push(crl);
     }
     // Files are judged in parallel, one thread each up to the number of cores; xmlsec state
     // stays on the thread that made it.
@@ -313,7 +343,10 @@ fn verify_files(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(path) = args.files.get(i) else { break };
                     let outcome = std::fs::read(path)
-                        .map(|bytes| signature::verify(&bytes, &trust, at))
+                        .map(|bytes| match &configured {
+                            Some(kinds) => signature::verify_by_kind(&bytes, kinds, at),
+                            None => signature::verify(&bytes, &trust, at),
+                        })
                         .map_err(|e| e.to_string());
                     *verdicts[i].lock().expect("verdict slot") = Some(outcome);
                 }
@@ -333,17 +366,41 @@ fn verify_files(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 if args.json {
                     let mut line = serde_json::to_value(&verdict).expect("verdict serializes");
                     line["file"] = serde_json::Value::String(file);
-                    line["signature_kind"] = line["profile"].clone();
+                    // The kind when judged by kind (qualified, trusted_profile, personal),
+                    // else the format that was judged (wss, xmldsig, xades).
+                    line["signature_kind"] = if line["kind"].is_null() {
+                        line["profile"].clone()
+                    } else {
+                        line["kind"].clone()
+                    };
                     println!("{line}");
                 } else {
+                    let mut details = Vec::new();
+                    if let Some(kind) = verdict.kind {
+                        details.push(
+                            match kind {
+                                signature::SignatureKind::Qualified => "podpis kwalifikowany",
+                                signature::SignatureKind::TrustedProfile => "podpis zaufany",
+                                signature::SignatureKind::Personal => "podpis osobisty",
+                            }
+                            .to_string(),
+                        );
+                    }
+                    if let Some(time) = verdict.signing_time {
+                        details.push(format!("signed at {time}"));
+                    }
+                    if verdict.qualified_certificate == Some(false) {
+                        details.push("certificate without QcCompliance".into());
+                    }
                     println!(
-                        "{file}: {}{} ({:?}){}\n  {}",
+                        "{file}: {}{} ({:?}{}){}\n  {}",
                         verdict.indication,
                         verdict
                             .subindication
                             .map(|s| format!("/{s}"))
                             .unwrap_or_default(),
                         verdict.profile,
+                        details.iter().map(|d| format!(", {d}")).collect::<String>(),
                         verdict
                             .signer
                             .as_ref()

@@ -566,6 +566,7 @@ fn claiming_the_trusted_profile_only_narrows_trust() {
             ..TrustPolicy::default()
         },
         personal: TrustPolicy::default(),
+        trusted_list: None,
     };
     let genuine = signed();
     let verdict = signature::verify_by_kind(genuine.as_bytes(), &trust, now());

@@ -11,12 +11,13 @@ use sqlx::Row;
 
 const BOX: (&str, &str, &str) = ("urzad_testowy", "skrytka", "/urzad_testowy/skrytka");
 
-/// Runs the daemon once over `documents` with `trust` appended to its configuration; returns
-/// (file, indication, subindication, reason, signer, kind) per stored row.
-async fn run_with_trust(
+/// Runs the daemon once over `documents` with `trust` appended to its configuration, then
+/// runs `select` on its database.
+async fn run_and_select(
     documents: &[(&str, Vec<u8>)],
     trust: impl Fn(&std::path::Path) -> String,
-) -> Vec<StoredVerdict> {
+    select: &'static str,
+) -> Vec<sqlx::any::AnyRow> {
     let dir = tempfile::tempdir().unwrap();
     let emulator = EmulatorProcess::start(&dir.path().join("emulator"), &[BOX], &[]);
     for (file, content) in documents {
@@ -31,19 +32,26 @@ async fn run_with_trust(
     assert!(status.success(), "{stdout}\n{stderr}");
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
-    let rows = sqlx::query(
+    let rows = sqlx::query(select).fetch_all(&pool).await.unwrap();
+    pool.close().await;
+    rows
+}
+
+/// (file, indication, subindication, reason, signer, kind) per stored row.
+async fn run_with_trust(
+    documents: &[(&str, Vec<u8>)],
+    trust: impl Fn(&std::path::Path) -> String,
+) -> Vec<StoredVerdict> {
+    let rows = run_and_select(
+        documents,
+        trust,
         "SELECT nazwa_pliku, signature_indication, signature_subindication, signature_reason, signature_signer, signature_kind \
          FROM inbound_document ORDER BY nazwa_pliku",
     )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    let rows = rows
-        .iter()
+    .await;
+    rows.iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
-        .collect();
-    pool.close().await;
-    rows
+        .collect()
 }
 
 type StoredVerdict = (
@@ -148,5 +156,112 @@ async fn inbound_documents_carry_their_verdict() {
             .unwrap_or("")
             .starts_with("signature not checked"),
         "{scan:?}"
+    );
+}
+
+fn sealed_form(form: &str, citizen: &str) -> Vec<u8> {
+    let key = eurzad::xmldsig::SigningKey {
+        private_key_pem: std::fs::read(fixture(&format!("pki/citizens/{citizen}.key"))).unwrap(),
+        certificate_pem: std::fs::read(fixture(&format!("pki/citizens/{citizen}.pem"))).unwrap(),
+    };
+    let form = std::fs::read(fixture(form)).unwrap();
+    eurzad::signature::seal::xades_enveloped(&form, &key, chrono::Utc::now(), "podpis").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_form_and_the_signer_are_stored_with_the_document() {
+    let request = sealed_form("forms/wniosek-dla-siebie.xml", "jan-kowalski");
+    let broken =
+        String::from_utf8(std::fs::read(fixture("forms/wniosek-za-firme-i-osobe.xml")).unwrap())
+            .unwrap()
+            .replace("<NIP>5252955037</NIP>", "<NIP>5252955038</NIP>");
+    let rows = run_and_select(
+        &[("wniosek.xml", request), ("zly.xml", broken.into_bytes())],
+        |dir| {
+            format!(
+                "\n[trust]\nqualified_ca_dir = \"{}\"\n",
+                anchor_dir(dir, "qualified").display()
+            )
+        },
+        "SELECT nazwa_pliku, form_type, form_error, signer_pesel, signer_given_name, signer_surname, \
+         CASE WHEN signer_qualified THEN 1 ELSE 0 END, CASE WHEN signing_time IS NULL THEN 0 ELSE 1 END, signature_chain \
+         FROM inbound_document ORDER BY nazwa_pliku",
+    )
+    .await;
+    let row = |i: usize| -> (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        i32,
+        i32,
+        Option<String>,
+    ) {
+        let r = &rows[i];
+        (
+            r.get(0),
+            r.get(1),
+            r.get(2),
+            r.get(3),
+            r.get(4),
+            r.get(5),
+            r.get(6),
+            r.get(7),
+            r.get(8),
+        )
+    };
+    let request = row(0);
+    assert_eq!(request.0, "wniosek.xml");
+    assert_eq!(request.1.as_deref(), Some("access_request"), "{request:?}");
+    assert_eq!(request.2, None, "{request:?}");
+    assert_eq!(request.3.as_deref(), Some("85031412347"), "{request:?}");
+    assert_eq!(
+        (request.4.as_deref(), request.5.as_deref()),
+        (Some("Jan"), Some("Kowalski"))
+    );
+    assert_eq!(
+        (request.6, request.7),
+        (1, 1),
+        "qualified, with a signing time: {request:?}"
+    );
+    assert!(request.8.unwrap_or_default().contains("PNOPL-85031412347"));
+    let broken = row(1);
+    assert_eq!(broken.1.as_deref(), Some("access_request"), "{broken:?}");
+    assert!(
+        broken
+            .2
+            .as_deref()
+            .unwrap_or("")
+            .contains("/Wniosek/Reprezentowani/Podmiot[1]/NIP"),
+        "{broken:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trusted_list_older_than_the_one_used_before_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = EmulatorProcess::start(&dir.path().join("emulator"), &[BOX], &[]);
+    let db = test_database(dir.path()).await;
+    let config = daemon_config(dir.path(), &db.url, &emulator.url, &[BOX], "");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let with_list = |list: &str| {
+        format!(
+            "{base}\n[trust]\ntsl = \"{}\"\ntsl_signers = \"{}\"\n",
+            fixture(&format!("trust/{list}")).display(),
+            fixture("trust/eu-lotl-seq390-2026-08-03.xml").display()
+        )
+    };
+    std::fs::write(&config, with_list("PL_TSL-seq160-2026-06-03.xml")).unwrap();
+    let (status, stdout, stderr) = run_once(&config);
+    assert!(status.success(), "{stdout}\n{stderr}");
+    // seq 139 verifies (its signer is in the LOTL) but is older than 160: a rollback.
+    std::fs::write(&config, with_list("PL_TSL-seq139-2023-09-19.xml")).unwrap();
+    let (status, stdout, stderr) = run_once(&config);
+    assert!(!status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("trust.tsl") && stderr.contains("139"),
+        "{stderr}"
     );
 }

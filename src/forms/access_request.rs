@@ -187,7 +187,12 @@ impl Reader<'_> {
         FormError::new(self.form, at, message)
     }
 
-    fn child(&self, node: &Node, path: &str, name: &str) -> Result<Option<(Node, String)>, FormError> {
+    fn child(
+        &self,
+        node: &Node,
+        path: &str,
+        name: &str,
+    ) -> Result<Option<(Node, String)>, FormError> {
         let at = format!("{path}/{name}");
         match xml::only_child(node, Some(self.ns), name) {
             Ok(found) => Ok(found.map(|n| (n, at))),
@@ -195,7 +200,12 @@ impl Reader<'_> {
         }
     }
 
-    fn text(&self, node: &Node, path: &str, name: &str) -> Result<Option<(String, String)>, FormError> {
+    fn text(
+        &self,
+        node: &Node,
+        path: &str,
+        name: &str,
+    ) -> Result<Option<(String, String)>, FormError> {
         Ok(self
             .child(node, path, name)?
             .map(|(n, at)| (xml::text_of(&n).trim().to_string(), at)))
@@ -264,8 +274,8 @@ impl Reader<'_> {
         let (value, at) = self.required(node, path, "Zakres")?;
         let mut scope = Vec::new();
         for word in value.split_whitespace() {
-            let item =
-                Scope::parse(word).ok_or_else(|| self.err(&at, format!("unknown scope {word:?}")))?;
+            let item = Scope::parse(word)
+                .ok_or_else(|| self.err(&at, format!("unknown scope {word:?}")))?;
             if !scope.contains(&item) {
                 scope.push(item);
             }
@@ -300,8 +310,12 @@ pub(super) fn read_request(
         given_name: r.required(&applicant_node, &applicant_path, "Imie")?.0,
         surname: r.required(&applicant_node, &applicant_path, "Nazwisko")?.0,
         pesel: r.pesel(pesel, &pesel_at)?,
-        email: r.text(&applicant_node, &applicant_path, "Email")?.map(|t| t.0),
-        phone: r.text(&applicant_node, &applicant_path, "Telefon")?.map(|t| t.0),
+        email: r
+            .text(&applicant_node, &applicant_path, "Email")?
+            .map(|t| t.0),
+        phone: r
+            .text(&applicant_node, &applicant_path, "Telefon")?
+            .map(|t| t.0),
     };
     let attachments = read_attachments(root)?;
     let mut represented = Vec::new();
@@ -313,13 +327,13 @@ pub(super) fn read_request(
                 return Err(r.err(&at, "the applicant cannot represent themselves"));
             }
             let attachment = r.text(&node, &at, "Zalacznik")?;
-            if let Some((name, attachment_at)) = &attachment {
-                if !attachments.iter().any(|a| &a.file_name == name) {
-                    return Err(r.err(
-                        attachment_at,
-                        format!("names the attachment {name:?}, which is not attached"),
-                    ));
-                }
+            if let Some((name, attachment_at)) = &attachment
+                && !attachments.iter().any(|a| &a.file_name == name)
+            {
+                return Err(r.err(
+                    attachment_at,
+                    format!("names the attachment {name:?}, which is not attached"),
+                ));
             }
             represented.push(Represented {
                 party,
@@ -338,7 +352,10 @@ pub(super) fn read_request(
             && let Err(e) = registry.read(&attachment.content)
         {
             return Err(r.err(
-                &format!("/Wniosek/Zalaczniki/Zalacznik[@nazwaPliku={:?}]", attachment.file_name),
+                &format!(
+                    "/Wniosek/Zalaczniki/Zalacznik[@nazwaPliku={:?}]",
+                    attachment.file_name
+                ),
                 format!("the attached document cannot be read: {e}"),
             ));
         }
@@ -362,7 +379,11 @@ fn read_attachments(root: &Node) -> Result<Vec<Attachment>, FormError> {
                 .get_attribute("nazwaPliku")
                 .ok_or_else(|| FormError::new(form, &at, "no nazwaPliku"))?;
             if out.iter().any(|a: &Attachment| a.file_name == file_name) {
-                return Err(FormError::new(form, &at, format!("{file_name:?} is attached twice")));
+                return Err(FormError::new(
+                    form,
+                    &at,
+                    format!("{file_name:?} is attached twice"),
+                ));
             }
             let data = xml::only_child(&node, Some(CRD_STRUKTURA_NS), "DaneZalacznika")
                 .ok()
@@ -374,7 +395,9 @@ fn read_attachments(root: &Node) -> Result<Vec<Attachment>, FormError> {
                 .collect();
             let content = base64::engine::general_purpose::STANDARD
                 .decode(encoded)
-                .map_err(|e| FormError::new(form, &at, format!("DaneZalacznika is not base64: {e}")))?;
+                .map_err(|e| {
+                    FormError::new(form, &at, format!("DaneZalacznika is not base64: {e}"))
+                })?;
             out.push(Attachment {
                 file_name,
                 format: node.get_attribute("format"),

@@ -96,9 +96,9 @@ impl Form {
 /// Why a document of a known type could not be read. `at` names where: an element path
 /// (`/Wniosek/Reprezentowani/Podmiot[2]/NIP`) or a line of the XSD report.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{form}: {at}: {message}")]
+#[error("{}: {at}: {message}", form.polish_name())]
 pub struct FormError {
-    pub form: &'static str,
+    pub form: FormType,
     pub at: String,
     pub message: String,
 }
@@ -106,7 +106,7 @@ pub struct FormError {
 impl FormError {
     pub(crate) fn new(form: FormType, at: impl Into<String>, message: impl Into<String>) -> Self {
         FormError {
-            form: form.polish_name(),
+            form,
             at: at.into(),
             message: message.into(),
         }
@@ -183,7 +183,11 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/fixtures/forms/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read(format!(
+            "{}/fixtures/forms/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -195,7 +199,10 @@ mod tests {
             panic!("not an access request")
         };
         assert_eq!(request.applicant.pesel, "85031412347");
-        assert_eq!(request.applicant.email.as_deref(), Some("jan.kowalski@example.test"));
+        assert_eq!(
+            request.applicant.email.as_deref(),
+            Some("jan.kowalski@example.test")
+        );
         assert!(request.represented.is_empty());
         assert_eq!(request.date.to_string(), "2026-11-20");
     }
@@ -215,18 +222,23 @@ mod tests {
         assert_eq!(company.party.id, PartyId::Nip("5252955037".into()));
         assert_eq!(company.scope, vec![Scope::Podatki, Scope::Oplaty]);
         assert_eq!(company.basis, Basis::Upowaznienie);
-        assert_eq!(company.attachment.as_deref(), Some("upowaznienie-firma.xml"));
+        assert_eq!(
+            company.attachment.as_deref(),
+            Some("upowaznienie-firma.xml")
+        );
         let person = &request.represented[1];
         assert_eq!(person.party.id, PartyId::Pesel("90010112349".into()));
         assert_eq!(person.basis, Basis::Upowaznienie);
         let attachment = request
             .attachment_for(person)
             .expect("the authorization is attached");
-        let Form::Authorization(authorization) = registry.read(&attachment.content).unwrap()
-        else {
+        let Form::Authorization(authorization) = registry.read(&attachment.content).unwrap() else {
             panic!("the attachment is not an authorization")
         };
-        assert_eq!(authorization.principal.id, PartyId::Pesel("90010112349".into()));
+        assert_eq!(
+            authorization.principal.id,
+            PartyId::Pesel("90010112349".into())
+        );
         assert_eq!(authorization.agent_pesel, "85031412347");
         assert!(authorization.scope.contains(&Scope::Podatki));
     }
@@ -237,7 +249,12 @@ mod tests {
             .unwrap()
             .replace("<PESEL>85031412347</PESEL>", "<PESEL>8503141234</PESEL>");
         let err = Registry::default().read(bad.as_bytes()).unwrap_err();
-        assert_eq!(err.form, "wniosek o dostęp do portalu eUrząd");
+        assert_eq!(err.form, FormType::AccessRequest);
+        assert!(
+            err.to_string()
+                .starts_with("wniosek o dostęp do portalu eUrząd: line "),
+            "{err}"
+        );
         assert!(err.at.starts_with("line "), "{err}");
         assert!(err.message.contains("PESEL"), "{err}");
     }
@@ -277,13 +294,18 @@ mod tests {
     fn reads_both_generations_of_pismo_ogolne() {
         let registry = Registry::default();
         for file in ["pismo-ogolne-przykladowa.xml", "pismo-ogolne-demo.xml"] {
-            let bytes =
-                std::fs::read(format!("{}/fixtures/demo/{file}", env!("CARGO_MANIFEST_DIR")))
-                    .unwrap();
+            let bytes = std::fs::read(format!(
+                "{}/fixtures/demo/{file}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
             let Form::GeneralLetter(letter) = registry.read(&bytes).unwrap() else {
                 panic!("{file}: not a general letter")
             };
-            assert!(!letter.title.is_empty() && !letter.body.is_empty(), "{file}: {letter:?}");
+            assert!(
+                !letter.title.is_empty() && !letter.body.is_empty(),
+                "{file}: {letter:?}"
+            );
         }
         let old = std::fs::read(format!(
             "{}/fixtures/forms/pismo-ogolne-2013.xml",
@@ -300,7 +322,9 @@ mod tests {
     #[test]
     fn unknown_xml_is_recorded_not_rejected() {
         assert_eq!(
-            Registry::default().read(b"<x:a xmlns:x='urn:other'/>").unwrap(),
+            Registry::default()
+                .read(b"<x:a xmlns:x='urn:other'/>")
+                .unwrap(),
             Form::Unknown {
                 namespace: Some("urn:other".into()),
                 root: "a".into()

@@ -37,7 +37,11 @@ thread_local! {
 }
 
 /// Validates `doc`; on failure returns (where, what) of the first error.
-pub(crate) fn validate(kind: Kind, namespace: &str, doc: &Document) -> Result<(), (String, String)> {
+pub(crate) fn validate(
+    kind: Kind,
+    namespace: &str,
+    doc: &Document,
+) -> Result<(), (String, String)> {
     COMPILED.with(|compiled| {
         let mut compiled = compiled.borrow_mut();
         let key = (kind, namespace.to_string());
@@ -61,7 +65,10 @@ pub(crate) fn validate(kind: Kind, namespace: &str, doc: &Document) -> Result<()
                 .and_then(|e| e.line)
                 .map(|line| format!("line {line}"))
                 .unwrap_or_else(|| "document".into());
-            (at, format!("does not match the form's XSD: {}", first(&errors)))
+            (
+                at,
+                format!("does not match the form's XSD: {}", first(&errors)),
+            )
         })
     })
 }

@@ -12,7 +12,9 @@
 //! SignedProperties / SigningCertificate checks. Not yet: trusted lists (TSL), CRLs from
 //! configuration, trusted-profile and qualified identity extraction, forms, the daemon job.
 
+pub mod certificate;
 pub mod identity;
+pub mod seal;
 pub mod tsl;
 
 use std::collections::HashMap;
@@ -78,6 +80,15 @@ pub struct Verdict {
     pub identity: Option<identity::Identity>,
     /// Which kind of signature it was judged as, when judged by kind ([`verify_by_kind`]).
     pub kind: Option<SignatureKind>,
+    /// XAdES SigningTime, as the signer claims it (signed, but not proven by a timestamp).
+    pub signing_time: Option<DateTime<Utc>>,
+    /// The signer certificate states QcCompliance (an EU qualified certificate).
+    pub qualified_certificate: Option<bool>,
+    /// Subjects of the certificates the signature carries in KeyInfo, as presented.
+    pub chain: Vec<String>,
+    /// The signer certificate (DER), when one was established.
+    #[serde(skip)]
+    pub signer_certificate: Option<Vec<u8>>,
 }
 
 /// The kinds of signature an office accepts, each with its own trust.
@@ -108,6 +119,17 @@ pub struct KindTrust {
     pub qualified: TrustPolicy,
     pub trusted_profile: TrustPolicy,
     pub personal: TrustPolicy,
+    /// The trusted list the qualified anchors came from, if one is configured.
+    pub trusted_list: Option<LoadedList>,
+}
+
+/// Which trusted list is in use: the daemon records it so that a restart never goes back
+/// to an older list (a rollback would revive withdrawn CAs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedList {
+    pub territory: String,
+    pub sequence_number: u64,
+    pub issued: DateTime<Utc>,
 }
 
 const TRUSTED_PROFILE_NAMESPACES: [&[u8]; 2] = [
@@ -171,6 +193,10 @@ impl Verdict {
             signer: None,
             identity: None,
             kind: None,
+            signing_time: None,
+            qualified_certificate: None,
+            chain: Vec::new(),
+            signer_certificate: None,
         }
     }
 }
@@ -186,6 +212,13 @@ pub struct TrustPolicy {
     pub pinned: Vec<Vec<u8>>,
     /// Accept SHA-1 digests and signatures (legacy documents only).
     pub allow_sha1: bool,
+    /// Revocation lists, each verified against the anchors and intermediates when loaded.
+    pub crls: Vec<certificate::Crl>,
+    /// Judge the chain, the certificate's validity and revocation at the XAdES SigningTime
+    /// (when present) instead of at the judging time. The signer claims that time, so this
+    /// suits signatures whose time is vouched for otherwise (a trusted list's issue, an
+    /// ePUAP receipt); the default judges at the judging time ("now").
+    pub at_signing_time: bool,
 }
 
 /// Verifies `bytes` under `trust`, judging certificate validity at `at`.
@@ -288,11 +321,27 @@ fn judge(doc: &Document, trust: &TrustPolicy, at: DateTime<Utc>) -> Judged {
         forms: true,
         sha1: trust.allow_sha1,
     };
-    let signer = verify_core(&signature, trust, at, allow, profile)?;
+    let constraint = |reason| Verdict::indeterminate(profile, "SIG_CONSTRAINTS_FAILURE", reason);
+    let signing_time = match &signed_properties {
+        Some(signed_properties) => read_signing_time(signed_properties, at).map_err(constraint)?,
+        None => None,
+    };
+    let judged_at = match signing_time {
+        Some(time) if trust.at_signing_time => time,
+        _ => at,
+    };
+    let signer = verify_core(&signature, trust, judged_at, allow, profile)?;
+    for crl in &trust.crls {
+        crl.check(&signer, judged_at)
+            .map_err(|revoked| Verdict::indeterminate(profile, "REVOKED_NO_POE", revoked.reason))?;
+    }
     if let Some(signed_properties) = &signed_properties {
         check_signing_certificate(signed_properties, &signer).map_err(|reason| {
             Verdict::indeterminate(profile, "NO_SIGNING_CERTIFICATE_FOUND", reason)
         })?;
+    }
+    if let Some(time) = signing_time {
+        check_signing_time_validity(time, &signer).map_err(constraint)?;
     }
     // A trusted-profile identity counts only inside the signed SignedProperties of a
     // signature by a pinned (ePUAP seal) certificate; otherwise the certificate names the signer.
@@ -315,7 +364,74 @@ fn judge(doc: &Document, trust: &TrustPolicy, at: DateTime<Utc>) -> Judged {
         signer: Some(subject_of(&signer)),
         identity: trusted_profile.or_else(|| identity::from_certificate(&signer)),
         kind: None,
+        signing_time,
+        qualified_certificate: Some(certificate::is_qualified(&signer)),
+        chain: key_info_subjects(&signature),
+        signer_certificate: Some(signer),
     })
+}
+
+/// How far a claimed SigningTime may lie ahead of the judging time (clock skew).
+const SIGNING_TIME_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// XAdES SigningTime: at most one, an xs:dateTime, not in the future of `at`.
+fn read_signing_time(
+    signed_properties: &Node,
+    at: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, String> {
+    let times: Vec<Node> = xades_children(signed_properties, "SignedSignatureProperties")
+        .flat_map(|p| xades_children(&p, "SigningTime").collect::<Vec<_>>())
+        .collect();
+    let node = match times.as_slice() {
+        [] => return Ok(None),
+        [one] => one,
+        many => {
+            return Err(format!(
+                "{} SigningTime elements; at most one is allowed",
+                many.len()
+            ));
+        }
+    };
+    let text = xml::text_of(node).trim().to_string();
+    let time = DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| {
+            // xs:dateTime without a zone: read as UTC.
+            chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f")
+                .map(|t| t.and_utc())
+        })
+        .map_err(|_| format!("SigningTime {text:?} is not an xs:dateTime"))?;
+    if time > at + SIGNING_TIME_SKEW {
+        return Err(format!(
+            "SigningTime {time} lies in the future of the judging time {at}"
+        ));
+    }
+    Ok(Some(time))
+}
+
+/// The claimed SigningTime must fall within the signer certificate's validity.
+fn check_signing_time_validity(time: DateTime<Utc>, signer: &[u8]) -> Result<(), String> {
+    match certificate::validity(signer) {
+        Some((not_before, not_after)) if time < not_before || time > not_after => Err(format!(
+            "SigningTime {time} is outside the signer certificate's validity ({not_before} to {not_after})"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Subjects of the X509Certificate elements in the signature's KeyInfo.
+fn key_info_subjects(signature: &Node) -> Vec<String> {
+    let Ok(Some(key_info)) = xml::only_child(signature, Some(DSIG_NS), "KeyInfo") else {
+        return Vec::new();
+    };
+    xml::children(&key_info, Some(DSIG_NS), "X509Data")
+        .flat_map(|d| xml::children(&d, Some(DSIG_NS), "X509Certificate").collect::<Vec<_>>())
+        .filter_map(|c| {
+            let b64: String = xml::text_of(&c).split_whitespace().collect();
+            base64::engine::general_purpose::STANDARD.decode(b64).ok()
+        })
+        .map(|der| subject_of(&der))
+        .collect()
 }
 
 /// Registers every `Id`, `ID`, `id` and `wsu:Id` attribute as an XML ID, refusing any value

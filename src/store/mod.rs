@@ -26,7 +26,21 @@ use sqlx::sqlite::{
 
 use crate::document::PulledDocument;
 use crate::forms::Classification;
-use crate::signature::Verdict;
+use crate::forms::FormType;
+use crate::signature::{LoadedList, Verdict};
+
+/// What the `verify` step found about a document (see [`Store::finish_verify`]).
+#[derive(Debug, Default)]
+pub struct Judgement<'a> {
+    /// `None`: the content is not XML, so there is no signature to check.
+    pub verdict: Option<&'a Verdict>,
+    /// Why there is no verdict.
+    pub not_checked: &'a str,
+    pub form_type: Option<FormType>,
+    pub form_error: Option<String>,
+    /// The job kind to run next for this document, if any.
+    pub follow_up: Option<&'static str>,
+}
 
 /// Storage errors. `Database` carries sqlx's message, which names the table or constraint.
 #[derive(Debug, thiserror::Error)]
@@ -406,46 +420,99 @@ impl Store {
         Ok(())
     }
 
-    /// Records the signature verdict and marks the job done, in one transaction. `None`
-    /// records that the content is not XML (no signature to check).
+    /// Records the judgement of a document (signature verdict, signer, form type) and marks
+    /// the job done, in one transaction; enqueues the follow-up job (e.g. `provision`) in the
+    /// same transaction, so that a crash cannot lose it.
     pub async fn finish_verify(
         &self,
         job_id: i64,
         document_id: i64,
-        verdict: Option<&Verdict>,
-        not_checked: &str,
+        judgement: &Judgement<'_>,
     ) -> Result<(), StoreError> {
         let now = Utc::now();
-        let (indication, subindication, reason, profile, signer, kind) = match verdict {
-            Some(v) => (
-                Some(v.indication.to_string()),
-                v.subindication.map(str::to_string),
-                v.reason.clone(),
-                Some(format!("{:?}", v.profile).to_lowercase()),
-                v.signer.clone(),
-                v.kind.map(|k| k.as_str()),
-            ),
-            None => (None, None, not_checked.to_string(), None, None, None),
-        };
+        let verdict = judgement.verdict;
+        let identity = verdict.and_then(|v| v.identity.as_ref());
+        let chain = verdict
+            .filter(|v| !v.chain.is_empty())
+            .map(|v| serde_json::to_string(&v.chain).unwrap_or_default());
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "UPDATE inbound_document SET signature_indication = $1, signature_subindication = $2, \
                  signature_reason = $3, signature_profile = $4, signature_signer = $5, verified_at = $6, \
-                 signature_kind = $8 WHERE id = $7",
+                 signature_kind = $8, form_type = $9, form_error = $10, signer_given_name = $11, \
+                 signer_surname = $12, signer_pesel = $13, signer_organization = $14, \
+                 signer_epuap_account = $15, signing_time = $16, signer_qualified = $17, \
+                 signer_certificate = $18, signature_chain = $19 WHERE id = $7",
             )
-            .bind(indication)
-            .bind(subindication)
-            .bind(reason)
-            .bind(profile)
-            .bind(signer)
+            .bind(verdict.map(|v| v.indication.to_string()))
+            .bind(verdict.and_then(|v| v.subindication))
+            .bind(verdict.map(|v| v.reason.clone()).unwrap_or_else(|| judgement.not_checked.to_string()))
+            .bind(verdict.map(|v| format!("{:?}", v.profile).to_lowercase()))
+            .bind(verdict.and_then(|v| v.signer.clone()))
             .bind(now)
             .bind(document_id)
-            .bind(kind)
+            .bind(verdict.and_then(|v| v.kind).map(|k| k.as_str()))
+            .bind(judgement.form_type.map(|f| f.as_str()))
+            .bind(judgement.form_error.as_deref())
+            .bind(identity.and_then(|i| i.given_name.clone()))
+            .bind(identity.and_then(|i| i.surname.clone()))
+            .bind(identity.and_then(|i| i.pesel.clone()))
+            .bind(identity.and_then(|i| i.organization_identifier.clone()))
+            .bind(identity.and_then(|i| i.epuap_account.clone()))
+            .bind(verdict.and_then(|v| v.signing_time))
+            .bind(verdict.and_then(|v| v.qualified_certificate))
+            .bind(verdict.and_then(|v| v.signer_certificate.clone()))
+            .bind(chain)
             .execute(&mut *tx)
             .await?;
+            if let Some(kind) = judgement.follow_up {
+                sqlx::query(
+                    "INSERT INTO job (kind, key, document_id, run_after, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4, $4) ON CONFLICT (kind, key) DO NOTHING",
+                )
+                .bind(kind)
+                .bind(document_id.to_string())
+                .bind(document_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
             sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
             tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The sequence number of the trusted list last used for `territory`.
+    pub async fn trusted_list_sequence(&self, territory: &str) -> Result<Option<u64>, StoreError> {
+        on_pool!(self, pool => {
+            let seq: Option<i64> = sqlx::query_scalar(
+                "SELECT sequence_number FROM trusted_list_state WHERE territory = $1",
+            )
+            .bind(territory)
+            .fetch_optional(pool)
+            .await?;
+            Ok(seq.map(|s| s as u64))
+        })
+    }
+
+    /// Records the trusted list in use; never lowers the recorded sequence number.
+    pub async fn record_trusted_list(&self, list: &LoadedList) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO trusted_list_state (territory, sequence_number, issued_at, loaded_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (territory) DO UPDATE SET \
+                 sequence_number = excluded.sequence_number, issued_at = excluded.issued_at, \
+                 loaded_at = excluded.loaded_at \
+                 WHERE trusted_list_state.sequence_number <= excluded.sequence_number",
+            )
+            .bind(&list.territory)
+            .bind(list.sequence_number as i64)
+            .bind(list.issued)
+            .bind(Utc::now())
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }

@@ -1,0 +1,113 @@
+//! What the policy reads off certificates and CRLs, beyond what xmlsec checks: the qualified
+//! statement (QcCompliance), the signing time against validity, and revocation by the CRLs
+//! an office configures.
+
+use chrono::{DateTime, Utc};
+use x509_parser::prelude::*;
+
+/// id-pe-qcStatements (RFC 3739).
+const QC_STATEMENTS: &str = "1.3.6.1.5.5.7.1.3";
+/// The DER of id-etsi-qcs-QcCompliance (0.4.0.1862.1.1): the certificate is qualified
+/// (EN 319 412-5).
+const QC_COMPLIANCE_DER: [u8; 8] = [0x06, 0x06, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x01];
+
+/// True when the certificate states it is an EU qualified certificate (QcCompliance).
+pub fn is_qualified(der: &[u8]) -> bool {
+    let Ok((_, certificate)) = parse_x509_certificate(der) else {
+        return false;
+    };
+    certificate.extensions().iter().any(|ext| {
+        ext.oid.to_id_string() == QC_STATEMENTS
+            && ext
+                .value
+                .windows(QC_COMPLIANCE_DER.len())
+                .any(|w| w == QC_COMPLIANCE_DER)
+    })
+}
+
+/// The certificate's validity as (not before, not after).
+pub fn validity(der: &[u8]) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let (_, certificate) = parse_x509_certificate(der).ok()?;
+    let v = certificate.validity();
+    Some((
+        DateTime::from_timestamp(v.not_before.timestamp(), 0)?,
+        DateTime::from_timestamp(v.not_after.timestamp(), 0)?,
+    ))
+}
+
+/// Why a certificate counts as revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    pub reason: String,
+}
+
+/// A configured CRL, read and verified once.
+#[derive(Debug, Clone)]
+pub struct Crl {
+    der: Vec<u8>,
+    pub issuer: String,
+}
+
+impl Crl {
+    /// Reads a CRL (PEM or DER) and checks it is signed by one of `issuers` (anchors and
+    /// intermediates, PEM or DER), so that a forged CRL can neither revoke nor pass.
+    pub fn load(bytes: &[u8], issuers: &[Vec<u8>]) -> Result<Crl, String> {
+        let der = if bytes.starts_with(b"-----BEGIN") {
+            match x509_parser::pem::parse_x509_pem(bytes) {
+                Ok((_, block)) if block.label == "X509 CRL" => block.contents,
+                Ok((_, block)) => {
+                    return Err(format!("a PEM {:?} block, not an X509 CRL", block.label));
+                }
+                Err(e) => return Err(format!("unreadable PEM: {e}")),
+            }
+        } else {
+            bytes.to_vec()
+        };
+        let (_, crl) = parse_x509_crl(&der).map_err(|e| format!("not a CRL (PEM or DER): {e}"))?;
+        let issuer = crl.issuer().to_string();
+        let mut candidates = Vec::new();
+        for file in issuers {
+            candidates.extend(crate::xmldsig::certificates_der(file).unwrap_or_default());
+        }
+        let signed = candidates.iter().any(|cert| {
+            parse_x509_certificate(cert).is_ok_and(|(_, c)| {
+                c.subject() == crl.issuer() && crl.verify_signature(c.public_key()).is_ok()
+            })
+        });
+        if !signed {
+            return Err(format!(
+                "the CRL of {issuer} is not signed by any configured anchor or intermediate"
+            ));
+        }
+        Ok(Crl { der, issuer })
+    }
+
+    /// Whether `certificate` was revoked at or before `at`. A CRL past its nextUpdate still
+    /// counts (what it lists stays revoked); its staleness is the caller's to report.
+    pub fn check(&self, certificate: &[u8], at: DateTime<Utc>) -> Result<(), Revoked> {
+        let Ok((_, crl)) = parse_x509_crl(&self.der) else {
+            return Ok(());
+        };
+        let Ok((_, cert)) = parse_x509_certificate(certificate) else {
+            return Ok(());
+        };
+        if cert.issuer() != crl.issuer() {
+            return Ok(());
+        }
+        for entry in crl.iter_revoked_certificates() {
+            if entry.raw_serial() == cert.raw_serial()
+                && entry.revocation_date.timestamp() <= at.timestamp()
+            {
+                return Err(Revoked {
+                    reason: format!(
+                        "the signer certificate (serial {}) was revoked at {} by the CRL of {}",
+                        cert.raw_serial_as_string(),
+                        entry.revocation_date,
+                        self.issuer
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
