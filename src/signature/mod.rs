@@ -8,9 +8,7 @@
 //! Timestamp when present), plain XML-DSig (enveloped or enveloping), and XAdES whenever
 //! QualifyingProperties is present.
 //!
-//! Status (issue 3, first part): the core, the anti-wrapping rules and the XAdES-BES
-//! SignedProperties / SigningCertificate checks. Not yet: trusted lists (TSL), CRLs from
-//! configuration, trusted-profile and qualified identity extraction, forms, the daemon job.
+//! The rules, in order, and what is not done: docs/signature.md.
 
 pub mod certificate;
 pub mod identity;
