@@ -1,0 +1,185 @@
+-- Access requests become accounts (issue 4): requests, accounts, representations, the
+-- office's outbound letters with their UPP/UPD, mail to officials, correspondence, audit.
+-- Keep in step with the other backend's 0005: same tables, same columns, same views.
+
+-- A portal account, bound to the applicant's ePUAP identity and PESEL.
+CREATE TABLE account (
+    id              BIGSERIAL PRIMARY KEY,
+    pesel           TEXT NOT NULL UNIQUE,
+    -- the ePUAP user identifier (daneNadawcy.uzytkownik, or the trusted profile's account)
+    epuap_user_id   TEXT,
+    given_name      TEXT NOT NULL,
+    surname         TEXT NOT NULL,
+    email           TEXT,
+    status          TEXT NOT NULL CHECK (status IN ('active', 'blocked')),
+    created_at      TIMESTAMPTZ NOT NULL,
+    updated_at      TIMESTAMPTZ NOT NULL
+);
+
+-- One per inbound access request; the state machine of docs/provisioning.md.
+CREATE TABLE access_request (
+    id              BIGSERIAL PRIMARY KEY,
+    document_id     BIGINT NOT NULL UNIQUE REFERENCES inbound_document (id),
+    received_at     TIMESTAMPTZ NOT NULL,
+    deadline_at     TIMESTAMPTZ NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('received', 'awaiting_official', 'approved',
+                        'rejected', 'replied', 'delivered')),
+    applicant_pesel TEXT,
+    applicant_name  TEXT,
+    applicant_email TEXT,
+    -- why it waits for an official, or why it was rejected (Polish, shown to officials)
+    reason          TEXT,
+    decided_by      TEXT,
+    decided_at      TIMESTAMPTZ,
+    decision_note   TEXT,
+    account_id      BIGINT REFERENCES account (id),
+    created_at      TIMESTAMPTZ NOT NULL,
+    updated_at      TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX access_request_open ON access_request (status, deadline_at);
+
+-- Who may see whose data: the agent (an account) acts for the principal within a scope.
+CREATE TABLE representation (
+    id                  BIGSERIAL PRIMARY KEY,
+    agent_account_id    BIGINT NOT NULL REFERENCES account (id),
+    principal_kind      TEXT NOT NULL CHECK (principal_kind IN ('F', 'P')),
+    principal_name      TEXT NOT NULL,
+    principal_id_type   TEXT NOT NULL CHECK (principal_id_type IN ('PESEL', 'NIP', 'REGON')),
+    principal_id        TEXT NOT NULL,
+    basis               TEXT NOT NULL,
+    valid_from          DATE NOT NULL,
+    valid_to            DATE,
+    status              TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+    source_request_id   BIGINT NOT NULL REFERENCES access_request (id),
+    -- the document that proves it (the access request carrying the authorization)
+    source_document_id  BIGINT NOT NULL REFERENCES inbound_document (id),
+    -- 'eurzad (automatycznie)' or the official who approved
+    verified_by         TEXT NOT NULL,
+    verified_at         TIMESTAMPTZ NOT NULL,
+    UNIQUE (agent_account_id, principal_id_type, principal_id)
+);
+
+-- podatki | oplaty | sprawy | korespondencja | rejestry | platnosci
+CREATE TABLE representation_scope (
+    representation_id   BIGINT NOT NULL REFERENCES representation (id),
+    scope               TEXT NOT NULL CHECK (scope IN ('podatki', 'oplaty', 'sprawy',
+                            'korespondencja', 'rejestry', 'platnosci')),
+    PRIMARY KEY (representation_id, scope)
+);
+
+-- What an access request asks for, and whether the proof holds (shown to officials).
+CREATE TABLE requested_representation (
+    id                  BIGSERIAL PRIMARY KEY,
+    request_id          BIGINT NOT NULL REFERENCES access_request (id),
+    position            INTEGER NOT NULL,
+    principal_kind      TEXT NOT NULL,
+    principal_name      TEXT NOT NULL,
+    principal_id_type   TEXT NOT NULL,
+    principal_id        TEXT NOT NULL,
+    scope               TEXT NOT NULL,
+    basis               TEXT NOT NULL,
+    attachment          TEXT,
+    valid_from          DATE,
+    valid_to            DATE,
+    proven              BOOLEAN NOT NULL,
+    proof               TEXT NOT NULL,
+    UNIQUE (request_id, position)
+);
+
+-- The office's letters. The intent is recorded before the channel is called: docs/provisioning.md.
+CREATE TABLE outbound_document (
+    id                      BIGSERIAL PRIMARY KEY,
+    -- e.g. 'reply:<access_request.id>': one letter per purpose
+    key                     TEXT NOT NULL UNIQUE,
+    channel                 TEXT NOT NULL,
+    kind                    TEXT NOT NULL,
+    request_id              BIGINT REFERENCES access_request (id),
+    recipient               TEXT NOT NULL,
+    file_name               TEXT NOT NULL,
+    content                 BYTEA NOT NULL,
+    status                  TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'delivered', 'failed')),
+    -- calls of the channel; more than one after an outcome lost in a crash (a possible duplicate)
+    attempts                INTEGER NOT NULL DEFAULT 0,
+    document_identifier     TEXT,
+    upp_identifier          TEXT,
+    upp                     BYTEA,
+    upd                     BYTEA,
+    upd_document_id         BIGINT REFERENCES inbound_document (id),
+    sent_at                 TIMESTAMPTZ,
+    delivered_at            TIMESTAMPTZ,
+    error                   TEXT,
+    created_at              TIMESTAMPTZ NOT NULL,
+    updated_at              TIMESTAMPTZ NOT NULL
+);
+
+-- Mail to officials, recorded before it is sent; key makes each one happen once.
+CREATE TABLE notification (
+    id          BIGSERIAL PRIMARY KEY,
+    key         TEXT NOT NULL UNIQUE,
+    recipients  TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('pending', 'sent')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    created_at  TIMESTAMPTZ NOT NULL,
+    sent_at     TIMESTAMPTZ
+);
+
+-- Letters from citizens and companies other than access requests.
+CREATE TABLE correspondence (
+    id                  BIGSERIAL PRIMARY KEY,
+    document_id         BIGINT NOT NULL UNIQUE REFERENCES inbound_document (id),
+    account_id          BIGINT REFERENCES account (id),
+    party_id_type       TEXT,
+    party_id            TEXT,
+    form_type           TEXT NOT NULL,
+    title               TEXT NOT NULL,
+    body                TEXT NOT NULL,
+    sender              TEXT,
+    box_address         TEXT NOT NULL,
+    department          TEXT,
+    received_at         TIMESTAMPTZ NOT NULL
+);
+
+-- Every decision and every change of who may see what: who, when, why.
+CREATE TABLE audit_log (
+    id          BIGSERIAL PRIMARY KEY,
+    at          TIMESTAMPTZ NOT NULL,
+    actor       TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    detail      TEXT
+);
+
+-- The portal's views (docs/schema.md).
+CREATE VIEW portal_accounts AS
+    SELECT id AS account_id, pesel, epuap_user_id, given_name, surname, email, status, created_at
+    FROM account;
+
+-- Only representations that are active, within their validity, and of an active account.
+CREATE VIEW portal_representations AS
+    SELECT r.id AS representation_id, r.agent_account_id, r.principal_kind, r.principal_name,
+           r.principal_id_type, r.principal_id, s.scope, r.basis, r.valid_from, r.valid_to
+    FROM representation r
+    JOIN representation_scope s ON s.representation_id = r.id
+    JOIN account a ON a.id = r.agent_account_id
+    WHERE r.status = 'active' AND a.status = 'active'
+      AND r.valid_from <= CURRENT_DATE
+      AND (r.valid_to IS NULL OR r.valid_to >= CURRENT_DATE);
+
+-- One row per (viewer, letter): the viewer's own letters, and the letters of the parties the
+-- viewer represents with the scope 'korespondencja'.
+CREATE VIEW portal_correspondence AS
+    SELECT c.account_id AS viewer_account_id, 'own' AS access, c.id AS correspondence_id,
+           c.party_id_type, c.party_id, c.form_type, c.title, c.body, c.sender, c.received_at
+    FROM correspondence c
+    JOIN account a ON a.id = c.account_id AND a.status = 'active'
+    UNION ALL
+    SELECT p.agent_account_id AS viewer_account_id, 'representation' AS access, c.id,
+           c.party_id_type, c.party_id, c.form_type, c.title, c.body, c.sender, c.received_at
+    FROM correspondence c
+    JOIN portal_representations p
+      ON p.scope = 'korespondencja' AND p.principal_id_type = c.party_id_type
+     AND p.principal_id = c.party_id
+    WHERE c.account_id IS NULL OR c.account_id <> p.agent_account_id;

@@ -1,0 +1,158 @@
+//! The office's reply letters to applicants, in Polish: "Informacja o rejestracji w portalu
+//! eUrząd" or "Odmowa rejestracji". A letter is plain XML in the office's namespace; it is
+//! sealed (enveloped XAdES-BES, `signature::seal`) before it is sent.
+
+use chrono::NaiveDate;
+
+pub const LETTER_NS: &str = "http://epuap.gov.pl/fe-model-web/wzor_lokalny/eurzad/pismo/";
+
+/// Which letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LetterKind {
+    RegistrationInfo,
+    RegistrationRefusal,
+}
+
+impl LetterKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LetterKind::RegistrationInfo => "registration_info",
+            LetterKind::RegistrationRefusal => "registration_refusal",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            LetterKind::RegistrationInfo => "Informacja o rejestracji w portalu eUrząd",
+            LetterKind::RegistrationRefusal => "Odmowa rejestracji w portalu eUrząd",
+        }
+    }
+
+    pub fn file_name(self, request_id: i64) -> String {
+        match self {
+            LetterKind::RegistrationInfo => format!("informacja-o-rejestracji-{request_id}.xml"),
+            LetterKind::RegistrationRefusal => format!("odmowa-rejestracji-{request_id}.xml"),
+        }
+    }
+}
+
+/// What a letter says.
+#[derive(Debug, Clone)]
+pub struct Letter<'a> {
+    pub kind: LetterKind,
+    pub request_id: i64,
+    pub office: &'a str,
+    pub date: NaiveDate,
+    pub request_date: NaiveDate,
+    pub addressee: &'a str,
+    /// "Testowa Spółka z o.o. (NIP 5252955037): podatki, opłaty" per approved representation.
+    pub representations: &'a [String],
+    /// The reason of a refusal.
+    pub reason: Option<&'a str>,
+}
+
+impl Letter<'_> {
+    /// The case reference: `EUR.<request>.<year>`.
+    pub fn reference(&self) -> String {
+        format!("EUR.{}.{}", self.request_id, self.date.format("%Y"))
+    }
+
+    fn body(&self) -> Vec<String> {
+        let request_date = self.request_date.format("%d.%m.%Y");
+        match self.kind {
+            LetterKind::RegistrationInfo => {
+                let mut body = vec![
+                    format!(
+                        "Uprzejmie informujemy, że na podstawie wniosku z dnia {request_date} \
+                         założono konto w portalu eUrząd, powiązane z Pani/Pana tożsamością w ePUAP."
+                    ),
+                    "Do portalu logujesz się profilem zaufanym (login.gov.pl) lub innym środkiem \
+                     identyfikacji elektronicznej."
+                        .to_string(),
+                ];
+                if !self.representations.is_empty() {
+                    body.push(format!(
+                        "Możesz przeglądać dane podmiotów, w których imieniu działasz: {}.",
+                        self.representations.join("; ")
+                    ));
+                }
+                body
+            }
+            LetterKind::RegistrationRefusal => vec![
+                format!(
+                    "Uprzejmie informujemy, że wniosek z dnia {request_date} o dostęp do portalu \
+                     eUrząd nie został uwzględniony."
+                ),
+                format!("Powód: {}.", self.reason.unwrap_or("nie podano")),
+                "Możesz złożyć nowy wniosek, podpisany kwalifikowanym podpisem elektronicznym, \
+                 profilem zaufanym lub podpisem osobistym."
+                    .to_string(),
+            ],
+        }
+    }
+
+    /// The letter as XML (unsigned).
+    pub fn to_xml(&self) -> Vec<u8> {
+        let paragraphs: String = self
+            .body()
+            .iter()
+            .map(|p| format!("    <Akapit>{}</Akapit>\n", escape(p)))
+            .collect();
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+             <Pismo xmlns=\"{LETTER_NS}\" rodzaj=\"{kind}\">\n\
+             \x20   <Znak>{reference}</Znak>\n\
+             \x20   <Data>{date}</Data>\n\
+             \x20   <Nadawca>{office}</Nadawca>\n\
+             \x20   <Adresat>{addressee}</Adresat>\n\
+             \x20   <Tytul>{title}</Tytul>\n\
+             {paragraphs}\
+             </Pismo>\n",
+            kind = self.kind.as_str(),
+            reference = self.reference(),
+            date = self.date,
+            office = escape(self.office),
+            addressee = escape(self.addressee),
+            title = escape(self.kind.title()),
+        )
+        .into_bytes()
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_states_its_reason_in_polish() {
+        let letter = Letter {
+            kind: LetterKind::RegistrationRefusal,
+            request_id: 7,
+            office: "Urząd Miasta Testowo",
+            date: NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
+            request_date: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+            addressee: "Jan Kowalski",
+            representations: &[],
+            reason: Some("podpis wniosku jest nieprawidłowy: <altered>"),
+        };
+        let xml = String::from_utf8(letter.to_xml()).unwrap();
+        assert!(
+            xml.contains("<Tytul>Odmowa rejestracji w portalu eUrząd</Tytul>"),
+            "{xml}"
+        );
+        assert!(xml.contains("wniosek z dnia 20.11.2026"), "{xml}");
+        assert!(
+            xml.contains("Powód: podpis wniosku jest nieprawidłowy: &lt;altered&gt;."),
+            "{xml}"
+        );
+        assert!(xml.contains("<Znak>EUR.7.2026</Znak>"));
+        crate::xml::parse(xml.as_bytes(), crate::xml::Limits::default()).expect("well-formed");
+    }
+}

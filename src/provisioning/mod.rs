@@ -1,0 +1,197 @@
+//! Provisioning: an access request becomes a portal account within seven days.
+//!
+//! This module is the domain: it decides, from the judged request and its attachments,
+//! whether a request approves itself, waits for an official, or is rejected, and says why in
+//! Polish (officials and applicants read the reasons). The durable state machine around it
+//! (received → awaiting_official | approved | rejected → replied → delivered) is run by the
+//! job queue (`jobs`) on the store; see docs/provisioning.md.
+
+pub mod deadline;
+pub mod letter;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::forms::{AccessRequest, Form, PartyId, PartyKind, Registry, Represented};
+use crate::signature::{self, KindTrust};
+
+/// Who signed the request, as the `verify` step recorded it.
+#[derive(Debug, Clone, Default)]
+pub struct SignedBy {
+    pub passed: bool,
+    /// The verdict's reason (for a failed signature).
+    pub reason: String,
+    /// `qualified`, `trusted_profile` or `personal`.
+    pub kind: Option<String>,
+    pub pesel: Option<String>,
+    /// The certificate states QcCompliance (qualified kind only).
+    pub qualified_certificate: Option<bool>,
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Everything is proven: make the account and the representations.
+    Approve,
+    /// A human must look: each reason is a sentence in Polish.
+    AwaitOfficial(Vec<String>),
+    /// Forged, tampered or unreadable: no account, the reason in Polish.
+    Reject(String),
+}
+
+/// A representation the request asks for, with the outcome of its proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedRepresentation {
+    pub represented: Represented,
+    pub proven: bool,
+    /// Why it is (or is not) proven, in Polish.
+    pub proof: String,
+    pub valid_from: Option<NaiveDate>,
+    pub valid_to: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Assessment {
+    pub decision: Decision,
+    pub representations: Vec<CheckedRepresentation>,
+}
+
+/// Decides on a request. `form` is the request as the forms registry read it (or why it
+/// could not be read). Attached authorizations are verified here with `trust`, at `at`.
+pub fn assess(
+    signed: &SignedBy,
+    form: Result<&AccessRequest, &str>,
+    trust: &KindTrust,
+    registry: &Registry,
+    at: DateTime<Utc>,
+) -> Assessment {
+    let reject = |reason: String| Assessment {
+        decision: Decision::Reject(reason),
+        representations: Vec::new(),
+    };
+    if !signed.passed {
+        return reject(format!(
+            "podpis wniosku jest nieprawidłowy: {}",
+            signed.reason
+        ));
+    }
+    let request = match form {
+        Ok(request) => request,
+        Err(error) => return reject(format!("wniosku nie można odczytać: {error}")),
+    };
+    let mut waits = Vec::new();
+    match &signed.pesel {
+        Some(pesel) if *pesel == request.applicant.pesel => {}
+        Some(pesel) => waits.push(format!(
+            "PESEL osoby podpisującej ({pesel}) różni się od PESEL wnioskodawcy ({})",
+            request.applicant.pesel
+        )),
+        None => waits.push("podpis nie wskazuje numeru PESEL osoby podpisującej".to_string()),
+    }
+    if signed.kind.as_deref() == Some("qualified") && signed.qualified_certificate != Some(true) {
+        waits.push(
+            "certyfikat podpisu nie zawiera deklaracji certyfikatu kwalifikowanego (QcCompliance)"
+                .to_string(),
+        );
+    }
+    let today = at.date_naive();
+    let representations: Vec<CheckedRepresentation> = request
+        .represented
+        .iter()
+        .map(|represented| check_representation(request, represented, trust, registry, at, today))
+        .collect();
+    for r in representations.iter().filter(|r| !r.proven) {
+        waits.push(format!(
+            "reprezentacja {} ({} {}): {}",
+            r.represented.party.name,
+            r.represented.party.id.kind(),
+            r.represented.party.id.value(),
+            r.proof
+        ));
+    }
+    Assessment {
+        decision: if waits.is_empty() {
+            Decision::Approve
+        } else {
+            Decision::AwaitOfficial(waits)
+        },
+        representations,
+    }
+}
+
+/// A representation is proven by an attached authorization that (1) verifies, (2) is signed
+/// by the principal (their PESEL, or for an entity a certificate naming its NIP), (3) names
+/// the applicant as the agent and this principal, (4) covers the requested scope, and (5) is
+/// in force today.
+fn check_representation(
+    request: &AccessRequest,
+    represented: &Represented,
+    trust: &KindTrust,
+    registry: &Registry,
+    at: DateTime<Utc>,
+    today: NaiveDate,
+) -> CheckedRepresentation {
+    let outcome = |proven: bool, proof: String, from, to| CheckedRepresentation {
+        represented: represented.clone(),
+        proven,
+        proof,
+        valid_from: from,
+        valid_to: to,
+    };
+    let not_proven = |proof: &str| outcome(false, proof.to_string(), None, None);
+    let Some(attachment) = request.attachment_for(represented) else {
+        return not_proven("brak załączonego upoważnienia");
+    };
+    let authorization = match registry.read(&attachment.content) {
+        Ok(Form::Authorization(authorization)) => authorization,
+        Ok(_) => return not_proven("załącznik nie jest upoważnieniem"),
+        Err(e) => return not_proven(&format!("upoważnienia nie można odczytać: {e}")),
+    };
+    let verdict = signature::verify_by_kind(&attachment.content, trust, at);
+    if !verdict.passed() {
+        return not_proven(&format!(
+            "podpis upoważnienia jest nieprawidłowy: {}",
+            verdict.reason
+        ));
+    }
+    let identity = verdict.identity.unwrap_or_default();
+    let signed_by_principal = match (&represented.party.kind, &represented.party.id) {
+        (PartyKind::Natural, PartyId::Pesel(pesel)) => identity.pesel.as_ref() == Some(pesel),
+        (PartyKind::Legal, PartyId::Nip(nip)) => {
+            identity.organization_identifier.as_deref() == Some(&format!("VATPL-{nip}"))
+        }
+        _ => false,
+    };
+    if !signed_by_principal {
+        return not_proven("upoważnienie nie jest podpisane przez mocodawcę");
+    }
+    if authorization.principal.id != represented.party.id {
+        return not_proven("upoważnienie dotyczy innego mocodawcy");
+    }
+    if authorization.agent_pesel != request.applicant.pesel {
+        return not_proven("upoważnienie wskazuje innego pełnomocnika");
+    }
+    let missing: Vec<&str> = represented
+        .scope
+        .iter()
+        .filter(|s| !authorization.scope.contains(s))
+        .map(|s| s.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return not_proven(&format!(
+            "upoważnienie nie obejmuje zakresu: {}",
+            missing.join(", ")
+        ));
+    }
+    if authorization.valid_from > today || authorization.valid_to.is_some_and(|to| to < today) {
+        return not_proven("upoważnienie nie obowiązuje w dniu rozpatrzenia");
+    }
+    outcome(
+        true,
+        format!(
+            "upoważnienie z dnia {} podpisane przez mocodawcę",
+            authorization.date
+        ),
+        Some(authorization.valid_from),
+        authorization.valid_to,
+    )
+}
