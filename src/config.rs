@@ -54,6 +54,13 @@ pub struct Config {
     #[serde(default)]
     pub forms: FormsConfig,
     #[serde(default)]
+    pub provisioning: ProvisioningConfig,
+    #[serde(default)]
+    pub notify: NotifyConfig,
+    /// Where letters other than access requests go (by form type and box).
+    #[serde(default)]
+    pub routing: Vec<RoutingRule>,
+    #[serde(default)]
     pub log: LogConfig,
     /// Where the configuration came from, for messages.
     #[serde(skip)]
@@ -260,6 +267,113 @@ impl FormsConfig {
             authorization_ns: self.authorization_namespace.clone(),
         }
     }
+}
+
+/// Access requests and the office's replies (docs/provisioning.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisioningConfig {
+    /// The office's name, as letters show it.
+    pub office_name: String,
+    /// Days from receipt to the reply deadline.
+    pub deadline_days: u32,
+    /// `calendar` or `working` (Monday to Friday except Polish public holidays).
+    pub deadline_count: crate::provisioning::deadline::DayCount,
+    /// How replies travel: `skrytka` (nadaj, UPP at once) or `doreczyciel` (dorecz, UPD later).
+    pub reply_channel: ReplyChannel,
+    /// The key letters are sealed with; the WS-Security key (`epuap.wss_*`) when absent.
+    pub seal_private_key: Option<String>,
+    pub seal_certificate: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyChannel {
+    Skrytka,
+    Doreczyciel,
+}
+
+impl Default for ProvisioningConfig {
+    fn default() -> Self {
+        ProvisioningConfig {
+            office_name: "Urząd Miasta".into(),
+            deadline_days: 7,
+            deadline_count: crate::provisioning::deadline::DayCount::Calendar,
+            reply_channel: ReplyChannel::Skrytka,
+            seal_private_key: None,
+            seal_certificate: None,
+        }
+    }
+}
+
+/// E-mail to officials (docs/notify.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Who is told about requests (waiting, reminders, overdue, the digest).
+    pub officials: Vec<String>,
+    /// The sender, e.g. `eUrząd <eurzad@urzad.example>`.
+    pub from: String,
+    /// The SMTP server; without it mail is written to `mail_dir` and the log says so.
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    /// `starttls` (default), `tls` (implicit TLS, port 465) or `none` (loopback tests only).
+    pub smtp_security: SmtpSecurity,
+    pub smtp_user: Option<String>,
+    /// A file holding the SMTP password (`credential:NAME` works).
+    pub smtp_password_file: Option<String>,
+    /// Where mail goes when no SMTP server is configured.
+    pub mail_dir: String,
+    /// When the daily digest goes out: a 5-field cron pattern in `timezone`.
+    pub digest_cron: String,
+    pub timezone: String,
+    /// A reminder goes out when this little time is left before a deadline.
+    #[serde(with = "humantime_serde")]
+    pub reminder_before: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    Starttls,
+    Tls,
+    None,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            officials: Vec::new(),
+            from: "eUrząd <eurzad@localhost>".into(),
+            smtp_host: None,
+            smtp_port: None,
+            smtp_security: SmtpSecurity::Starttls,
+            smtp_user: None,
+            smtp_password_file: None,
+            mail_dir: "var/mail".into(),
+            digest_cron: "0 8 * * *".into(),
+            timezone: "Europe/Warsaw".into(),
+            reminder_before: Duration::from_secs(2 * 24 * 3600),
+        }
+    }
+}
+
+/// Letters other than access requests: which department is told, by form type and box.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingRule {
+    /// `general_letter`, `authorization`, `unknown`, or `*`.
+    #[serde(default = "any")]
+    pub form_type: String,
+    /// A box address (`epuap.boxes[].adres`), or `*`.
+    #[serde(default = "any")]
+    pub r#box: String,
+    pub department: String,
+    pub emails: Vec<String>,
+}
+
+fn any() -> String {
+    "*".into()
 }
 
 /// The shipped trusted-profile seal (`trust/pz-seal-minister-cyfryzacji-2024.pem`).

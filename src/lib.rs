@@ -14,6 +14,7 @@ pub mod epuap;
 pub mod forms;
 pub mod inbox;
 pub mod jobs;
+pub mod notify;
 pub mod provisioning;
 pub mod signature;
 pub mod store;

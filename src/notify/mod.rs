@@ -1,0 +1,170 @@
+//! E-mail to officials, in Polish: lettre over SMTP (STARTTLS, implicit TLS, or plain on
+//! loopback), or, when no SMTP server is configured (the embedded default), `.eml` files in a
+//! folder, which the log names.
+//!
+//! What is sent is decided elsewhere and recorded first (`notification` rows, each keyed so
+//! that it happens once); this module only delivers a message and renders the templates.
+
+pub mod schedule;
+pub mod templates;
+
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::config::{Config, ConfigError, SmtpSecurity};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("address {address:?}: {message}")]
+    Address { address: String, message: String },
+    #[error("building the message: {0}")]
+    Message(String),
+    #[error("SMTP: {0}")]
+    Smtp(String),
+    #[error("mail folder: {0}")]
+    Folder(String),
+}
+
+/// Where mail goes.
+#[derive(Clone)]
+pub enum Mailer {
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+    },
+    Folder {
+        transport: AsyncFileTransport<Tokio1Executor>,
+        dir: std::path::PathBuf,
+        from: Mailbox,
+    },
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mailer::Smtp { from, .. } => write!(f, "Mailer::Smtp(from {from})"),
+            Mailer::Folder { dir, .. } => write!(f, "Mailer::Folder({})", dir.display()),
+        }
+    }
+}
+
+fn mailbox(address: &str) -> Result<Mailbox, NotifyError> {
+    address
+        .parse()
+        .map_err(|e: lettre::address::AddressError| NotifyError::Address {
+            address: address.to_string(),
+            message: e.to_string(),
+        })
+}
+
+impl Mailer {
+    /// The mailer `[notify]` describes. Errors name the key.
+    pub fn from_config(config: &Config) -> Result<Mailer, ConfigError> {
+        let notify = &config.notify;
+        let from = mailbox(&notify.from).map_err(|e| config_error(config, "notify.from", e))?;
+        for official in &notify.officials {
+            mailbox(official).map_err(|e| config_error(config, "notify.officials", e))?;
+        }
+        let Some(host) = &notify.smtp_host else {
+            let dir = config.resolve_path("notify.mail_dir", &notify.mail_dir)?;
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                config_error(
+                    config,
+                    "notify.mail_dir",
+                    NotifyError::Folder(format!("{}: {e}", dir.display())),
+                )
+            })?;
+            return Ok(Mailer::Folder {
+                transport: AsyncFileTransport::new(&dir),
+                dir,
+                from,
+            });
+        };
+        let smtp_error = |e: lettre::transport::smtp::Error| {
+            config_error(config, "notify.smtp_host", NotifyError::Smtp(e.to_string()))
+        };
+        let mut builder = match notify.smtp_security {
+            SmtpSecurity::Starttls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(smtp_error)?
+            }
+            SmtpSecurity::Tls => {
+                AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(smtp_error)?
+            }
+            SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+        };
+        if let Some(port) = notify.smtp_port {
+            builder = builder.port(port);
+        }
+        if let Some(user) = &notify.smtp_user {
+            let file = notify.smtp_password_file.as_deref().ok_or_else(|| {
+                config_error(
+                    config,
+                    "notify.smtp_password_file",
+                    NotifyError::Smtp("required with notify.smtp_user".into()),
+                )
+            })?;
+            let path = config.resolve_path("notify.smtp_password_file", file)?;
+            let password = std::fs::read_to_string(&path).map_err(|e| {
+                config_error(
+                    config,
+                    "notify.smtp_password_file",
+                    NotifyError::Smtp(format!("cannot read {}: {e}", path.display())),
+                )
+            })?;
+            builder = builder.credentials(Credentials::new(user.clone(), password.trim().into()));
+        }
+        Ok(Mailer::Smtp {
+            transport: builder.build(),
+            from,
+        })
+    }
+
+    /// Describes where mail goes, for the log.
+    pub fn describe(&self) -> String {
+        match self {
+            Mailer::Smtp { .. } => "SMTP".into(),
+            Mailer::Folder { dir, .. } => format!(
+                "no SMTP server configured: mail is written to {} (set notify.smtp_host)",
+                dir.display()
+            ),
+        }
+    }
+
+    /// Sends one plain-text message (UTF-8) to `to`.
+    pub async fn send(&self, to: &[String], subject: &str, body: &str) -> Result<(), NotifyError> {
+        let from = match self {
+            Mailer::Smtp { from, .. } | Mailer::Folder { from, .. } => from.clone(),
+        };
+        let mut builder = Message::builder()
+            .from(from)
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN);
+        for address in to {
+            builder = builder.to(mailbox(address)?);
+        }
+        let message = builder
+            .body(body.to_string())
+            .map_err(|e| NotifyError::Message(e.to_string()))?;
+        match self {
+            Mailer::Smtp { transport, .. } => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| NotifyError::Smtp(e.to_string())),
+            Mailer::Folder { transport, .. } => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| NotifyError::Folder(e.to_string())),
+        }
+    }
+}
+
+fn config_error(config: &Config, key: &str, error: NotifyError) -> ConfigError {
+    ConfigError::Invalid {
+        file: config.source.clone(),
+        key: key.into(),
+        message: error.to_string(),
+    }
+}

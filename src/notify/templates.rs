@@ -1,0 +1,160 @@
+//! The Polish texts of mail to officials. Each returns (subject, body); times are shown in
+//! the office's time zone.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+/// What officials need to know about one access request.
+#[derive(Debug, Clone)]
+pub struct RequestSummary {
+    pub id: i64,
+    pub applicant: String,
+    pub pesel: String,
+    pub received_at: DateTime<Utc>,
+    pub deadline_at: DateTime<Utc>,
+    pub status: String,
+    pub reason: String,
+}
+
+fn local(at: DateTime<Utc>, zone: Tz) -> String {
+    at.with_timezone(&zone)
+        .format("%d.%m.%Y, %H:%M")
+        .to_string()
+}
+
+fn describe(r: &RequestSummary, zone: Tz) -> String {
+    format!(
+        "Wniosek nr {id}\n\
+         Wnioskodawca: {applicant} (PESEL {pesel})\n\
+         Wpłynął: {received}\n\
+         Termin odpowiedzi: {deadline}\n\
+         Powód: {reason}\n",
+        id = r.id,
+        applicant = r.applicant,
+        pesel = r.pesel,
+        received = local(r.received_at, zone),
+        deadline = local(r.deadline_at, zone),
+        reason = if r.reason.is_empty() {
+            "—"
+        } else {
+            &r.reason
+        },
+    )
+}
+
+fn commands(id: i64) -> String {
+    format!(
+        "\nDecyzja:\n  eurzad requests approve {id} [--note \"…\"]\n  eurzad requests reject {id} --reason \"…\"\n\
+         Szczegóły: eurzad requests show {id}\n"
+    )
+}
+
+const FOOTER: &str =
+    "\n-- \nWiadomość wysłana automatycznie przez eUrząd. Prosimy na nią nie odpowiadać.\n";
+
+pub fn waiting(r: &RequestSummary, zone: Tz) -> (String, String) {
+    (
+        format!(
+            "Wniosek nr {} o dostęp do portalu eUrząd czeka na decyzję (termin: {})",
+            r.id,
+            local(r.deadline_at, zone)
+        ),
+        format!(
+            "Dzień dobry,\n\nwniosek o dostęp do portalu eUrząd wymaga decyzji urzędnika.\n\n{}{}{FOOTER}",
+            describe(r, zone),
+            commands(r.id)
+        ),
+    )
+}
+
+pub fn reminder(r: &RequestSummary, zone: Tz) -> (String, String) {
+    (
+        format!(
+            "Przypomnienie: termin odpowiedzi na wniosek nr {} mija {}",
+            r.id,
+            local(r.deadline_at, zone)
+        ),
+        format!(
+            "Dzień dobry,\n\ndo upływu terminu odpowiedzi na wniosek zostały mniej niż 2 dni.\n\n{}{}{FOOTER}",
+            describe(r, zone),
+            commands(r.id)
+        ),
+    )
+}
+
+pub fn overdue(r: &RequestSummary, zone: Tz) -> (String, String) {
+    (
+        format!(
+            "PILNE: przekroczony termin odpowiedzi na wniosek nr {}",
+            r.id
+        ),
+        format!(
+            "Dzień dobry,\n\ntermin odpowiedzi na wniosek minął {}. Wnioskodawca nie otrzymał jeszcze odpowiedzi.\n\n{}{}{FOOTER}",
+            local(r.deadline_at, zone),
+            describe(r, zone),
+            commands(r.id)
+        ),
+    )
+}
+
+pub fn rejected(r: &RequestSummary, zone: Tz) -> (String, String) {
+    (
+        format!("Odrzucono wniosek nr {} o dostęp do portalu eUrząd", r.id),
+        format!(
+            "Dzień dobry,\n\nwniosek został odrzucony automatycznie i nie założono konta. \
+             Wnioskodawcy wysłano odmowę rejestracji z podaniem powodu.\n\n{}{FOOTER}",
+            describe(r, zone)
+        ),
+    )
+}
+
+pub fn digest(date: chrono::NaiveDate, open: &[RequestSummary], zone: Tz) -> (String, String) {
+    let list: String = if open.is_empty() {
+        "Brak wniosków oczekujących na odpowiedź.\n".into()
+    } else {
+        open.iter()
+            .map(|r| {
+                format!(
+                    "- nr {}: {} — {}, termin {}\n",
+                    r.id,
+                    r.applicant,
+                    status_pl(&r.status),
+                    local(r.deadline_at, zone)
+                )
+            })
+            .collect()
+    };
+    (
+        format!(
+            "Zestawienie dzienne eUrząd z dnia {}: wnioski bez odpowiedzi: {}",
+            date.format("%d.%m.%Y"),
+            open.len()
+        ),
+        format!(
+            "Dzień dobry,\n\nwnioski o dostęp do portalu eUrząd bez wysłanej odpowiedzi:\n\n{list}{FOOTER}"
+        ),
+    )
+}
+
+pub fn routed(title: &str, sender: &str, box_address: &str, department: &str) -> (String, String) {
+    (
+        format!("Nowe pismo w skrzynce {box_address}: {title}"),
+        format!(
+            "Dzień dobry,\n\ndo skrzynki ePUAP {box_address} wpłynęło pismo skierowane do: {department}.\n\n\
+             Tytuł: {title}\nNadawca: {sender}\n\nPismo jest widoczne w portalu w zakładce „korespondencja”.\n{FOOTER}"
+        ),
+    )
+}
+
+/// Request statuses as officials read them.
+pub fn status_pl(status: &str) -> &'static str {
+    match status {
+        "received" => "przyjęty",
+        "awaiting_official" => "czeka na decyzję urzędnika",
+        "approved" => "zatwierdzony, odpowiedź w drodze",
+        "rejected" => "odrzucony, odpowiedź w drodze",
+        "replied" => "odpowiedź wysłana",
+        "delivered" => "odpowiedź doręczona",
+        _ => "nieznany",
+    }
+}
