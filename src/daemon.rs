@@ -85,6 +85,63 @@ impl RunReport {
 }
 
 /// Opens the store and applies migrations.
+/// The office as provisioning sees it: its seal, its reply channel, its officials and mail.
+fn office(config: &Config, client: &EpuapClient) -> anyhow::Result<jobs::Office> {
+    let provisioning = &config.provisioning;
+    let seal = match (
+        &provisioning.seal_private_key,
+        &provisioning.seal_certificate,
+    ) {
+        (Some(key), Some(certificate)) => {
+            let read = |k: &str, v: &str| -> anyhow::Result<Vec<u8>> {
+                let path = config.resolve_path(k, v)?;
+                std::fs::read(&path).with_context(|| {
+                    format!("{}: {k}: cannot read {}", config.source, path.display())
+                })
+            };
+            crate::xmldsig::SigningKey {
+                private_key_pem: read("provisioning.seal_private_key", key)?,
+                certificate_pem: read("provisioning.seal_certificate", certificate)?,
+            }
+        }
+        (None, None) => config.office_key()?,
+        _ => anyhow::bail!(
+            "{}: provisioning.seal_private_key and provisioning.seal_certificate go together",
+            config.source
+        ),
+    };
+    let office_box = config
+        .epuap
+        .boxes
+        .first()
+        .context("epuap.boxes: at least one box is needed to send replies from")?;
+    let channel: std::sync::Arc<dyn crate::delivery::DeliveryChannel> =
+        std::sync::Arc::new(crate::epuap::delivery::SkrytkaChannel {
+            client: client.clone(),
+            podmiot: office_box.podmiot.clone(),
+            reply_to: office_box.adres.clone(),
+        });
+    let notify = &config.notify;
+    Ok(jobs::Office {
+        name: provisioning.office_name.clone(),
+        deadline_days: provisioning.deadline_days,
+        deadline_count: provisioning.deadline_count,
+        seal,
+        channel,
+        officials: notify.officials.clone(),
+        zone: notify
+            .timezone
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{}: notify.timezone: {e}", config.source))?,
+        mailer: crate::notify::Mailer::from_config(config)?,
+        routing: config.routing.clone(),
+        reminder_before: chrono::TimeDelta::from_std(notify.reminder_before)
+            .context("notify.reminder_before is too long")?,
+        digest: crate::notify::schedule::Schedule::new(&notify.digest_cron, &notify.timezone)
+            .map_err(|e| anyhow::anyhow!("{}: notify.digest_cron: {e}", config.source))?,
+    })
+}
+
 /// The trust for inbound documents. A configured trusted list must not be older than the
 /// one used before (recorded in the database): a rollback would revive withdrawn CAs.
 async fn load_trust(config: &Config, store: &Store) -> anyhow::Result<crate::signature::KindTrust> {
@@ -159,6 +216,13 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
             tokio::spawn(worker.run(stop_rx.clone(), once)),
         ));
     }
+    let office = std::sync::Arc::new(office(&config, &client)?);
+    tracing::info!(mail = %office.mailer.describe(), officials = office.officials.len(), channel = office.channel.name(), "replies and mail");
+    if office.officials.is_empty() {
+        tracing::warn!(
+            "notify.officials is empty: no official will be e-mailed about access requests"
+        );
+    }
     let job_settings = JobSettings {
         max_attempts: config.jobs.max_attempts,
         retry_delay: config.jobs.retry_delay,
@@ -166,7 +230,22 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         idle_wait: Duration::from_millis(500),
         trust: std::sync::Arc::new(load_trust(&config, &store).await?),
         forms: std::sync::Arc::new(config.forms.registry()),
+        office: office.clone(),
     };
+    let deadline_task = (!once).then(|| {
+        let (store, office, mut stop) = (store.clone(), office.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = jobs::watch_deadlines(&store, &office, Utc::now()).await {
+                    tracing::warn!(%error, "deadline watch failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        })
+    });
     let job_task = (!once).then(|| {
         tokio::spawn(jobs::run_worker(
             store.clone(),
@@ -203,8 +282,22 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     }
     report.jobs = match job_task {
         Some(task) => task.await.context("job worker panicked")??,
-        None => jobs::run_worker(store.clone(), job_settings, stop_rx.clone(), true).await?,
+        None => {
+            let mut stats =
+                jobs::run_worker(store.clone(), job_settings.clone(), stop_rx.clone(), true)
+                    .await?;
+            // Reminders, overdue alerts and the digest due now, then their mail.
+            jobs::watch_deadlines(&store, &office, Utc::now()).await?;
+            let mail = jobs::run_worker(store.clone(), job_settings, stop_rx.clone(), true).await?;
+            stats.done += mail.done;
+            stats.retried += mail.retried;
+            stats.failed += mail.failed;
+            stats
+        }
     };
+    if let Some(task) = deadline_task {
+        task.abort();
+    }
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
     if let Some(task) = watchdog {

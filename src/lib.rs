@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod document;
 pub mod emulator;
 pub mod epuap;

@@ -3,6 +3,7 @@
 //! contract are one implementation.
 
 pub mod client;
+pub mod delivery;
 pub mod soap;
 pub mod wssec;
 

@@ -108,6 +108,20 @@ pub fn rejected(r: &RequestSummary, zone: Tz) -> (String, String) {
     )
 }
 
+pub fn reply_impossible(r: &RequestSummary, zone: Tz) -> (String, String) {
+    (
+        format!(
+            "Nie można wysłać odpowiedzi na wniosek nr {} przez ePUAP",
+            r.id
+        ),
+        format!(
+            "Dzień dobry,\n\nodpowiedzi na wniosek nie można wysłać automatycznie. \
+             Prosimy o wysłanie jej inną drogą przed upływem terminu.\n\n{}{FOOTER}",
+            describe(r, zone)
+        ),
+    )
+}
+
 pub fn digest(date: chrono::NaiveDate, open: &[RequestSummary], zone: Tz) -> (String, String) {
     let list: String = if open.is_empty() {
         "Brak wniosków oczekujących na odpowiedź.\n".into()

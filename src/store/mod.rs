@@ -53,6 +53,9 @@ pub enum StoreError {
     Url(String, String),
     #[error("no {what} with id {id}")]
     NotFound { what: &'static str, id: i64 },
+    /// The operation does not fit the current state (e.g. deciding a request twice).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// A handle to the portal database. Cheap to clone.
@@ -72,6 +75,11 @@ macro_rules! on_pool {
     };
 }
 
+mod provisioning;
+pub use provisioning::{
+    AUTOMATIC, LetterRow, Notice, ProvisionFacts, ReplyFacts, RequestRow, RequestedRow,
+};
+
 macro_rules! claim_sql {
     () => {
         "UPDATE job SET status = 'running', attempts = attempts + 1, locked_until = $1, updated_at = $2 \
@@ -86,7 +94,7 @@ macro_rules! returning_job {
     };
 }
 
-const FINISH_JOB: &str = "UPDATE job SET status = 'done', locked_until = NULL, last_error = NULL, updated_at = $1 WHERE id = $2";
+pub(crate) const FINISH_JOB: &str = "UPDATE job SET status = 'done', locked_until = NULL, last_error = NULL, updated_at = $1 WHERE id = $2";
 
 /// The outcome of storing a pulled document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -513,6 +521,14 @@ impl Store {
             .bind(Utc::now())
             .execute(pool)
             .await?;
+        });
+        Ok(())
+    }
+
+    /// Marks a job done whose effect is already recorded (a rerun after a crash).
+    pub async fn finish_job(&self, job_id: i64) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(FINISH_JOB).bind(Utc::now()).bind(job_id).execute(pool).await?;
         });
         Ok(())
     }

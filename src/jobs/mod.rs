@@ -1,9 +1,14 @@
 //! The durable job queue's worker. Jobs are rows keyed by (kind, key); a step is idempotent,
 //! so a job that ran halfway before a crash is simply run again when its lease expires.
 //!
-//! Kinds so far:
+//! Kinds:
 //! - `classify`: names the form of an inbound document (its root element and namespace);
-//! - `verify`: checks the signature of an XML document and stores the verdict with it.
+//! - `verify`: checks the signature of an XML document, reads its form, and stores both;
+//! - `provision`, `reply`, `mail`: access requests become accounts ([`provisioning`]).
+
+pub mod provisioning;
+
+pub use provisioning::{Office, Watched, watch_deadlines};
 
 use std::time::Duration;
 
@@ -16,8 +21,11 @@ use crate::signature::{self, KindTrust};
 use crate::store::{Job, Judgement, Store, StoreError};
 
 /// The job that follows the judgement of a document of this form type.
-fn follow_up(_form_type: forms::FormType) -> Option<&'static str> {
-    None
+fn follow_up(form_type: forms::FormType) -> Option<&'static str> {
+    match form_type {
+        forms::FormType::AccessRequest => Some("provision"),
+        _ => None,
+    }
 }
 
 /// Job outcome counts of one worker.
@@ -40,6 +48,8 @@ pub struct JobSettings {
     pub trust: Arc<KindTrust>,
     /// The form types the office reads (the `verify` step).
     pub forms: Arc<forms::Registry>,
+    /// Who answers access requests, how, and whom it tells.
+    pub office: Arc<Office>,
 }
 
 /// Runs jobs until `stop`. With `until_idle`, returns once no job is left to run: it waits
@@ -157,6 +167,18 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
                 .await
                 .map_err(|e| e.to_string())
         }
+        "provision" => {
+            provisioning::provision(
+                store,
+                job,
+                &settings.office,
+                &settings.trust,
+                &settings.forms,
+            )
+            .await
+        }
+        "reply" => provisioning::reply(store, job, &settings.office).await,
+        "mail" => provisioning::mail(store, job, &settings.office).await,
         other => Err(format!("unknown job kind {other:?}")),
     }
 }

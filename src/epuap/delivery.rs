@@ -1,0 +1,55 @@
+//! ePUAP's skrytka as a [`DeliveryChannel`]: `nadaj` to the recipient's box, the UPP in the
+//! answer. `nadaj` is never retried by the client; the caller's job queue decides.
+
+use crate::delivery::{
+    DeliveryChannel, DeliveryError, DeliveryFuture, DeliveryReceipt, OutgoingLetter,
+};
+use crate::epuap::soap::NadajRequest;
+use crate::epuap::{EpuapClient, EpuapError};
+
+/// Sends through the office's box: `podmiot` is the office's ePUAP subject, `reply_to` the
+/// office box that answers go to.
+pub struct SkrytkaChannel {
+    pub client: EpuapClient,
+    pub podmiot: String,
+    pub reply_to: String,
+}
+
+impl DeliveryChannel for SkrytkaChannel {
+    fn name(&self) -> &'static str {
+        "epuap_skrytka"
+    }
+
+    fn deliver<'a>(&'a self, letter: &'a OutgoingLetter) -> DeliveryFuture<'a> {
+        Box::pin(async move {
+            let request = NadajRequest {
+                podmiot: self.podmiot.clone(),
+                adres_skrytki: letter.recipient.clone(),
+                adres_odpowiedzi: self.reply_to.clone(),
+                czy_probne: false,
+                dane_dodatkowe: format!("<znak>{}</znak>", letter.reference).into_bytes(),
+                nazwa_pliku: letter.file_name.clone(),
+                typ_pliku: Some("text/xml".into()),
+                content: letter.content.clone(),
+            };
+            let response = self.client.send(&request).await.map_err(classify)?;
+            Ok(DeliveryReceipt {
+                document_identifier: response.identyfikator_dokumentu,
+                submission_proof_id: response.identyfikator_upp,
+                submission_proof: response.upp.map(|(_, bytes)| bytes),
+                awaits_delivery_proof: false,
+            })
+        })
+    }
+}
+
+/// A fault or a status from ePUAP means it did not take the letter; anything else (no
+/// answer, a 5xx, an answer we cannot trust) leaves the outcome unknown.
+fn classify(error: EpuapError) -> DeliveryError {
+    match error {
+        EpuapError::Fault { .. } | EpuapError::Status { .. } | EpuapError::Signing { .. } => {
+            DeliveryError::Refused(error.to_string())
+        }
+        other => DeliveryError::Uncertain(other.to_string()),
+    }
+}

@@ -1,0 +1,360 @@
+//! The provisioning steps of the job queue, and the deadline watch:
+//! - `provision`: a judged access request is assessed and recorded (account and
+//!   representations when it approves itself; mail to officials when it waits or is rejected);
+//! - `reply`: the reply letter is composed, sealed, recorded, then sent through the delivery
+//!   channel, the intent committed before the call (docs/provisioning.md);
+//! - `mail`: one notification is e-mailed;
+//! - [`watch_deadlines`]: reminders, overdue alerts and the daily digest, at an injectable `now`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+
+use crate::config::RoutingRule;
+use crate::delivery::{DeliveryChannel, DeliveryError, OutgoingLetter};
+use crate::forms::{Form, Registry};
+use crate::notify::Mailer;
+use crate::notify::schedule::Schedule;
+use crate::notify::templates::{self, RequestSummary};
+use crate::provisioning::deadline::{self, DayCount};
+use crate::provisioning::letter::{Letter, LetterKind};
+use crate::provisioning::{self};
+use crate::signature::{KindTrust, seal};
+use crate::store::{Job, Notice, RequestRow, Store, StoreError};
+use crate::xmldsig::SigningKey;
+
+/// The office: who it is, how it answers and whom it tells.
+pub struct Office {
+    pub name: String,
+    pub deadline_days: u32,
+    pub deadline_count: DayCount,
+    /// The key letters are sealed with.
+    pub seal: SigningKey,
+    pub channel: Arc<dyn DeliveryChannel>,
+    pub officials: Vec<String>,
+    pub zone: Tz,
+    pub mailer: Mailer,
+    pub routing: Vec<RoutingRule>,
+    pub reminder_before: TimeDelta,
+    pub digest: Schedule,
+}
+
+impl std::fmt::Debug for Office {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Office")
+            .field("name", &self.name)
+            .field("channel", &self.channel.name())
+            .field("officials", &self.officials)
+            .field("mailer", &self.mailer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn summary(row: &RequestRow) -> RequestSummary {
+    RequestSummary {
+        id: row.id,
+        applicant: if row.applicant_name.is_empty() {
+            "(nieustalony)".into()
+        } else {
+            row.applicant_name.clone()
+        },
+        pesel: if row.applicant_pesel.is_empty() {
+            "—".into()
+        } else {
+            row.applicant_pesel.clone()
+        },
+        received_at: row.received_at,
+        deadline_at: row.deadline_at,
+        status: row.status.clone(),
+        reason: row.reason.clone(),
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+pub(super) async fn provision(
+    store: &Store,
+    job: &Job,
+    office: &Office,
+    trust: &Arc<KindTrust>,
+    registry: &Arc<Registry>,
+) -> Result<(), String> {
+    let document_id = job.document_id.ok_or("provision job without a document")?;
+    let facts = store.provision_facts(document_id).await.map_err(err)?;
+    if facts.existing.is_some() {
+        return store.finish_job(job.id).await.map_err(err);
+    }
+    let now = Utc::now();
+    let (trust, registry) = (trust.clone(), registry.clone());
+    let (content, signed) = (facts.content.clone(), facts.signed.clone());
+    // Attachments are verified here: xmlsec and libxml2 stay on a blocking thread.
+    let (request, assessment) = tokio::task::spawn_blocking(move || {
+        let request = match registry.read(&content) {
+            Ok(Form::AccessRequest(request)) => Ok(request),
+            Ok(other) => Err(format!(
+                "to nie jest wniosek o dostęp ({:?})",
+                other.form_type()
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        let assessment = provisioning::assess(
+            &signed,
+            request.as_ref().map_err(String::as_str),
+            &trust,
+            &registry,
+            now,
+        );
+        (request.ok(), assessment)
+    })
+    .await
+    .map_err(|e| format!("assessment task failed: {e}"))?;
+    let deadline_at = deadline::deadline(
+        facts.received_at,
+        office.deadline_days,
+        office.deadline_count,
+    );
+    let zone = office.zone;
+    let render = move |row: &RequestRow, kind: &str| {
+        let summary = summary(row);
+        Some(match kind {
+            "rejected" => templates::rejected(&summary, zone),
+            _ => templates::waiting(&summary, zone),
+        })
+    };
+    let notice = Notice {
+        officials: &office.officials,
+        render: &render,
+    };
+    let request_id = store
+        .record_assessment(
+            job.id,
+            &facts,
+            request.as_ref(),
+            &assessment,
+            deadline_at,
+            &notice,
+            now,
+        )
+        .await
+        .map_err(err)?;
+    tracing::info!(request = request_id, document = document_id, decision = ?assessment.decision, "access request assessed");
+    Ok(())
+}
+
+pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(), String> {
+    let request_id: i64 = job
+        .key
+        .parse()
+        .map_err(|_| format!("reply job with key {:?}", job.key))?;
+    let facts = store.reply_facts(request_id).await.map_err(err)?;
+    let now = Utc::now();
+    let letter_id = match &facts.letter {
+        Some((_, status, _)) if status == "sent" || status == "delivered" => {
+            return store
+                .finish_replied(job.id, request_id, now)
+                .await
+                .map_err(err);
+        }
+        Some((id, _, _)) => *id,
+        None => {
+            let kind = match facts.request.status.as_str() {
+                "approved" => LetterKind::RegistrationInfo,
+                "rejected" => LetterKind::RegistrationRefusal,
+                other => {
+                    return Err(format!(
+                        "request {request_id} is {other}: nothing to reply yet"
+                    ));
+                }
+            };
+            let Some(recipient) = facts.recipient.clone() else {
+                let why = "brak adresu odpowiedzi (adresOdpowiedzi) w przesyłce: odpowiedź trzeba wysłać inną drogą";
+                tracing::warn!(
+                    request = request_id,
+                    "no adresOdpowiedzi: the reply must go another way; officials are told"
+                );
+                if !office.officials.is_empty() {
+                    let mut row = facts.request.clone();
+                    row.reason = why.into();
+                    let (subject, body) = templates::reply_impossible(&summary(&row), office.zone);
+                    store
+                        .add_notification(
+                            &format!("noreply:{request_id}"),
+                            &office.officials,
+                            &subject,
+                            &body,
+                            now,
+                        )
+                        .await
+                        .map_err(err)?;
+                }
+                return store
+                    .reply_impossible(job.id, request_id, why, now)
+                    .await
+                    .map_err(err);
+            };
+            let letter = Letter {
+                kind,
+                request_id,
+                office: &office.name,
+                date: now.with_timezone(&office.zone).date_naive(),
+                request_date: facts.request_date,
+                addressee: &facts.request.applicant_name,
+                representations: &facts.representations,
+                reason: (kind == LetterKind::RegistrationRefusal)
+                    .then_some(facts.request.reason.as_str()),
+            };
+            let xml = letter.to_xml();
+            let key = office.seal.clone();
+            let sealed = tokio::task::spawn_blocking(move || {
+                seal::xades_enveloped(&xml, &key, now, "pieczec")
+            })
+            .await
+            .map_err(|e| format!("sealing task failed: {e}"))?
+            .map_err(|e| format!("sealing the letter: {e}"))?;
+            store
+                .record_letter(
+                    &format!("reply:{request_id}"),
+                    office.channel.name(),
+                    kind.as_str(),
+                    request_id,
+                    &recipient,
+                    &kind.file_name(request_id),
+                    &sealed,
+                    now,
+                )
+                .await
+                .map_err(err)?
+        }
+    };
+    let letter = store.begin_sending(letter_id, now).await.map_err(err)?;
+    if letter.attempts > 1 {
+        tracing::warn!(
+            letter = letter.id,
+            attempts = letter.attempts,
+            "sending again a letter whose earlier outcome is unknown: the recipient may get it twice"
+        );
+    }
+    let outgoing = OutgoingLetter {
+        recipient: letter.recipient.clone(),
+        file_name: letter.file_name.clone(),
+        content: letter.content.clone(),
+        reference: format!("EUR.{request_id}"),
+        deliver_by: Some(facts.request.deadline_at),
+    };
+    match office.channel.deliver(&outgoing).await {
+        Ok(receipt) => {
+            store
+                .letter_sent(job.id, letter.id, request_id, &receipt, Utc::now())
+                .await
+                .map_err(err)?;
+            tracing::info!(request = request_id, letter = letter.id, document = %receipt.document_identifier, upp = ?receipt.submission_proof_id, "reply sent");
+            Ok(())
+        }
+        Err(DeliveryError::Refused(e)) => {
+            store
+                .letter_refused(letter.id, &e, Utc::now())
+                .await
+                .map_err(err)?;
+            Err(format!("the channel refused the letter: {e}"))
+        }
+        Err(error @ DeliveryError::Uncertain(_)) => Err(error.to_string()),
+    }
+}
+
+pub(super) async fn mail(store: &Store, job: &Job, office: &Office) -> Result<(), String> {
+    let id: i64 = job
+        .key
+        .parse()
+        .map_err(|_| format!("mail job with key {:?}", job.key))?;
+    let Some((recipients, subject, body)) = store.notification(id).await.map_err(err)? else {
+        return store.finish_job(job.id).await.map_err(err);
+    };
+    office
+        .mailer
+        .send(&recipients, &subject, &body)
+        .await
+        .map_err(|e| format!("notification {id}: {e}"))?;
+    store
+        .notification_sent(job.id, id, Utc::now())
+        .await
+        .map_err(err)
+}
+
+/// What [`watch_deadlines`] recorded.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Watched {
+    pub reminders: u32,
+    pub overdue: u32,
+    pub digests: u32,
+}
+
+/// Records, at `now`, the reminders (little time left), overdue alerts (deadline passed)
+/// and the daily digest that are due; each once (keyed), each with its mail job.
+pub async fn watch_deadlines(
+    store: &Store,
+    office: &Office,
+    now: DateTime<Utc>,
+) -> Result<Watched, StoreError> {
+    let mut watched = Watched::default();
+    if office.officials.is_empty() {
+        return Ok(watched);
+    }
+    let open = store.unanswered_requests().await?;
+    for row in &open {
+        let s = summary(row);
+        if row.deadline_at <= now {
+            let (subject, body) = templates::overdue(&s, office.zone);
+            if store
+                .add_notification(
+                    &format!("overdue:{}", row.id),
+                    &office.officials,
+                    &subject,
+                    &body,
+                    now,
+                )
+                .await?
+            {
+                watched.overdue += 1;
+            }
+        } else if row.deadline_at - office.reminder_before <= now {
+            let (subject, body) = templates::reminder(&s, office.zone);
+            if store
+                .add_notification(
+                    &format!("reminder:{}", row.id),
+                    &office.officials,
+                    &subject,
+                    &body,
+                    now,
+                )
+                .await?
+            {
+                watched.reminders += 1;
+            }
+        }
+    }
+    let last = store
+        .latest_notification_key("digest:")
+        .await?
+        .and_then(|key| DateTime::parse_from_rfc3339(&key["digest:".len()..]).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(now - TimeDelta::days(1));
+    if let Some(due) = office.digest.due(last, now) {
+        let summaries: Vec<_> = open.iter().map(summary).collect();
+        let (subject, body) =
+            templates::digest(office.digest.local_date(due), &summaries, office.zone);
+        let key = format!(
+            "digest:{}",
+            due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        if store
+            .add_notification(&key, &office.officials, &subject, &body, now)
+            .await?
+        {
+            watched.digests += 1;
+        }
+    }
+    Ok(watched)
+}

@@ -1,0 +1,813 @@
+//! The provisioning tables: access requests, accounts, representations, the office's
+//! letters, mail to officials, correspondence and the audit log. Every step commits its
+//! effect with the completion of its job, and enqueues what follows in the same transaction.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::Row;
+
+use super::{FINISH_JOB, Store, StoreError};
+use crate::forms::{AccessRequest, PartyKind};
+use crate::provisioning::{Assessment, Decision, SignedBy};
+
+/// The actor of automatic decisions, as the audit log and representations name it.
+pub const AUTOMATIC: &str = "eurzad (automatycznie)";
+
+/// Inserts a notification and its `mail` job (once per key), inside a transaction.
+macro_rules! notify_in_tx {
+    ($tx:expr, $key:expr, $recipients:expr, $subject:expr, $body:expr, $now:expr) => {{
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO notification (key, recipients, subject, body, status, created_at) \
+             VALUES ($1, $2, $3, $4, 'pending', $5) ON CONFLICT (key) DO NOTHING RETURNING id",
+        )
+        .bind($key)
+        .bind($recipients)
+        .bind($subject)
+        .bind($body)
+        .bind($now)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        if let Some(id) = id {
+            sqlx::query(
+                "INSERT INTO job (kind, key, run_after, created_at, updated_at) \
+                 VALUES ('mail', $1, $2, $2, $2) ON CONFLICT (kind, key) DO NOTHING",
+            )
+            .bind(id.to_string())
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        }
+        id.is_some()
+    }};
+}
+
+macro_rules! enqueue_in_tx {
+    ($tx:expr, $kind:expr, $key:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO job (kind, key, run_after, created_at, updated_at) \
+             VALUES ($1, $2, $3, $3, $3) ON CONFLICT (kind, key) DO NOTHING",
+        )
+        .bind($kind)
+        .bind($key)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+
+macro_rules! audit_in_tx {
+    ($tx:expr, $actor:expr, $action:expr, $subject:expr, $detail:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind($now)
+        .bind($actor)
+        .bind($action)
+        .bind($subject)
+        .bind($detail)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+
+/// Makes (or updates) the applicant's account, links the request to it, and makes the
+/// request's representations (only the proven ones unless an official approves them all).
+macro_rules! activate_in_tx {
+    ($tx:expr, $request_id:expr, $document_id:expr, $applicant:expr, $epuap_user:expr, $actor:expr, $now:expr, $only_proven:expr) => {{
+        let applicant = $applicant;
+        let account_id: i64 = sqlx::query_scalar(
+            "INSERT INTO account (pesel, epuap_user_id, given_name, surname, email, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'active', $6, $6) \
+             ON CONFLICT (pesel) DO UPDATE SET epuap_user_id = COALESCE(excluded.epuap_user_id, account.epuap_user_id), \
+             given_name = excluded.given_name, surname = excluded.surname, \
+             email = COALESCE(excluded.email, account.email), status = 'active', updated_at = excluded.updated_at \
+             RETURNING id",
+        )
+        .bind(&applicant.pesel)
+        .bind($epuap_user)
+        .bind(&applicant.given_name)
+        .bind(&applicant.surname)
+        .bind(applicant.email.as_deref())
+        .bind($now)
+        .fetch_one(&mut *$tx)
+        .await?;
+        sqlx::query("UPDATE access_request SET account_id = $1, updated_at = $2 WHERE id = $3")
+            .bind(account_id)
+            .bind($now)
+            .bind($request_id)
+            .execute(&mut *$tx)
+            .await?;
+        audit_in_tx!($tx, $actor, "account_activated", &format!("account:{account_id}"),
+            &format!("access_request:{}", $request_id), $now);
+        let requested = sqlx::query(
+            "SELECT principal_kind, principal_name, principal_id_type, principal_id, scope, basis, \
+             valid_from, valid_to, proven FROM requested_representation WHERE request_id = $1 ORDER BY position",
+        )
+        .bind($request_id)
+        .fetch_all(&mut *$tx)
+        .await?;
+        for r in &requested {
+            let proven: bool = r.get(8);
+            if $only_proven && !proven {
+                continue;
+            }
+            let valid_from: Option<NaiveDate> = r.get(6);
+            let valid_to: Option<NaiveDate> = r.get(7);
+            let representation_id: i64 = sqlx::query_scalar(
+                "INSERT INTO representation (agent_account_id, principal_kind, principal_name, principal_id_type, \
+                 principal_id, basis, valid_from, valid_to, status, source_request_id, source_document_id, \
+                 verified_by, verified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $11, $12) \
+                 ON CONFLICT (agent_account_id, principal_id_type, principal_id) DO UPDATE SET \
+                 principal_name = excluded.principal_name, basis = excluded.basis, valid_from = excluded.valid_from, \
+                 valid_to = excluded.valid_to, status = 'active', source_request_id = excluded.source_request_id, \
+                 source_document_id = excluded.source_document_id, verified_by = excluded.verified_by, \
+                 verified_at = excluded.verified_at RETURNING id",
+            )
+            .bind(account_id)
+            .bind(r.get::<String, _>(0))
+            .bind(r.get::<String, _>(1))
+            .bind(r.get::<String, _>(2))
+            .bind(r.get::<String, _>(3))
+            .bind(r.get::<String, _>(5))
+            .bind(valid_from.unwrap_or($now.date_naive()))
+            .bind(valid_to)
+            .bind($request_id)
+            .bind($document_id)
+            .bind($actor)
+            .bind($now)
+            .fetch_one(&mut *$tx)
+            .await?;
+            sqlx::query("DELETE FROM representation_scope WHERE representation_id = $1")
+                .bind(representation_id)
+                .execute(&mut *$tx)
+                .await?;
+            let scope: String = r.get(4);
+            for item in scope.split_whitespace() {
+                sqlx::query("INSERT INTO representation_scope (representation_id, scope) VALUES ($1, $2)")
+                    .bind(representation_id)
+                    .bind(item)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            audit_in_tx!($tx, $actor, "representation_granted", &format!("representation:{representation_id}"),
+                &format!("{} {} for account {account_id}: {scope}", r.get::<String, _>(2), r.get::<String, _>(3)), $now);
+        }
+        account_id
+    }};
+}
+
+/// What the `provision` step needs of a judged access request.
+#[derive(Debug, Clone)]
+pub struct ProvisionFacts {
+    pub document_id: i64,
+    pub received_at: DateTime<Utc>,
+    pub content: Vec<u8>,
+    pub signed: SignedBy,
+    /// The ePUAP user (daneNadawcy.uzytkownik, or the trusted profile's account).
+    pub epuap_user: Option<String>,
+    /// The request made of this document before (a rerun), with its status.
+    pub existing: Option<(i64, String)>,
+}
+
+/// Mail to officials, rendered by the caller once the request has an id.
+pub struct Notice<'a> {
+    pub officials: &'a [String],
+    pub render: &'a (dyn Fn(&RequestRow, &str) -> Option<(String, String)> + Sync),
+}
+
+/// An access request as officials see it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RequestRow {
+    pub id: i64,
+    pub document_id: i64,
+    pub status: String,
+    pub applicant_name: String,
+    pub applicant_pesel: String,
+    pub applicant_email: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub deadline_at: DateTime<Utc>,
+    pub reason: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decision_note: Option<String>,
+    pub account_id: Option<i64>,
+}
+
+/// A representation a request asks for, as officials see it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RequestedRow {
+    pub principal_name: String,
+    pub principal_id_type: String,
+    pub principal_id: String,
+    pub scope: String,
+    pub basis: String,
+    pub proven: bool,
+    pub proof: String,
+}
+
+/// What the `reply` step needs.
+#[derive(Debug, Clone)]
+pub struct ReplyFacts {
+    pub request: RequestRow,
+    pub request_date: NaiveDate,
+    pub recipient: Option<String>,
+    /// "Name (NIP …): podatki, oplaty" for each representation of the account made by it.
+    pub representations: Vec<String>,
+    /// The letter made before, if any: (id, status, attempts).
+    pub letter: Option<(i64, String, i64)>,
+}
+
+/// A letter to send or sent.
+#[derive(Debug, Clone)]
+pub struct LetterRow {
+    pub id: i64,
+    pub recipient: String,
+    pub file_name: String,
+    pub content: Vec<u8>,
+    pub status: String,
+    pub attempts: i64,
+}
+
+/// `SELECT <the columns of RequestRow> FROM access_request <rest>`.
+macro_rules! select_requests {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, document_id, status, COALESCE(applicant_name, ''), COALESCE(applicant_pesel, ''), \
+             applicant_email, received_at, deadline_at, COALESCE(reason, ''), decided_by, decided_at, \
+             decision_note, account_id FROM access_request ",
+            $rest
+        )
+    };
+}
+
+fn request_row<R: Row>(row: &R) -> RequestRow
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    RequestRow {
+        id: row.get(0),
+        document_id: row.get(1),
+        status: row.get(2),
+        applicant_name: row.get(3),
+        applicant_pesel: row.get(4),
+        applicant_email: row.get(5),
+        received_at: row.get(6),
+        deadline_at: row.get(7),
+        reason: row.get(8),
+        decided_by: row.get(9),
+        decided_at: row.get(10),
+        decision_note: row.get(11),
+        account_id: row.get(12),
+    }
+}
+
+impl Store {
+    pub async fn provision_facts(&self, document_id: i64) -> Result<ProvisionFacts, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT d.received_at, d.content, d.signature_indication, COALESCE(d.signature_reason, ''), \
+                 d.signature_kind, d.signer_pesel, d.signer_qualified, \
+                 COALESCE(d.signer_epuap_account, d.nadawca_uzytkownik), r.id, r.status \
+                 FROM inbound_document d LEFT JOIN access_request r ON r.document_id = d.id \
+                 WHERE d.id = $1",
+            )
+            .bind(document_id)
+            .fetch_optional(pool)
+            .await?
+            .ok_or(StoreError::NotFound { what: "inbound_document", id: document_id })?;
+            let indication: Option<String> = row.get(2);
+            let request_id: Option<i64> = row.get(8);
+            let status: Option<String> = row.get(9);
+            Ok(ProvisionFacts {
+                document_id,
+                received_at: row.get(0),
+                content: row.get(1),
+                signed: SignedBy {
+                    passed: indication.as_deref() == Some("TOTAL-PASSED"),
+                    reason: row.get(3),
+                    kind: row.get(4),
+                    pesel: row.get(5),
+                    qualified_certificate: row.get(6),
+                },
+                epuap_user: row.get(7),
+                existing: request_id.zip(status),
+            })
+        })
+    }
+
+    /// Records a new request with its assessment, in one transaction with the job's
+    /// completion: the account and representations (approved), the reply job (approved or
+    /// rejected), and the mail to officials (waiting or rejected). Returns the request id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_assessment(
+        &self,
+        job_id: i64,
+        facts: &ProvisionFacts,
+        request: Option<&AccessRequest>,
+        assessment: &Assessment,
+        deadline_at: DateTime<Utc>,
+        notice: &Notice<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let (status, reason) = match &assessment.decision {
+            Decision::Approve => ("approved", String::new()),
+            Decision::AwaitOfficial(reasons) => ("awaiting_official", reasons.join("; ")),
+            Decision::Reject(reason) => ("rejected", reason.clone()),
+        };
+        let applicant = request.map(|r| &r.applicant);
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO access_request (document_id, received_at, deadline_at, status, applicant_pesel, \
+                 applicant_name, applicant_email, reason, decided_by, decided_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+                 ON CONFLICT (document_id) DO NOTHING RETURNING id",
+            )
+            .bind(facts.document_id)
+            .bind(facts.received_at)
+            .bind(deadline_at)
+            .bind(status)
+            .bind(applicant.map(|a| a.pesel.clone()))
+            .bind(applicant.map(|a| format!("{} {}", a.given_name, a.surname)))
+            .bind(applicant.and_then(|a| a.email.clone()))
+            .bind(&reason)
+            .bind((status != "awaiting_official").then_some(AUTOMATIC))
+            .bind((status != "awaiting_official").then_some(now))
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(request_id) = inserted else {
+                // Recorded by an earlier run of this step: only the job is left to finish.
+                let id: i64 = sqlx::query_scalar("SELECT id FROM access_request WHERE document_id = $1")
+                    .bind(facts.document_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                return Ok(id);
+            };
+            for (position, checked) in assessment.representations.iter().enumerate() {
+                let party = &checked.represented.party;
+                sqlx::query(
+                    "INSERT INTO requested_representation (request_id, position, principal_kind, principal_name, \
+                     principal_id_type, principal_id, scope, basis, attachment, valid_from, valid_to, proven, proof) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(request_id)
+                .bind(position as i64)
+                .bind(if party.kind == PartyKind::Natural { "F" } else { "P" })
+                .bind(&party.name)
+                .bind(party.id.kind())
+                .bind(party.id.value())
+                .bind(checked.represented.scope.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "))
+                .bind(checked.represented.basis.as_str())
+                .bind(checked.represented.attachment.as_deref())
+                .bind(checked.valid_from)
+                .bind(checked.valid_to)
+                .bind(checked.proven)
+                .bind(&checked.proof)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let subject = format!("access_request:{request_id}");
+            audit_in_tx!(tx, AUTOMATIC, status, &subject, &reason, now);
+            if status == "approved" {
+                let applicant = applicant.expect("an approved request was read");
+                activate_in_tx!(tx, request_id, facts.document_id, applicant, facts.epuap_user.as_deref(), AUTOMATIC, now, true);
+            }
+            if status != "awaiting_official" {
+                enqueue_in_tx!(tx, "reply", request_id.to_string(), now);
+            }
+            let row = sqlx::query(select_requests!("WHERE id = $1"))
+                .bind(request_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let row = request_row(&row);
+            let kind = if status == "rejected" { "rejected" } else { "waiting" };
+            if status != "approved" && !notice.officials.is_empty() {
+                if let Some((mail_subject, body)) = (notice.render)(&row, kind) {
+                    let _new = notify_in_tx!(tx, format!("{kind}:{request_id}"), notice.officials.join(", "), mail_subject, body, now);
+                }
+            }
+            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(request_id)
+        })
+    }
+
+    /// An official's decision on a waiting request. Approval makes the account and every
+    /// requested representation (the official has checked the proof); either way the reply
+    /// is enqueued and the decision audited. Refuses a request that is not waiting.
+    pub async fn decide(
+        &self,
+        request_id: i64,
+        approve: bool,
+        official: &str,
+        text: &str,
+        request: Option<&AccessRequest>,
+        epuap_user: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query("SELECT status, document_id FROM access_request WHERE id = $1")
+                .bind(request_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound { what: "access_request", id: request_id })?;
+            let status: String = row.get(0);
+            let document_id: i64 = row.get(1);
+            if status != "awaiting_official" {
+                return Err(StoreError::Conflict(format!(
+                    "request {request_id} is {status}: only a request awaiting an official can be decided"
+                )));
+            }
+            let subject = format!("access_request:{request_id}");
+            if approve {
+                let applicant = &request
+                    .ok_or_else(|| StoreError::Conflict(format!(
+                        "request {request_id} cannot be read as an access request: reject it instead"
+                    )))?
+                    .applicant;
+                sqlx::query(
+                    "UPDATE access_request SET status = 'approved', decided_by = $1, decided_at = $2, \
+                     decision_note = $3, updated_at = $2 WHERE id = $4",
+                )
+                .bind(official)
+                .bind(now)
+                .bind(text)
+                .bind(request_id)
+                .execute(&mut *tx)
+                .await?;
+                activate_in_tx!(tx, request_id, document_id, applicant, epuap_user, official, now, false);
+                audit_in_tx!(tx, official, "approved", &subject, text, now);
+            } else {
+                sqlx::query(
+                    "UPDATE access_request SET status = 'rejected', reason = $3, decided_by = $1, decided_at = $2, \
+                     decision_note = $3, updated_at = $2 WHERE id = $4",
+                )
+                .bind(official)
+                .bind(now)
+                .bind(text)
+                .bind(request_id)
+                .execute(&mut *tx)
+                .await?;
+                audit_in_tx!(tx, official, "rejected", &subject, text, now);
+            }
+            enqueue_in_tx!(tx, "reply", request_id.to_string(), now);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn requests(&self, status: Option<&str>) -> Result<Vec<RequestRow>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(select_requests!("WHERE ($1 IS NULL OR status = $1) ORDER BY id"))
+            .bind(status)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(request_row).collect())
+        })
+    }
+
+    pub async fn request(&self, id: i64) -> Result<(RequestRow, Vec<RequestedRow>), StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(select_requests!("WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .ok_or(StoreError::NotFound { what: "access_request", id })?;
+            let requested = sqlx::query(
+                "SELECT principal_name, principal_id_type, principal_id, scope, basis, proven, proof \
+                 FROM requested_representation WHERE request_id = $1 ORDER BY position",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| RequestedRow {
+                principal_name: r.get(0),
+                principal_id_type: r.get(1),
+                principal_id: r.get(2),
+                scope: r.get(3),
+                basis: r.get(4),
+                proven: r.get(5),
+                proof: r.get(6),
+            })
+            .collect();
+            Ok((request_row(&row), requested))
+        })
+    }
+
+    pub async fn reply_facts(&self, request_id: i64) -> Result<ReplyFacts, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(select_requests!("WHERE id = $1"))
+                .bind(request_id)
+                .fetch_optional(pool)
+                .await?
+                .ok_or(StoreError::NotFound { what: "access_request", id: request_id })?;
+            let request = request_row(&row);
+            let recipient: Option<String> = sqlx::query_scalar(
+                "SELECT adres_odpowiedzi FROM inbound_document WHERE id = $1",
+            )
+            .bind(request.document_id)
+            .fetch_one(pool)
+            .await?;
+            let representations = sqlx::query(
+                "SELECT r.principal_name, r.principal_id_type, r.principal_id, s.scope FROM representation r \
+                 JOIN representation_scope s ON s.representation_id = r.id \
+                 WHERE r.source_request_id = $1 ORDER BY r.id, s.scope",
+            )
+            .bind(request_id)
+            .fetch_all(pool)
+            .await?;
+            let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
+            for r in &representations {
+                let who = format!("{} ({} {})", r.get::<String, _>(0), r.get::<String, _>(1), r.get::<String, _>(2));
+                let scope: String = r.get(3);
+                match grouped.last_mut() {
+                    Some((last, scopes)) if *last == who => scopes.push(scope),
+                    _ => grouped.push((who, vec![scope])),
+                }
+            }
+            let letter = sqlx::query("SELECT id, status, attempts FROM outbound_document WHERE key = $1")
+                .bind(format!("reply:{request_id}"))
+                .fetch_optional(pool)
+                .await?
+                .map(|r| (r.get(0), r.get(1), r.get(2)));
+            Ok(ReplyFacts {
+                request_date: request.received_at.date_naive(),
+                request,
+                recipient,
+                representations: grouped
+                    .into_iter()
+                    .map(|(who, scopes)| format!("{who}: {}", scopes.join(", ")))
+                    .collect(),
+                letter,
+            })
+        })
+    }
+
+    /// Records a letter to send (once per key); returns its id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_letter(
+        &self,
+        key: &str,
+        channel: &str,
+        kind: &str,
+        request_id: i64,
+        recipient: &str,
+        file_name: &str,
+        content: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO outbound_document (key, channel, kind, request_id, recipient, file_name, content, \
+                 status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(channel)
+            .bind(kind)
+            .bind(request_id)
+            .bind(recipient)
+            .bind(file_name)
+            .bind(content)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(sqlx::query_scalar("SELECT id FROM outbound_document WHERE key = $1")
+                .bind(key)
+                .fetch_one(pool)
+                .await?)
+        })
+    }
+
+    /// Marks a letter as being sent (the intent, committed before the channel is called).
+    /// Returns the letter; `attempts` counts this call too.
+    pub async fn begin_sending(
+        &self,
+        letter_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<LetterRow, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(
+                "UPDATE outbound_document SET status = 'sending', attempts = attempts + 1, updated_at = $1 \
+                 WHERE id = $2 AND status IN ('pending', 'sending') \
+                 RETURNING id, recipient, file_name, content, status, attempts",
+            )
+            .bind(now)
+            .bind(letter_id)
+            .fetch_optional(pool)
+            .await?
+            .ok_or_else(|| StoreError::Conflict(format!("letter {letter_id} is not waiting to be sent")))?;
+            Ok(LetterRow {
+                id: row.get(0),
+                recipient: row.get(1),
+                file_name: row.get(2),
+                content: row.get(3),
+                status: row.get(4),
+                attempts: row.get::<i32, _>(5) as i64,
+            })
+        })
+    }
+
+    /// The channel refused the letter: it was not delivered, so the next try is no duplicate.
+    pub async fn letter_refused(
+        &self,
+        letter_id: i64,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE outbound_document SET status = 'pending', attempts = attempts - 1, error = $1, \
+                 updated_at = $2 WHERE id = $3 AND status = 'sending'",
+            )
+            .bind(error)
+            .bind(now)
+            .bind(letter_id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Records the channel's receipt (UPP), marks the request replied, finishes the job.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn letter_sent(
+        &self,
+        job_id: i64,
+        letter_id: i64,
+        request_id: i64,
+        receipt: &crate::delivery::DeliveryReceipt,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE outbound_document SET status = 'sent', document_identifier = $1, upp_identifier = $2, \
+                 upp = $3, sent_at = $4, error = NULL, updated_at = $4 WHERE id = $5",
+            )
+            .bind(&receipt.document_identifier)
+            .bind(receipt.submission_proof_id.as_deref())
+            .bind(receipt.submission_proof.as_deref())
+            .bind(now)
+            .bind(letter_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE access_request SET status = 'replied', updated_at = $1 \
+                 WHERE id = $2 AND status IN ('approved', 'rejected')",
+            )
+            .bind(now)
+            .bind(request_id)
+            .execute(&mut *tx)
+            .await?;
+            audit_in_tx!(tx, AUTOMATIC, "replied", &format!("access_request:{request_id}"),
+                &format!("letter {letter_id}, {}", receipt.document_identifier), now);
+            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The reply cannot go out by the channel (e.g. no adresOdpowiedzi): the reason is added
+    /// to the request for officials, audited, and the job finished. The request stays
+    /// unanswered, so the deadline watch keeps reminding officials.
+    pub async fn reply_impossible(
+        &self,
+        job_id: i64,
+        request_id: i64,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE access_request SET reason = CASE WHEN COALESCE(reason, '') = '' THEN $1 \
+                 ELSE reason || '; ' || $1 END, updated_at = $2 WHERE id = $3",
+            )
+            .bind(why)
+            .bind(now)
+            .bind(request_id)
+            .execute(&mut *tx)
+            .await?;
+            audit_in_tx!(tx, AUTOMATIC, "reply_impossible", &format!("access_request:{request_id}"), why, now);
+            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Marks the request replied when its letter was sent by an earlier run.
+    pub async fn finish_replied(
+        &self,
+        job_id: i64,
+        request_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE access_request SET status = 'replied', updated_at = $1 \
+                 WHERE id = $2 AND status IN ('approved', 'rejected')",
+            )
+            .bind(now)
+            .bind(request_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// A pending notification: (recipients, subject, body), or `None` once sent.
+    pub async fn notification(
+        &self,
+        id: i64,
+    ) -> Result<Option<(Vec<String>, String, String)>, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query("SELECT recipients, subject, body, status FROM notification WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .ok_or(StoreError::NotFound { what: "notification", id })?;
+            let status: String = row.get(3);
+            if status == "sent" {
+                return Ok(None);
+            }
+            let recipients: String = row.get(0);
+            Ok(Some((
+                recipients.split(", ").map(str::to_string).collect(),
+                row.get(1),
+                row.get(2),
+            )))
+        })
+    }
+
+    pub async fn notification_sent(
+        &self,
+        job_id: i64,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE notification SET status = 'sent', sent_at = $1, attempts = attempts + 1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Requests still without a reply: for reminders, overdue alerts and the digest.
+    pub async fn unanswered_requests(&self) -> Result<Vec<RequestRow>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(select_requests!(
+                "WHERE status IN ('received', 'awaiting_official', 'approved', 'rejected') ORDER BY deadline_at"
+            ))
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(request_row).collect())
+        })
+    }
+
+    /// Records a notification (once per key) with its mail job; true when it is new.
+    pub async fn add_notification(
+        &self,
+        key: &str,
+        recipients: &[String],
+        subject: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let new = notify_in_tx!(tx, key, recipients.join(", "), subject, body, now);
+            tx.commit().await?;
+            Ok(new)
+        })
+    }
+
+    /// The key of the latest notification whose key starts with `prefix`.
+    pub async fn latest_notification_key(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<String>, StoreError> {
+        on_pool!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT MAX(key) FROM notification WHERE key LIKE $1")
+                .bind(format!("{prefix}%"))
+                .fetch_one(pool)
+                .await?)
+        })
+    }
+}
