@@ -17,6 +17,7 @@ pub mod inbox;
 pub mod jobs;
 pub mod notify;
 pub mod provisioning;
+pub mod requests;
 pub mod signature;
 pub mod store;
 pub mod xml;

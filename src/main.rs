@@ -48,6 +48,52 @@ enum Command {
     Emulator(EmulatorArgs),
     /// Verify signed XML files (XML-DSig, XAdES, WS-Security): exit 0 if all are TOTAL-PASSED.
     Verify(VerifyArgs),
+    /// The officials' queue of access requests: list, show, approve, reject.
+    Requests {
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: RequestsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RequestsAction {
+    /// List requests (all, or those with --status).
+    List {
+        /// received, awaiting_official, approved, rejected, replied, delivered
+        #[arg(long)]
+        status: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one request with the representations it asks for and their proof.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a request awaiting an official: the account and its representations are made
+    /// and the reply is sent.
+    Approve {
+        id: i64,
+        /// A note for the audit log.
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Who decides (default: $SUDO_USER, else $USER).
+        #[arg(long = "as")]
+        official: Option<String>,
+    },
+    /// Reject a request awaiting an official: the reason is sent to the applicant.
+    Reject {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        /// Who decides (default: $SUDO_USER, else $USER).
+        #[arg(long = "as")]
+        official: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -224,6 +270,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(args) => verify_files(args),
+        Command::Requests { config, action } => {
+            let config = load_config(config.as_deref(), &cli.log_format)?;
+            requests(&config, action).await
+        }
         Command::Emulator(args) => {
             init_logging(cli.log_format.as_deref().unwrap_or("text"), "info");
             run_emulator(args).await?;
@@ -275,6 +325,133 @@ async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
     println!("eurzad emulator listening on http://{local}");
     emulator.serve(listener, shutdown).await?;
     Ok(())
+}
+
+async fn requests(config: &Config, action: RequestsAction) -> anyhow::Result<ExitCode> {
+    use eurzad::requests;
+    let store = eurzad::daemon::open_store(config).await?;
+    let who = |official: Option<String>| {
+        official
+            .or_else(|| std::env::var("SUDO_USER").ok())
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_default()
+    };
+    let zone: chrono_tz::Tz = config
+        .notify
+        .timezone
+        .parse()
+        .unwrap_or(chrono_tz::Europe::Warsaw);
+    let local = |t: chrono::DateTime<chrono::Utc>| {
+        t.with_timezone(&zone).format("%Y-%m-%d %H:%M").to_string()
+    };
+    let outcome = match action {
+        RequestsAction::List { status, json } => {
+            let rows = requests::list(&store, status.as_deref()).await?;
+            for row in &rows {
+                if json {
+                    println!("{}", serde_json::to_string(row)?);
+                } else {
+                    println!(
+                        "{:>5}  {:<18} {:<28} PESEL {:<11}  deadline {}  {}",
+                        row.id,
+                        row.status,
+                        row.applicant_name,
+                        row.applicant_pesel,
+                        local(row.deadline_at),
+                        row.reason
+                    );
+                }
+            }
+            if !json && rows.is_empty() {
+                println!("no requests");
+            }
+            Ok(())
+        }
+        RequestsAction::Show { id, json } => {
+            let (row, requested) = requests::show(&store, id).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"request": row, "representations": requested})
+                );
+            } else {
+                println!(
+                    "request {} ({}), document {}",
+                    row.id, row.status, row.document_id
+                );
+                println!(
+                    "  applicant: {} (PESEL {}), e-mail {}",
+                    row.applicant_name,
+                    row.applicant_pesel,
+                    row.applicant_email.as_deref().unwrap_or("-")
+                );
+                println!(
+                    "  received {}, deadline {}",
+                    local(row.received_at),
+                    local(row.deadline_at)
+                );
+                if !row.reason.is_empty() {
+                    println!("  reason: {}", row.reason);
+                }
+                if let Some(by) = &row.decided_by {
+                    println!(
+                        "  decided by {by} at {}{}",
+                        row.decided_at.map(local).unwrap_or_default(),
+                        row.decision_note
+                            .as_deref()
+                            .filter(|n| !n.is_empty())
+                            .map(|n| format!(": {n}"))
+                            .unwrap_or_default()
+                    );
+                }
+                for r in &requested {
+                    println!(
+                        "  represents {} ({} {}), {} on basis {}: {} ({})",
+                        r.principal_name,
+                        r.principal_id_type,
+                        r.principal_id,
+                        r.scope,
+                        r.basis,
+                        if r.proven { "proven" } else { "NOT proven" },
+                        r.proof
+                    );
+                }
+            }
+            Ok(())
+        }
+        RequestsAction::Approve { id, note, official } => {
+            let registry = config.forms.registry();
+            requests::decide(&store, &registry, id, true, &who(official), &note)
+                .await
+                .map(|()| {
+                    println!(
+                        "request {id} approved; the reply goes out with the daemon's next job run"
+                    );
+                })
+        }
+        RequestsAction::Reject {
+            id,
+            reason,
+            official,
+        } => {
+            let registry = config.forms.registry();
+            requests::decide(&store, &registry, id, false, &who(official), &reason)
+                .await
+                .map(|()| {
+                    println!(
+                        "request {id} rejected; the reply goes out with the daemon's next job run"
+                    );
+                })
+        }
+    };
+    store.close().await;
+    match outcome {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(error) => {
+            eprintln!("eurzad: error: {error}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 fn verify_files(args: VerifyArgs) -> anyhow::Result<ExitCode> {

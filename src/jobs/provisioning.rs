@@ -119,10 +119,10 @@ pub(super) async fn provision(
     let zone = office.zone;
     let render = move |row: &RequestRow, kind: &str| {
         let summary = summary(row);
-        Some(match kind {
+        match kind {
             "rejected" => templates::rejected(&summary, zone),
             _ => templates::waiting(&summary, zone),
-        })
+        }
     };
     let notice = Notice {
         officials: &office.officials,

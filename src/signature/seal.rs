@@ -20,6 +20,19 @@ pub fn xades_enveloped(
     signing_time: DateTime<Utc>,
     id: &str,
 ) -> Result<Vec<u8>, DsigError> {
+    xades_enveloped_with_role(document, key, signing_time, id, None)
+}
+
+/// As [`xades_enveloped`], with `claimed_role` (an XML element) placed in the signed
+/// `SignerRole/ClaimedRoles/ClaimedRole`, where ePUAP's trusted-profile seal names the person
+/// (`pz:EPSignature` or `ppZP:PodpisZP`).
+pub fn xades_enveloped_with_role(
+    document: &[u8],
+    key: &SigningKey,
+    signing_time: DateTime<Utc>,
+    id: &str,
+    claimed_role: Option<&str>,
+) -> Result<Vec<u8>, DsigError> {
     let fail = |what: &str| DsigError::Sign(format!("sealing: {what}"));
     let limits = Limits {
         max_bytes: 64 * 1024 * 1024,
@@ -49,9 +62,12 @@ pub fn xades_enveloped(
         base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&certificate));
     let time = signing_time.to_rfc3339_opts(SecondsFormat::Secs, true);
     let signature = format!(
-        r##"<ds:Signature xmlns:ds="{DSIG_NS}" Id="{id}"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="{c14n}"/><ds:SignatureMethod Algorithm="{rsa}"/><ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="{c14n}"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference><ds:Reference URI="#{id}-signed-properties" Type="http://uri.etsi.org/01903#SignedProperties"><ds:Transforms><ds:Transform Algorithm="{c14n}"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo><ds:Object><xades:QualifyingProperties xmlns:xades="{XADES_NS}" Target="#{id}"><xades:SignedProperties Id="{id}-signed-properties"><xades:SignedSignatureProperties><xades:SigningTime>{time}</xades:SigningTime><xades:SigningCertificateV2><xades:Cert><xades:CertDigest><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>{cert_digest}</ds:DigestValue></xades:CertDigest></xades:Cert></xades:SigningCertificateV2></xades:SignedSignatureProperties></xades:SignedProperties></xades:QualifyingProperties></ds:Object></ds:Signature>"##,
+        r##"<ds:Signature xmlns:ds="{DSIG_NS}" Id="{id}"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="{c14n}"/><ds:SignatureMethod Algorithm="{rsa}"/><ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="{c14n}"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference><ds:Reference URI="#{id}-signed-properties" Type="http://uri.etsi.org/01903#SignedProperties"><ds:Transforms><ds:Transform Algorithm="{c14n}"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo><ds:Object><xades:QualifyingProperties xmlns:xades="{XADES_NS}" Target="#{id}"><xades:SignedProperties Id="{id}-signed-properties"><xades:SignedSignatureProperties><xades:SigningTime>{time}</xades:SigningTime><xades:SigningCertificateV2><xades:Cert><xades:CertDigest><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>{cert_digest}</ds:DigestValue></xades:CertDigest></xades:Cert></xades:SigningCertificateV2>{role}</xades:SignedSignatureProperties></xades:SignedProperties></xades:QualifyingProperties></ds:Object></ds:Signature>"##,
         c14n = xmldsig::EXC_C14N,
         rsa = xmldsig::RSA_SHA256,
+        role = claimed_role
+            .map(|r| format!("<xades:SignerRole><xades:ClaimedRoles><xades:ClaimedRole>{r}</xades:ClaimedRole></xades:ClaimedRoles></xades:SignerRole>"))
+            .unwrap_or_default(),
     );
     let combined = format!("{}{signature}{}", &text[..end], &text[end..]);
     let doc = xml::parse(combined.as_bytes(), limits).map_err(|e| fail(&e.to_string()))?;

@@ -168,10 +168,14 @@ pub struct ProvisionFacts {
     pub existing: Option<(i64, String)>,
 }
 
+/// Renders (subject, body) of mail about a request; the second argument is the kind
+/// (`waiting` or `rejected`).
+pub type RenderNotice = dyn Fn(&RequestRow, &str) -> (String, String) + Sync;
+
 /// Mail to officials, rendered by the caller once the request has an id.
 pub struct Notice<'a> {
     pub officials: &'a [String],
-    pub render: &'a (dyn Fn(&RequestRow, &str) -> Option<(String, String)> + Sync),
+    pub render: &'a RenderNotice,
 }
 
 /// An access request as officials see it.
@@ -387,9 +391,8 @@ impl Store {
             let row = request_row(&row);
             let kind = if status == "rejected" { "rejected" } else { "waiting" };
             if status != "approved" && !notice.officials.is_empty() {
-                if let Some((mail_subject, body)) = (notice.render)(&row, kind) {
-                    let _new = notify_in_tx!(tx, format!("{kind}:{request_id}"), notice.officials.join(", "), mail_subject, body, now);
-                }
+                let (mail_subject, body) = (notice.render)(&row, kind);
+                let _new = notify_in_tx!(tx, format!("{kind}:{request_id}"), notice.officials.join(", "), mail_subject, body, now);
             }
             sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
             tx.commit().await?;
@@ -400,6 +403,7 @@ impl Store {
     /// An official's decision on a waiting request. Approval makes the account and every
     /// requested representation (the official has checked the proof); either way the reply
     /// is enqueued and the decision audited. Refuses a request that is not waiting.
+    #[allow(clippy::too_many_arguments)]
     pub async fn decide(
         &self,
         request_id: i64,

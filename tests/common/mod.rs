@@ -329,3 +329,86 @@ pub fn content_for(n: u64, seed: u64) -> Vec<u8> {
     out.extend_from_slice(b"</dokument>");
     out
 }
+
+/// A real SMTP server process on loopback: aiosmtpd (installed by `.ci/setup-smtpd` into
+/// target/ci-venv, or the Python named by `EURZAD_TEST_SMTPD_PYTHON`), delivering into a
+/// maildir that the test reads back.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    maildir: PathBuf,
+}
+
+impl SmtpServer {
+    pub fn start(dir: &Path) -> SmtpServer {
+        let python = std::env::var("EURZAD_TEST_SMTPD_PYTHON").unwrap_or_else(|_| {
+            format!("{}/target/ci-venv/bin/python", env!("CARGO_MANIFEST_DIR"))
+        });
+        assert!(
+            Path::new(&python).exists(),
+            "no aiosmtpd: run .ci/setup-smtpd (or set EURZAD_TEST_SMTPD_PYTHON)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let maildir = dir.join("maildir");
+        let child = Command::new(&python)
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        SmtpServer {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    /// Every message received so far: (recipients, subject, body), decoded.
+    pub fn messages(&self) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let raw = std::fs::read(entry.path()).expect("read a message");
+                let mail = mailparse::parse_mail(&raw).expect("a parseable message");
+                let header = |name: &str| {
+                    mail.headers
+                        .iter()
+                        .find(|h| h.get_key().eq_ignore_ascii_case(name))
+                        .map(|h| h.get_value())
+                        .unwrap_or_default()
+                };
+                out.push((
+                    header("To"),
+                    header("Subject"),
+                    mail.get_body().expect("a decodable body"),
+                ));
+            }
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        out
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,83 @@
+//! The officials' queue behind `eurzad requests`: list, show, approve, reject. A decision is
+//! recorded with who, when and why (audit_log), and enqueues the reply, which the daemon's
+//! job worker sends (at once when it is running, or on the next `eurzad run --once`).
+
+use chrono::Utc;
+
+use crate::forms::{Form, Registry};
+use crate::store::{RequestRow, RequestedRow, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub async fn list(store: &Store, status: Option<&str>) -> Result<Vec<RequestRow>, RequestsError> {
+    const STATUSES: [&str; 6] = [
+        "received",
+        "awaiting_official",
+        "approved",
+        "rejected",
+        "replied",
+        "delivered",
+    ];
+    if let Some(status) = status
+        && !STATUSES.contains(&status)
+    {
+        return Err(RequestsError::Invalid(format!(
+            "--status {status:?}: one of {}",
+            STATUSES.join(", ")
+        )));
+    }
+    Ok(store.requests(status).await?)
+}
+
+pub async fn show(
+    store: &Store,
+    id: i64,
+) -> Result<(RequestRow, Vec<RequestedRow>), RequestsError> {
+    Ok(store.request(id).await?)
+}
+
+/// Approves (`reason` is the official's note) or rejects (`reason` is required and goes to
+/// the applicant) a request that awaits an official.
+pub async fn decide(
+    store: &Store,
+    registry: &Registry,
+    id: i64,
+    approve: bool,
+    official: &str,
+    reason: &str,
+) -> Result<(), RequestsError> {
+    if official.trim().is_empty() {
+        return Err(RequestsError::Invalid(
+            "--as: who decides must be named".into(),
+        ));
+    }
+    if !approve && reason.trim().is_empty() {
+        return Err(RequestsError::Invalid(
+            "reject needs --reason: it is sent to the applicant".into(),
+        ));
+    }
+    let (row, _) = store.request(id).await?;
+    let facts = store.provision_facts(row.document_id).await?;
+    let request = match registry.read(&facts.content) {
+        Ok(Form::AccessRequest(request)) => Some(request),
+        _ => None,
+    };
+    store
+        .decide(
+            id,
+            approve,
+            official,
+            reason,
+            request.as_ref(),
+            facts.epuap_user.as_deref(),
+            Utc::now(),
+        )
+        .await?;
+    Ok(())
+}

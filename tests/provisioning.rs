@@ -1,0 +1,500 @@
+//! Access requests become accounts, end to end over loopback: the emulator (a separate
+//! process), the daemon (`eurzad run --once`), a real SMTP server (aiosmtpd), and the
+//! database (SQLite, or PostgreSQL with EURZAD_TEST_POSTGRES_URL).
+
+mod common;
+
+use base64::Engine;
+use chrono::Utc;
+use common::*;
+use eurzad::signature::seal;
+use eurzad::xmldsig::SigningKey;
+use sqlx::Row;
+
+const BOX: (&str, &str, &str) = ("urzad_testowy", "skrytka", "/urzad_testowy/skrytka");
+const JAN: &str = "85031412347";
+const OFFICIAL: &str = "urzednik@urzad.test";
+
+fn read(path: &str) -> Vec<u8> {
+    std::fs::read(fixture(path)).unwrap()
+}
+
+fn key(name: &str) -> SigningKey {
+    let (key, cert) = match name {
+        "epuap" | "rogue" | "office" => (format!("pki/{name}.key"), format!("pki/{name}.pem")),
+        citizen => (
+            format!("pki/citizens/{citizen}.key"),
+            format!("pki/citizens/{citizen}.pem"),
+        ),
+    };
+    SigningKey {
+        private_key_pem: read(&key),
+        certificate_pem: read(&cert),
+    }
+}
+
+fn sealed(form: &[u8], signer: &str) -> Vec<u8> {
+    seal::xades_enveloped(form, &key(signer), Utc::now(), "podpis").unwrap()
+}
+
+/// Jan Kowalski's request for himself, sealed by "ePUAP" as a trusted-profile signature
+/// (the test config pins the emulator's key as the trusted-profile seal).
+fn trusted_profile_request() -> Vec<u8> {
+    let role = format!(
+        "<pz:EPSignature xmlns:pz=\"http://crd.gov.pl/xml/schematy/podpis_zaufany/\"><pz:NaturalPerson>\
+         <pz:FirstName>Jan</pz:FirstName><pz:CurrentFamilyName>Kowalski</pz:CurrentFamilyName>\
+         <pz:PersonalIdentifier>{JAN}</pz:PersonalIdentifier></pz:NaturalPerson></pz:EPSignature>"
+    );
+    seal::xades_enveloped_with_role(
+        &read("forms/wniosek-dla-siebie.xml"),
+        &key("epuap"),
+        Utc::now(),
+        "podpis",
+        Some(&role),
+    )
+    .unwrap()
+}
+
+/// The request for a company and a person, with the authorizations signed by `company` and
+/// `person`, and the request by Jan Kowalski (qualified).
+fn request_with_authorizations(company: &str, person: &str) -> Vec<u8> {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let mut text = String::from_utf8(read("forms/wniosek-za-firme-i-osobe.xml")).unwrap();
+    for (file, signer) in [
+        ("forms/upowaznienie-firma.xml", company),
+        ("forms/upowaznienie-anna-nowak.xml", person),
+    ] {
+        let unsigned = read(file);
+        let signed = sealed(&unsigned, signer);
+        assert!(text.contains(&b64(&unsigned)));
+        text = text.replace(&b64(&unsigned), &b64(&signed));
+    }
+    sealed(text.as_bytes(), "jan-kowalski")
+}
+
+struct Office {
+    dir: tempfile::TempDir,
+    emulator: EmulatorProcess,
+    db: TestDatabase,
+    smtp: SmtpServer,
+    config: std::path::PathBuf,
+}
+
+impl Office {
+    async fn start() -> Office {
+        let dir = tempfile::tempdir().unwrap();
+        let emulator = EmulatorProcess::start(&dir.path().join("emulator"), &[BOX], &[]);
+        let db = test_database(dir.path()).await;
+        let smtp = SmtpServer::start(dir.path());
+        let config = daemon_config(dir.path(), &db.url, &emulator.url, &[BOX], "");
+        let anchors = dir.path().join("qualified");
+        std::fs::create_dir_all(&anchors).unwrap();
+        std::fs::copy(fixture("pki/ca.pem"), anchors.join("ca.pem")).unwrap();
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(&format!(
+            r#"
+[trust]
+qualified_ca_dir = "{anchors}"
+trusted_profile_certificates = ["{seal}"]
+
+[provisioning]
+office_name = "Urząd Miasta Testowo"
+
+[notify]
+officials = ["{OFFICIAL}"]
+from = "eUrząd <eurzad@urzad.test>"
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+smtp_security = "none"
+# 29 February only: no digest in these tests (tests/deadlines.rs covers it).
+digest_cron = "0 8 29 2 *"
+"#,
+            anchors = anchors.display(),
+            seal = fixture("pki/epuap.pem").display(),
+            port = smtp.port,
+        ));
+        std::fs::write(&config, text).unwrap();
+        Office {
+            dir,
+            emulator,
+            db,
+            smtp,
+            config,
+        }
+    }
+
+    async fn send(&self, file: &str, content: &[u8], reply_to: &str) {
+        self.emulator
+            .add_document_json(serde_json::json!({
+                "adres_skrytki": BOX.2,
+                "nazwa_pliku": file,
+                "typ_pliku": "text/xml",
+                "content": base64::engine::general_purpose::STANDARD.encode(content),
+                "adres_odpowiedzi": reply_to,
+                "dane_nadawcy": {"uzytkownik": "jan_kowalski_epuap", "system": null},
+            }))
+            .await;
+    }
+
+    fn run_once(&self) {
+        let (status, stdout, stderr) = run_once(&self.config);
+        assert!(status.success(), "{stdout}\n{stderr}");
+    }
+
+    fn eurzad(&self, args: &[&str]) -> (bool, String) {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+
+    async fn pool(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.db.url).await.unwrap()
+    }
+
+    async fn outbox(&self) -> Vec<serde_json::Value> {
+        reqwest::get(format!("{}/admin/outbox", self.emulator.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+async fn scalar_i64(pool: &sqlx::AnyPool, sql: &'static str) -> i64 {
+    sqlx::query(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .get::<i64, _>(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trusted_profile_request_for_oneself_becomes_an_account_with_a_reply() {
+    let office = Office::start().await;
+    office
+        .send(
+            "wniosek.xml",
+            &trusted_profile_request(),
+            "/jan_kowalski/skrytka",
+        )
+        .await;
+    office.run_once();
+    let pool = office.pool().await;
+    let account = sqlx::query(
+        "SELECT pesel, epuap_user_id, given_name, surname, email, status FROM portal_accounts",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(account.len(), 1);
+    let row = &account[0];
+    assert_eq!(row.get::<String, _>(0), JAN);
+    assert_eq!(row.get::<String, _>(1), "jan_kowalski_epuap");
+    assert_eq!(row.get::<String, _>(5), "active");
+    let request = sqlx::query("SELECT status, decided_by FROM access_request")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(request.get::<String, _>(0), "replied");
+    assert_eq!(request.get::<String, _>(1), "eurzad (automatycznie)");
+    // The reply went to adresOdpowiedzi, and its UPP is stored with the letter.
+    let letter = sqlx::query(
+        "SELECT recipient, status, upp_identifier, upp, content, kind, attempts FROM outbound_document",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(letter.get::<String, _>(0), "/jan_kowalski/skrytka");
+    assert_eq!(letter.get::<String, _>(1), "sent");
+    assert!(!letter.get::<String, _>(2).is_empty());
+    let upp: Vec<u8> = letter.get(3);
+    assert!(
+        String::from_utf8_lossy(&upp).contains("IdentyfikatorPoswiadczenia"),
+        "a UPP"
+    );
+    assert_eq!(letter.get::<String, _>(5), "registration_info");
+    assert_eq!(letter.get::<i32, _>(6), 1);
+    // The letter is sealed by the office and says what it should, in Polish.
+    let content: Vec<u8> = letter.get(4);
+    let text = String::from_utf8(content.clone()).unwrap();
+    assert!(
+        text.contains("Informacja o rejestracji w portalu eUrząd"),
+        "{text}"
+    );
+    let verdict = eurzad::signature::verify(
+        &content,
+        &eurzad::signature::TrustPolicy {
+            pinned: vec![read("pki/office.pem")],
+            ..Default::default()
+        },
+        Utc::now(),
+    );
+    assert!(verdict.passed(), "{}", verdict.reason);
+    let outbox = office.outbox().await;
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    assert_eq!(
+        outbox[0]["request"]["adres_skrytki"],
+        "/jan_kowalski/skrytka"
+    );
+    // Approved by itself: nothing for officials.
+    assert!(
+        office.smtp.messages().is_empty(),
+        "{:?}",
+        office.smtp.messages()
+    );
+    // A second run changes nothing: one account, one reply.
+    office.run_once();
+    assert_eq!(scalar_i64(&pool, "SELECT COUNT(*) FROM account").await, 1);
+    assert_eq!(
+        scalar_i64(&pool, "SELECT COUNT(*) FROM outbound_document").await,
+        1
+    );
+    assert_eq!(office.outbox().await.len(), 1);
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn representations_proven_by_signed_authorizations_approve_themselves() {
+    let office = Office::start().await;
+    let request = request_with_authorizations("firma-zarzad", "anna-nowak");
+    office
+        .send("wniosek.xml", &request, "/jan_kowalski/skrytka")
+        .await;
+    office.run_once();
+    let pool = office.pool().await;
+    let status: String = sqlx::query("SELECT status FROM access_request")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "replied");
+    let rows = sqlx::query(
+        "SELECT principal_id_type, principal_id, scope FROM portal_representations ORDER BY principal_id, scope",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let got: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("NIP".into(), "5252955037".into(), "oplaty".into()),
+            ("NIP".into(), "5252955037".into(), "podatki".into()),
+            (
+                "PESEL".into(),
+                "90010112349".into(),
+                "korespondencja".into()
+            ),
+            ("PESEL".into(), "90010112349".into(), "podatki".into()),
+        ]
+    );
+    let letter: Vec<u8> = sqlx::query("SELECT content FROM outbound_document")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    let letter = String::from_utf8(letter).unwrap();
+    assert!(
+        letter.contains("Testowa Spółka z o.o. (NIP 5252955037): oplaty, podatki"),
+        "{letter}"
+    );
+    assert!(office.smtp.messages().is_empty());
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_proof_a_request_waits_for_an_official_who_approves_it() {
+    let office = Office::start().await;
+    // The company's authorization is signed by someone whose certificate names no company.
+    let request = request_with_authorizations("not-qualified", "anna-nowak");
+    office
+        .send("wniosek.xml", &request, "/jan_kowalski/skrytka")
+        .await;
+    office.run_once();
+    let pool = office.pool().await;
+    assert_eq!(scalar_i64(&pool, "SELECT COUNT(*) FROM account").await, 0);
+    let (ok, listed) = office.eurzad(&[
+        "requests",
+        "list",
+        "--status",
+        "awaiting_official",
+        "--json",
+    ]);
+    assert!(ok, "{listed}");
+    let listed: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    let id = listed["id"].as_i64().unwrap();
+    assert!(
+        listed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("upoważnienie nie jest podpisane przez mocodawcę"),
+        "{listed}"
+    );
+    // The officials were e-mailed at once, in Polish, with diacritics intact.
+    let mail = office.smtp.messages();
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    let (to, subject, body) = &mail[0];
+    assert!(to.contains(OFFICIAL), "{to}");
+    assert!(
+        subject.starts_with(&format!(
+            "Wniosek nr {id} o dostęp do portalu eUrząd czeka na decyzję"
+        )),
+        "{subject}"
+    );
+    assert!(
+        body.contains("Wnioskodawca: Jan Kowalski (PESEL 85031412347)"),
+        "{body}"
+    );
+    assert!(
+        body.contains("nie jest podpisane przez mocodawcę"),
+        "{body}"
+    );
+    // Only a waiting request can be decided, and rejecting needs a reason.
+    let (ok, out) = office.eurzad(&[
+        "requests",
+        "reject",
+        &id.to_string(),
+        "--reason",
+        "",
+        "--as",
+        "x",
+    ]);
+    assert!(!ok && out.contains("--reason"), "{out}");
+    let (ok, out) = office.eurzad(&[
+        "requests",
+        "approve",
+        &id.to_string(),
+        "--note",
+        "KRS sprawdzony",
+        "--as",
+        "Anna Urzędniczka",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = office.eurzad(&["requests", "approve", &id.to_string(), "--as", "x"]);
+    assert!(
+        !ok && out.contains("only a request awaiting an official"),
+        "{out}"
+    );
+    office.run_once();
+    let request = sqlx::query("SELECT status, decided_by, decision_note FROM access_request")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(request.get::<String, _>(0), "replied");
+    assert_eq!(request.get::<String, _>(1), "Anna Urzędniczka");
+    assert_eq!(request.get::<String, _>(2), "KRS sprawdzony");
+    let company: String = sqlx::query(
+        "SELECT MAX(principal_name) FROM portal_representations WHERE principal_id = '5252955037'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap()
+    .get(0);
+    assert_eq!(company, "Testowa Spółka z o.o.");
+    let audit = scalar_i64(
+        &pool,
+        "SELECT COUNT(*) FROM audit_log WHERE actor = 'Anna Urzędniczka' AND action = 'approved'",
+    )
+    .await;
+    assert_eq!(audit, 1);
+    assert_eq!(office.outbox().await.len(), 1);
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_requests_are_rejected_with_their_reason_and_no_account() {
+    let office = Office::start().await;
+    let genuine = sealed(&read("forms/wniosek-dla-siebie.xml"), "jan-kowalski");
+    let tampered = String::from_utf8(genuine.clone())
+        .unwrap()
+        .replace("<Imie>Jan</Imie>", "<Imie>Janusz</Imie>");
+    let by_impostor = sealed(&read("forms/wniosek-dla-siebie.xml"), "impostor");
+    let unsigned = read("forms/wniosek-dla-siebie.xml");
+    // A trusted-profile look-alike sealed by a key that is not ePUAP's.
+    let role = format!(
+        "<pz:EPSignature xmlns:pz=\"http://crd.gov.pl/xml/schematy/podpis_zaufany/\"><pz:NaturalPerson>\
+         <pz:PersonalIdentifier>{JAN}</pz:PersonalIdentifier></pz:NaturalPerson></pz:EPSignature>"
+    );
+    let fake_profile = seal::xades_enveloped_with_role(
+        &unsigned,
+        &key("office"),
+        Utc::now(),
+        "podpis",
+        Some(&role),
+    )
+    .unwrap();
+    let forgeries: [(&str, Vec<u8>, &str); 4] = [
+        ("tampered.xml", tampered.into_bytes(), "altered"),
+        ("impostor.xml", by_impostor, "chains to a trust anchor"),
+        ("unsigned.xml", unsigned, "not signed"),
+        ("fake-profile.xml", fake_profile, "pinned certificate"),
+    ];
+    for (file, content, _) in &forgeries {
+        office.send(file, content, "/falszerz/skrytka").await;
+    }
+    office.run_once();
+    let pool = office.pool().await;
+    assert_eq!(scalar_i64(&pool, "SELECT COUNT(*) FROM account").await, 0);
+    assert_eq!(
+        scalar_i64(&pool, "SELECT COUNT(*) FROM portal_accounts").await,
+        0
+    );
+    let rows = sqlx::query(
+        "SELECT d.nazwa_pliku, r.status, r.reason, r.account_id IS NULL FROM access_request r \
+         JOIN inbound_document d ON d.id = r.document_id ORDER BY d.nazwa_pliku",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), forgeries.len());
+    for row in &rows {
+        let file: String = row.get(0);
+        let (_, _, expected) = forgeries.iter().find(|f| f.0 == file).unwrap();
+        let reason: String = row.get(2);
+        assert_eq!(
+            row.get::<String, _>(1),
+            "replied",
+            "{file}: a refusal was sent"
+        );
+        assert!(
+            reason.starts_with("podpis wniosku jest nieprawidłowy"),
+            "{file}: {reason}"
+        );
+        assert!(reason.contains(expected), "{file}: {reason}");
+    }
+    // Each applicant got "Odmowa rejestracji" with the reason; officials were told of each.
+    let letters = sqlx::query("SELECT kind, content FROM outbound_document")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), forgeries.len());
+    for letter in &letters {
+        assert_eq!(letter.get::<String, _>(0), "registration_refusal");
+        let text = String::from_utf8(letter.get::<Vec<u8>, _>(1)).unwrap();
+        assert!(
+            text.contains("Powód: podpis wniosku jest nieprawidłowy"),
+            "{text}"
+        );
+    }
+    let mail = office.smtp.messages();
+    assert_eq!(mail.len(), forgeries.len(), "{mail:?}");
+    assert!(
+        mail.iter()
+            .all(|(_, subject, _)| subject.starts_with("Odrzucono wniosek nr"))
+    );
+    pool.close().await;
+    drop(office.dir);
+}
