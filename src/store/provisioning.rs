@@ -540,7 +540,7 @@ impl Store {
                 .bind(format!("reply:{request_id}"))
                 .fetch_optional(pool)
                 .await?
-                .map(|r| (r.get(0), r.get(1), r.get(2)));
+                .map(|r| (r.get(0), r.get(1), i64::from(r.get::<i32, _>(2))));
             Ok(ReplyFacts {
                 request_date: request.received_at.date_naive(),
                 request,
