@@ -108,10 +108,17 @@ smtp_port = {port}
 smtp_security = "none"
 # 29 February only: no digest in these tests (tests/deadlines.rs covers it).
 digest_cron = "0 8 29 2 *"
+
+[[routing]]
+form_type = "general_letter"
+box = "{box_address}"
+department = "Kancelaria"
+emails = ["kancelaria@urzad.test"]
 "#,
             anchors = anchors.display(),
             seal = fixture("pki/epuap.pem").display(),
             port = smtp.port,
+            box_address = BOX.2,
         ));
         std::fs::write(&config, text).unwrap();
         Office {

@@ -130,6 +130,7 @@ CREATE TABLE notification (
 CREATE TABLE correspondence (
     id                  INTEGER PRIMARY KEY AUTOINCREMENT,
     document_id         INTEGER NOT NULL UNIQUE REFERENCES inbound_document (id),
+    -- the account of the party when the letter was recorded (the views match by party)
     account_id          INTEGER REFERENCES account (id),
     party_id_type       TEXT,
     party_id            TEXT,
@@ -168,18 +169,18 @@ CREATE VIEW portal_representations AS
       AND r.valid_from <= CURRENT_DATE
       AND (r.valid_to IS NULL OR r.valid_to >= CURRENT_DATE);
 
--- One row per (viewer, letter): the viewer's own letters, and the letters of the parties the
--- viewer represents with the scope 'korespondencja'.
+-- One row per (viewer, letter): the letters whose party is the viewer (by PESEL, so letters
+-- that came before the account count too), and the letters of the parties the viewer
+-- represents with the scope 'korespondencja'.
 CREATE VIEW portal_correspondence AS
-    SELECT c.account_id AS viewer_account_id, 'own' AS access, c.id AS correspondence_id,
+    SELECT a.id AS viewer_account_id, 'own' AS access, c.id AS correspondence_id,
            c.party_id_type, c.party_id, c.form_type, c.title, c.body, c.sender, c.received_at
     FROM correspondence c
-    JOIN account a ON a.id = c.account_id AND a.status = 'active'
+    JOIN account a ON c.party_id_type = 'PESEL' AND a.pesel = c.party_id AND a.status = 'active'
     UNION ALL
     SELECT p.agent_account_id AS viewer_account_id, 'representation' AS access, c.id,
            c.party_id_type, c.party_id, c.form_type, c.title, c.body, c.sender, c.received_at
     FROM correspondence c
     JOIN portal_representations p
       ON p.scope = 'korespondencja' AND p.principal_id_type = c.party_id_type
-     AND p.principal_id = c.party_id
-    WHERE c.account_id IS NULL OR c.account_id <> p.agent_account_id;
+     AND p.principal_id = c.party_id;

@@ -24,7 +24,7 @@ use crate::store::{Job, Judgement, Store, StoreError};
 fn follow_up(form_type: forms::FormType) -> Option<&'static str> {
     match form_type {
         forms::FormType::AccessRequest => Some("provision"),
-        _ => None,
+        _ => Some("correspond"),
     }
 }
 
@@ -130,6 +130,7 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
                 let note = format!("signature not checked: {reason}");
                 let judgement = Judgement {
                     not_checked: &note,
+                    follow_up: Some("correspond"),
                     ..Judgement::default()
                 };
                 return store
@@ -178,6 +179,9 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
             .await
         }
         "reply" => provisioning::reply(store, job, &settings.office).await,
+        "correspond" => {
+            provisioning::correspond(store, job, &settings.office, &settings.forms).await
+        }
         "mail" => provisioning::mail(store, job, &settings.office).await,
         other => Err(format!("unknown job kind {other:?}")),
     }

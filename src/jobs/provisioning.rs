@@ -283,6 +283,86 @@ pub(super) async fn mail(store: &Store, job: &Job, office: &Office) -> Result<()
         .map_err(err)
 }
 
+/// A letter other than an access request becomes correspondence of its party (the signer
+/// when the signature passed, else the sender ePUAP vouches for), and its department is
+/// e-mailed by the first matching `[[routing]]` rule.
+pub(super) async fn correspond(
+    store: &Store,
+    job: &Job,
+    office: &Office,
+    registry: &Arc<Registry>,
+) -> Result<(), String> {
+    let document_id = job.document_id.ok_or("correspond job without a document")?;
+    let facts = store.correspondence_facts(document_id).await.map_err(err)?;
+    let form_type = facts.form_type.clone().unwrap_or_else(|| "not_xml".into());
+    let (registry, content) = (registry.clone(), facts.content.clone());
+    let letter = tokio::task::spawn_blocking(move || match registry.read(&content) {
+        Ok(Form::GeneralLetter(letter)) => Some(letter),
+        _ => None,
+    })
+    .await
+    .map_err(|e| format!("reading task failed: {e}"))?;
+    let (party_id_type, party_id) = match (
+        &facts.signer_pesel,
+        &facts.subject_pesel,
+        &facts.subject_nip,
+    ) {
+        (Some(pesel), _, _) | (None, Some(pesel), _) => (Some("PESEL"), Some(pesel.clone())),
+        (None, None, Some(nip)) => (Some("NIP"), Some(nip.clone())),
+        _ => (None, None),
+    };
+    let (title, body, sender) = match letter {
+        Some(l) => (
+            if l.title.is_empty() {
+                facts.file_name.clone()
+            } else {
+                l.title
+            },
+            l.body,
+            l.sender.or(facts.subject_name.clone()),
+        ),
+        None => (
+            facts.file_name.clone(),
+            String::new(),
+            facts.subject_name.clone(),
+        ),
+    };
+    let rule = office.routing.iter().find(|r| {
+        (r.form_type == "*" || r.form_type == form_type)
+            && (r.r#box == "*" || r.r#box == facts.box_address)
+    });
+    let record = crate::store::Correspondence {
+        document_id,
+        party_id_type: party_id_type.map(str::to_string),
+        party_id,
+        form_type,
+        title: title.clone(),
+        body,
+        sender: sender.clone(),
+        box_address: facts.box_address.clone(),
+        department: rule.map(|r| r.department.clone()),
+        received_at: facts.received_at,
+    };
+    let mail = rule.map(|r| {
+        let (subject, body) = templates::routed(
+            &title,
+            sender.as_deref().unwrap_or("(nieustalony)"),
+            &facts.box_address,
+            &r.department,
+        );
+        (r.emails.as_slice(), subject, body)
+    });
+    store
+        .record_correspondence(
+            job.id,
+            &record,
+            mail.as_ref().map(|(e, s, b)| (*e, s.as_str(), b.as_str())),
+            Utc::now(),
+        )
+        .await
+        .map_err(err)
+}
+
 /// What [`watch_deadlines`] recorded.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Watched {

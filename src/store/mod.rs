@@ -77,7 +77,8 @@ macro_rules! on_pool {
 
 mod provisioning;
 pub use provisioning::{
-    AUTOMATIC, LetterRow, Notice, ProvisionFacts, ReplyFacts, RequestRow, RequestedRow,
+    AUTOMATIC, Correspondence, CorrespondenceFacts, LetterRow, Notice, ProvisionFacts,
+    RenderNotice, ReplyFacts, RequestRow, RequestedRow,
 };
 
 macro_rules! claim_sql {

@@ -815,3 +815,104 @@ impl Store {
         })
     }
 }
+
+/// A letter from a citizen or company, as the portal's correspondence shows it.
+#[derive(Debug, Clone)]
+pub struct Correspondence {
+    pub document_id: i64,
+    pub party_id_type: Option<String>,
+    pub party_id: Option<String>,
+    pub form_type: String,
+    pub title: String,
+    pub body: String,
+    pub sender: Option<String>,
+    pub box_address: String,
+    pub department: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What the `correspond` step reads of a document.
+#[derive(Debug, Clone)]
+pub struct CorrespondenceFacts {
+    pub box_address: String,
+    pub received_at: DateTime<Utc>,
+    pub file_name: String,
+    pub form_type: Option<String>,
+    pub content: Vec<u8>,
+    /// The signer's PESEL when the signature passed.
+    pub signer_pesel: Option<String>,
+    /// danePodmiotu as ePUAP vouches for it.
+    pub subject_pesel: Option<String>,
+    pub subject_nip: Option<String>,
+    pub subject_name: Option<String>,
+}
+
+impl Store {
+    pub async fn correspondence_facts(
+        &self,
+        document_id: i64,
+    ) -> Result<CorrespondenceFacts, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT box_address, received_at, nazwa_pliku, form_type, content, \
+                 CASE WHEN signature_indication = 'TOTAL-PASSED' THEN signer_pesel END, \
+                 NULLIF(podmiot_pesel, ''), NULLIF(podmiot_nip, ''), \
+                 NULLIF(TRIM(COALESCE(podmiot_imie_skrot, '') || ' ' || COALESCE(podmiot_nazwisko_nazwa, '')), '') \
+                 FROM inbound_document WHERE id = $1",
+            )
+            .bind(document_id)
+            .fetch_optional(pool)
+            .await?
+            .ok_or(StoreError::NotFound { what: "inbound_document", id: document_id })?;
+            Ok(CorrespondenceFacts {
+                box_address: row.get(0),
+                received_at: row.get(1),
+                file_name: row.get(2),
+                form_type: row.get(3),
+                content: row.get(4),
+                signer_pesel: row.get(5),
+                subject_pesel: row.get(6),
+                subject_nip: row.get(7),
+                subject_name: row.get(8),
+            })
+        })
+    }
+
+    /// Records a letter as correspondence (once per document), linked to the account of its
+    /// party when there is one, with the mail to its department; finishes the job.
+    pub async fn record_correspondence(
+        &self,
+        job_id: i64,
+        letter: &Correspondence,
+        mail: Option<(&[String], &str, &str)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO correspondence (document_id, account_id, party_id_type, party_id, form_type, title, \
+                 body, sender, box_address, department, received_at) \
+                 VALUES ($1, (SELECT id FROM account WHERE $2 = 'PESEL' AND pesel = $3), $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (document_id) DO NOTHING RETURNING id",
+            )
+            .bind(letter.document_id)
+            .bind(letter.party_id_type.as_deref())
+            .bind(letter.party_id.as_deref())
+            .bind(&letter.form_type)
+            .bind(&letter.title)
+            .bind(&letter.body)
+            .bind(letter.sender.as_deref())
+            .bind(&letter.box_address)
+            .bind(letter.department.as_deref())
+            .bind(letter.received_at)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let (Some(id), Some((emails, subject, body))) = (inserted, mail) {
+                let _new = notify_in_tx!(tx, format!("route:{id}"), emails.join(", "), subject, body, now);
+            }
+            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
