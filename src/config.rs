@@ -612,6 +612,15 @@ impl Config {
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let mut pinned = pinned;
+        if self.endpoint()? == Endpoint::Embedded {
+            // Documents come only from the embedded emulator, whose demo requests carry a
+            // trusted profile sealed by its own demo key.
+            tracing::warn!(
+                "embedded emulator: its demo key is trusted as a trusted-profile seal (demo only)"
+            );
+            pinned.push(crate::emulator::demo_pki::EPUAP_CERT.to_vec());
+        }
         let crls = self.crls(&[qualified.as_slice(), personal.as_slice()].concat())?;
         let policy = |anchors: Vec<Vec<u8>>, pinned: Vec<Vec<u8>>, crls: Vec<_>| {
             crate::signature::TrustPolicy {

@@ -31,6 +31,8 @@ pub struct RunReport {
     pub unconfirmed: i64,
     pub jobs_pending: i64,
     pub jobs_failed: i64,
+    /// Access requests by status, accounts, letters and mail in the database.
+    pub provisioning: crate::store::ProvisioningCounts,
 }
 
 impl RunReport {
@@ -57,6 +59,22 @@ impl RunReport {
             self.total_documents,
             self.unconfirmed,
         );
+        let p = &self.provisioning;
+        if !p.requests.is_empty() || p.accounts > 0 || p.correspondence > 0 {
+            let requests: Vec<String> =
+                p.requests.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            out.push_str(&format!(
+                "  access requests: {}; accounts: {}; letters sent: {} ({} resent after an uncertain outcome); \
+                 correspondence: {}; mail to officials: {} sent, {} pending\n",
+                if requests.is_empty() { "none".to_string() } else { requests.join(", ") },
+                p.accounts,
+                p.letters_sent,
+                p.letters_resent,
+                p.correspondence,
+                p.mail_sent,
+                p.mail_pending,
+            ));
+        }
         for d in &self.documents {
             out.push_str(&format!(
                 "  #{:<4} {}  from {:<18} {} ({} B){}{}\n",
@@ -313,6 +331,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     report.jobs_pending = counts.jobs_pending + counts.jobs_running;
     report.jobs_failed = counts.jobs_failed;
     report.documents = store.recent_documents(started).await?;
+    report.provisioning = store.provisioning_counts().await?;
     store.close().await;
     Ok(report)
 }

@@ -39,6 +39,20 @@ use crate::xmldsig::SigningKey;
 use faults::{FaultKind, FaultPlan, FaultRule};
 use state::State;
 
+const DEMO_ACCESS_REQUEST: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Wniosek xmlns="http://epuap.gov.pl/fe-model-web/wzor_lokalny/eurzad/wniosek_o_dostep/">
+    <Wnioskodawca>
+        <Imie>Jan</Imie>
+        <Nazwisko>Demo</Nazwisko>
+        <PESEL>02070803628</PESEL>
+        <Email>jan.demo@example.test</Email>
+    </Wnioskodawca>
+    <DataWniosku>2026-11-20</DataWniosku>
+</Wniosek>
+"#;
+
+const DEMO_TRUSTED_PROFILE: &str = r#"<pz:EPSignature xmlns:pz="http://crd.gov.pl/xml/schematy/podpis_zaufany/"><pz:NaturalPerson><pz:FirstName>Jan</pz:FirstName><pz:CurrentFamilyName>Demo</pz:CurrentFamilyName><pz:PersonalIdentifier>02070803628</pz:PersonalIdentifier></pz:NaturalPerson></pz:EPSignature>"#;
+
 /// How an emulator instance behaves.
 #[derive(Debug, Clone)]
 pub struct EmulatorSettings {
@@ -180,6 +194,8 @@ impl Emulator {
 
     /// Puts the demo documents into `mailbox`: a "pismo ogólne" from the demo citizen `demo`,
     /// another from a second citizen, and a non-XML attachment.
+    /// Seeds the demo documents: an access request of the demo citizen, sealed with the
+    /// trusted profile by this emulator's key, two letters and a non-XML attachment.
     pub fn seed_demo(&self, mailbox: &BoxRef) -> Result<usize, EmulatorError> {
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
         let citizen = |login: &str, imie: &str, nazwisko: &str| SubjectData {
@@ -190,7 +206,23 @@ impl Emulator {
             zgoda: true,
             ..SubjectData::default()
         };
+        // An access request sealed with the trusted profile by the emulator's own "ePUAP"
+        // key (the embedded configuration trusts that seal; nothing else does).
+        let request = crate::signature::seal::xades_enveloped_with_role(
+            DEMO_ACCESS_REQUEST.as_bytes(),
+            &self.inner.settings.signing_key,
+            Utc::now(),
+            "podpis",
+            Some(DEMO_TRUSTED_PROFILE),
+        )
+        .map_err(|e| EmulatorError::Other(format!("sealing the demo request: {e}")))?;
         let documents = [
+            (
+                citizen("demo", "Jan", "Demo"),
+                "wniosek-o-dostep.xml",
+                Some("text/xml"),
+                request.as_slice(),
+            ),
             (
                 citizen("demo", "Jan", "Demo"),
                 "pismo-ogolne.xml",

@@ -78,7 +78,7 @@ macro_rules! on_pool {
 mod provisioning;
 pub use provisioning::{
     AUTOMATIC, Correspondence, CorrespondenceFacts, LetterRow, Notice, ProvisionFacts,
-    RenderNotice, ReplyFacts, RequestRow, RequestedRow,
+    ProvisioningCounts, RenderNotice, ReplyFacts, RequestRow, RequestedRow,
 };
 
 macro_rules! claim_sql {

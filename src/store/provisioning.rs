@@ -916,3 +916,48 @@ impl Store {
         Ok(())
     }
 }
+
+/// What the run summary shows of provisioning.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ProvisioningCounts {
+    /// (status, count) of access requests.
+    pub requests: Vec<(String, i64)>,
+    pub accounts: i64,
+    pub letters_sent: i64,
+    pub letters_resent: i64,
+    pub correspondence: i64,
+    pub mail_sent: i64,
+    pub mail_pending: i64,
+}
+
+impl Store {
+    pub async fn provisioning_counts(&self) -> Result<ProvisioningCounts, StoreError> {
+        on_pool!(self, pool => {
+            let requests = sqlx::query("SELECT status, COUNT(*) FROM access_request GROUP BY status ORDER BY status")
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let row = sqlx::query(
+                "SELECT (SELECT COUNT(*) FROM account), \
+                 (SELECT COUNT(*) FROM outbound_document WHERE status IN ('sent', 'delivered')), \
+                 (SELECT CAST(COALESCE(SUM(attempts - 1), 0) AS BIGINT) FROM outbound_document WHERE attempts > 1), \
+                 (SELECT COUNT(*) FROM correspondence), \
+                 (SELECT COUNT(*) FROM notification WHERE status = 'sent'), \
+                 (SELECT COUNT(*) FROM notification WHERE status = 'pending')",
+            )
+            .fetch_one(pool)
+            .await?;
+            Ok(ProvisioningCounts {
+                requests,
+                accounts: row.get(0),
+                letters_sent: row.get(1),
+                letters_resent: row.get(2),
+                correspondence: row.get(3),
+                mail_sent: row.get(4),
+                mail_pending: row.get(5),
+            })
+        })
+    }
+}
