@@ -896,7 +896,15 @@ mod tests {
             .kind_trust()
             .unwrap();
         assert!(!trust.qualified.anchors.is_empty());
-        assert!(trust.personal.anchors.is_empty() && trust.trusted_profile.pinned.len() == 1);
+        assert!(trust.personal.anchors.is_empty());
+        // The shipped seal, and with the embedded emulator its demo seal (demo only).
+        assert_eq!(
+            trust.trusted_profile.pinned,
+            vec![
+                TRUSTED_PROFILE_SEAL.to_vec(),
+                crate::emulator::demo_pki::EPUAP_CERT.to_vec()
+            ]
+        );
         let text = text.replace("trust/eu-lotl-seq390-2026-08-03.xml", "pki/rogue.pem");
         let err = Config::from_toml("t.toml", &text).unwrap_err().to_string();
         assert!(
