@@ -27,14 +27,19 @@ async fn runs_on_a_fresh_folder_with_no_setup() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, output) = run_once_in(dir.path());
     assert!(ok, "{output}");
-    assert!(output.contains("3 new document(s)"), "{output}");
+    assert!(output.contains("4 new document(s)"), "{output}");
     assert!(output.contains("from demo"), "{output}");
+    // The demo access request becomes an account with a reply (its UPP stored).
+    assert!(
+        output.contains("access requests: 1 replied; accounts: 1; letters sent: 1"),
+        "{output}"
+    );
     assert!(dir.path().join("var/eurzad.db").exists());
     assert!(dir.path().join("var/emulator/counters.json").exists());
 
     let url = format!("sqlite://{}", dir.path().join("var/eurzad.db").display());
     let rows = common::stored_rows(&url).await;
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 4);
     let pismo = rows
         .iter()
         .find(|r| r.nazwa_pliku == "pismo-ogolne.xml")
@@ -45,10 +50,11 @@ async fn runs_on_a_fresh_folder_with_no_setup() {
     let (ok, output) = run_once_in(dir.path());
     assert!(ok, "{output}");
     assert!(
-        output.contains("0 new document(s)") && output.contains("database: 3 document(s)"),
+        output.contains("0 new document(s)") && output.contains("database: 4 document(s)"),
         "{output}"
     );
-    assert_eq!(common::stored_rows(&url).await.len(), 3);
+    assert_eq!(common::stored_rows(&url).await.len(), 4);
+    assert!(output.contains("accounts: 1; letters sent: 1"), "{output}");
 }
 
 #[test]
