@@ -1,0 +1,192 @@
+//! Bench: access requests provisioned end to end, per second: the emulator (a separate
+//! `eurzad emulator` process on loopback) → pull (WS-Security both ways) → verdict (a
+//! trusted-profile XAdES) → form → account → the reply letter sealed (XAdES) and sent with
+//! `nadaj` (WS-Security both ways) → its UPP stored. The daemon runs in this process on
+//! SQLite; its CPU time per request is set against `openssl speed rsa2048` in the same run.
+//! Each request needs at least four RSA-2048 signatures of ours (pobierzNastepny,
+//! potwierdzOdebranie, the letter's seal, nadaj) and three verifications.
+//!
+//! `cargo bench --bench provision`; EURZAD_BENCH_REQUESTS (default 300) sizes the run.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use chrono::Utc;
+use eurzad::config::Config;
+use eurzad::emulator::demo_pki;
+
+fn cpu_time() -> (Duration, u64) {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (
+        tv(usage.ru_utime) + tv(usage.ru_stime),
+        usage.ru_maxrss as u64,
+    )
+}
+
+fn openssl_rsa2048_sign() -> Duration {
+    let output = Command::new("openssl")
+        .args(["speed", "-seconds", "2", "rsa2048"])
+        .output()
+        .expect("openssl is installed");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("rsa 2048 bits"))
+        .unwrap_or_else(|| panic!("unexpected openssl speed output:\n{text}"));
+    let sign: f64 = line
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_end_matches('s')
+        .parse()
+        .unwrap();
+    Duration::from_secs_f64(sign)
+}
+
+fn pesel(n: usize) -> String {
+    let base = format!("{:010}", 7_001_010_000u64 + n as u64 * 13);
+    let sum: u32 = base
+        .chars()
+        .zip([1, 3, 7, 9, 1, 3, 7, 9, 1, 3])
+        .map(|(c, w)| c.to_digit(10).unwrap() * w)
+        .sum();
+    format!("{base}{}", (10 - sum % 10) % 10)
+}
+
+fn request(n: usize) -> Vec<u8> {
+    let pesel = pesel(n);
+    let form = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Wniosek xmlns=\"{ns}\"><Wnioskodawca><Imie>Osoba{n}</Imie>\
+         <Nazwisko>Testowa</Nazwisko><PESEL>{pesel}</PESEL><Email>osoba{n}@example.test</Email></Wnioskodawca>\
+         <DataWniosku>2026-11-20</DataWniosku></Wniosek>\n",
+        ns = eurzad::forms::ACCESS_REQUEST_NS
+    );
+    let role = format!(
+        "<pz:EPSignature xmlns:pz=\"http://crd.gov.pl/xml/schematy/podpis_zaufany/\"><pz:NaturalPerson>\
+         <pz:FirstName>Osoba{n}</pz:FirstName><pz:CurrentFamilyName>Testowa</pz:CurrentFamilyName>\
+         <pz:PersonalIdentifier>{pesel}</pz:PersonalIdentifier></pz:NaturalPerson></pz:EPSignature>"
+    );
+    eurzad::signature::seal::xades_enveloped_with_role(
+        form.as_bytes(),
+        &demo_pki::epuap_key(),
+        Utc::now(),
+        "podpis",
+        Some(&role),
+    )
+    .unwrap()
+}
+
+fn main() {
+    let requests: usize = std::env::var("EURZAD_BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    eurzad::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let adres = "/urzad_testowy/skrytka";
+    let mut emulator = Command::new(env!("CARGO_BIN_EXE_eurzad"))
+        .args(["emulator", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(dir.path().join("emulator"))
+        .args(["--box", &format!("urzad_testowy:skrytka:{adres}")])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the emulator");
+    let mut line = String::new();
+    BufReader::new(emulator.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        for n in 0..requests {
+            let response = http
+                .post(format!("{url}/admin/documents"))
+                .json(&serde_json::json!({
+                    "adres_skrytki": adres,
+                    "nazwa_pliku": format!("wniosek-{n}.xml"),
+                    "content": base64::engine::general_purpose::STANDARD.encode(request(n)),
+                    "adres_odpowiedzi": format!("/osoba{n}/skrytka"),
+                    "dane_nadawcy": {"uzytkownik": format!("osoba{n}"), "system": null},
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 201);
+        }
+    });
+
+    let config = Config::from_toml(
+        "bench",
+        &format!(
+            "[database]\nurl = \"sqlite://{db}\"\n[epuap]\nendpoint = \"{url}\"\nwss_certificate = \"{oc}\"\n\
+             wss_private_key = \"{ok}\"\nserver_certificate = \"{ec}\"\n[[epuap.boxes]]\npodmiot = \"urzad_testowy\"\n\
+             nazwa = \"skrytka\"\nadres = \"{adres}\"\n[trust]\ntrusted_profile_certificates = [\"{ec}\"]\n\
+             [notify]\nofficials = []\nmail_dir = \"{mail}\"\n[log]\nlevel = \"error\"\n",
+            db = dir.path().join("bench.db").display(),
+            oc = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pki/office.pem"),
+            ok = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pki/office.key"),
+            ec = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pki/epuap.pem"),
+            mail = dir.path().join("mail").display(),
+        ),
+    )
+    .unwrap();
+
+    let (cpu_before, _) = cpu_time();
+    let wall = Instant::now();
+    let report = runtime.block_on(eurzad::daemon::run(config, true)).unwrap();
+    let wall = wall.elapsed();
+    let (cpu_after, max_rss_kib) = cpu_time();
+    let _ = emulator.kill();
+    let replied = report
+        .provisioning
+        .requests
+        .iter()
+        .find(|(s, _)| s == "replied")
+        .map(|(_, n)| *n)
+        .unwrap_or(0);
+    assert_eq!(
+        replied as usize,
+        requests,
+        "every request replied: {}",
+        report.render()
+    );
+    assert_eq!(report.provisioning.accounts as usize, requests);
+    assert_eq!(report.provisioning.letters_sent as usize, requests);
+
+    let rsa = openssl_rsa2048_sign();
+    let cpu = (cpu_after - cpu_before) / requests as u32;
+    println!("\nprovisioning end to end (emulator in another process, SQLite, one daemon)\n");
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| requests (trusted profile, each replied with a sealed letter and its UPP) | {requests} |"
+    );
+    println!("| wall time | {:.2} s |", wall.as_secs_f64());
+    println!(
+        "| requests per second | {:.1} |",
+        requests as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "| daemon CPU per request | {:.2} ms |",
+        cpu.as_secs_f64() * 1e3
+    );
+    println!(
+        "| openssl speed rsa2048, one signature | {:.3} ms |",
+        rsa.as_secs_f64() * 1e3
+    );
+    println!(
+        "| CPU per request / RSA signature | {:.1}x |",
+        cpu.as_secs_f64() / rsa.as_secs_f64()
+    );
+    println!(
+        "| peak RSS of the bench process | {} MiB |",
+        max_rss_kib / 1024
+    );
+}
