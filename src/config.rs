@@ -61,6 +61,8 @@ pub struct Config {
     #[serde(default)]
     pub routing: Vec<RoutingRule>,
     #[serde(default)]
+    pub registers: RegistersConfig,
+    #[serde(default)]
     pub log: LogConfig,
     /// Where the configuration came from, for messages.
     #[serde(skip)]
@@ -354,6 +356,45 @@ impl Default for NotifyConfig {
             digest_cron: "0 8 * * *".into(),
             timezone: "Europe/Warsaw".into(),
             reminder_before: Duration::from_secs(2 * 24 * 3600),
+        }
+    }
+}
+
+/// Back-office registers synced into the portal database (docs/import-formats.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistersConfig {
+    /// Where the back office drops its CSV exports (`<register>*.csv`); applied files move
+    /// to `done/`, refused ones to `failed/`.
+    pub drop_dir: String,
+    /// `auto` (UTF-8, else Windows-1250), `utf-8` or `windows-1250`.
+    pub encoding: crate::registers::csv_source::FileEncoding,
+    /// `full` (rows missing from a file are deleted) or `incremental`.
+    pub mode: crate::store::registers::SyncMode,
+    /// Cron patterns (5 fields, or 6 with seconds) in `notify.timezone`, per register; a
+    /// register without one is synced only by `eurzad sync`.
+    pub schedule: std::collections::BTreeMap<String, String>,
+    /// Registers read by a SQL query from another database instead of the drop folder.
+    pub sql: std::collections::BTreeMap<String, SqlSourceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSourceConfig {
+    /// A sqlite:// or postgres:// URL (a `credential:` file path is read for the URL).
+    pub url: String,
+    /// A query returning the register's CSV columns (`id` and the headers) by name.
+    pub query: String,
+}
+
+impl Default for RegistersConfig {
+    fn default() -> Self {
+        RegistersConfig {
+            drop_dir: "var/import".into(),
+            encoding: Default::default(),
+            mode: Default::default(),
+            schedule: Default::default(),
+            sql: Default::default(),
         }
     }
 }

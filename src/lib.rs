@@ -17,9 +17,11 @@ pub mod inbox;
 pub mod jobs;
 pub mod notify;
 pub mod provisioning;
+pub mod registers;
 pub mod requests;
 pub mod signature;
 pub mod store;
+pub mod sync;
 pub mod xml;
 pub mod xmldsig;
 

@@ -48,6 +48,36 @@ enum Command {
     Emulator(EmulatorArgs),
     /// Verify signed XML files (XML-DSig, XAdES, WS-Security): exit 0 if all are TOTAL-PASSED.
     Verify(VerifyArgs),
+    /// Sync back-office registers now: all (in dependency order) or one, from the configured
+    /// source (drop folder or SQL query) or from --file.
+    Sync {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// parties, accounts, obligors, installments, ledger, cases, alcohol_permits,
+        /// leases, budget, property (all when absent).
+        register: Option<String>,
+        /// Full snapshot: rows missing from the file are deleted (the configured mode otherwise).
+        #[arg(long, conflicts_with = "incremental")]
+        full: bool,
+        /// Upserts only.
+        #[arg(long)]
+        incremental: bool,
+        /// Apply this file (needs REGISTER); it stays where it is.
+        #[arg(long, requires = "register")]
+        file: Option<PathBuf>,
+    },
+    /// Write a generated sample set of register exports for a town (docs/import-formats.md).
+    SampleRegisters {
+        /// The folder to write the CSV files to.
+        #[arg(long)]
+        out: PathBuf,
+        /// Inhabitants of the town.
+        #[arg(long, default_value_t = 65_000)]
+        inhabitants: u32,
+        /// Ledger rows to aim for (0: as many as the town has), for benches.
+        #[arg(long, default_value_t = 0)]
+        ledger_rows: u64,
+    },
     /// The officials' queue of access requests: list, show, approve, reject.
     Requests {
         #[arg(long, short, global = true)]
@@ -270,6 +300,34 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(args) => verify_files(args),
+        Command::Sync {
+            config,
+            register,
+            full,
+            incremental,
+            file,
+        } => {
+            let config = load_config(config.as_deref(), &cli.log_format)?;
+            sync_registers(
+                &config,
+                register.as_deref(),
+                full,
+                incremental,
+                file.as_deref(),
+            )
+            .await
+        }
+        Command::SampleRegisters {
+            out,
+            inhabitants,
+            ledger_rows,
+        } => {
+            let written = eurzad::registers::sample::generate(&out, inhabitants, ledger_rows)?;
+            for (file, rows) in written {
+                println!("{}: {rows} rows", file.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Requests { config, action } => {
             let config = load_config(config.as_deref(), &cli.log_format)?;
             requests(&config, action).await
@@ -325,6 +383,75 @@ async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
     println!("eurzad emulator listening on http://{local}");
     emulator.serve(listener, shutdown).await?;
     Ok(())
+}
+
+async fn sync_registers(
+    config: &Config,
+    register: Option<&str>,
+    full: bool,
+    incremental: bool,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    use eurzad::store::registers::{SyncMode, SyncOutcome};
+    let registers = match register {
+        Some(name) => vec![eurzad::registers::register(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown register {name:?}: one of {}",
+                eurzad::registers::REGISTERS
+                    .iter()
+                    .map(|r| r.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?],
+        None => Vec::new(),
+    };
+    let mode = match (full, incremental) {
+        (true, _) => SyncMode::Full,
+        (_, true) => SyncMode::Incremental,
+        _ => config.registers.mode,
+    };
+    let store = eurzad::daemon::open_store(config).await?;
+    let context = eurzad::sync::SyncContext {
+        config,
+        mode,
+        encoding: config.registers.encoding,
+        officials: &config.notify.officials,
+    };
+    let results = eurzad::sync::sync(&store, &context, &registers, file).await?;
+    store.close().await;
+    let mut failed = false;
+    for r in &results {
+        match &r.outcome {
+            Ok(SyncOutcome::Applied { run_id, counts }) => println!(
+                "{}: {}: run {run_id}: {} rows: {} inserted, {} updated, {} deleted, {} unchanged",
+                r.register,
+                r.file.display(),
+                counts.rows,
+                counts.inserted,
+                counts.updated,
+                counts.deleted,
+                counts.unchanged
+            ),
+            Ok(SyncOutcome::AlreadyApplied { run_id }) => println!(
+                "{}: {}: run {run_id}: already applied (the same file, by checksum): nothing changed",
+                r.register,
+                r.file.display()
+            ),
+            Err(reason) => {
+                failed = true;
+                println!("{}: refused, nothing applied: {reason}", r.register);
+            }
+        }
+    }
+    if results.is_empty() {
+        println!("nothing to sync in {}", config.registers.drop_dir);
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn requests(config: &Config, action: RequestsAction) -> anyhow::Result<ExitCode> {

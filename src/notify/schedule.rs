@@ -34,7 +34,12 @@ impl Schedule {
             zone: zone.into(),
             message,
         };
-        let cron = Cron::from_str(pattern).map_err(|e| error(e.to_string()))?;
+        // 5-field crontab syntax, or 6 fields with seconds first.
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .build()
+            .parse(pattern)
+            .map_err(|e| error(e.to_string()))?;
         let zone = Tz::from_str(zone).map_err(|e| error(e.to_string()))?;
         Ok(Schedule {
             cron,

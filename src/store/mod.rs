@@ -76,6 +76,7 @@ macro_rules! on_pool {
 }
 
 mod provisioning;
+pub mod registers;
 pub use provisioning::{
     AUTOMATIC, Correspondence, CorrespondenceFacts, LetterRow, Notice, ProvisionFacts,
     ProvisioningCounts, RenderNotice, ReplyFacts, RequestRow, RequestedRow,

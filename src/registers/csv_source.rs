@@ -1,0 +1,240 @@
+//! Reading a register's CSV export as a stream: UTF-8 (with or without a BOM) or
+//! Windows-1250, detected from the bytes unless configured; `;` or `,` as the separator,
+//! detected from the header line; a header row naming the columns (`id` first by
+//! convention, any order accepted). Rows are checked as they are read, and an error names
+//! `file:line`, the column and the reason. Memory stays bounded: one record at a time.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use encoding_rs::{Encoding, UTF_8, WINDOWS_1250};
+use encoding_rs_io::DecodeReaderBytesBuilder;
+
+use super::{Column, Register, Value, check};
+
+/// An error in a file, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {}{reason}", column.as_ref().map(|c| format!("column {c}: ")).unwrap_or_default())]
+pub struct RowError {
+    pub file: String,
+    pub line: u64,
+    pub column: Option<String>,
+    pub reason: String,
+}
+
+/// How to decode a file: `auto` detects UTF-8, else Windows-1250.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileEncoding {
+    #[default]
+    Auto,
+    Utf8,
+    Windows1250,
+}
+
+/// A checked row: its external id, its values in the register's column order, and the
+/// line it started on.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub line: u64,
+    pub id: String,
+    pub values: Vec<Value>,
+}
+
+pub struct CsvRows {
+    file: String,
+    reader: csv::Reader<Box<dyn Read + Send>>,
+    /// For each register column: its index in the record and whether it is in grosze.
+    layout: Vec<(Option<usize>, bool)>,
+    id_index: usize,
+    columns: &'static [Column],
+    record: csv::StringRecord,
+    pub encoding: &'static Encoding,
+    pub delimiter: u8,
+}
+
+fn sniff(path: &Path, configured: FileEncoding) -> std::io::Result<(&'static Encoding, u8)> {
+    let mut head = vec![0u8; 64 * 1024];
+    let mut file = File::open(path)?;
+    let mut filled = 0;
+    while filled < head.len() {
+        let n = file.read(&mut head[filled..])?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    head.truncate(filled);
+    let encoding = match configured {
+        FileEncoding::Utf8 => UTF_8,
+        FileEncoding::Windows1250 => WINDOWS_1250,
+        FileEncoding::Auto => match std::str::from_utf8(&head) {
+            Ok(_) => UTF_8,
+            // A multi-byte character cut at the end of the sample is still UTF-8.
+            Err(e) if e.error_len().is_none() => UTF_8,
+            Err(_) => WINDOWS_1250,
+        },
+    };
+    let first_line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let count = |c: u8| first_line.iter().filter(|b| **b == c).count();
+    let delimiter = if count(b';') >= count(b',') {
+        b';'
+    } else {
+        b','
+    };
+    Ok((encoding, delimiter))
+}
+
+impl CsvRows {
+    pub fn open(
+        path: &Path,
+        register: &'static Register,
+        encoding: FileEncoding,
+    ) -> Result<CsvRows, RowError> {
+        let file_name = path.display().to_string();
+        let io_error = |e: std::io::Error| RowError {
+            file: file_name.clone(),
+            line: 0,
+            column: None,
+            reason: format!("cannot read: {e}"),
+        };
+        let (encoding, delimiter) = sniff(path, encoding).map_err(io_error)?;
+        let decoded: Box<dyn Read + Send> = Box::new(
+            DecodeReaderBytesBuilder::new()
+                .encoding(Some(encoding))
+                .bom_override(true)
+                .build(BufReader::with_capacity(
+                    256 * 1024,
+                    File::open(path).map_err(io_error)?,
+                )),
+        );
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .flexible(false)
+            .buffer_capacity(256 * 1024)
+            .from_reader(decoded);
+        let header_error = |reason: String| RowError {
+            file: file_name.clone(),
+            line: 1,
+            column: None,
+            reason,
+        };
+        let headers = reader
+            .headers()
+            .map_err(|e| header_error(format!("no header row: {e}")))?
+            .clone();
+        let find = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h.trim().eq_ignore_ascii_case(name))
+        };
+        let id_index =
+            find("id").ok_or_else(|| header_error("no `id` column (the external key)".into()))?;
+        let mut layout = Vec::new();
+        for column in register.columns {
+            let grosze_header = format!("{}_gr", column.header);
+            let (index, grosze) = match (find(column.header), find(&grosze_header)) {
+                (Some(i), None) => (Some(i), false),
+                (None, Some(i)) if column.kind == super::Kind::Money => (Some(i), true),
+                (Some(_), Some(_)) => {
+                    return Err(header_error(format!(
+                        "both {} and {grosze_header}: give the amount once",
+                        column.header
+                    )));
+                }
+                _ if column.required => {
+                    return Err(header_error(format!("missing column {}", column.header)));
+                }
+                _ => (None, false),
+            };
+            layout.push((index, grosze));
+        }
+        let known = headers.len() - 1 - layout.iter().filter(|(i, _)| i.is_some()).count();
+        if known > 0 {
+            let unknown: Vec<&str> = headers
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != id_index && !layout.iter().any(|(j, _)| *j == Some(*i)))
+                .map(|(_, h)| h)
+                .collect();
+            return Err(header_error(format!(
+                "unknown column(s) for register {}: {}",
+                register.name,
+                unknown.join(", ")
+            )));
+        }
+        Ok(CsvRows {
+            file: file_name,
+            reader,
+            layout,
+            id_index,
+            columns: register.columns,
+            record: csv::StringRecord::new(),
+            encoding,
+            delimiter,
+        })
+    }
+
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The next checked row, `None` at the end.
+    pub fn next_row(&mut self) -> Option<Result<Row, RowError>> {
+        match self.reader.read_record(&mut self.record) {
+            Ok(false) => None,
+            Ok(true) => {
+                let line = self.record.position().map(|p| p.line()).unwrap_or(0);
+                let error = |column: Option<&str>, reason: String| RowError {
+                    file: self.file.clone(),
+                    line,
+                    column: column.map(str::to_string),
+                    reason,
+                };
+                let id = self.record.get(self.id_index).unwrap_or("").trim();
+                if id.is_empty() {
+                    return Some(Err(error(Some("id"), "required, but empty".into())));
+                }
+                let mut values = Vec::with_capacity(self.columns.len());
+                for (column, (index, grosze)) in self.columns.iter().zip(&self.layout) {
+                    let raw = index.and_then(|i| self.record.get(i)).unwrap_or("");
+                    match check(column, raw, *grosze) {
+                        Ok(value) => values.push(value),
+                        Err(reason) => return Some(Err(error(Some(column.header), reason))),
+                    }
+                }
+                Some(Ok(Row {
+                    line,
+                    id: id.to_string(),
+                    values,
+                }))
+            }
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                Some(Err(RowError {
+                    file: self.file.clone(),
+                    line,
+                    column: None,
+                    reason: e.to_string(),
+                }))
+            }
+        }
+    }
+}
+
+/// Files for `register` in a drop folder: `<register>*.csv`, oldest name first.
+pub fn dropped_files(dir: &Path, register: &str) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(register))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}

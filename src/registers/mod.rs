@@ -1,0 +1,361 @@
+//! Registers: back-office exports copied into the portal database. This module is the
+//! domain: what each register holds (its columns and their checks), how a CSV export is read
+//! (UTF-8 or Windows-1250, `;` or `,`, amounts in grosze or decimal złoty), and the row
+//! hashes that let an unchanged row be skipped. Applying a run is `store::registers`;
+//! `docs/import-formats.md` is the contract with the back office.
+
+pub mod csv_source;
+pub mod sample;
+
+use chrono::NaiveDate;
+
+/// What a column holds, and how a CSV value is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    /// Money: decimal złoty (`1234,56`, `1234.56`) or, when the header ends in `_gr`, grosze.
+    Money,
+    Int,
+    Date,
+    /// An individual bank account number (NRB): 26 digits, mod-97 check.
+    Nrb,
+    Pesel,
+    Nip,
+    Regon,
+    /// One of the listed values.
+    OneOf(&'static [&'static str]),
+    /// The external id of a row of another register, which must exist.
+    Ref(&'static str),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    /// The CSV header (and, with `_gr` appended, its grosze form for money).
+    pub header: &'static str,
+    /// The SQL column.
+    pub sql: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+}
+
+const fn col(header: &'static str, sql: &'static str, kind: Kind, required: bool) -> Column {
+    Column {
+        header,
+        sql,
+        kind,
+        required,
+    }
+}
+
+/// A register: its table, its external key (the CSV column `id`), and its columns.
+#[derive(Debug)]
+pub struct Register {
+    pub name: &'static str,
+    pub table: &'static str,
+    pub columns: &'static [Column],
+}
+
+pub const ACCOUNT_KINDS: &[&str] = &[
+    "property",
+    "agricultural",
+    "forest",
+    "transport",
+    "joint",
+    "waste_fee",
+    "alcohol_fee",
+    "lease",
+    "perpetual_usufruct",
+];
+pub const LEDGER_TYPES: &[&str] = &[
+    "charge",
+    "correction",
+    "write_off",
+    "payment",
+    "interest",
+    "reminder_cost",
+    "overpayment",
+];
+
+/// Every register, in the order a full sync applies them (references point backwards).
+pub const REGISTERS: &[Register] = &[
+    Register {
+        name: "parties",
+        table: "reg_party",
+        columns: &[
+            col("rodzaj", "kind", Kind::OneOf(&["F", "P"]), true),
+            col("nazwa", "name", Kind::Text, true),
+            col("pesel", "pesel", Kind::Pesel, false),
+            col("nip", "nip", Kind::Nip, false),
+            col("regon", "regon", Kind::Regon, false),
+            col("adres", "address", Kind::Text, false),
+        ],
+    },
+    Register {
+        name: "accounts",
+        table: "reg_account",
+        columns: &[
+            col("podmiot", "party_id", Kind::Ref("parties"), true),
+            col("rodzaj", "kind", Kind::OneOf(ACCOUNT_KINDS), true),
+            col("nrb", "nrb", Kind::Nrb, true),
+            col("opis", "description", Kind::Text, false),
+        ],
+    },
+    Register {
+        name: "obligors",
+        table: "reg_obligor",
+        columns: &[
+            col("konto", "account_id", Kind::Ref("accounts"), true),
+            col("podmiot", "party_id", Kind::Ref("parties"), true),
+            col("rola", "role", Kind::OneOf(&["main", "co_obligor"]), true),
+        ],
+    },
+    Register {
+        name: "installments",
+        table: "reg_installment",
+        columns: &[
+            col("konto", "account_id", Kind::Ref("accounts"), true),
+            col("rok", "year", Kind::Int, true),
+            col("numer", "number", Kind::Int, true),
+            col("termin", "due_date", Kind::Date, true),
+            col("kwota", "amount_gr", Kind::Money, true),
+        ],
+    },
+    Register {
+        name: "ledger",
+        table: "reg_ledger",
+        columns: &[
+            col("konto", "account_id", Kind::Ref("accounts"), true),
+            col("rok", "year", Kind::Int, true),
+            col("typ", "entry_type", Kind::OneOf(LEDGER_TYPES), true),
+            col("rata", "installment_id", Kind::Ref("installments"), false),
+            col("data_ksiegowania", "booking_date", Kind::Date, true),
+            col("data_waluty", "value_date", Kind::Date, false),
+            col("kwota", "amount_gr", Kind::Money, true),
+        ],
+    },
+    Register {
+        name: "cases",
+        table: "reg_case",
+        columns: &[
+            col("podmiot", "party_id", Kind::Ref("parties"), true),
+            col("znak", "reference", Kind::Text, true),
+            col("tytul", "title", Kind::Text, true),
+            col("status", "status", Kind::OneOf(&["open", "closed"]), true),
+            col("wszczeta", "opened_on", Kind::Date, true),
+            col("zakonczona", "closed_on", Kind::Date, false),
+        ],
+    },
+    Register {
+        name: "alcohol_permits",
+        table: "reg_alcohol_permit",
+        columns: &[
+            col("podmiot", "party_id", Kind::Ref("parties"), true),
+            col("numer", "number", Kind::Text, true),
+            col("kategoria", "category", Kind::OneOf(&["A", "B", "C"]), true),
+            col("punkt", "premises", Kind::Text, true),
+            col("od", "valid_from", Kind::Date, true),
+            col("do", "valid_to", Kind::Date, true),
+        ],
+    },
+    Register {
+        name: "leases",
+        table: "reg_lease",
+        columns: &[
+            col("podmiot", "party_id", Kind::Ref("parties"), true),
+            col("dzialka", "parcel", Kind::Text, true),
+            col("powierzchnia_m2", "area_m2", Kind::Int, true),
+            col("czynsz", "rent_gr", Kind::Money, true),
+            col("od", "period_from", Kind::Date, true),
+            col("do", "period_to", Kind::Date, false),
+        ],
+    },
+    Register {
+        name: "budget",
+        table: "reg_budget",
+        columns: &[
+            col("rok", "year", Kind::Int, true),
+            col("dzial", "dzial", Kind::Text, true),
+            col("rozdzial", "rozdzial", Kind::Text, true),
+            col("paragraf", "paragraf", Kind::Text, true),
+            col("nazwa", "name", Kind::Text, true),
+            col("plan", "plan_gr", Kind::Money, true),
+            col("wykonanie", "execution_gr", Kind::Money, true),
+        ],
+    },
+    Register {
+        name: "property",
+        table: "reg_property",
+        columns: &[
+            col("nazwa", "name", Kind::Text, true),
+            col("adres", "address", Kind::Text, false),
+            col("dzialka", "parcel", Kind::Text, false),
+            col("powierzchnia_m2", "area_m2", Kind::Int, false),
+            col("przeznaczenie", "purpose", Kind::Text, false),
+        ],
+    },
+];
+
+pub fn register(name: &str) -> Option<&'static Register> {
+    REGISTERS.iter().find(|r| r.name == name)
+}
+
+/// A checked value, typed for binding (NULLs keep their type: PostgreSQL needs it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Value {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Date(Option<NaiveDate>),
+}
+
+/// Checks one CSV value of `column`; `grosze` when the header was `<name>_gr`.
+pub fn check(column: &Column, raw: &str, grosze: bool) -> Result<Value, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        if column.required {
+            return Err("required, but empty".into());
+        }
+        return Ok(match column.kind {
+            Kind::Int | Kind::Money => Value::Int(None),
+            Kind::Date => Value::Date(None),
+            _ => Value::Text(None),
+        });
+    }
+    let text = || Ok(Value::Text(Some(raw.to_string())));
+    match column.kind {
+        Kind::Text | Kind::Ref(_) => text(),
+        Kind::Int => raw
+            .parse()
+            .map(|v| Value::Int(Some(v)))
+            .map_err(|_| format!("{raw:?} is not a whole number")),
+        Kind::Money => money(raw, grosze).map(|v| Value::Int(Some(v))),
+        Kind::Date => NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+            .map(|d| Value::Date(Some(d)))
+            .map_err(|_| format!("{raw:?} is not a date (YYYY-MM-DD)")),
+        Kind::Nrb if nrb_is_valid(raw) => Ok(Value::Text(Some(raw.replace(' ', "")))),
+        Kind::Nrb => Err(format!(
+            "{raw:?} is not a valid NRB (26 digits, mod-97 check)"
+        )),
+        Kind::Pesel if crate::signature::identity::pesel_is_valid(raw) => text(),
+        Kind::Pesel => Err(format!("PESEL {raw} has a wrong check digit")),
+        Kind::Nip if crate::forms::nip_is_valid(raw) => text(),
+        Kind::Nip => Err(format!("NIP {raw} has a wrong check digit")),
+        Kind::Regon if crate::forms::regon_is_valid(raw) => text(),
+        Kind::Regon => Err(format!("REGON {raw} has a wrong check digit")),
+        Kind::OneOf(allowed) if allowed.contains(&raw) => text(),
+        Kind::OneOf(allowed) => Err(format!("{raw:?} is not one of {}", allowed.join(", "))),
+    }
+}
+
+/// Złoty as a decimal with a comma or a dot and at most 2 decimals, or whole grosze.
+pub fn money(raw: &str, grosze: bool) -> Result<i64, String> {
+    let bad = || {
+        format!(
+            "{raw:?} is not an amount ({})",
+            if grosze {
+                "whole grosze"
+            } else {
+                "złoty, e.g. 1234,56"
+            }
+        )
+    };
+    let cleaned: String = raw
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '\u{a0}')
+        .collect();
+    if grosze {
+        return cleaned.parse().map_err(|_| bad());
+    }
+    let (negative, digits) = match cleaned.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, cleaned.as_str()),
+    };
+    let (whole, fraction) = match digits.split_once([',', '.']) {
+        Some((w, f)) => (w, f),
+        None => (digits, ""),
+    };
+    if whole.is_empty()
+        || fraction.len() > 2
+        || !whole
+            .chars()
+            .chain(fraction.chars())
+            .all(|c| c.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let whole: i64 = whole.parse().map_err(|_| bad())?;
+    let fraction: i64 = format!("{fraction:0<2}").parse().map_err(|_| bad())?;
+    let value = whole
+        .checked_mul(100)
+        .and_then(|w| w.checked_add(fraction))
+        .ok_or_else(bad)?;
+    Ok(if negative { -value } else { value })
+}
+
+/// NRB: 26 digits; moving "PL" + the check digits to the end, the number mod 97 is 1.
+pub fn nrb_is_valid(raw: &str) -> bool {
+    let digits: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.len() != 26 || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    // "PL" is 25 21.
+    let rearranged = format!("{}2521{}", &digits[2..], &digits[..2]);
+    rearranged
+        .bytes()
+        .fold(0u32, |acc, b| (acc * 10 + u32::from(b - b'0')) % 97)
+        == 1
+}
+
+/// A stable 64-bit FNV-1a hash of a row's values (unchanged rows are skipped by it).
+pub fn row_hash(values: &[Value]) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for value in values {
+        match value {
+            Value::Text(Some(s)) => eat(s.as_bytes()),
+            Value::Int(Some(i)) => eat(&i.to_le_bytes()),
+            Value::Date(Some(d)) => eat(d.to_string().as_bytes()),
+            _ => eat(b"\x00null"),
+        }
+        eat(b"\x1f");
+    }
+    hash as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_in_zloty_and_grosze() {
+        assert_eq!(money("1234,56", false), Ok(123_456));
+        assert_eq!(money("1 234.5", false), Ok(123_450));
+        assert_eq!(money("-12", false), Ok(-1200));
+        assert_eq!(money("123456", true), Ok(123_456));
+        assert!(money("12,345", false).is_err());
+        assert!(money("12,3a", false).is_err());
+        assert!(money("1,5", true).is_err());
+    }
+
+    #[test]
+    fn nrb_mod_97() {
+        assert!(nrb_is_valid("61109010140000071219812874"));
+        assert!(nrb_is_valid("61 1090 1014 0000 0712 1981 2874"));
+        assert!(!nrb_is_valid("61109010140000071219812875"));
+        assert!(!nrb_is_valid("6110901014"));
+    }
+
+    #[test]
+    fn row_hashes_see_every_value() {
+        let a = [Value::Text(Some("a".into())), Value::Int(Some(1))];
+        let b = [Value::Text(Some("a".into())), Value::Int(Some(2))];
+        let c = [Value::Text(Some("a".into())), Value::Int(None)];
+        assert_ne!(row_hash(&a), row_hash(&b));
+        assert_ne!(row_hash(&a), row_hash(&c));
+        assert_eq!(row_hash(&a), row_hash(&a.clone()));
+    }
+}

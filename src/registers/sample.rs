@@ -1,0 +1,478 @@
+//! A generated, realistic sample set of register exports for a town (`eurzad
+//! sample-registers`): parties with valid PESEL/NIP and Polish names, tax and fee accounts
+//! with valid NRBs, installments on the statutory dates (natural persons: 15 March, 15 May,
+//! 15 September, 15 November, one sum by 15 March up to 100 zł; legal persons monthly;
+//! transport tax 15 February and 15 September), charges and payments (most paid, some late,
+//! some partly), cases with JRWA references, alcohol permits, leases, the budget and
+//! municipal property. Deterministic: the same arguments give the same files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const GIVEN: &[&str] = &[
+    "Anna",
+    "Maria",
+    "Katarzyna",
+    "Małgorzata",
+    "Agnieszka",
+    "Barbara",
+    "Ewa",
+    "Krystyna",
+    "Elżbieta",
+    "Zofia",
+    "Jan",
+    "Andrzej",
+    "Piotr",
+    "Krzysztof",
+    "Stanisław",
+    "Tomasz",
+    "Paweł",
+    "Józef",
+    "Marcin",
+    "Łukasz",
+    "Michał",
+    "Grzegorz",
+    "Jerzy",
+    "Tadeusz",
+    "Wojciech",
+    "Zbigniew",
+    "Jolanta",
+    "Dorota",
+];
+const SURNAMES: &[&str] = &[
+    "Nowak",
+    "Kowalski",
+    "Wiśniewski",
+    "Wójcik",
+    "Kowalczyk",
+    "Kamiński",
+    "Lewandowski",
+    "Zieliński",
+    "Szymański",
+    "Woźniak",
+    "Dąbrowski",
+    "Kozłowski",
+    "Jankowski",
+    "Mazur",
+    "Kwiatkowski",
+    "Krawczyk",
+    "Piotrowski",
+    "Grabowski",
+    "Nowakowski",
+    "Pawłowski",
+    "Michalski",
+    "Król",
+    "Wieczorek",
+    "Jabłoński",
+];
+const STREETS: &[&str] = &[
+    "Ratuszowa",
+    "Lipowa",
+    "Słoneczna",
+    "Kościuszki",
+    "Mickiewicza",
+    "Żeromskiego",
+    "Polna",
+    "Leśna",
+    "Ogrodowa",
+    "Kwiatowa",
+    "Szkolna",
+    "Piłsudskiego",
+    "Wrocławska",
+    "Łąkowa",
+    "Źródlana",
+];
+const COMPANY: &[&str] = &[
+    "Usługi",
+    "Handel",
+    "Transport",
+    "Budownictwo",
+    "Piekarnia",
+    "Apteka",
+    "Warsztat",
+];
+
+fn pesel(rng: &mut StdRng) -> String {
+    let year = rng.random_range(1940..2006);
+    let month = rng.random_range(1..=12) + if year >= 2000 { 20 } else { 0 };
+    let base = format!(
+        "{:02}{:02}{:02}{:04}",
+        year % 100,
+        month,
+        rng.random_range(1..=28),
+        rng.random_range(0..10_000)
+    );
+    let weights = [1, 3, 7, 9, 1, 3, 7, 9, 1, 3];
+    let sum: u32 = base
+        .chars()
+        .zip(weights)
+        .map(|(c, w)| c.to_digit(10).unwrap() * w)
+        .sum();
+    format!("{base}{}", (10 - sum % 10) % 10)
+}
+
+fn nip(rng: &mut StdRng) -> String {
+    loop {
+        let base: String = (0..9)
+            .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+            .collect();
+        let sum: u32 = base
+            .chars()
+            .zip([6, 5, 7, 2, 3, 4, 5, 6, 7])
+            .map(|(c, w)| c.to_digit(10).unwrap() * w)
+            .sum();
+        if sum % 11 != 10 && !base.starts_with('0') {
+            return format!("{base}{}", sum % 11);
+        }
+    }
+}
+
+/// An individual account number in the office's bank (sort code 10901014).
+fn nrb(account: u64) -> String {
+    let bban = format!("10901014{account:016}");
+    let rest = format!("{bban}252100");
+    let remainder = rest
+        .bytes()
+        .fold(0u32, |acc, b| (acc * 10 + u32::from(b - b'0')) % 97);
+    format!("{:02}{bban}", 98 - remainder)
+}
+
+fn zloty(grosze: i64) -> String {
+    format!("{},{:02}", grosze / 100, grosze % 100)
+}
+
+struct Out {
+    path: PathBuf,
+    writer: std::io::BufWriter<std::fs::File>,
+    rows: u64,
+}
+
+impl Out {
+    fn create(dir: &Path, name: &str, header: &str) -> std::io::Result<Out> {
+        let path = dir.join(format!("{name}.csv"));
+        let mut writer = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+        writeln!(writer, "{header}")?;
+        Ok(Out {
+            path,
+            writer,
+            rows: 0,
+        })
+    }
+
+    fn row(&mut self, fields: &[&str]) -> std::io::Result<()> {
+        self.rows += 1;
+        writeln!(self.writer, "{}", fields.join(";"))
+    }
+
+    fn finish(mut self) -> std::io::Result<(PathBuf, u64)> {
+        self.writer.flush()?;
+        Ok((self.path, self.rows))
+    }
+}
+
+/// Writes the sample set into `dir`; returns each file with its row count. With
+/// `ledger_rows` > 0, the ledger is made exactly that long (for benches).
+pub fn generate(
+    dir: &Path,
+    inhabitants: u32,
+    ledger_rows: u64,
+) -> std::io::Result<Vec<(PathBuf, u64)>> {
+    std::fs::create_dir_all(dir)?;
+    let mut rng = StdRng::seed_from_u64(u64::from(inhabitants) * 31 + ledger_rows);
+    let households = (inhabitants as f64 / 2.6) as u64;
+    let companies = u64::from(inhabitants / 30);
+    let mut parties = Out::create(dir, "parties", "id;rodzaj;nazwa;pesel;nip;regon;adres")?;
+    let mut accounts = Out::create(dir, "accounts", "id;podmiot;rodzaj;nrb;opis")?;
+    let mut obligors = Out::create(dir, "obligors", "id;konto;podmiot;rola")?;
+    let mut installments = Out::create(dir, "installments", "id;konto;rok;numer;termin;kwota")?;
+    let mut ledger = Out::create(
+        dir,
+        "ledger",
+        "id;konto;rok;typ;rata;data_ksiegowania;data_waluty;kwota",
+    )?;
+    let mut cases = Out::create(
+        dir,
+        "cases",
+        "id;podmiot;znak;tytul;status;wszczeta;zakonczona",
+    )?;
+    let mut permits = Out::create(
+        dir,
+        "alcohol_permits",
+        "id;podmiot;numer;kategoria;punkt;od;do",
+    )?;
+    let mut leases = Out::create(
+        dir,
+        "leases",
+        "id;podmiot;dzialka;powierzchnia_m2;czynsz;od;do",
+    )?;
+    let mut account_no = 0u64;
+    let mut account_ids: Vec<String> = Vec::new();
+    let mut ledger_no = 0u64;
+    let year = 2026;
+    let address = |rng: &mut StdRng| {
+        format!(
+            "ul. {} {}, 00-950 Testowo",
+            STREETS[rng.random_range(0..STREETS.len())],
+            rng.random_range(1..120)
+        )
+    };
+    for n in 0..households + companies {
+        let party = format!("P{n:07}");
+        let natural = n < households;
+        let (name, pesel_value, nip_value) = if natural {
+            let surname = SURNAMES[rng.random_range(0..SURNAMES.len())];
+            let given = GIVEN[rng.random_range(0..GIVEN.len())];
+            (format!("{given} {surname}"), pesel(&mut rng), String::new())
+        } else {
+            let kind = COMPANY[rng.random_range(0..COMPANY.len())];
+            let surname = SURNAMES[rng.random_range(0..SURNAMES.len())];
+            (
+                format!("{kind} {surname} Sp. z o.o."),
+                String::new(),
+                nip(&mut rng),
+            )
+        };
+        let addr = address(&mut rng);
+        parties.row(&[
+            &party,
+            if natural { "F" } else { "P" },
+            &name,
+            &pesel_value,
+            &nip_value,
+            "",
+            &addr,
+        ])?;
+        // Property tax for most; the waste fee for households; transport tax for some firms.
+        let mut kinds = vec![];
+        if rng.random_bool(0.9) {
+            kinds.push("property");
+        }
+        if natural {
+            kinds.push("waste_fee");
+        } else if rng.random_bool(0.25) {
+            kinds.push("transport");
+        }
+        for kind in kinds {
+            account_no += 1;
+            let account = format!("K{account_no:08}");
+            accounts.row(&[&account, &party, kind, &nrb(account_no), ""])?;
+            obligors.row(&[&format!("{account}-1"), &account, &party, "main"])?;
+            account_ids.push(account.clone());
+            let annual: i64 = match kind {
+                "property" if natural => rng.random_range(40_00..2_400_00),
+                "property" => rng.random_range(2_000_00..90_000_00),
+                "waste_fee" => rng.random_range(300_00..1_200_00),
+                _ => rng.random_range(1_500_00..9_000_00),
+            };
+            let dates: Vec<String> = match kind {
+                _ if natural && annual <= 100_00 => vec![format!("{year}-03-15")],
+                "transport" => vec![format!("{year}-02-15"), format!("{year}-09-15")],
+                "property" if !natural => std::iter::once(format!("{year}-01-31"))
+                    .chain((2..=12).map(|m| format!("{year}-{m:02}-15")))
+                    .collect(),
+                _ => ["03-15", "05-15", "09-15", "11-15"]
+                    .iter()
+                    .map(|d| format!("{year}-{d}"))
+                    .collect(),
+            };
+            if ledger_rows == 0 {
+                ledger_no += 1;
+                ledger.row(&[
+                    &format!("L{ledger_no:09}"),
+                    &account,
+                    "2026",
+                    "charge",
+                    "",
+                    &format!("{year}-01-20"),
+                    "",
+                    &zloty(annual),
+                ])?;
+            }
+            let count = dates.len() as i64;
+            for (i, due) in dates.iter().enumerate() {
+                let amount = annual / count + if i == 0 { annual % count } else { 0 };
+                let installment = format!("{account}-R{}", i + 1);
+                installments.row(&[
+                    &installment,
+                    &account,
+                    "2026",
+                    &(i + 1).to_string(),
+                    due,
+                    &zloty(amount),
+                ])?;
+                // Paid on time mostly, late sometimes, partly or not at all for a few; only
+                // installments already due by the day the set describes (2026-11-20).
+                if ledger_rows == 0 && due.as_str() < "2026-11-20" {
+                    let roll = rng.random_range(0..100);
+                    let paid = match roll {
+                        0..=79 => amount,
+                        80..=89 => amount / 2,
+                        _ => 0,
+                    };
+                    if paid > 0 {
+                        ledger_no += 1;
+                        let day = if roll < 70 {
+                            due.clone()
+                        } else {
+                            format!("{}-28", &due[..7])
+                        };
+                        ledger.row(&[
+                            &format!("L{ledger_no:09}"),
+                            &account,
+                            "2026",
+                            "payment",
+                            &installment,
+                            &day,
+                            &day,
+                            &zloty(paid),
+                        ])?;
+                    }
+                }
+            }
+        }
+        if natural && rng.random_bool(0.02) {
+            cases.row(&[
+                &format!("S{n:07}"),
+                &party,
+                &format!("GKM.6730.{}.{year}", n % 900 + 1),
+                "Wniosek o wydanie decyzji o warunkach zabudowy",
+                if rng.random_bool(0.5) {
+                    "open"
+                } else {
+                    "closed"
+                },
+                &format!(
+                    "{year}-0{}-1{}",
+                    rng.random_range(1..10),
+                    rng.random_range(0..10)
+                ),
+                "",
+            ])?;
+        }
+        if !natural && rng.random_bool(0.1) {
+            let category = ["A", "B", "C"][rng.random_range(0..3)];
+            permits.row(&[
+                &format!("Z{n:07}"),
+                &party,
+                &format!("ZEZ/{n}/2024"),
+                category,
+                &addr,
+                "2024-01-01",
+                "2028-12-31",
+            ])?;
+        }
+        if rng.random_bool(0.01) {
+            leases.row(&[
+                &format!("D{n:07}"),
+                &party,
+                &format!("142/{}", n % 300 + 1),
+                &rng.random_range(50..5_000).to_string(),
+                &zloty(rng.random_range(100_00..5_000_00)),
+                "2023-01-01",
+                "",
+            ])?;
+        }
+    }
+    // A bench ledger: exactly `ledger_rows` entries over the accounts.
+    for i in 0..ledger_rows {
+        let account = &account_ids[(i % account_ids.len() as u64) as usize];
+        let (kind, day) = if i % 3 == 0 {
+            ("charge", "2026-01-20")
+        } else {
+            ("payment", "2026-05-15")
+        };
+        ledger.row(&[
+            &format!("L{i:09}"),
+            account,
+            "2026",
+            kind,
+            "",
+            day,
+            day,
+            &zloty(rng.random_range(10_00..2_000_00)),
+        ])?;
+    }
+    let mut budget = Out::create(
+        dir,
+        "budget",
+        "id;rok;dzial;rozdzial;paragraf;nazwa;plan;wykonanie",
+    )?;
+    for (i, (dzial, rozdzial, paragraf, name)) in [
+        ("600", "60016", "4270", "Drogi publiczne gminne: remonty"),
+        (
+            "700",
+            "70005",
+            "0750",
+            "Gospodarka gruntami: najem i dzierżawa",
+        ),
+        ("756", "75615", "0310", "Podatek od nieruchomości"),
+        ("801", "80101", "4010", "Szkoły podstawowe: wynagrodzenia"),
+        ("900", "90002", "4300", "Gospodarka odpadami: usługi"),
+        ("921", "92116", "2480", "Biblioteki: dotacja"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let plan = i64::from(inhabitants) * rng.random_range(50..400) * 100;
+        let execution = plan * rng.random_range(60..100) / 100;
+        budget.row(&[
+            &format!("B{i:04}"),
+            "2026",
+            dzial,
+            rozdzial,
+            paragraf,
+            name,
+            &zloty(plan),
+            &zloty(execution),
+        ])?;
+    }
+    let mut property = Out::create(
+        dir,
+        "property",
+        "id;nazwa;adres;dzialka;powierzchnia_m2;przeznaczenie",
+    )?;
+    for i in 0..u64::from(inhabitants / 500) {
+        let addr = address(&mut rng);
+        property.row(&[
+            &format!("M{i:05}"),
+            &format!("Lokal użytkowy nr {}", i + 1),
+            &addr,
+            &format!("{}/{}", 100 + i, i % 7 + 1),
+            &rng.random_range(20..900).to_string(),
+            "usługi",
+        ])?;
+    }
+    [
+        parties,
+        accounts,
+        obligors,
+        installments,
+        ledger,
+        cases,
+        permits,
+        leases,
+        budget,
+        property,
+    ]
+    .into_iter()
+    .map(Out::finish)
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_numbers_pass_their_checks() {
+        let mut rng = StdRng::seed_from_u64(1);
+        for n in 0..200 {
+            assert!(crate::signature::identity::pesel_is_valid(&pesel(&mut rng)));
+            assert!(crate::forms::nip_is_valid(&nip(&mut rng)));
+            assert!(super::super::nrb_is_valid(&nrb(n)));
+        }
+    }
+}

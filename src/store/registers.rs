@@ -1,0 +1,394 @@
+//! Applying a register file: one transaction per run. Rows are read and checked on a
+//! blocking thread and arrive in batches; each row is compared by its hash with the row
+//! already stored (unchanged rows are not written), new and changed rows are upserted in
+//! multi-row statements, and in full-snapshot mode the rows that disappeared are deleted.
+//! A bad row aborts the run: nothing is applied, the previous data stays, and a failed
+//! `sync_run` records where and why.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Instant;
+
+use chrono::Utc;
+use sha2::Digest;
+use sqlx::Row as _;
+
+use super::{Store, StoreError};
+use crate::registers::csv_source::{CsvRows, FileEncoding, Row, RowError};
+use crate::registers::{Kind, Register, Value, register, row_hash};
+
+const BATCH: usize = 1000;
+
+/// Full snapshot (rows missing from the file are deleted) or incremental (upserts only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    #[default]
+    Full,
+    Incremental,
+}
+
+impl SyncMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Full => "full",
+            SyncMode::Incremental => "incremental",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SyncCounts {
+    pub rows: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncOutcome {
+    Applied {
+        run_id: i64,
+        counts: SyncCounts,
+    },
+    /// This very file (by checksum) was applied before.
+    AlreadyApplied {
+        run_id: i64,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{0}")]
+    Row(#[from] RowError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for SyncError {
+    fn from(e: sqlx::Error) -> Self {
+        SyncError::Store(StoreError::Database(e))
+    }
+}
+
+/// Streams the file's rows in batches from a blocking thread.
+fn spawn_reader(
+    mut rows: CsvRows,
+) -> (
+    tokio::sync::mpsc::Receiver<Result<Vec<Row>, RowError>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let task = tokio::task::spawn_blocking(move || {
+        let mut batch = Vec::with_capacity(BATCH);
+        while let Some(row) = rows.next_row() {
+            match row {
+                Ok(row) => {
+                    batch.push(row);
+                    if batch.len() == BATCH
+                        && tx
+                            .blocking_send(Ok(std::mem::replace(
+                                &mut batch,
+                                Vec::with_capacity(BATCH),
+                            )))
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = tx.blocking_send(Ok(batch));
+        }
+    });
+    (rx, task)
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Binds one value into a multi-row statement.
+macro_rules! push_value {
+    ($b:expr, $v:expr) => {
+        match $v {
+            Value::Text(t) => $b.push_bind(t.clone()),
+            Value::Int(i) => $b.push_bind(*i),
+            Value::Date(d) => $b.push_bind(*d),
+        }
+    };
+}
+
+impl Store {
+    /// Applies `path` to `register` in one transaction (see the module docs).
+    pub async fn sync_file(
+        &self,
+        register: &'static Register,
+        path: &Path,
+        mode: SyncMode,
+        encoding: FileEncoding,
+        source: &str,
+    ) -> Result<SyncOutcome, SyncError> {
+        let started = Utc::now();
+        let clock = Instant::now();
+        let checksum = sha256_file(path).map_err(|e| RowError {
+            file: path.display().to_string(),
+            line: 0,
+            column: None,
+            reason: format!("cannot read: {e}"),
+        })?;
+        let file_name = path.display().to_string();
+        let result = self
+            .apply(
+                register, path, mode, encoding, source, &checksum, started, clock,
+            )
+            .await;
+        match result {
+            Ok(outcome) => Ok(outcome),
+            Err(error) => {
+                let message = error.to_string();
+                on_pool!(self, pool => {
+                    sqlx::query(
+                        "INSERT INTO sync_run (register, source, mode, status, started_at, finished_at, error) \
+                         VALUES ($1, $2, $3, 'failed', $4, $5, $6)",
+                    )
+                    .bind(register.name)
+                    .bind(format!("{source}: {file_name}"))
+                    .bind(mode.as_str())
+                    .bind(started)
+                    .bind(Utc::now())
+                    .bind(&message)
+                    .execute(pool)
+                    .await?;
+                });
+                Err(error)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply(
+        &self,
+        register: &'static Register,
+        path: &Path,
+        mode: SyncMode,
+        encoding: FileEncoding,
+        source: &str,
+        checksum: &str,
+        started: chrono::DateTime<Utc>,
+        clock: Instant,
+    ) -> Result<SyncOutcome, SyncError> {
+        let table = register.table;
+        let file_name = path.display().to_string();
+        on_pool!(self, pool => {
+            let seen_before: Option<i64> = sqlx::query_scalar("SELECT run_id FROM import_file WHERE sha256 = $1")
+                .bind(checksum)
+                .fetch_optional(pool)
+                .await?;
+            if let Some(previous) = seen_before {
+                let run_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO sync_run (register, source, mode, status, started_at, finished_at, error) \
+                     VALUES ($1, $2, $3, 'skipped', $4, $5, $6) RETURNING id",
+                )
+                .bind(register.name)
+                .bind(format!("{source}: {file_name}"))
+                .bind(mode.as_str())
+                .bind(started)
+                .bind(Utc::now())
+                .bind(format!("the same file (SHA-256 {checksum}) was applied by run {previous}"))
+                .fetch_one(pool)
+                .await?;
+                return Ok(SyncOutcome::AlreadyApplied { run_id });
+            }
+            // What is stored now: id → (row hash, seen in this file).
+            let mut existing: HashMap<String, (i64, bool)> = HashMap::new();
+            {
+                use futures_util::TryStreamExt;
+                let sql = sqlx::AssertSqlSafe(format!("SELECT id, row_hash FROM {table}"));
+                let mut stream = sqlx::query(sql).fetch(pool);
+                while let Some(row) = stream.try_next().await? {
+                    existing.insert(row.get(0), (row.get(1), false));
+                }
+            }
+            // The ids each referenced register holds.
+            let mut references: HashMap<&'static str, HashSet<String>> = HashMap::new();
+            for column in register.columns {
+                if let Kind::Ref(target) = column.kind {
+                    let target_table = register_table(target)?;
+                    let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT id FROM {target_table}")))
+                        .fetch_all(pool)
+                        .await?;
+                    references.insert(target, ids.into_iter().collect());
+                }
+            }
+            let rows = CsvRows::open(path, register, encoding)?;
+            let (mut batches, reader) = spawn_reader(rows);
+            let mut tx = pool.begin().await?;
+            let mut counts = SyncCounts::default();
+            let mut next_report = 100_000;
+            while let Some(batch) = batches.recv().await {
+                let batch = batch?;
+                let mut changed: Vec<(Row, i64)> = Vec::new();
+                for row in batch {
+                    counts.rows += 1;
+                    for (column, value) in register.columns.iter().zip(&row.values) {
+                        if let (Kind::Ref(target), Value::Text(Some(id))) = (column.kind, value)
+                            && !references[target].contains(id)
+                        {
+                            return Err(RowError {
+                                file: file_name.clone(),
+                                line: row.line,
+                                column: Some(column.header.into()),
+                                reason: format!("unknown {target} id {id:?}"),
+                            }
+                            .into());
+                        }
+                    }
+                    let hash = row_hash(&row.values);
+                    match existing.get_mut(&row.id) {
+                        Some((_, true)) => {
+                            return Err(RowError {
+                                file: file_name.clone(),
+                                line: row.line,
+                                column: Some("id".into()),
+                                reason: format!("id {:?} appears twice in the file", row.id),
+                            }
+                            .into());
+                        }
+                        Some((stored, seen)) => {
+                            *seen = true;
+                            if *stored == hash {
+                                counts.unchanged += 1;
+                            } else {
+                                counts.updated += 1;
+                                changed.push((row, hash));
+                            }
+                        }
+                        None => {
+                            existing.insert(row.id.clone(), (hash, true));
+                            counts.inserted += 1;
+                            changed.push((row, hash));
+                        }
+                    }
+                }
+                if !changed.is_empty() {
+                    let columns: Vec<&str> = register.columns.iter().map(|c| c.sql).collect();
+                    let mut builder = sqlx::QueryBuilder::new(format!(
+                        "INSERT INTO {table} (id, {}, row_hash) ",
+                        columns.join(", ")
+                    ));
+                    builder.push_values(&changed, |mut b, (row, hash)| {
+                        b.push_bind(row.id.clone());
+                        for value in &row.values {
+                            push_value!(b, value);
+                        }
+                        b.push_bind(*hash);
+                    });
+                    builder.push(format!(
+                        " ON CONFLICT (id) DO UPDATE SET {}, row_hash = excluded.row_hash",
+                        columns.iter().map(|c| format!("{c} = excluded.{c}")).collect::<Vec<_>>().join(", ")
+                    ));
+                    builder.build().execute(&mut *tx).await?;
+                }
+                if counts.rows >= next_report {
+                    let seconds = clock.elapsed().as_secs_f64();
+                    tracing::info!(register = register.name, rows = counts.rows, rows_per_second = (counts.rows as f64 / seconds) as u64, "sync in progress");
+                    next_report += 100_000;
+                }
+            }
+            reader.await.map_err(|e| SyncError::Other(format!("reader task failed: {e}")))?;
+            if mode == SyncMode::Full {
+                let gone: Vec<&String> = existing.iter().filter(|(_, (_, seen))| !seen).map(|(id, _)| id).collect();
+                counts.deleted = gone.len() as u64;
+                for chunk in gone.chunks(BATCH) {
+                    let mut builder = sqlx::QueryBuilder::new(format!("DELETE FROM {table} WHERE id IN ("));
+                    let mut separated = builder.separated(", ");
+                    for id in chunk {
+                        separated.push_bind((*id).clone());
+                    }
+                    builder.push(")");
+                    builder.build().execute(&mut *tx).await?;
+                }
+            }
+            let run_id: i64 = sqlx::query_scalar(
+                "INSERT INTO sync_run (register, source, mode, status, started_at, finished_at, rows_read, \
+                 inserted, updated, deleted, unchanged) VALUES ($1, $2, $3, 'done', $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            )
+            .bind(register.name)
+            .bind(format!("{source}: {file_name}"))
+            .bind(mode.as_str())
+            .bind(started)
+            .bind(Utc::now())
+            .bind(counts.rows as i64)
+            .bind(counts.inserted as i64)
+            .bind(counts.updated as i64)
+            .bind(counts.deleted as i64)
+            .bind(counts.unchanged as i64)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO import_file (sha256, register, file_name, run_id, imported_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(checksum)
+                .bind(register.name)
+                .bind(&file_name)
+                .bind(run_id)
+                .bind(Utc::now())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            let seconds = clock.elapsed().as_secs_f64();
+            tracing::info!(register = register.name, rows = counts.rows, inserted = counts.inserted, updated = counts.updated,
+                deleted = counts.deleted, unchanged = counts.unchanged, seconds, "sync done");
+            Ok(SyncOutcome::Applied { run_id, counts })
+        })
+    }
+
+    /// Claims a scheduled occurrence for this daemon; false when another claimed it first.
+    pub async fn claim_occurrence(
+        &self,
+        schedule: &str,
+        fire_at: &str,
+        by: &str,
+    ) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let claimed = sqlx::query(
+                "INSERT INTO schedule_claim (schedule, fire_at, claimed_by, claimed_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (schedule, fire_at) DO NOTHING",
+            )
+            .bind(schedule)
+            .bind(fire_at)
+            .bind(by)
+            .bind(Utc::now())
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(claimed == 1)
+        })
+    }
+
+    /// The latest claimed occurrence of a schedule (its UTC instant, RFC 3339).
+    pub async fn last_occurrence(&self, schedule: &str) -> Result<Option<String>, StoreError> {
+        on_pool!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT MAX(fire_at) FROM schedule_claim WHERE schedule = $1")
+                .bind(schedule)
+                .fetch_one(pool)
+                .await?)
+        })
+    }
+}
+
+fn register_table(name: &str) -> Result<&'static str, SyncError> {
+    register(name)
+        .map(|r| r.table)
+        .ok_or_else(|| SyncError::Other(format!("unknown register {name}")))
+}
