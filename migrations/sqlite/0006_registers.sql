@@ -191,8 +191,8 @@ CREATE VIEW portal_visible_accounts AS
 -- Installments with what was paid on them.
 CREATE VIEW reg_installment_status AS
     SELECT i.id AS installment_id, i.account_id, i.year, i.number, i.due_date, i.amount_gr,
-           COALESCE((SELECT SUM(l.amount_gr) FROM reg_ledger l
-                     WHERE l.installment_id = i.id AND l.entry_type = 'payment'), 0) AS paid_gr
+           CAST(COALESCE((SELECT SUM(l.amount_gr) FROM reg_ledger l
+                     WHERE l.installment_id = i.id AND l.entry_type = 'payment'), 0) AS BIGINT) AS paid_gr
     FROM reg_installment i;
 
 CREATE VIEW portal_installments AS
@@ -207,15 +207,15 @@ CREATE VIEW portal_installments AS
 -- write-offs), payments, the amount due, and whether an installment is past due unpaid.
 CREATE VIEW portal_liabilities AS
     SELECT v.viewer_account_id, a.id AS account_id, a.kind, a.nrb, y.year,
-           COALESCE((SELECT SUM(CASE WHEN l.entry_type = 'write_off' THEN -l.amount_gr ELSE l.amount_gr END)
+           CAST(COALESCE((SELECT SUM(CASE WHEN l.entry_type = 'write_off' THEN -l.amount_gr ELSE l.amount_gr END)
                      FROM reg_ledger l WHERE l.account_id = a.id AND l.year = y.year
-                       AND l.entry_type IN ('charge', 'correction', 'interest', 'reminder_cost', 'write_off')), 0) AS charged_gr,
-           COALESCE((SELECT SUM(l.amount_gr) FROM reg_ledger l WHERE l.account_id = a.id AND l.year = y.year
-                       AND l.entry_type = 'payment'), 0) AS paid_gr,
-           COALESCE((SELECT SUM(CASE WHEN l.entry_type = 'write_off' THEN -l.amount_gr
+                       AND l.entry_type IN ('charge', 'correction', 'interest', 'reminder_cost', 'write_off')), 0) AS BIGINT) AS charged_gr,
+           CAST(COALESCE((SELECT SUM(l.amount_gr) FROM reg_ledger l WHERE l.account_id = a.id AND l.year = y.year
+                       AND l.entry_type = 'payment'), 0) AS BIGINT) AS paid_gr,
+           CAST(COALESCE((SELECT SUM(CASE WHEN l.entry_type = 'write_off' THEN -l.amount_gr
                                      WHEN l.entry_type IN ('payment', 'overpayment') THEN -l.amount_gr
                                      ELSE l.amount_gr END)
-                     FROM reg_ledger l WHERE l.account_id = a.id AND l.year = y.year), 0) AS due_gr,
+                     FROM reg_ledger l WHERE l.account_id = a.id AND l.year = y.year), 0) AS BIGINT) AS due_gr,
            CASE WHEN EXISTS (SELECT 1 FROM reg_installment_status s WHERE s.account_id = a.id
                                AND s.year = y.year AND s.amount_gr > s.paid_gr AND s.due_date < CURRENT_DATE)
                 THEN 1 ELSE 0 END AS overdue

@@ -1,0 +1,438 @@
+//! Register syncs through `eurzad sync` on SQLite (or PostgreSQL with
+//! EURZAD_TEST_POSTGRES_URL): the hand-checked set (fixtures/registers/basic) gives the
+//! balances of its README through the portal views; re-running changes nothing; one changed
+//! row updates one row; a bad row refuses the whole file with file:line and the reason and
+//! tells officials; Windows-1250 arrives intact; and a representative sees a principal's
+//! liabilities only while the representation is active and in scope.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use sqlx::Row;
+
+struct Town {
+    dir: tempfile::TempDir,
+    db: TestDatabase,
+    config: PathBuf,
+}
+
+impl Town {
+    async fn new() -> Town {
+        let dir = tempfile::tempdir().unwrap();
+        let db = test_database(dir.path()).await;
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[database]\nurl = \"{}\"\n[epuap]\nendpoint = \"embedded\"\n[[epuap.boxes]]\npodmiot = \"u\"\n\
+                 nazwa = \"s\"\nadres = \"/u/s\"\n[notify]\nofficials = [\"urzednik@urzad.test\"]\nmail_dir = \"{}\"\n\
+                 [registers]\ndrop_dir = \"{}\"\n",
+                db.url,
+                dir.path().join("mail").display(),
+                dir.path().join("import").display()
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("import")).unwrap();
+        Town { dir, db, config }
+    }
+
+    fn import(&self) -> PathBuf {
+        self.dir.path().join("import")
+    }
+
+    fn drop_basic(&self, names: &[&str]) {
+        for name in names {
+            std::fs::copy(
+                fixture(&format!("registers/basic/{name}.csv")),
+                self.import().join(format!("{name}.csv")),
+            )
+            .unwrap();
+        }
+    }
+
+    fn sync(&self, args: &[&str]) -> (bool, String) {
+        let out = std::process::Command::new(BIN)
+            .arg("sync")
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+
+    async fn pool(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.db.url).await.unwrap()
+    }
+
+    async fn basic(&self) -> sqlx::AnyPool {
+        self.drop_basic(&["parties", "accounts", "obligors", "installments", "ledger"]);
+        let (ok, out) = self.sync(&[]);
+        assert!(ok, "{out}");
+        let pool = self.pool().await;
+        // Jan and Anna have portal accounts.
+        for (id, pesel) in [(1, "85031412347"), (2, "90010112349")] {
+            exec(&pool, &format!(
+                "INSERT INTO account (id, pesel, given_name, surname, status, created_at, updated_at) \
+                 VALUES ({id}, '{pesel}', 'G', 'S', 'active', '2026-11-01 10:00:00+00:00', '2026-11-01 10:00:00+00:00')"
+            ))
+            .await;
+        }
+        pool
+    }
+}
+
+async fn exec(pool: &sqlx::AnyPool, sql: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+async fn liabilities(pool: &sqlx::AnyPool, viewer: i64) -> Vec<(String, i64, i64, i64, i64)> {
+    sqlx::query(
+        "SELECT account_id, charged_gr, paid_gr, due_gr, overdue FROM portal_liabilities \
+         WHERE viewer_account_id = $1 ORDER BY account_id",
+    )
+    .bind(viewer)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        (
+            r.get(0),
+            r.get(1),
+            r.get(2),
+            r.get(3),
+            r.get::<i32, _>(4).into(),
+        )
+    })
+    .collect()
+}
+
+fn count_line(out: &str, register: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with(&format!("{register}:")))
+        .unwrap_or_else(|| panic!("no line for {register} in:\n{out}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hand_checked_set_gives_its_balances_through_the_portal() {
+    let town = Town::new().await;
+    let pool = town.basic().await;
+    // Jan (account 1): his property tax and waste fee; not the company's nor Anna's.
+    assert_eq!(
+        liabilities(&pool, 1).await,
+        vec![
+            ("K1".into(), 100_025, 35_000, 65_025, 1),
+            ("K2".into(), 30_000, 30_000, 0, 0),
+        ]
+    );
+    assert_eq!(
+        liabilities(&pool, 2).await,
+        vec![("K4".into(), 40_000, 0, 40_000, 1)]
+    );
+    let installments: Vec<(i64, i64, i64, i64, i64)> = sqlx::query(
+        "SELECT number, amount_gr, paid_gr, outstanding_gr, overdue FROM portal_installments \
+         WHERE viewer_account_id = 1 AND account_id = 'K1' ORDER BY number",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        (
+            r.get::<i64, _>(0),
+            r.get(1),
+            r.get(2),
+            r.get(3),
+            r.get::<i32, _>(4).into(),
+        )
+    })
+    .collect();
+    assert_eq!(
+        installments,
+        vec![
+            (1, 25_000, 25_000, 0, 0),
+            (2, 25_000, 10_000, 15_000, 1),
+            (3, 25_000, 0, 25_000, 1),
+            (4, 25_025, 0, 25_025, 1),
+        ]
+    );
+    let payments: Vec<(String, i64, Option<i64>)> = sqlx::query(
+        "SELECT payment_id, amount_gr, installment_number FROM portal_payments WHERE viewer_account_id = 1 \
+         AND account_id = 'K1' ORDER BY payment_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect();
+    assert_eq!(
+        payments,
+        vec![
+            ("L2".into(), 25_000, Some(1)),
+            ("L3".into(), 10_000, Some(2))
+        ]
+    );
+    // The files were filed away, and each run recorded.
+    assert!(town.import().join("done/ledger.csv").exists());
+    let runs: i64 = sqlx::query("SELECT COUNT(*) FROM sync_run WHERE status = 'done'")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(runs, 5);
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rerunning_changes_nothing_and_one_changed_row_updates_one_row() {
+    let town = Town::new().await;
+    let pool = town.basic().await;
+    // The very same file again: recognised by its checksum.
+    town.drop_basic(&["ledger"]);
+    let (ok, out) = town.sync(&["ledger"]);
+    assert!(
+        ok && count_line(&out, "ledger").contains("already applied"),
+        "{out}"
+    );
+    // The same rows in another file (a re-export): every row unchanged, nothing written.
+    let same = std::fs::read_to_string(fixture("registers/basic/ledger.csv"))
+        .unwrap()
+        .replacen("id;", "ID;", 1);
+    std::fs::write(town.import().join("ledger-2.csv"), &same).unwrap();
+    let (ok, out) = town.sync(&["ledger"]);
+    assert!(ok, "{out}");
+    assert!(
+        count_line(&out, "ledger")
+            .ends_with("9 rows: 0 inserted, 0 updated, 0 deleted, 9 unchanged"),
+        "{out}"
+    );
+    // One payment changed: exactly one row updated.
+    let changed = same.replace(
+        "L3;K1;2026;payment;K1-R2;2026-05-20;2026-05-20;10000",
+        "L3;K1;2026;payment;K1-R2;2026-05-20;2026-05-20;25000",
+    );
+    std::fs::write(town.import().join("ledger-3.csv"), &changed).unwrap();
+    let (ok, out) = town.sync(&["ledger"]);
+    assert!(ok, "{out}");
+    assert!(
+        count_line(&out, "ledger")
+            .ends_with("9 rows: 0 inserted, 1 updated, 0 deleted, 8 unchanged"),
+        "{out}"
+    );
+    assert_eq!(
+        liabilities(&pool, 1).await[0],
+        ("K1".into(), 100_025, 50_000, 50_025, 1)
+    );
+    // A full snapshot without L9 deletes it.
+    let without = changed
+        .lines()
+        .filter(|l| !l.starts_with("L9;"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    std::fs::write(town.import().join("ledger-4.csv"), without).unwrap();
+    let (ok, out) = town.sync(&["ledger", "--full"]);
+    assert!(ok, "{out}");
+    assert!(
+        count_line(&out, "ledger")
+            .ends_with("8 rows: 0 inserted, 0 updated, 1 deleted, 8 unchanged"),
+        "{out}"
+    );
+    pool.close().await;
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_row_refuses_the_file_with_its_place_and_keeps_the_data() {
+    let town = Town::new().await;
+    let pool = town.basic().await;
+    let before = liabilities(&pool, 1).await;
+    let ledger = std::fs::read_to_string(fixture("registers/basic/ledger.csv")).unwrap();
+    // K1's NRB with its last digit changed.
+    let accounts = {
+        let good = std::fs::read_to_string(fixture("registers/basic/accounts.csv")).unwrap();
+        let nrb = good
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .nth(3)
+            .unwrap()
+            .to_string();
+        let mut broken = nrb.clone();
+        broken.replace_range(25..26, if nrb.ends_with('0') { "1" } else { "0" });
+        good.replace(&nrb, &broken)
+    };
+    let cases = [
+        (
+            "accounts",
+            accounts,
+            "accounts.csv:2: column nrb: ",
+            "is not a valid NRB",
+        ),
+        (
+            "installments",
+            std::fs::read_to_string(fixture("registers/basic/installments.csv"))
+                .unwrap()
+                .replace("2026-09-15;250,00", "2026-09-31;250,00"),
+            "installments.csv:4: column termin: ",
+            "is not a date",
+        ),
+        (
+            "ledger",
+            ledger.replace("L5;K2;", "L5;K9;"),
+            "ledger.csv:6: column konto: ",
+            "unknown accounts id \"K9\"",
+        ),
+    ];
+    for (register, text, place, reason) in cases {
+        let file = town.import().join(format!("{register}.csv"));
+        write(&file, &text);
+        let (ok, out) = town.sync(&[register]);
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains(place) && out.contains(reason),
+            "{register}: {out}"
+        );
+        assert!(
+            town.import()
+                .join(format!("failed/{register}.csv"))
+                .exists()
+        );
+    }
+    assert_eq!(liabilities(&pool, 1).await, before, "nothing applied");
+    let failed: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM sync_run WHERE status = 'failed' AND error LIKE '%csv:%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap()
+    .get(0);
+    assert_eq!(failed, 3);
+    // Officials are told, in Polish, once per refused file.
+    let mail: Vec<String> = sqlx::query(
+        "SELECT subject FROM notification WHERE key LIKE 'sync_failed:%' ORDER BY subject",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    assert_eq!(mail.len(), 3, "{mail:?}");
+    assert!(
+        mail.iter()
+            .all(|s| s.contains("odrzucony: dane nie zostały zmienione")),
+        "{mail:?}"
+    );
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_windows_1250_file_arrives_intact() {
+    let town = Town::new().await;
+    let text = "id;rodzaj;nazwa;pesel;nip;regon;adres\nP1;F;Zażółć Gęślą-Jaźń;85031412347;;;ul. Źródlana 7, Łódź\n";
+    let (bytes, _, unmappable) = encoding_rs::WINDOWS_1250.encode(text);
+    assert!(!unmappable);
+    assert!(std::str::from_utf8(&bytes).is_err(), "really not UTF-8");
+    std::fs::write(town.import().join("parties.csv"), &bytes).unwrap();
+    let (ok, out) = town.sync(&["parties"]);
+    assert!(ok, "{out}");
+    let pool = town.pool().await;
+    let row = sqlx::query("SELECT name, address FROM reg_party WHERE id = 'P1'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>(0), "Zażółć Gęślą-Jaźń");
+    assert_eq!(row.get::<String, _>(1), "ul. Źródlana 7, Łódź");
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_representative_sees_a_principals_liabilities_only_while_allowed() {
+    let town = Town::new().await;
+    let pool = town.basic().await;
+    let ts = "'2026-11-01 10:00:00+00:00'";
+    exec(&pool, &format!(
+        "INSERT INTO inbound_document (id, identity_key, box_address, podmiot_identyfikator, podmiot_typ_osoby, \
+         podmiot_zgoda, data_nadania, nazwa_skrytki, adres_skrytki, czy_testowe, dane_dodatkowe, nazwa_pliku, \
+         content, content_sha256, skrot, received_at) VALUES (1, 'k', '/b', 'p', 'F', false, 'x', 's', '/b', false, \
+         '', 'w.xml', '', 'h', 's', {ts})")).await;
+    exec(&pool, &format!(
+        "INSERT INTO access_request (id, document_id, received_at, deadline_at, status, created_at, updated_at) \
+         VALUES (1, 1, {ts}, {ts}, 'replied', {ts}, {ts})")).await;
+    // Jan represents Anna for taxes.
+    exec(&pool, &format!(
+        "INSERT INTO representation (id, agent_account_id, principal_kind, principal_name, principal_id_type, \
+         principal_id, basis, valid_from, valid_to, status, source_request_id, source_document_id, verified_by, \
+         verified_at) VALUES (1, 1, 'F', 'Anna Nowak', 'PESEL', '90010112349', 'upowaznienie', '2026-01-01', NULL, \
+         'active', 1, 1, 'test', {ts})")).await;
+    exec(
+        &pool,
+        "INSERT INTO representation_scope (representation_id, scope) VALUES (1, 'podatki')",
+    )
+    .await;
+    let sees_anna = |pool: sqlx::AnyPool| async move {
+        liabilities(&pool, 1).await.iter().any(|l| l.0 == "K4")
+    };
+    assert!(sees_anna(pool.clone()).await, "active and in scope");
+    exec(
+        &pool,
+        "UPDATE representation_scope SET scope = 'oplaty' WHERE representation_id = 1",
+    )
+    .await;
+    assert!(
+        !sees_anna(pool.clone()).await,
+        "a scope for fees does not show taxes"
+    );
+    exec(
+        &pool,
+        "UPDATE representation_scope SET scope = 'podatki' WHERE representation_id = 1",
+    )
+    .await;
+    exec(
+        &pool,
+        "UPDATE representation SET status = 'revoked' WHERE id = 1",
+    )
+    .await;
+    assert!(!sees_anna(pool.clone()).await, "revoked");
+    exec(
+        &pool,
+        "UPDATE representation SET status = 'active', valid_to = '2026-06-30' WHERE id = 1",
+    )
+    .await;
+    assert!(!sees_anna(pool.clone()).await, "expired");
+    exec(
+        &pool,
+        "UPDATE representation SET valid_to = NULL WHERE id = 1",
+    )
+    .await;
+    exec(&pool, "UPDATE account SET status = 'blocked' WHERE id = 1").await;
+    assert!(
+        !sees_anna(pool.clone()).await,
+        "the agent's account is blocked"
+    );
+    exec(&pool, "UPDATE account SET status = 'active' WHERE id = 1").await;
+    assert!(sees_anna(pool.clone()).await, "allowed again");
+    // Anna never sees Jan's data.
+    assert!(liabilities(&pool, 2).await.iter().all(|l| l.0 == "K4"));
+    pool.close().await;
+}
