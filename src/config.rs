@@ -608,6 +608,12 @@ impl Config {
             ));
         }
         self.kind_trust()?;
+        crate::sync::schedules(self).map_err(|message| ConfigError::Parse {
+            file: self.source.clone(),
+            message,
+        })?;
+        crate::notify::schedule::Schedule::new(&self.notify.digest_cron, &self.notify.timezone)
+            .map_err(|e| self.invalid("notify.digest_cron", e.to_string()))?;
         if self.endpoint()? != Endpoint::Embedded {
             self.office_key()?;
             self.server_certificate()?;

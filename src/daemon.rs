@@ -103,6 +103,12 @@ impl RunReport {
 }
 
 /// Opens the store and applies migrations.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "eurzad".into())
+}
+
 /// The office as provisioning sees it: its seal, its reply channel, its officials and mail.
 fn office(config: &Config, client: &EpuapClient) -> anyhow::Result<jobs::Office> {
     let provisioning = &config.provisioning;
@@ -250,6 +256,35 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         forms: std::sync::Arc::new(config.forms.registry()),
         office: office.clone(),
     };
+    let schedules =
+        crate::sync::schedules(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.source))?;
+    let sync_task = (!once && !schedules.is_empty()).then(|| {
+        let (store, config, mut stop) = (store.clone(), config.clone(), stop_rx.clone());
+        let daemon = format!("{}:{}", hostname(), std::process::id());
+        tokio::spawn(async move {
+            loop {
+                match crate::sync::claim_due(&store, &schedules, Utc::now(), &daemon).await {
+                    Ok(due) if !due.is_empty() => {
+                        let context = crate::sync::SyncContext {
+                            config: &config,
+                            mode: config.registers.mode,
+                            encoding: config.registers.encoding,
+                            officials: &config.notify.officials,
+                        };
+                        if let Err(error) = crate::sync::sync(&store, &context, &due, None).await {
+                            tracing::warn!(%error, "scheduled sync failed");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "cannot claim scheduled syncs"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        })
+    });
     let deadline_task = (!once).then(|| {
         let (store, office, mut stop) = (store.clone(), office.clone(), stop_rx.clone());
         tokio::spawn(async move {
@@ -314,6 +349,10 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         }
     };
     if let Some(task) = deadline_task {
+        task.abort();
+    }
+    if let Some(task) = sync_task {
+        // A sync in progress is one transaction: stopping it rolls it back.
         task.abort();
     }
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
