@@ -436,3 +436,38 @@ async fn a_representative_sees_a_principals_liabilities_only_while_allowed() {
     assert!(liabilities(&pool, 2).await.iter().all(|l| l.0 == "K4"));
     pool.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_generated_town_syncs_whole() {
+    let town = Town::new().await;
+    let out = std::process::Command::new(BIN)
+        .args(["sample-registers", "--inhabitants", "3000", "--out"])
+        .arg(town.import())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (ok, out) = town.sync(&[]);
+    assert!(ok, "{out}");
+    for register in eurzad::registers::REGISTERS {
+        let line = count_line(&out, register.name);
+        assert!(
+            line.contains(" 0 updated, 0 deleted, 0 unchanged"),
+            "{line}"
+        );
+    }
+    let pool = town.pool().await;
+    let (parties, liabilities): (i64, i64) = {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM reg_party), (SELECT COUNT(*) FROM reg_ledger)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(
+        parties > 1000 && liabilities > 5000,
+        "{parties} parties, {liabilities} ledger rows"
+    );
+    pool.close().await;
+}

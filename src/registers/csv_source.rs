@@ -100,15 +100,19 @@ impl CsvRows {
             reason: format!("cannot read: {e}"),
         };
         let (encoding, delimiter) = sniff(path, encoding).map_err(io_error)?;
-        let decoded: Box<dyn Read + Send> = Box::new(
-            DecodeReaderBytesBuilder::new()
-                .encoding(Some(encoding))
-                .bom_override(true)
-                .build(BufReader::with_capacity(
-                    256 * 1024,
-                    File::open(path).map_err(io_error)?,
-                )),
-        );
+        let file = BufReader::with_capacity(256 * 1024, File::open(path).map_err(io_error)?);
+        // UTF-8 is read as it is (the csv reader checks it and skips a BOM); anything else is
+        // decoded on the way in.
+        let decoded: Box<dyn Read + Send> = if encoding == UTF_8 {
+            Box::new(file)
+        } else {
+            Box::new(
+                DecodeReaderBytesBuilder::new()
+                    .encoding(Some(encoding))
+                    .bom_override(true)
+                    .build(file),
+            )
+        };
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .flexible(false)
