@@ -119,6 +119,18 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// Ids are kept as 128-bit hashes (two FNV-1a variants): a million keys fit in about 40 MB
+/// instead of carrying a String each. A collision would need 2^64 keys.
+fn id_key(id: &str) -> u128 {
+    let mut a: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut b: u64 = 0x8422_2325_cbf2_9ce4;
+    for byte in id.bytes() {
+        a = (a ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        b = b.wrapping_mul(0x0000_0100_0000_01b3) ^ u64::from(byte).wrapping_add(0x9e37_79b9);
+    }
+    (u128::from(a) << 64) | u128::from(b)
+}
+
 /// Binds one value into a multi-row statement.
 macro_rules! push_value {
     ($b:expr, $v:expr) => {
@@ -211,25 +223,31 @@ impl Store {
                 .await?;
                 return Ok(SyncOutcome::AlreadyApplied { run_id });
             }
-            // What is stored now: id → (row hash, seen in this file).
-            let mut existing: HashMap<String, (i64, bool)> = HashMap::new();
+            // What is stored now: id key → (row hash, seen in this file).
+            let mut existing: HashMap<u128, (i64, bool)> = HashMap::new();
             {
                 use futures_util::TryStreamExt;
                 let sql = sqlx::AssertSqlSafe(format!("SELECT id, row_hash FROM {table}"));
                 let mut stream = sqlx::query(sql).fetch(pool);
                 while let Some(row) = stream.try_next().await? {
-                    existing.insert(row.get(0), (row.get(1), false));
+                    let id: &str = row.get(0);
+                    existing.insert(id_key(id), (row.get(1), false));
                 }
             }
             // The ids each referenced register holds.
-            let mut references: HashMap<&'static str, HashSet<String>> = HashMap::new();
+            let mut references: HashMap<&'static str, HashSet<u128>> = HashMap::new();
             for column in register.columns {
                 if let Kind::Ref(target) = column.kind {
                     let target_table = register_table(target)?;
-                    let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT id FROM {target_table}")))
-                        .fetch_all(pool)
-                        .await?;
-                    references.insert(target, ids.into_iter().collect());
+                    use futures_util::TryStreamExt;
+                    let mut ids = HashSet::new();
+                    let sql = sqlx::AssertSqlSafe(format!("SELECT id FROM {target_table}"));
+                    let mut stream = sqlx::query(sql).fetch(pool);
+                    while let Some(row) = stream.try_next().await? {
+                        let id: &str = row.get(0);
+                        ids.insert(id_key(id));
+                    }
+                    references.insert(target, ids);
                 }
             }
             let rows = CsvRows::open(path, register, encoding)?;
@@ -244,7 +262,7 @@ impl Store {
                     counts.rows += 1;
                     for (column, value) in register.columns.iter().zip(&row.values) {
                         if let (Kind::Ref(target), Value::Text(Some(id))) = (column.kind, value)
-                            && !references[target].contains(id)
+                            && !references[target].contains(&id_key(id))
                         {
                             return Err(RowError {
                                 file: file_name.clone(),
@@ -256,7 +274,8 @@ impl Store {
                         }
                     }
                     let hash = row_hash(&row.values);
-                    match existing.get_mut(&row.id) {
+                    let key = id_key(&row.id);
+                    match existing.get_mut(&key) {
                         Some((_, true)) => {
                             return Err(RowError {
                                 file: file_name.clone(),
@@ -276,7 +295,7 @@ impl Store {
                             }
                         }
                         None => {
-                            existing.insert(row.id.clone(), (hash, true));
+                            existing.insert(key, (hash, true));
                             counts.inserted += 1;
                             changed.push((row, hash));
                         }
@@ -308,14 +327,27 @@ impl Store {
                 }
             }
             reader.await.map_err(|e| SyncError::Other(format!("reader task failed: {e}")))?;
-            if mode == SyncMode::Full {
-                let gone: Vec<&String> = existing.iter().filter(|(_, (_, seen))| !seen).map(|(id, _)| id).collect();
+            let unseen = existing.values().filter(|(_, seen)| !seen).count();
+            if mode == SyncMode::Full && unseen > 0 {
+                // The ids themselves, found again by a pass over the table.
+                let mut gone: Vec<String> = Vec::with_capacity(unseen);
+                {
+                    use futures_util::TryStreamExt;
+                    let sql = sqlx::AssertSqlSafe(format!("SELECT id FROM {table}"));
+                    let mut stream = sqlx::query(sql).fetch(&mut *tx);
+                    while let Some(row) = stream.try_next().await? {
+                        let id: &str = row.get(0);
+                        if existing.get(&id_key(id)).is_some_and(|(_, seen)| !seen) {
+                            gone.push(id.to_string());
+                        }
+                    }
+                }
                 counts.deleted = gone.len() as u64;
                 for chunk in gone.chunks(BATCH) {
                     let mut builder = sqlx::QueryBuilder::new(format!("DELETE FROM {table} WHERE id IN ("));
                     let mut separated = builder.separated(", ");
                     for id in chunk {
-                        separated.push_bind((*id).clone());
+                        separated.push_bind(id.clone());
                     }
                     builder.push(")");
                     builder.build().execute(&mut *tx).await?;
