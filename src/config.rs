@@ -283,6 +283,9 @@ pub struct ProvisioningConfig {
     pub deadline_count: crate::provisioning::deadline::DayCount,
     /// How replies travel: `skrytka` (nadaj, UPP at once) or `doreczyciel` (dorecz, UPD later).
     pub reply_channel: ReplyChannel,
+    /// Letter kinds that need a proof of delivery (UPD): sent with doręczyciel `dorecz`
+    /// instead of `nadaj` (`registration_info`, `registration_refusal`).
+    pub proof_of_delivery: Vec<String>,
     /// The key letters are sealed with; the WS-Security key (`epuap.wss_*`) when absent.
     pub seal_private_key: Option<String>,
     pub seal_certificate: Option<String>,
@@ -302,6 +305,7 @@ impl Default for ProvisioningConfig {
             deadline_days: 7,
             deadline_count: crate::provisioning::deadline::DayCount::Calendar,
             reply_channel: ReplyChannel::Skrytka,
+            proof_of_delivery: Vec::new(),
             seal_private_key: None,
             seal_certificate: None,
         }

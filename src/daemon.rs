@@ -145,6 +145,24 @@ fn office(config: &Config, client: &EpuapClient) -> anyhow::Result<jobs::Office>
             podmiot: office_box.podmiot.clone(),
             reply_to: office_box.adres.clone(),
         });
+    let proof_channel: std::sync::Arc<dyn crate::delivery::DeliveryChannel> =
+        std::sync::Arc::new(crate::epuap::delivery::DoreczycielChannel {
+            client: client.clone(),
+            podmiot: office_box.podmiot.clone(),
+            reply_to: office_box.adres.clone(),
+        });
+    let channel = match provisioning.reply_channel {
+        crate::config::ReplyChannel::Skrytka => channel,
+        crate::config::ReplyChannel::Doreczyciel => proof_channel.clone(),
+    };
+    for kind in &provisioning.proof_of_delivery {
+        if !["registration_info", "registration_refusal"].contains(&kind.as_str()) {
+            anyhow::bail!(
+                "{}: provisioning.proof_of_delivery: unknown letter kind {kind:?} (registration_info, registration_refusal)",
+                config.source
+            );
+        }
+    }
     let notify = &config.notify;
     Ok(jobs::Office {
         name: provisioning.office_name.clone(),
@@ -152,6 +170,9 @@ fn office(config: &Config, client: &EpuapClient) -> anyhow::Result<jobs::Office>
         deadline_count: provisioning.deadline_count,
         seal,
         channel,
+        proof_channel,
+        proof_kinds: provisioning.proof_of_delivery.clone(),
+        epuap_certificate: config.server_certificate()?,
         officials: notify.officials.clone(),
         zone: notify
             .timezone

@@ -42,6 +42,9 @@ async fn setup(dir: &std::path::Path) -> (Store, Office) {
         deadline_count: DayCount::Calendar,
         seal: eurzad::emulator::demo_pki::office_key(),
         channel: Arc::new(NoChannel),
+        proof_channel: Arc::new(NoChannel),
+        proof_kinds: Vec::new(),
+        epuap_certificate: eurzad::emulator::demo_pki::EPUAP_CERT.to_vec(),
         officials: vec!["urzednik@urzad.test".into()],
         zone: chrono_tz::Europe::Warsaw,
         mailer: Mailer::Folder {

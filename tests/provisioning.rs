@@ -82,6 +82,11 @@ struct Office {
 
 impl Office {
     async fn start() -> Office {
+        Office::start_with("").await
+    }
+
+    /// `provisioning` lines are added to `[provisioning]`.
+    async fn start_with(provisioning: &str) -> Office {
         let dir = tempfile::tempdir().unwrap();
         let emulator = EmulatorProcess::start(&dir.path().join("emulator"), &[BOX], &[]);
         let db = test_database(dir.path()).await;
@@ -99,6 +104,7 @@ trusted_profile_certificates = ["{seal}"]
 
 [provisioning]
 office_name = "Urząd Miasta Testowo"
+{provisioning}
 
 [notify]
 officials = ["{OFFICIAL}"]
@@ -504,4 +510,72 @@ async fn forged_requests_are_rejected_with_their_reason_and_no_account() {
     );
     pool.close().await;
     drop(office.dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_letter_that_needs_proof_goes_by_doreczyciel_and_its_upd_is_matched() {
+    let office = Office::start_with(r#"proof_of_delivery = ["registration_refusal"]"#).await;
+    // An unsigned request: refused, and the refusal needs a proof of delivery.
+    office
+        .send(
+            "wniosek.xml",
+            &read("forms/wniosek-dla-siebie.xml"),
+            "/jan_kowalski/skrytka",
+        )
+        .await;
+    office.run_once();
+    let pool = office.pool().await;
+    let letter = sqlx::query("SELECT channel, status, upp_identifier FROM outbound_document")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(letter.get::<String, _>(0), "epuap_doreczyciel");
+    assert_eq!(letter.get::<String, _>(1), "sent");
+    let order: String = letter.get(2);
+    assert!(order.starts_with("EMU-ZLC-"), "{order}");
+    let outbox = office.outbox().await;
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0]["dorecz"]["identyfikator_sprawy"], "EUR.1");
+    // The recipient opens it: ePUAP's UPD arrives in the office's box and is matched.
+    let opened = reqwest::Client::new()
+        .post(format!(
+            "{}/admin/deliveries/{order}/open",
+            office.emulator.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        opened.status(),
+        201,
+        "{}",
+        opened.text().await.unwrap_or_default()
+    );
+    office.run_once();
+    let letter = sqlx::query("SELECT status, CASE WHEN upd IS NULL THEN 0 ELSE 1 END, upd_document_id FROM outbound_document")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(letter.get::<String, _>(0), "delivered");
+    assert_eq!(letter.get::<i32, _>(1), 1);
+    let upd_document: i64 = letter.get(2);
+    let upd: String = sqlx::query("SELECT nazwa_pliku FROM inbound_document WHERE id = $1")
+        .bind(upd_document)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert!(upd.starts_with("UPD-"), "{upd}");
+    let status: String = sqlx::query("SELECT status FROM access_request")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "delivered");
+    // A UPD is a receipt, not correspondence.
+    assert_eq!(
+        scalar_i64(&pool, "SELECT COUNT(*) FROM correspondence").await,
+        0
+    );
+    pool.close().await;
 }

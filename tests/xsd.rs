@@ -90,7 +90,7 @@ async fn every_message_validates_against_obiektypk_xsd() {
         vec![mailbox.clone()],
     ))
     .unwrap();
-    emulator.seed_demo(&mailbox).unwrap();
+    let seeded = emulator.seed_demo(&mailbox).unwrap();
     let (addr, _task) = eurzad::emulator::spawn(
         emulator,
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -124,8 +124,8 @@ async fn every_message_validates_against_obiektypk_xsd() {
     );
     exchange(request.clone(), post("pull", request).await);
 
-    // Drain the three demo documents (one has adresOdpowiedzi, all have optional fields).
-    for _ in 0..3 {
+    // Drain the demo documents (they have adresOdpowiedzi and the optional fields).
+    for _ in 0..seeded {
         let request = sign(
             "",
             &soap::pull_request(Operation::PobierzNastepny, &mailbox, None),
@@ -169,6 +169,26 @@ async fn every_message_validates_against_obiektypk_xsd() {
     let request = sign(&headers, &body);
     exchange(request.clone(), post("skrytka", request).await);
 
+    // doręczyciel: dorecz with its extra header blocks, and OdpowiedzDoreczyciela.
+    let (headers, body) = soap::dorecz_request(&soap::DoreczRequest {
+        nadaj: NadajRequest {
+            podmiot: "urzad_testowy".into(),
+            adres_skrytki: "/jan_demo/skrytka".into(),
+            adres_odpowiedzi: "/urzad_testowy/skrytka".into(),
+            czy_probne: false,
+            dane_dodatkowe: Vec::new(),
+            nazwa_pliku: "decyzja.xml".into(),
+            typ_pliku: Some("text/xml".into()),
+            content: b"<pismo>Decyzja</pismo>".to_vec(),
+        },
+        termin_doreczenia: "2026-12-04T10:00:00Z".into(),
+        identyfikator_dokumentu: "EUR.7".into(),
+        identyfikator_sprawy: "EUR.7".into(),
+        upd: b"<UPD/>".to_vec(),
+    });
+    let request = sign(&headers, &body);
+    exchange(request.clone(), post("doreczyciel", request).await);
+
     let unknown = BoxRef {
         adres: "/nie/ma".into(),
         ..mailbox.clone()
@@ -193,6 +213,11 @@ async fn every_message_validates_against_obiektypk_xsd() {
         "DaneDodatkowe",
         "Dokument",
         "OdpowiedzSkrytki",
+        "TerminDoreczenia",
+        "IdentyfikatorDokumentu",
+        "IdentyfikatorSprawy",
+        "UPD",
+        "OdpowiedzDoreczyciela",
         "Wyjatek",
     ] {
         assert!(

@@ -32,7 +32,9 @@ use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::document::{PulledDocument, SenderData, SkrotAlgorithm, SubjectData};
-use crate::epuap::soap::{self, BoxRef, NadajRequest, NadajResponse, Operation, Status};
+use crate::epuap::soap::{
+    self, BoxRef, DoreczRequest, NadajRequest, NadajResponse, Operation, Status,
+};
 use crate::epuap::wssec::{self, Envelope, SecurityError, VerifyPolicy};
 use crate::xml::Limits;
 use crate::xmldsig::SigningKey;
@@ -147,6 +149,10 @@ impl Emulator {
         Router::new()
             .route("/pk_external_ws/services/{service}", post(soap_endpoint))
             .route("/admin/documents", post(admin_add_document))
+            .route(
+                "/admin/deliveries/{zlecenie}/open",
+                post(admin_open_delivery),
+            )
             .route("/admin/counters", get(admin_counters))
             .route(
                 "/admin/faults",
@@ -276,8 +282,8 @@ impl Emulator {
     }
 
     /// Handles one SOAP request synchronously (called on a blocking thread).
-    fn handle_soap(&self, bytes: &[u8]) -> Answer {
-        let request = match self.read_request(bytes) {
+    fn handle_soap(&self, bytes: &[u8], service: &str) -> Answer {
+        let request = match self.read_request(bytes, service) {
             Ok(request) => request,
             Err(fault) => {
                 let mut state = self.inner.state.lock().expect("state lock");
@@ -369,7 +375,7 @@ impl Emulator {
     }
 
     /// Verifies WS-Security against the known client certificates and reads the request.
-    fn read_request(&self, bytes: &[u8]) -> Result<Request, (i32, String)> {
+    fn read_request(&self, bytes: &[u8], service: &str) -> Result<Request, (i32, String)> {
         let policy = VerifyPolicy {
             limits: Limits {
                 max_bytes: self.inner.settings.max_request_bytes,
@@ -385,10 +391,23 @@ impl Emulator {
                 let ns = crate::xml::namespace_of(opened.payload);
                 let operation = Operation::from_request_element(&local)
                     .filter(|_| ns.as_deref() == Some(soap::OBIEKTY_NS))
+                    // `Dokument` is nadaj on skrytka and dorecz on doręczyciel.
+                    .map(|op| match (op, service) {
+                        (Operation::Nadaj, "doreczyciel") => Operation::Dorecz,
+                        (op, _) => op,
+                    })
+                    .filter(|op| op.service() == service)
                     .ok_or_else(|| {
-                        RequestError::Contract(format!("nieznana operacja: <{local}>"))
+                        RequestError::Contract(format!(
+                            "nieznana operacja: <{local}> w usłudze {service}"
+                        ))
                     })?;
                 match operation {
+                    Operation::Dorecz => {
+                        soap::read_dorecz_request(opened.header, opened.payload, usize::MAX)
+                            .map(Request::Dorecz)
+                            .map_err(|e| RequestError::Contract(e.to_string()))
+                    }
                     Operation::Nadaj => {
                         soap::read_nadaj_request(opened.header, opened.payload, usize::MAX)
                             .map(Request::Nadaj)
@@ -477,8 +496,33 @@ impl Emulator {
                             }
                         }
                     }
-                    Operation::Nadaj => unreachable!("nadaj is read as Request::Nadaj"),
+                    Operation::Nadaj | Operation::Dorecz => {
+                        unreachable!("nadaj and dorecz are read as their own requests")
+                    }
                 }
+            }
+            Request::Dorecz(dorecz) => {
+                let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+                let order = state::DoreczOrder {
+                    identyfikator_zlecenia: String::new(),
+                    termin_doreczenia: dorecz.termin_doreczenia.clone(),
+                    identyfikator_dokumentu: dorecz.identyfikator_dokumentu.clone(),
+                    identyfikator_sprawy: dorecz.identyfikator_sprawy.clone(),
+                    opened_at: None,
+                };
+                let entry = state
+                    .record_outgoing(dorecz.nadaj.clone(), now, Some(order))
+                    .map_err(|e| (98, e.to_string()))?;
+                state.counters.nadaj_calls += 1;
+                soap::dorecz_response(&soap::DoreczResponse {
+                    status: ok,
+                    identyfikator_dokumentu: entry.identyfikator_dokumentu.clone(),
+                    identyfikator_zlecenia: entry
+                        .dorecz
+                        .as_ref()
+                        .map(|d| d.identyfikator_zlecenia.clone())
+                        .unwrap_or_default(),
+                })
             }
             Request::Nadaj(nadaj) => {
                 let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
@@ -515,6 +559,7 @@ impl Emulator {
 enum Request {
     Pull(Operation, BoxRef, Option<String>),
     Nadaj(NadajRequest),
+    Dorecz(DoreczRequest),
 }
 
 impl Request {
@@ -522,6 +567,7 @@ impl Request {
         match self {
             Request::Pull(op, _, _) => *op,
             Request::Nadaj(_) => Operation::Nadaj,
+            Request::Dorecz(_) => Operation::Dorecz,
         }
     }
 }
@@ -607,24 +653,25 @@ async fn soap_endpoint(
     Path(service): Path<String>,
     body: Bytes,
 ) -> Response {
-    if !matches!(service.as_str(), "pull" | "skrytka") {
+    if !matches!(service.as_str(), "pull" | "skrytka" | "doreczyciel") {
         return (
             StatusCode::NOT_FOUND,
-            format!("no service {service:?} here (pull, skrytka)"),
+            format!("no service {service:?} here (pull, skrytka, doreczyciel)"),
         )
             .into_response();
     }
     let handler = emulator.clone();
-    let answer = match tokio::task::spawn_blocking(move || handler.handle_soap(&body)).await {
-        Ok(answer) => answer,
-        Err(e) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("emulator task failed: {e}"),
-            )
-                .into_response();
-        }
-    };
+    let answer =
+        match tokio::task::spawn_blocking(move || handler.handle_soap(&body, &service)).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("emulator task failed: {e}"),
+                )
+                    .into_response();
+            }
+        };
     let content_type = if answer.status == StatusCode::OK || answer.body.starts_with('<') {
         "text/xml; charset=utf-8"
     } else {
@@ -692,6 +739,80 @@ pub struct AdminDocument {
 #[derive(Serialize)]
 struct Added {
     seq: u64,
+}
+
+/// The recipient opens a `dorecz` letter: the emulator makes the UPD, sealed by its key,
+/// and puts it into the sender's reply box (adresOdpowiedzi), where the sender pulls it.
+async fn admin_open_delivery(
+    AxumState(emulator): AxumState<Emulator>,
+    Path(zlecenie): Path<String>,
+) -> Response {
+    let now = Utc::now();
+    let stamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut state = emulator.inner.state.lock().expect("state lock");
+    let entry = match state.open_delivery(&zlecenie, stamp.clone()) {
+        Ok(Some(entry)) => entry,
+        Ok(None) => {
+            return (
+                StatusCode::NOT_FOUND,
+                format!("no unopened delivery {zlecenie:?}"),
+            )
+                .into_response();
+        }
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    let order = entry.dorecz.as_ref().expect("a delivery order");
+    let request = &entry.request;
+    let Some(reply_box) = state.mailbox(&request.adres_odpowiedzi).cloned() else {
+        return (
+            StatusCode::CONFLICT,
+            format!(
+                "the sender's reply box {:?} is not in this emulator",
+                request.adres_odpowiedzi
+            ),
+        )
+            .into_response();
+    };
+    let upd = match upp::build_upd(
+        &upp::UpdFields {
+            wystawca: "ePUAP (emulator eurzad)",
+            adresat: &request.adres_skrytki,
+            data_odbioru: &stamp,
+            identyfikator_sprawy: &order.identyfikator_sprawy,
+            identyfikator_dokumentu: &order.identyfikator_dokumentu,
+        },
+        &emulator.inner.settings.signing_key,
+        now,
+    ) {
+        Ok(upd) => upd,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    let document = PulledDocument {
+        dane_podmiotu: SubjectData {
+            identyfikator: "epuap".into(),
+            typ_osoby: "P".into(),
+            nazwisko_nazwa: Some("ePUAP".into()),
+            zgoda: true,
+            ..SubjectData::default()
+        },
+        dane_nadawcy: SenderData {
+            uzytkownik: None,
+            system: Some("ePUAP".into()),
+        },
+        data_nadania: stamp,
+        nazwa_skrytki: reply_box.nazwa.clone(),
+        adres_skrytki: reply_box.adres.clone(),
+        adres_odpowiedzi: None,
+        czy_testowe: false,
+        dane_dodatkowe: Vec::new(),
+        nazwa_pliku: format!("UPD-{}.xml", entry.identyfikator_dokumentu),
+        typ_pliku: Some("text/xml".into()),
+        content: upd,
+    };
+    match state.enqueue(&reply_box, document) {
+        Ok(_) => (StatusCode::CREATED, "UPD delivered to the sender's box").into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 async fn admin_add_document(

@@ -47,6 +47,22 @@ pub struct OutboxEntry {
     pub identyfikator_upp: String,
     pub received_at: String,
     pub request: NadajRequest,
+    /// Set for `dorecz`: the delivery order and what the UPD will certify.
+    #[serde(default)]
+    pub dorecz: Option<DoreczOrder>,
+}
+
+/// A delivery with proof (`dorecz`), until the recipient opens it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DoreczOrder {
+    pub identyfikator_zlecenia: String,
+    pub termin_doreczenia: String,
+    /// The sender's own identifiers, which the UPD repeats.
+    pub identyfikator_dokumentu: String,
+    pub identyfikator_sprawy: String,
+    /// When the recipient opened it (the UPD was made then).
+    #[serde(default)]
+    pub opened_at: Option<String>,
 }
 
 /// The in-memory view, mirrored on disk.
@@ -191,6 +207,15 @@ impl State {
         request: NadajRequest,
         received_at: String,
     ) -> Result<OutboxEntry, StateError> {
+        self.record_outgoing(request, received_at, None)
+    }
+
+    pub fn record_outgoing(
+        &mut self,
+        request: NadajRequest,
+        received_at: String,
+        dorecz: Option<DoreczOrder>,
+    ) -> Result<OutboxEntry, StateError> {
         let seq = self.next_seq;
         let entry = OutboxEntry {
             seq,
@@ -198,6 +223,10 @@ impl State {
             identyfikator_upp: format!("EMU-UPP-{seq:08}"),
             received_at,
             request,
+            dorecz: dorecz.map(|mut d| {
+                d.identyfikator_zlecenia = format!("EMU-ZLC-{seq:08}");
+                d
+            }),
         };
         write_json(
             &self.dir.join("outbox").join(format!("{seq:012}.json")),
@@ -210,6 +239,33 @@ impl State {
 
     pub fn outbox(&self) -> &[OutboxEntry] {
         &self.outbox
+    }
+
+    /// Marks a delivery order opened; returns its entry (None: no such unopened order).
+    pub fn open_delivery(
+        &mut self,
+        zlecenie: &str,
+        at: String,
+    ) -> Result<Option<OutboxEntry>, StateError> {
+        let Some(entry) = self.outbox.iter_mut().find(|e| {
+            e.dorecz
+                .as_ref()
+                .is_some_and(|d| d.identyfikator_zlecenia == zlecenie && d.opened_at.is_none())
+        }) else {
+            return Ok(None);
+        };
+        if let Some(d) = entry.dorecz.as_mut() {
+            d.opened_at = Some(at);
+        }
+        let entry = entry.clone();
+        write_json(
+            &self
+                .dir
+                .join("outbox")
+                .join(format!("{:012}.json", entry.seq)),
+            &entry,
+        )?;
+        Ok(Some(entry))
     }
 
     /// Pending counts per box address.

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::xml::{self, Limits};
 use crate::xmldsig::{self, Allowlist, DSIG_NS, DsigError, SigningKey};
 
-pub const UPO_NS: &str = "http://crd.gov.pl/xml/schematy/UPO/2008/05/09/";
+pub use crate::epuap::soap::UPO_NS;
 
 pub struct UppFields<'a> {
     pub identyfikator_poswiadczenia: &'a str,
@@ -64,6 +64,44 @@ pub fn build(fields: &UppFields<'_>, key: &SigningKey, now: &str) -> Result<Vec<
     Ok(doc
         .to_string_with_options(libxml::tree::SaveOptions::default())
         .into_bytes())
+}
+
+/// What a UPD (urzędowe poświadczenie doręczenia) certifies.
+pub struct UpdFields<'a> {
+    pub wystawca: &'a str,
+    pub adresat: &'a str,
+    pub data_odbioru: &'a str,
+    pub identyfikator_sprawy: &'a str,
+    pub identyfikator_dokumentu: &'a str,
+}
+
+/// Builds and seals a UPD: the recipient opened the letter (DESIGN.md §2 fields; the root
+/// element's name, like the UPP's, is not checked against an ePUAP schema).
+pub fn build_upd(
+    fields: &UpdFields<'_>,
+    key: &SigningKey,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<u8>, DsigError> {
+    let text = format!(
+        concat!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+            r#"<upd:UPD xmlns:upd="{ns}">"#,
+            "<upd:PodmiotWystawiajacyPoswiadczenie>{wystawca}</upd:PodmiotWystawiajacyPoswiadczenie>",
+            "<upd:Adresat>{adresat}</upd:Adresat>",
+            "<upd:DataOdbioru>{odbior}</upd:DataOdbioru>",
+            "<upd:DataUtworzeniaPoswiadczenia>{odbior}</upd:DataUtworzeniaPoswiadczenia>",
+            "<upd:IdentyfikatorSprawy>{sprawa}</upd:IdentyfikatorSprawy>",
+            "<upd:IdentyfikatorDokumentu>{dok}</upd:IdentyfikatorDokumentu>",
+            "</upd:UPD>\n"
+        ),
+        ns = UPO_NS,
+        wystawca = escape(fields.wystawca),
+        adresat = escape(fields.adresat),
+        odbior = escape(fields.data_odbioru),
+        sprawa = escape(fields.identyfikator_sprawy),
+        dok = escape(fields.identyfikator_dokumentu),
+    );
+    crate::signature::seal::xades_enveloped(text.as_bytes(), key, now, "upd")
 }
 
 #[cfg(test)]

@@ -198,6 +198,22 @@ impl EpuapClient {
         Ok(response)
     }
 
+    /// doręczyciel `dorecz`: never retried here (not idempotent on ePUAP's side).
+    pub async fn dorecz(
+        &self,
+        request: &soap::DoreczRequest,
+    ) -> Result<soap::DoreczResponse, EpuapError> {
+        let op = Operation::Dorecz;
+        let (headers, body) = soap::dorecz_request(request);
+        let response = self
+            .call(op, headers, body, |opened, _| {
+                Ok(soap::read_dorecz_response(opened.payload)?)
+            })
+            .await?;
+        check_status(op, &response.status)?;
+        Ok(response)
+    }
+
     async fn call_with_retry<T>(
         &self,
         op: Operation,

@@ -53,3 +53,55 @@ fn classify(error: EpuapError) -> DeliveryError {
         other => DeliveryError::Uncertain(other.to_string()),
     }
 }
+
+/// ePUAP's doręczyciel as a [`DeliveryChannel`]: `dorecz` with a UPD form; the UPD signed on
+/// opening arrives later in the office's box and is matched to the letter by its
+/// identifiers (the `receipt` step).
+pub struct DoreczycielChannel {
+    pub client: EpuapClient,
+    pub podmiot: String,
+    pub reply_to: String,
+}
+
+impl DeliveryChannel for DoreczycielChannel {
+    fn name(&self) -> &'static str {
+        "epuap_doreczyciel"
+    }
+
+    fn deliver<'a>(&'a self, letter: &'a OutgoingLetter) -> DeliveryFuture<'a> {
+        Box::pin(async move {
+            let termin = letter
+                .deliver_by
+                .unwrap_or_else(|| chrono::Utc::now() + chrono::TimeDelta::days(14))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let upd_form = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><upd:UPD xmlns:upd=\"{}\"><upd:IdentyfikatorDokumentu>{}</upd:IdentyfikatorDokumentu></upd:UPD>",
+                crate::epuap::soap::UPO_NS,
+                letter.reference
+            );
+            let request = crate::epuap::soap::DoreczRequest {
+                nadaj: NadajRequest {
+                    podmiot: self.podmiot.clone(),
+                    adres_skrytki: letter.recipient.clone(),
+                    adres_odpowiedzi: self.reply_to.clone(),
+                    czy_probne: false,
+                    dane_dodatkowe: format!("<znak>{}</znak>", letter.reference).into_bytes(),
+                    nazwa_pliku: letter.file_name.clone(),
+                    typ_pliku: Some("text/xml".into()),
+                    content: letter.content.clone(),
+                },
+                termin_doreczenia: termin,
+                identyfikator_dokumentu: letter.reference.clone(),
+                identyfikator_sprawy: letter.reference.clone(),
+                upd: upd_form.into_bytes(),
+            };
+            let response = self.client.dorecz(&request).await.map_err(classify)?;
+            Ok(DeliveryReceipt {
+                document_identifier: response.identyfikator_dokumentu,
+                submission_proof_id: Some(response.identyfikator_zlecenia),
+                submission_proof: None,
+                awaits_delivery_proof: true,
+            })
+        })
+    }
+}

@@ -30,6 +30,8 @@ pub enum Operation {
     PobierzNastepny,
     PotwierdzOdebranie,
     Nadaj,
+    /// doręczyciel `dorecz`: delivery with a proof of delivery (UPD) that arrives later.
+    Dorecz,
 }
 
 impl Operation {
@@ -39,6 +41,7 @@ impl Operation {
             Operation::PobierzNastepny => "pobierzNastepny",
             Operation::PotwierdzOdebranie => "potwierdzOdebranie",
             Operation::Nadaj => "nadaj",
+            Operation::Dorecz => "dorecz",
         }
     }
 
@@ -46,6 +49,7 @@ impl Operation {
     pub fn service(self) -> &'static str {
         match self {
             Operation::Nadaj => "skrytka",
+            Operation::Dorecz => "doreczyciel",
             _ => "pull",
         }
     }
@@ -61,7 +65,7 @@ impl Operation {
             Operation::OczekujaceDokumenty => "ZapytaniePullOczekujace",
             Operation::PobierzNastepny => "ZapytaniePullPobierz",
             Operation::PotwierdzOdebranie => "ZapytaniePullPotwierdz",
-            Operation::Nadaj => "Dokument",
+            Operation::Nadaj | Operation::Dorecz => "Dokument",
         }
     }
 
@@ -145,6 +149,94 @@ pub struct NadajRequest {
     pub nazwa_pliku: String,
     pub typ_pliku: Option<String>,
     pub content: Vec<u8>,
+}
+
+/// The namespace of UPP and UPD (ePUAP's receipts).
+pub const UPO_NS: &str = "http://crd.gov.pl/xml/schematy/UPO/2008/05/09/";
+
+/// The parameters of doręczyciel `dorecz`: those of `nadaj`, plus the delivery deadline, the
+/// sender's document and case identifiers, and the UPD form the recipient will sign.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DoreczRequest {
+    pub nadaj: NadajRequest,
+    /// xsd:dateTime.
+    pub termin_doreczenia: String,
+    pub identyfikator_dokumentu: String,
+    pub identyfikator_sprawy: String,
+    /// The UPD template (a DokumentTyp).
+    pub upd: Vec<u8>,
+}
+
+/// The SOAP header blocks and the Body payload of `dorecz`.
+pub fn dorecz_request(request: &DoreczRequest) -> (String, String) {
+    let (headers, body) = nadaj_request(&request.nadaj);
+    let extra = format!(
+        concat!(
+            r#"<ob:TerminDoreczenia xmlns:ob="{ns}">{t}</ob:TerminDoreczenia>"#,
+            r#"<ob:IdentyfikatorDokumentu xmlns:ob="{ns}">{d}</ob:IdentyfikatorDokumentu>"#,
+            r#"<ob:IdentyfikatorSprawy xmlns:ob="{ns}">{s}</ob:IdentyfikatorSprawy>"#,
+            r#"<ob:UPD xmlns:ob="{ns}">{u}</ob:UPD>"#
+        ),
+        ns = OBIEKTY_NS,
+        t = esc(&request.termin_doreczenia),
+        d = esc(&request.identyfikator_dokumentu),
+        s = esc(&request.identyfikator_sprawy),
+        u = dokument_fields("UPD.xml", Some("text/xml"), &request.upd),
+    );
+    (headers + &extra, body)
+}
+
+/// Reads a `dorecz` request (the emulator's side).
+pub fn read_dorecz_request(
+    header: Option<&Node>,
+    payload: &Node,
+    max_content: usize,
+) -> Result<DoreczRequest, MessageError> {
+    let nadaj = read_nadaj_request(header, payload, max_content)?;
+    let header = header.expect("read_nadaj_request checked the header");
+    let child = |local: &str| -> Result<Node, MessageError> {
+        only_child(header, Some(OBIEKTY_NS), local)
+            .ok()
+            .flatten()
+            .ok_or_else(|| MessageError::MissingField {
+                element: "soap:Header".into(),
+                field: local.into(),
+            })
+    };
+    let (_, _, upd) = read_dokument(&child("UPD")?, max_content)?;
+    Ok(DoreczRequest {
+        nadaj,
+        termin_doreczenia: xml::text_of(&child("TerminDoreczenia")?),
+        identyfikator_dokumentu: xml::text_of(&child("IdentyfikatorDokumentu")?),
+        identyfikator_sprawy: xml::text_of(&child("IdentyfikatorSprawy")?),
+        upd,
+    })
+}
+
+/// `OdpowiedzDoreczyciela`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoreczResponse {
+    pub status: Status,
+    pub identyfikator_dokumentu: String,
+    pub identyfikator_zlecenia: String,
+}
+
+pub fn dorecz_response(response: &DoreczResponse) -> String {
+    format!(
+        r#"<ob:OdpowiedzDoreczyciela xmlns:ob="{OBIEKTY_NS}">{}<identyfikatorDokumentu>{}</identyfikatorDokumentu><identyfikatorZlecenia>{}</identyfikatorZlecenia></ob:OdpowiedzDoreczyciela>"#,
+        status_xml(&response.status),
+        esc(&response.identyfikator_dokumentu),
+        esc(&response.identyfikator_zlecenia)
+    )
+}
+
+pub fn read_dorecz_response(payload: &Node) -> Result<DoreczResponse, MessageError> {
+    expect_element(payload, "OdpowiedzDoreczyciela")?;
+    Ok(DoreczResponse {
+        status: read_status(payload)?,
+        identyfikator_dokumentu: required(payload, "identyfikatorDokumentu")?,
+        identyfikator_zlecenia: required(payload, "identyfikatorZlecenia")?,
+    })
 }
 
 /// The SOAP header blocks and the Body payload of `nadaj`.

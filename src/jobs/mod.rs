@@ -126,7 +126,8 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
                 .document_content(id)
                 .await
                 .map_err(|e| e.to_string())?;
-            if let forms::Classification::NotXml { reason } = forms::classify(&content) {
+            let classification = forms::classify(&content);
+            if let forms::Classification::NotXml { reason } = &classification {
                 let note = format!("signature not checked: {reason}");
                 let judgement = Judgement {
                     not_checked: &note,
@@ -156,11 +157,20 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
                     (error.form, Some(error.to_string()))
                 }
             };
+            // A UPD (proof of delivery) from ePUAP goes to the `receipt` step.
+            let is_upd = matches!(
+                &classification,
+                forms::Classification::Xml { namespace: Some(ns), root } if ns == crate::epuap::soap::UPO_NS && root == "UPD"
+            );
             let judgement = Judgement {
                 verdict: Some(&verdict),
                 form_type: Some(form_type),
                 form_error,
-                follow_up: follow_up(form_type),
+                follow_up: if is_upd {
+                    Some("receipt")
+                } else {
+                    follow_up(form_type)
+                },
                 ..Judgement::default()
             };
             store
@@ -183,6 +193,7 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
             provisioning::correspond(store, job, &settings.office, &settings.forms).await
         }
         "mail" => provisioning::mail(store, job, &settings.office).await,
+        "receipt" => provisioning::receipt(store, job, &settings.office).await,
         other => Err(format!("unknown job kind {other:?}")),
     }
 }

@@ -31,13 +31,37 @@ pub struct Office {
     pub deadline_count: DayCount,
     /// The key letters are sealed with.
     pub seal: SigningKey,
+    /// How letters go by default.
     pub channel: Arc<dyn DeliveryChannel>,
+    /// How letters that need a proof of delivery go (`proof_kinds`).
+    pub proof_channel: Arc<dyn DeliveryChannel>,
+    pub proof_kinds: Vec<String>,
+    /// ePUAP's certificate: UPDs must be sealed by it.
+    pub epuap_certificate: Vec<u8>,
     pub officials: Vec<String>,
     pub zone: Tz,
     pub mailer: Mailer,
     pub routing: Vec<RoutingRule>,
     pub reminder_before: TimeDelta,
     pub digest: Schedule,
+}
+
+impl Office {
+    fn channel_for(&self, kind: LetterKind) -> &Arc<dyn DeliveryChannel> {
+        if self.proof_kinds.iter().any(|k| k == kind.as_str()) {
+            &self.proof_channel
+        } else {
+            &self.channel
+        }
+    }
+
+    fn channel_named(&self, name: &str) -> &Arc<dyn DeliveryChannel> {
+        if self.proof_channel.name() == name {
+            &self.proof_channel
+        } else {
+            &self.channel
+        }
+    }
 }
 
 impl std::fmt::Debug for Office {
@@ -217,7 +241,7 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
             store
                 .record_letter(
                     &format!("reply:{request_id}"),
-                    office.channel.name(),
+                    office.channel_for(kind).name(),
                     kind.as_str(),
                     request_id,
                     &recipient,
@@ -244,7 +268,11 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
         reference: format!("EUR.{request_id}"),
         deliver_by: Some(facts.request.deadline_at),
     };
-    match office.channel.deliver(&outgoing).await {
+    match office
+        .channel_named(&letter.channel)
+        .deliver(&outgoing)
+        .await
+    {
         Ok(receipt) => {
             store
                 .letter_sent(job.id, letter.id, request_id, &receipt, Utc::now())
@@ -361,6 +389,73 @@ pub(super) async fn correspond(
         )
         .await
         .map_err(err)
+}
+
+/// A UPD from ePUAP: the recipient opened a letter sent with `dorecz`. It must be sealed
+/// by ePUAP's certificate; its IdentyfikatorDokumentu (our reference `EUR.<request>`) names
+/// the letter, which becomes `delivered` with the UPD stored beside it.
+pub(super) async fn receipt(store: &Store, job: &Job, office: &Office) -> Result<(), String> {
+    let document_id = job.document_id.ok_or("receipt job without a document")?;
+    let content = store.document_content(document_id).await.map_err(err)?;
+    let certificate = office.epuap_certificate.clone();
+    let bytes = content.clone();
+    let read = tokio::task::spawn_blocking(move || -> Result<(String, Option<String>), String> {
+        let policy = crate::signature::TrustPolicy {
+            pinned: vec![certificate],
+            ..Default::default()
+        };
+        let verdict = crate::signature::verify(&bytes, &policy, Utc::now());
+        if !verdict.passed() {
+            return Err(format!(
+                "the UPD is not sealed by ePUAP: {}",
+                verdict.reason
+            ));
+        }
+        let doc = crate::xml::parse(&bytes, crate::xml::Limits::default()).map_err(err)?;
+        let root = doc.get_root_element().ok_or("an empty UPD")?;
+        let field = |name: &str| {
+            crate::xml::only_child(&root, Some(crate::epuap::soap::UPO_NS), name)
+                .ok()
+                .flatten()
+                .map(|n| crate::xml::text_of(&n).trim().to_string())
+        };
+        let reference =
+            field("IdentyfikatorDokumentu").ok_or("the UPD names no IdentyfikatorDokumentu")?;
+        Ok((reference, field("DataOdbioru")))
+    })
+    .await
+    .map_err(|e| format!("UPD task failed: {e}"))?;
+    let (reference, opened) = match read {
+        Ok(read) => read,
+        Err(why) => {
+            tracing::warn!(document = document_id, %why, "UPD refused");
+            return store.finish_job(job.id).await.map_err(err);
+        }
+    };
+    let request_id = reference
+        .strip_prefix("EUR.")
+        .and_then(|id| id.parse::<i64>().ok());
+    let matched = match request_id {
+        Some(id) => store
+            .letter_delivered(
+                job.id,
+                id,
+                document_id,
+                &content,
+                opened.as_deref(),
+                Utc::now(),
+            )
+            .await
+            .map_err(err)?,
+        None => false,
+    };
+    if matched {
+        tracing::info!(document = document_id, %reference, "UPD matched: the letter was delivered");
+        Ok(())
+    } else {
+        tracing::warn!(document = document_id, %reference, "a UPD for no letter of ours");
+        store.finish_job(job.id).await.map_err(err)
+    }
 }
 
 /// What [`watch_deadlines`] recorded.

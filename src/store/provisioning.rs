@@ -224,6 +224,7 @@ pub struct ReplyFacts {
 #[derive(Debug, Clone)]
 pub struct LetterRow {
     pub id: i64,
+    pub channel: String,
     pub recipient: String,
     pub file_name: String,
     pub content: Vec<u8>,
@@ -601,7 +602,7 @@ impl Store {
             let row = sqlx::query(
                 "UPDATE outbound_document SET status = 'sending', attempts = attempts + 1, updated_at = $1 \
                  WHERE id = $2 AND status IN ('pending', 'sending') \
-                 RETURNING id, recipient, file_name, content, status, attempts",
+                 RETURNING id, recipient, file_name, content, status, attempts, channel",
             )
             .bind(now)
             .bind(letter_id)
@@ -610,6 +611,7 @@ impl Store {
             .ok_or_else(|| StoreError::Conflict(format!("letter {letter_id} is not waiting to be sent")))?;
             Ok(LetterRow {
                 id: row.get(0),
+                channel: row.get(6),
                 recipient: row.get(1),
                 file_name: row.get(2),
                 content: row.get(3),
@@ -705,6 +707,48 @@ impl Store {
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// Records a UPD: the letter of `request_id` was delivered. False when there is no such
+    /// sent letter (the job is then left for the caller to finish).
+    pub async fn letter_delivered(
+        &self,
+        job_id: i64,
+        request_id: i64,
+        upd_document_id: i64,
+        upd: &[u8],
+        opened: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query(
+                "UPDATE outbound_document SET status = 'delivered', upd = $1, upd_document_id = $2, \
+                 delivered_at = $3, updated_at = $3 WHERE key = $4 AND status IN ('sent', 'sending', 'delivered')",
+            )
+            .bind(upd)
+            .bind(upd_document_id)
+            .bind(now)
+            .bind(format!("reply:{request_id}"))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                return Ok(false);
+            }
+            sqlx::query(
+                "UPDATE access_request SET status = 'delivered', updated_at = $1 WHERE id = $2 AND status = 'replied'",
+            )
+            .bind(now)
+            .bind(request_id)
+            .execute(&mut *tx)
+            .await?;
+            audit_in_tx!(tx, AUTOMATIC, "delivered", &format!("access_request:{request_id}"),
+                &format!("UPD in document {upd_document_id}, opened {}", opened.unwrap_or("?")), now);
+            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// Marks the request replied when its letter was sent by an earlier run.
