@@ -10,42 +10,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+mod common;
 
 use base64::Engine;
 use chrono::Utc;
+use common::{cpu_time, openssl_rsa2048_sign};
 use eurzad::config::Config;
 use eurzad::emulator::demo_pki;
-
-fn cpu_time() -> (Duration, u64) {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    (
-        tv(usage.ru_utime) + tv(usage.ru_stime),
-        usage.ru_maxrss as u64,
-    )
-}
-
-fn openssl_rsa2048_sign() -> Duration {
-    let output = Command::new("openssl")
-        .args(["speed", "-seconds", "2", "rsa2048"])
-        .output()
-        .expect("openssl is installed");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("rsa 2048 bits"))
-        .unwrap_or_else(|| panic!("unexpected openssl speed output:\n{text}"));
-    let sign: f64 = line
-        .split_whitespace()
-        .nth(3)
-        .unwrap()
-        .trim_end_matches('s')
-        .parse()
-        .unwrap();
-    Duration::from_secs_f64(sign)
-}
 
 fn pesel(n: usize) -> String {
     let base = format!("{:010}", 7_001_010_000u64 + n as u64 * 13);

@@ -8,13 +8,6 @@ mod common;
 use common::*;
 use sqlx::Row;
 
-async fn exec(pool: &sqlx::AnyPool, sql: &str) {
-    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-        .execute(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn views_respect_status_validity_and_scope() {
     let dir = tempfile::tempdir().unwrap();

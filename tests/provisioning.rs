@@ -155,22 +155,11 @@ emails = ["kancelaria@urzad.test"]
     }
 
     fn eurzad(&self, args: &[&str]) -> (bool, String) {
-        let out = std::process::Command::new(BIN)
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
+        eurzad_with_config(args, &self.config)
     }
 
     async fn pool(&self) -> sqlx::AnyPool {
-        sqlx::any::install_default_drivers();
-        sqlx::AnyPool::connect(&self.db.url).await.unwrap()
+        any_pool(&self.db.url).await
     }
 
     async fn outbox(&self) -> Vec<serde_json::Value> {

@@ -54,24 +54,14 @@ impl Town {
     }
 
     fn sync(&self, args: &[&str]) -> (bool, String) {
-        let out = std::process::Command::new(BIN)
-            .arg("sync")
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
+        let args: Vec<&str> = std::iter::once("sync")
+            .chain(args.iter().copied())
+            .collect();
+        eurzad_with_config(&args, &self.config)
     }
 
     async fn pool(&self) -> sqlx::AnyPool {
-        sqlx::any::install_default_drivers();
-        sqlx::AnyPool::connect(&self.db.url).await.unwrap()
+        any_pool(&self.db.url).await
     }
 
     async fn basic(&self) -> sqlx::AnyPool {
@@ -89,13 +79,6 @@ impl Town {
         }
         pool
     }
-}
-
-async fn exec(pool: &sqlx::AnyPool, sql: &str) {
-    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-        .execute(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 async fn liabilities(pool: &sqlx::AnyPool, viewer: i64) -> Vec<(String, i64, i64, i64, i64)> {

@@ -412,3 +412,34 @@ impl Drop for SmtpServer {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `eurzad ARGS --config CONFIG`: (success, stdout + stderr).
+pub fn eurzad_with_config(args: &[&str], config: &Path) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run eurzad");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// A pool on a test database through sqlx's Any driver.
+pub async fn any_pool(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(url)
+        .await
+        .expect("connect to the test database")
+}
+
+/// Runs one statement written by a test (fixture rows, state changes).
+pub async fn exec(pool: &sqlx::AnyPool, sql: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
