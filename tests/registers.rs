@@ -424,7 +424,7 @@ async fn a_representative_sees_a_principals_liabilities_only_while_allowed() {
 async fn a_generated_town_syncs_whole() {
     let town = Town::new().await;
     let out = std::process::Command::new(BIN)
-        .args(["sample-registers", "--inhabitants", "3000", "--out"])
+        .args(["sample-registers", "--inhabitants", "8000", "--out"])
         .arg(town.import())
         .output()
         .unwrap();

@@ -200,6 +200,12 @@ impl CsvRows {
                 if id.is_empty() {
                     return Some(Err(error(Some("id"), "required, but empty".into())));
                 }
+                if id.chars().any(char::is_control) {
+                    return Some(Err(error(
+                        Some("id"),
+                        format!("{id:?} contains control characters"),
+                    )));
+                }
                 let mut values = Vec::with_capacity(self.columns.len());
                 for (column, (index, grosze)) in self.columns.iter().zip(&self.layout) {
                     let raw = index.and_then(|i| self.record.get(i)).unwrap_or("");

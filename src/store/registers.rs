@@ -81,7 +81,7 @@ fn spawn_reader(
     tokio::sync::mpsc::Receiver<Result<Vec<Row>, RowError>>,
     tokio::task::JoinHandle<()>,
 ) {
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
     let task = tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(BATCH);
         while let Some(row) = rows.next_row() {
@@ -223,35 +223,26 @@ impl Store {
                 .await?;
                 return Ok(SyncOutcome::AlreadyApplied { run_id });
             }
+            // The file is read and checked on its own thread from now on, while the stored
+            // keys load.
+            let rows = CsvRows::open(path, register, encoding)?;
+            let (mut batches, reader) = spawn_reader(rows);
             // What is stored now: id key → (row hash, seen in this file).
             let mut existing: HashMap<u128, (i64, bool)> = HashMap::new();
-            {
-                use futures_util::TryStreamExt;
-                let sql = sqlx::AssertSqlSafe(format!("SELECT id, row_hash FROM {table}"));
-                let mut stream = sqlx::query(sql).fetch(pool);
-                while let Some(row) = stream.try_next().await? {
-                    let id: &str = row.get(0);
-                    existing.insert(id_key(id), (row.get(1), false));
-                }
+            for (id, hash) in self.stored_keys(table).await? {
+                existing.insert(id, (hash, false));
             }
             // The ids each referenced register holds.
             let mut references: HashMap<&'static str, HashSet<u128>> = HashMap::new();
             for column in register.columns {
                 if let Kind::Ref(target) = column.kind {
                     let target_table = register_table(target)?;
-                    use futures_util::TryStreamExt;
-                    let mut ids = HashSet::new();
-                    let sql = sqlx::AssertSqlSafe(format!("SELECT id FROM {target_table}"));
-                    let mut stream = sqlx::query(sql).fetch(pool);
-                    while let Some(row) = stream.try_next().await? {
-                        let id: &str = row.get(0);
-                        ids.insert(id_key(id));
-                    }
+                    let ids = self.stored_keys(target_table).await?.into_iter().map(|(id, _)| id).collect();
                     references.insert(target, ids);
                 }
             }
-            let rows = CsvRows::open(path, register, encoding)?;
-            let (mut batches, reader) = spawn_reader(rows);
+            tracing::info!(register = register.name, stored = existing.len(),
+                seconds = clock.elapsed().as_secs_f64(), "stored keys and references loaded");
             let mut tx = pool.begin().await?;
             let mut counts = SyncCounts::default();
             let mut next_report = 100_000;
@@ -383,6 +374,45 @@ impl Store {
                 deleted = counts.deleted, unchanged = counts.unchanged, seconds, "sync done");
             Ok(SyncOutcome::Applied { run_id, counts })
         })
+    }
+
+    /// The keys and row hashes stored in a register table, read in chunks of 20,000 rows
+    /// aggregated into one string each: one row per chunk instead of one per key (the
+    /// per-row cost of the driver dominated the load of a million keys).
+    async fn stored_keys(&self, table: &str) -> Result<Vec<(u128, i64)>, StoreError> {
+        let sql = match self {
+            Store::Sqlite(_) => format!(
+                "SELECT group_concat(id || char(31) || row_hash, char(30)), max(id), count(*) FROM \
+                 (SELECT id, row_hash FROM {table} WHERE id > $1 ORDER BY id LIMIT 20000)"
+            ),
+            Store::Postgres(_) => format!(
+                "SELECT string_agg(id || chr(31) || row_hash::text, chr(30)), max(id), count(*) FROM \
+                 (SELECT id, row_hash FROM {table} WHERE id > $1 ORDER BY id LIMIT 20000) chunk"
+            ),
+        };
+        let mut keys = Vec::new();
+        let mut after = String::new();
+        loop {
+            let (joined, last, count): (Option<String>, Option<String>, i64) = on_pool!(self, pool => {
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(&after)
+                    .fetch_one(pool)
+                    .await?
+            });
+            for entry in joined
+                .as_deref()
+                .unwrap_or_default()
+                .split('\u{1e}')
+                .filter(|e| !e.is_empty())
+            {
+                let (id, hash) = entry.split_once('\u{1f}').unwrap_or((entry, "0"));
+                keys.push((id_key(id), hash.parse().unwrap_or(0)));
+            }
+            match last {
+                Some(last) if count == 20000 => after = last,
+                _ => return Ok(keys),
+            }
+        }
     }
 
     /// Claims a scheduled occurrence for this daemon; false when another claimed it first.
