@@ -229,15 +229,20 @@ impl Store {
             let (mut batches, reader) = spawn_reader(rows);
             // What is stored now: id key → (row hash, seen in this file).
             let mut existing: HashMap<u128, (i64, bool)> = HashMap::new();
-            for (id, hash) in self.stored_keys(table).await? {
+            self.stored_keys(table, |id, hash| {
                 existing.insert(id, (hash, false));
-            }
+            })
+            .await?;
             // The ids each referenced register holds.
             let mut references: HashMap<&'static str, HashSet<u128>> = HashMap::new();
             for column in register.columns {
                 if let Kind::Ref(target) = column.kind {
                     let target_table = register_table(target)?;
-                    let ids = self.stored_keys(target_table).await?.into_iter().map(|(id, _)| id).collect();
+                    let mut ids = HashSet::new();
+                    self.stored_keys(target_table, |id, _| {
+                        ids.insert(id);
+                    })
+                    .await?;
                     references.insert(target, ids);
                 }
             }
@@ -379,7 +384,11 @@ impl Store {
     /// The keys and row hashes stored in a register table, read in chunks of 20,000 rows
     /// aggregated into one string each: one row per chunk instead of one per key (the
     /// per-row cost of the driver dominated the load of a million keys).
-    async fn stored_keys(&self, table: &str) -> Result<Vec<(u128, i64)>, StoreError> {
+    async fn stored_keys(
+        &self,
+        table: &str,
+        mut each: impl FnMut(u128, i64),
+    ) -> Result<(), StoreError> {
         let sql = match self {
             Store::Sqlite(_) => format!(
                 "SELECT group_concat(id || char(31) || row_hash, char(30)), max(id), count(*) FROM \
@@ -390,7 +399,6 @@ impl Store {
                  (SELECT id, row_hash FROM {table} WHERE id > $1 ORDER BY id LIMIT 20000) chunk"
             ),
         };
-        let mut keys = Vec::new();
         let mut after = String::new();
         loop {
             let (joined, last, count): (Option<String>, Option<String>, i64) = on_pool!(self, pool => {
@@ -406,11 +414,11 @@ impl Store {
                 .filter(|e| !e.is_empty())
             {
                 let (id, hash) = entry.split_once('\u{1f}').unwrap_or((entry, "0"));
-                keys.push((id_key(id), hash.parse().unwrap_or(0)));
+                each(id_key(id), hash.parse().unwrap_or(0));
             }
             match last {
                 Some(last) if count == 20000 => after = last,
-                _ => return Ok(keys),
+                _ => return Ok(()),
             }
         }
     }
