@@ -25,6 +25,66 @@ pub fn is_qualified(der: &[u8]) -> bool {
     })
 }
 
+/// What the policy reads off a certificate, parsed once.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub subject: String,
+    pub validity: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    pub qualified: bool,
+    pub identity: Option<super::identity::Identity>,
+}
+
+type FactsCache = std::collections::HashMap<u64, (Vec<u8>, std::sync::Arc<Facts>)>;
+
+thread_local! {
+    /// Facts by certificate. Signers and intermediates recur from document to document;
+    /// parsing them again cost about a tenth of a verification. Keyed by a cheap hash of
+    /// the DER's length and tail (the signature value, effectively random); a hit is
+    /// confirmed by comparing the whole DER.
+    static FACTS: std::cell::RefCell<FactsCache> = std::cell::RefCell::new(FactsCache::new());
+}
+
+fn tail_key(der: &[u8]) -> u64 {
+    let tail = &der[der.len().saturating_sub(32)..];
+    tail.iter()
+        .fold(0xcbf2_9ce4_8422_2325u64 ^ der.len() as u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+}
+
+/// The facts of a certificate (cached per thread, at most 1,024 certificates).
+pub fn facts(der: &[u8]) -> std::sync::Arc<Facts> {
+    let key = tail_key(der);
+    let hit = FACTS.with(|cache| {
+        cache
+            .borrow()
+            .get(&key)
+            .filter(|(cached, _)| cached.as_slice() == der)
+            .map(|(_, facts)| facts.clone())
+    });
+    if let Some(hit) = hit {
+        return hit;
+    }
+    let parsed = parse_x509_certificate(der).ok().map(|(_, c)| c);
+    let facts = std::sync::Arc::new(Facts {
+        subject: parsed
+            .as_ref()
+            .map(|c| c.subject().to_string())
+            .unwrap_or_else(|| "(unreadable certificate)".into()),
+        validity: validity(der),
+        qualified: is_qualified(der),
+        identity: super::identity::from_certificate(der),
+    });
+    FACTS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= 1024 {
+            cache.clear();
+        }
+        cache.insert(key, (der.to_vec(), facts.clone()));
+    });
+    facts
+}
+
 /// The certificate's validity as (not before, not after).
 pub fn validity(der: &[u8]) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     let (_, certificate) = parse_x509_certificate(der).ok()?;

@@ -348,6 +348,7 @@ fn judge(doc: &Document, trust: &TrustPolicy, at: DateTime<Utc>) -> Judged {
         .iter()
         .flat_map(|file| xmldsig::certificates_der(file).unwrap_or_default())
         .any(|der| der == signer);
+    let signer_facts = certificate::facts(&signer);
     let trusted_profile = match &signed_properties {
         Some(signed_properties) if pinned_signer => {
             identity::from_trusted_profile(signed_properties)
@@ -359,11 +360,11 @@ fn judge(doc: &Document, trust: &TrustPolicy, at: DateTime<Utc>) -> Judged {
         subindication: None,
         reason: "signature valid; signed data covers the document".into(),
         profile,
-        signer: Some(subject_of(&signer)),
-        identity: trusted_profile.or_else(|| identity::from_certificate(&signer)),
+        signer: Some(signer_facts.subject.clone()),
+        identity: trusted_profile.or_else(|| signer_facts.identity.clone()),
         kind: None,
         signing_time,
-        qualified_certificate: Some(certificate::is_qualified(&signer)),
+        qualified_certificate: Some(signer_facts.qualified),
         chain: key_info_subjects(&signature),
         signer_certificate: Some(signer),
     })
@@ -409,7 +410,7 @@ fn read_signing_time(
 
 /// The claimed SigningTime must fall within the signer certificate's validity.
 fn check_signing_time_validity(time: DateTime<Utc>, signer: &[u8]) -> Result<(), String> {
-    match certificate::validity(signer) {
+    match certificate::facts(signer).validity {
         Some((not_before, not_after)) if time < not_before || time > not_after => Err(format!(
             "SigningTime {time} is outside the signer certificate's validity ({not_before} to {not_after})"
         )),
@@ -428,7 +429,7 @@ fn key_info_subjects(signature: &Node) -> Vec<String> {
             let b64: String = xml::text_of(&c).split_whitespace().collect();
             base64::engine::general_purpose::STANDARD.decode(b64).ok()
         })
-        .map(|der| subject_of(&der))
+        .map(|der| certificate::facts(&der).subject.clone())
         .collect()
 }
 
@@ -878,10 +879,4 @@ fn check_validity(der: &[u8], at: DateTime<Utc>) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn subject_of(der: &[u8]) -> String {
-    x509_parser::parse_x509_certificate(der)
-        .map(|(_, c)| c.subject().to_string())
-        .unwrap_or_else(|_| "(unreadable certificate)".into())
 }
