@@ -454,3 +454,70 @@ async fn a_generated_town_syncs_whole() {
     );
     pool.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_xml_format_gives_the_same_register_and_refuses_what_it_should() {
+    let town = Town::new().await;
+    town.drop_basic(&["parties", "accounts", "obligors", "installments"]);
+    // The hand-checked ledger, as XML.
+    let csv = std::fs::read_to_string(fixture("registers/basic/ledger.csv")).unwrap();
+    let mut lines = csv.lines();
+    let headers: Vec<&str> = lines.next().unwrap().split(';').collect();
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Rejestr xmlns=\"http://epuap.gov.pl/fe-model-web/wzor_lokalny/eurzad/rejestr/\" rejestr=\"ledger\">\n",
+    );
+    for line in lines {
+        let attributes: String = headers
+            .iter()
+            .zip(line.split(';'))
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(h, v)| format!(" {h}=\"{v}\""))
+            .collect();
+        xml.push_str(&format!("  <Wiersz{attributes}/>\n"));
+    }
+    xml.push_str("</Rejestr>\n");
+    std::fs::write(town.import().join("ledger.xml"), &xml).unwrap();
+    let (ok, out) = town.sync(&[]);
+    assert!(ok, "{out}");
+    assert!(
+        count_line(&out, "ledger")
+            .ends_with("9 rows: 9 inserted, 0 updated, 0 deleted, 0 unchanged"),
+        "{out}"
+    );
+    let pool = town.pool().await;
+    exec(&pool, "INSERT INTO account (id, pesel, given_name, surname, status, created_at, updated_at) \
+        VALUES (1, '85031412347', 'G', 'S', 'active', '2026-11-01 10:00:00+00:00', '2026-11-01 10:00:00+00:00')").await;
+    assert_eq!(
+        liabilities(&pool, 1).await[0],
+        ("K1".into(), 100_025, 35_000, 65_025, 1)
+    );
+    pool.close().await;
+
+    let refused = |name: &str, text: String| {
+        std::fs::write(town.import().join(name), text).unwrap();
+        let (ok, out) = town.sync(&["ledger"]);
+        assert!(!ok, "{name}: {out}");
+        out
+    };
+    // A DOCTYPE (entities, XXE) is refused before libxml2 reads the file.
+    let out = refused(
+        "ledger-doctype.xml",
+        xml.replacen("<Rejestr", "<!DOCTYPE r [<!ENTITY x \"xx\">]>\n<Rejestr", 1),
+    );
+    assert!(out.contains("ledger-doctype.xml:1: DOCTYPE"), "{out}");
+    // Not the schema's shape: a row without its id, named by line.
+    let out = refused(
+        "ledger-noid.xml",
+        xml.replacen("<Wiersz id=\"L2\"", "<Wiersz", 1),
+    );
+    assert!(
+        out.contains("ledger-noid.xml:4: does not match rejestr.xsd"),
+        "{out}"
+    );
+    // A bad value, named by line and attribute.
+    let out = refused("ledger-date.xml", xml.replace("2026-03-10", "2026-02-30"));
+    assert!(
+        out.contains("ledger-date.xml:4: column data_ksiegowania: "),
+        "{out}"
+    );
+}

@@ -233,13 +233,14 @@ impl CsvRows {
     }
 }
 
-/// Files for `register` in a drop folder: `<register>*.csv`, oldest name first.
+/// Files for `register` in a drop folder: `<register>*.csv` or `.xml`, in name order.
 pub fn dropped_files(dir: &Path, register: &str) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.is_file()
-                && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+                && p.extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("xml"))
                 && p.file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with(register))

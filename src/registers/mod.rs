@@ -6,6 +6,45 @@
 
 pub mod csv_source;
 pub mod sample;
+pub mod xml_source;
+
+use std::path::Path;
+
+use csv_source::{CsvRows, FileEncoding, Row, RowError};
+
+/// Checked rows of a register file, one at a time.
+pub trait RowSource: Send {
+    fn next_row(&mut self) -> Option<Result<Row, RowError>>;
+}
+
+impl RowSource for CsvRows {
+    fn next_row(&mut self) -> Option<Result<Row, RowError>> {
+        CsvRows::next_row(self)
+    }
+}
+
+impl RowSource for xml_source::XmlRows {
+    fn next_row(&mut self) -> Option<Result<Row, RowError>> {
+        xml_source::XmlRows::next_row(self)
+    }
+}
+
+/// Opens a register file: `.xml` as the XML format (schemas/rejestr.xsd), anything else as
+/// CSV.
+pub fn open_rows(
+    path: &Path,
+    register: &'static Register,
+    encoding: FileEncoding,
+) -> Result<Box<dyn RowSource>, RowError> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xml"))
+    {
+        Ok(Box::new(xml_source::XmlRows::open(path, register)?))
+    } else {
+        Ok(Box::new(CsvRows::open(path, register, encoding)?))
+    }
+}
 
 use chrono::NaiveDate;
 

@@ -14,8 +14,9 @@ use sha2::Digest;
 use sqlx::Row as _;
 
 use super::{Store, StoreError};
-use crate::registers::csv_source::{CsvRows, FileEncoding, Row, RowError};
+use crate::registers::csv_source::{FileEncoding, Row, RowError};
 use crate::registers::{Kind, Register, Value, register, row_hash};
+use crate::registers::{RowSource, open_rows};
 
 const BATCH: usize = 1000;
 
@@ -76,7 +77,7 @@ impl From<sqlx::Error> for SyncError {
 
 /// Streams the file's rows in batches from a blocking thread.
 fn spawn_reader(
-    mut rows: CsvRows,
+    mut rows: Box<dyn RowSource>,
 ) -> (
     tokio::sync::mpsc::Receiver<Result<Vec<Row>, RowError>>,
     tokio::task::JoinHandle<()>,
@@ -225,7 +226,7 @@ impl Store {
             }
             // The file is read and checked on its own thread from now on, while the stored
             // keys load.
-            let rows = CsvRows::open(path, register, encoding)?;
+            let rows = open_rows(path, register, encoding)?;
             let (mut batches, reader) = spawn_reader(rows);
             // What is stored now: id key → (row hash, seen in this file).
             let mut existing: HashMap<u128, (i64, bool)> = HashMap::new();
