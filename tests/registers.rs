@@ -521,3 +521,44 @@ async fn the_xml_format_gives_the_same_register_and_refuses_what_it_should() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_register_can_come_from_a_sql_query_on_another_database() {
+    let town = Town::new().await;
+    // The back office's finance database (SQLite here), with its own column names.
+    let finance = town.dir.path().join("finance.db");
+    let url = format!("sqlite://{}?mode=rwc", finance.display());
+    let pool = any_pool(&url).await;
+    exec(&pool, "CREATE TABLE budzet (nr TEXT, rok INTEGER, dz TEXT, rozdz TEXT, par TEXT, opis TEXT, plan TEXT, wyk TEXT)").await;
+    exec(&pool, "INSERT INTO budzet VALUES ('B1', 2026, '600', '60016', '4270', 'Drogi publiczne gminne: remonty', '1500000,00', '1234567,89')").await;
+    exec(&pool, "INSERT INTO budzet VALUES ('B2', 2026, '801', '80101', '4010', 'Szkoły podstawowe', '9000000,00', '7000000,00')").await;
+    pool.close().await;
+    let mut config = std::fs::read_to_string(&town.config).unwrap();
+    config.push_str(&format!(
+        "\n[registers.sql.budget]\nurl = \"{url}\"\nquery = \"SELECT nr AS id, rok, dz AS dzial, rozdz AS rozdzial, par AS paragraf, opis AS nazwa, plan, wyk AS wykonanie FROM budzet\"\n"
+    ));
+    std::fs::write(&town.config, config).unwrap();
+    let (ok, out) = town.sync(&["budget"]);
+    assert!(ok, "{out}");
+    assert!(
+        count_line(&out, "budget").contains("2 rows: 2 inserted"),
+        "{out}"
+    );
+    let pool = town.pool().await;
+    let row =
+        sqlx::query("SELECT name, plan_gr, execution_gr FROM portal_budget WHERE dzial = '600'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(row.get::<String, _>(0), "Drogi publiczne gminne: remonty");
+    assert_eq!(
+        (row.get::<i64, _>(1), row.get::<i64, _>(2)),
+        (150_000_000, 123_456_789)
+    );
+    pool.close().await;
+    // The temporary export is gone.
+    let leftovers: Vec<_> = std::fs::read_dir(town.import().join(".query"))
+        .unwrap()
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
