@@ -65,7 +65,15 @@ impl Town {
     }
 
     async fn basic(&self) -> sqlx::AnyPool {
-        self.drop_basic(&["parties", "accounts", "obligors", "installments", "ledger"]);
+        self.drop_basic(&[
+            "parties",
+            "accounts",
+            "obligors",
+            "installments",
+            "ledger",
+            "cases",
+            "case_letters",
+        ]);
         let (ok, out) = self.sync(&[]);
         assert!(ok, "{out}");
         let pool = self.pool().await;
@@ -177,7 +185,39 @@ async fn the_hand_checked_set_gives_its_balances_through_the_portal() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(runs, 5);
+    assert_eq!(runs, 7);
+    // Jan's case and its letters (scope `sprawy`); Anna sees none of them.
+    let letters: Vec<(String, String, String)> = sqlx::query(
+        "SELECT reference, direction, title FROM portal_case_letters WHERE viewer_account_id = 1 ORDER BY letter_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect();
+    assert_eq!(
+        letters,
+        vec![
+            (
+                "GKM.6730.15.2026".into(),
+                "in".into(),
+                "Wniosek o wydanie decyzji".into()
+            ),
+            (
+                "GKM.6730.15.2026".into(),
+                "out".into(),
+                "Wezwanie do uzupełnienia wniosku".into()
+            ),
+        ]
+    );
+    let anna: i64 =
+        sqlx::query("SELECT COUNT(*) FROM portal_case_letters WHERE viewer_account_id = 2")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(anna, 0);
     pool.close().await;
 }
 

@@ -185,6 +185,16 @@ pub const REGISTERS: &[Register] = &[
         ],
     },
     Register {
+        name: "case_letters",
+        table: "reg_case_letter",
+        columns: &[
+            col("sprawa", "case_id", Kind::Ref("cases"), true),
+            col("data", "letter_date", Kind::Date, true),
+            col("kierunek", "direction", Kind::OneOf(&["in", "out"]), true),
+            col("tytul", "title", Kind::Text, true),
+        ],
+    },
+    Register {
         name: "alcohol_permits",
         table: "reg_alcohol_permit",
         columns: &[

@@ -198,6 +198,7 @@ pub fn generate(
         "cases",
         "id;podmiot;znak;tytul;status;wszczeta;zakonczona",
     )?;
+    let mut case_letters = Out::create(dir, "case_letters", "id;sprawa;data;kierunek;tytul")?;
     let mut permits = Out::create(
         dir,
         "alcohol_permits",
@@ -334,8 +335,23 @@ pub fn generate(
             }
         }
         if natural && rng.random_bool(0.02) {
+            let case = format!("S{n:07}");
+            case_letters.row(&[
+                &format!("{case}-1"),
+                &case,
+                "2026-02-10",
+                "in",
+                "Wniosek o wydanie decyzji",
+            ])?;
+            case_letters.row(&[
+                &format!("{case}-2"),
+                &case,
+                "2026-03-02",
+                "out",
+                "Wezwanie do uzupełnienia wniosku",
+            ])?;
             cases.row(&[
-                &format!("S{n:07}"),
+                &case,
                 &party,
                 &format!("GKM.6730.{}.{year}", n % 900 + 1),
                 "Wniosek o wydanie decyzji o warunkach zabudowy",
