@@ -6,6 +6,9 @@
 //! some partly), cases with JRWA references, alcohol permits, leases, the budget and
 //! municipal property. Deterministic: the same arguments give the same files.
 
+// Amounts are written złoty_grosze (`40_00` is 40.00 zł), which clippy calls inconsistent.
+#![allow(clippy::inconsistent_digit_grouping)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
