@@ -380,6 +380,19 @@ pub struct RegistersConfig {
     pub schedule: std::collections::BTreeMap<String, String>,
     /// Registers read by a SQL query from another database instead of the drop folder.
     pub sql: std::collections::BTreeMap<String, SqlSourceConfig>,
+    /// Late-payment interest on tax arrears (`eurzad interest`).
+    pub interest: InterestConfig,
+}
+
+/// The rate table and threshold for late-payment interest (art. 54, 56 Ordynacja podatkowa).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InterestConfig {
+    /// `{ from = "2023-10-05", basis_points = 1450 }`: the rate from that day on.
+    pub rates: Vec<crate::registers::interest::RatePeriod>,
+    /// The registered-letter fee in złoty (e.g. "8,70"): interest up to three times it is
+    /// not charged.
+    pub registered_letter_fee: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -399,6 +412,7 @@ impl Default for RegistersConfig {
             mode: Default::default(),
             schedule: Default::default(),
             sql: Default::default(),
+            interest: Default::default(),
         }
     }
 }

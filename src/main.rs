@@ -66,6 +66,18 @@ enum Command {
         #[arg(long, requires = "register")]
         file: Option<PathBuf>,
     },
+    /// Late-payment interest on a tax account's installments on a day (art. 54–56, 63
+    /// Ordynacja podatkowa), from the rate table in [registers.interest].
+    Interest {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The account (its id in the back office).
+        #[arg(long)]
+        account: String,
+        /// The day (YYYY-MM-DD; today in notify.timezone by default).
+        #[arg(long)]
+        at: Option<chrono::NaiveDate>,
+    },
     /// Write a generated sample set of register exports for a town (docs/import-formats.md).
     SampleRegisters {
         /// The folder to write the CSV files to.
@@ -317,6 +329,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
+        Command::Interest {
+            config,
+            account,
+            at,
+        } => {
+            let config = load_config(config.as_deref(), &cli.log_format)?;
+            interest(&config, &account, at).await
+        }
         Command::SampleRegisters {
             out,
             inhabitants,
@@ -452,6 +472,82 @@ async fn sync_registers(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn interest(
+    config: &Config,
+    account: &str,
+    at: Option<chrono::NaiveDate>,
+) -> anyhow::Result<ExitCode> {
+    use eurzad::registers::interest::{InterestRules, standing};
+    let settings = &config.registers.interest;
+    if settings.rates.is_empty() {
+        anyhow::bail!(
+            "{}: registers.interest.rates: no rate table configured",
+            config.source
+        );
+    }
+    let fee = match &settings.registered_letter_fee {
+        Some(fee) => eurzad::registers::money(fee, false).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: registers.interest.registered_letter_fee: {e}",
+                config.source
+            )
+        })?,
+        None => anyhow::bail!(
+            "{}: registers.interest.registered_letter_fee is required",
+            config.source
+        ),
+    };
+    let mut rates = settings.rates.clone();
+    rates.sort_by_key(|r| r.from);
+    let rules = InterestRules {
+        rates,
+        threshold_gr: 3 * fee,
+    };
+    let zone: chrono_tz::Tz = config
+        .notify
+        .timezone
+        .parse()
+        .unwrap_or(chrono_tz::Europe::Warsaw);
+    let at = at.unwrap_or_else(|| chrono::Utc::now().with_timezone(&zone).date_naive());
+    let store = eurzad::daemon::open_store(config).await?;
+    let found = store.installments_with_payments(account).await?;
+    store.close().await;
+    let Some((kind, installments)) = found else {
+        eprintln!("eurzad: error: no account {account:?} in the registers");
+        return Ok(ExitCode::from(1));
+    };
+    if !["property", "agricultural", "forest", "transport", "joint"].contains(&kind.as_str()) {
+        eprintln!(
+            "eurzad: error: account {account} is {kind}: tax-law interest applies to tax accounts only"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let zl = |g: i64| format!("{},{:02} zł", g / 100, (g % 100).abs());
+    println!("account {account} ({kind}) on {at}:");
+    let (mut arrears, mut interest) = (0, 0);
+    for i in &installments {
+        let s = standing(i.amount_gr, i.due_date, &i.payments, at, &rules);
+        arrears += s.arrears_gr;
+        interest += s.interest_gr;
+        println!(
+            "  installment {} due {}: {} ; arrears {}, interest {} (paid {} + {} of interest)",
+            i.number,
+            i.due_date,
+            zl(i.amount_gr),
+            zl(s.arrears_gr),
+            zl(s.interest_gr),
+            zl(s.paid_principal_gr),
+            zl(s.paid_interest_gr)
+        );
+    }
+    println!(
+        "  total: arrears {}, interest {}",
+        zl(arrears),
+        zl(interest)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn requests(config: &Config, action: RequestsAction) -> anyhow::Result<ExitCode> {

@@ -602,3 +602,37 @@ async fn a_register_can_come_from_a_sql_query_on_another_database() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interest_on_tax_arrears_follows_the_rate_table_and_the_threshold() {
+    let town = Town::new().await;
+    town.basic().await.close().await;
+    let mut config = std::fs::read_to_string(&town.config).unwrap();
+    config.push_str(
+        "\n[registers.interest]\nregistered_letter_fee = \"8,70\"\nrates = [{ from = \"2023-10-05\", basis_points = 1450 }]\n",
+    );
+    std::fs::write(&town.config, config).unwrap();
+    // Anna's 400 zł due 15 March, unpaid on 20 November: 250 days at 14.5% = 39.73 zł → 40 zł.
+    let (ok, out) = eurzad_with_config(
+        &["interest", "--account", "K4", "--at", "2026-11-20"],
+        &town.config,
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("total: arrears 400,00 zł, interest 40,00 zł"),
+        "{out}"
+    );
+    // Jan's late and unpaid installments: each under 3 × 8,70 zł, so no interest.
+    let (ok, out) = eurzad_with_config(
+        &["interest", "--account", "K1", "--at", "2026-11-20"],
+        &town.config,
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("total: arrears 650,25 zł, interest 0,00 zł"),
+        "{out}"
+    );
+    // A fee account is not a tax.
+    let (ok, out) = eurzad_with_config(&["interest", "--account", "K2"], &town.config);
+    assert!(!ok && out.contains("tax accounts only"), "{out}");
+}

@@ -5,6 +5,7 @@
 //! `docs/import-formats.md` is the contract with the back office.
 
 pub mod csv_source;
+pub mod interest;
 pub mod sample;
 pub mod xml_source;
 

@@ -458,6 +458,58 @@ impl Store {
     }
 }
 
+/// An installment with the payments that name it, for the interest calculation.
+#[derive(Debug, Clone)]
+pub struct InstallmentPayments {
+    pub installment_id: String,
+    pub number: i64,
+    pub due_date: chrono::NaiveDate,
+    pub amount_gr: i64,
+    pub payments: Vec<(chrono::NaiveDate, i64)>,
+}
+
+impl Store {
+    /// An account's kind and its installments with their payments (by booking date).
+    pub async fn installments_with_payments(
+        &self,
+        account: &str,
+    ) -> Result<Option<(String, Vec<InstallmentPayments>)>, StoreError> {
+        on_pool!(self, pool => {
+            let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM reg_account WHERE id = $1")
+                .bind(account)
+                .fetch_optional(pool)
+                .await?;
+            let Some(kind) = kind else { return Ok(None) };
+            let rows = sqlx::query(
+                "SELECT i.id, i.number, i.due_date, i.amount_gr, l.booking_date, l.amount_gr FROM reg_installment i \
+                 LEFT JOIN reg_ledger l ON l.installment_id = i.id AND l.entry_type = 'payment' \
+                 WHERE i.account_id = $1 ORDER BY i.due_date, i.id, l.booking_date",
+            )
+            .bind(account)
+            .fetch_all(pool)
+            .await?;
+            let mut out: Vec<InstallmentPayments> = Vec::new();
+            for row in &rows {
+                let id: String = row.get(0);
+                if out.last().is_none_or(|last| last.installment_id != id) {
+                    out.push(InstallmentPayments {
+                        installment_id: id,
+                        number: row.get(1),
+                        due_date: row.get(2),
+                        amount_gr: row.get(3),
+                        payments: Vec::new(),
+                    });
+                }
+                let paid: (Option<chrono::NaiveDate>, Option<i64>) = (row.get(4), row.get(5));
+                if let (Some(day), Some(amount)) = paid {
+                    out.last_mut().expect("just pushed").payments.push((day, amount));
+                }
+            }
+            Ok(Some((kind, out)))
+        })
+    }
+}
+
 fn register_table(name: &str) -> Result<&'static str, SyncError> {
     register(name)
         .map(|r| r.table)
