@@ -63,6 +63,8 @@ pub struct Config {
     #[serde(default)]
     pub registers: RegistersConfig,
     #[serde(default)]
+    pub portal: PortalConfig,
+    #[serde(default)]
     pub log: LogConfig,
     /// Where the configuration came from, for messages.
     #[serde(skip)]
@@ -362,6 +364,16 @@ impl Default for NotifyConfig {
             reminder_before: Duration::from_secs(2 * 24 * 3600),
         }
     }
+}
+
+/// The optional read API for the portal (src/portal.rs): reads through it are logged.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// Where to listen, e.g. "127.0.0.1:8090"; no API when absent.
+    pub listen: Option<std::net::SocketAddr>,
+    /// A file holding the bearer token the portal sends (`credential:` works).
+    pub token_file: Option<String>,
 }
 
 /// Back-office registers synced into the portal database (docs/import-formats.md).

@@ -306,6 +306,47 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
             }
         })
     });
+    let portal_task = match (config.portal.listen, once) {
+        (Some(listen), false) => {
+            let file = config.portal.token_file.as_deref().with_context(|| {
+                format!(
+                    "{}: portal.token_file is required with portal.listen",
+                    config.source
+                )
+            })?;
+            let path = config.resolve_path("portal.token_file", file)?;
+            let token = std::fs::read_to_string(&path)
+                .with_context(|| {
+                    format!(
+                        "{}: portal.token_file: cannot read {}",
+                        config.source,
+                        path.display()
+                    )
+                })?
+                .trim()
+                .to_string();
+            if token.len() < 16 {
+                anyhow::bail!(
+                    "{}: portal.token_file: the token must have at least 16 characters",
+                    config.source
+                );
+            }
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("portal.listen: binding {listen}"))?;
+            tracing::info!(%listen, "portal read API listening (reads of others' data are audited)");
+            let router = crate::portal::router(store.clone(), token);
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await;
+            }))
+        }
+        _ => None,
+    };
     let deadline_task = (!once).then(|| {
         let (store, office, mut stop) = (store.clone(), office.clone(), stop_rx.clone());
         tokio::spawn(async move {
@@ -370,6 +411,9 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         }
     };
     if let Some(task) = deadline_task {
+        task.abort();
+    }
+    if let Some(task) = portal_task {
         task.abort();
     }
     if let Some(task) = sync_task {

@@ -16,6 +16,7 @@ pub mod forms;
 pub mod inbox;
 pub mod jobs;
 pub mod notify;
+pub mod portal;
 pub mod provisioning;
 pub mod registers;
 pub mod requests;

@@ -636,3 +636,97 @@ async fn interest_on_tax_arrears_follows_the_rate_table_and_the_threshold() {
     let (ok, out) = eurzad_with_config(&["interest", "--account", "K2"], &town.config);
     assert!(!ok && out.contains("tax accounts only"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_through_the_portal_api_of_a_principals_data_are_audited() {
+    let town = Town::new().await;
+    let pool = town.basic().await;
+    let ts = "'2026-11-01 10:00:00+00:00'";
+    exec(&pool, &format!(
+        "INSERT INTO inbound_document (id, identity_key, box_address, podmiot_identyfikator, podmiot_typ_osoby, \
+         podmiot_zgoda, data_nadania, nazwa_skrytki, adres_skrytki, czy_testowe, dane_dodatkowe, nazwa_pliku, \
+         content, content_sha256, skrot, received_at) VALUES (1, 'k', '/b', 'p', 'F', false, 'x', 's', '/b', false, \
+         '', 'w.xml', '', 'h', 's', {ts})")).await;
+    exec(&pool, &format!(
+        "INSERT INTO access_request (id, document_id, received_at, deadline_at, status, created_at, updated_at) \
+         VALUES (1, 1, {ts}, {ts}, 'replied', {ts}, {ts})")).await;
+    exec(&pool, &format!(
+        "INSERT INTO representation (id, agent_account_id, principal_kind, principal_name, principal_id_type, \
+         principal_id, basis, valid_from, valid_to, status, source_request_id, source_document_id, verified_by, \
+         verified_at) VALUES (1, 1, 'F', 'Anna Nowak', 'PESEL', '90010112349', 'upowaznienie', '2026-01-01', NULL, \
+         'active', 1, 1, 'test', {ts})")).await;
+    exec(
+        &pool,
+        "INSERT INTO representation_scope (representation_id, scope) VALUES (1, 'podatki')",
+    )
+    .await;
+    // The daemon with the read API on a free loopback port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let token = town.dir.path().join("portal.token");
+    std::fs::write(&token, "a-portal-token-of-some-length\n").unwrap();
+    let mut config = std::fs::read_to_string(&town.config).unwrap();
+    config.push_str(&format!(
+        "\n[portal]\nlisten = \"127.0.0.1:{port}\"\ntoken_file = \"{}\"\n",
+        token.display()
+    ));
+    std::fs::write(&town.config, config).unwrap();
+    let mut daemon = spawn_daemon(&town.config, &town.dir.path().join("daemon.log"));
+    let url = format!("http://127.0.0.1:{port}/portal/v1/liabilities?viewer=1");
+    eurzad::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let mut answer = None;
+    for _ in 0..100 {
+        if let Ok(r) = http
+            .get(&url)
+            .bearer_auth("a-portal-token-of-some-length")
+            .send()
+            .await
+        {
+            answer = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let answer = answer.expect("the portal API answers");
+    let status = answer.status();
+    let body = answer.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let accounts: Vec<&str> = rows
+        .iter()
+        .map(|r| r["account_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        accounts,
+        ["K1", "K2", "K4"],
+        "Jan's own accounts and Anna's tax account"
+    );
+    assert_eq!(rows[2]["due_gr"], 40_000);
+    // Without the token: refused.
+    let refused = http.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    // The read of Anna's data is in the audit log; Jan's own data is not logged.
+    let logged: Vec<(String, String, String)> =
+        sqlx::query("SELECT actor, action, subject FROM audit_log WHERE action LIKE 'read:%'")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+    assert_eq!(
+        logged,
+        vec![(
+            "portal:account:1".into(),
+            "read:liabilities".into(),
+            "party:P2".into()
+        )]
+    );
+    pool.close().await;
+}

@@ -65,6 +65,32 @@ pub enum Store {
     Postgres(PgPool),
 }
 
+/// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`: a deferred transaction
+/// that reads first and writes later fails with SQLITE_BUSY when another connection wrote in
+/// between (the busy timeout cannot help an upgrade); taking the write lock first makes it
+/// wait its turn instead. On PostgreSQL it is a plain `BEGIN`.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+    + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
 /// Runs `$body` with `$pool` bound to whichever pool the store holds.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
@@ -412,7 +438,7 @@ impl Store {
         };
         let now = Utc::now();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "UPDATE inbound_document SET form_namespace = $1, form_root = $2, classification_error = $3, \
                  classified_at = $4 WHERE id = $5",
@@ -446,7 +472,7 @@ impl Store {
             .filter(|v| !v.chain.is_empty())
             .map(|v| serde_json::to_string(&v.chain).unwrap_or_default());
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "UPDATE inbound_document SET signature_indication = $1, signature_subindication = $2, \
                  signature_reason = $3, signature_profile = $4, signature_signer = $5, verified_at = $6, \

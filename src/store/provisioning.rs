@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
-use super::{FINISH_JOB, Store, StoreError};
+use super::{BeginWrite, FINISH_JOB, Store, StoreError};
 use crate::forms::{AccessRequest, PartyKind};
 use crate::provisioning::{Assessment, Decision, SignedBy};
 
@@ -323,7 +323,7 @@ impl Store {
         };
         let applicant = request.map(|r| &r.applicant);
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let inserted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO access_request (document_id, received_at, deadline_at, status, applicant_pesel, \
                  applicant_name, applicant_email, reason, decided_by, decided_at, created_at, updated_at) \
@@ -416,7 +416,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let row = sqlx::query("SELECT status, document_id FROM access_request WHERE id = $1")
                 .bind(request_id)
                 .fetch_optional(&mut *tx)
@@ -653,7 +653,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "UPDATE outbound_document SET status = 'sent', document_identifier = $1, upp_identifier = $2, \
                  upp = $3, sent_at = $4, error = NULL, updated_at = $4 WHERE id = $5",
@@ -692,7 +692,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "UPDATE access_request SET reason = CASE WHEN COALESCE(reason, '') = '' THEN $1 \
                  ELSE reason || '; ' || $1 END, updated_at = $2 WHERE id = $3",
@@ -721,7 +721,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated = sqlx::query(
                 "UPDATE outbound_document SET status = 'delivered', upd = $1, upd_document_id = $2, \
                  delivered_at = $3, updated_at = $3 WHERE key = $4 AND status IN ('sent', 'sending', 'delivered')",
@@ -759,7 +759,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "UPDATE access_request SET status = 'replied', updated_at = $1 \
                  WHERE id = $2 AND status IN ('approved', 'rejected')",
@@ -805,7 +805,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE notification SET status = 'sent', sent_at = $1, attempts = attempts + 1 WHERE id = $2")
                 .bind(now)
                 .bind(id)
@@ -839,7 +839,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let new = notify_in_tx!(tx, key, recipients.join(", "), subject, body, now);
             tx.commit().await?;
             Ok(new)
@@ -932,7 +932,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let inserted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO correspondence (document_id, account_id, party_id_type, party_id, form_type, title, \
                  body, sender, box_address, department, received_at) \

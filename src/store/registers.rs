@@ -13,7 +13,7 @@ use chrono::Utc;
 use sha2::Digest;
 use sqlx::Row as _;
 
-use super::{Store, StoreError};
+use super::{BeginWrite, Store, StoreError};
 use crate::registers::csv_source::{FileEncoding, Row, RowError};
 use crate::registers::{Kind, Register, Value, register, row_hash};
 use crate::registers::{RowSource, open_rows};
@@ -249,7 +249,7 @@ impl Store {
             }
             tracing::info!(register = register.name, stored = existing.len(),
                 seconds = clock.elapsed().as_secs_f64(), "stored keys and references loaded");
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut counts = SyncCounts::default();
             let mut next_report = 100_000;
             while let Some(batch) = batches.recv().await {
