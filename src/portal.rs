@@ -126,7 +126,7 @@ async fn read_view(
         .get("authorization")
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
-        .is_some_and(|t| t == api.token.as_str());
+        .is_some_and(|t| same(t.as_bytes(), api.token.as_bytes()));
     if !authorized {
         return (StatusCode::UNAUTHORIZED, "a bearer token is required").into_response();
     }
@@ -135,8 +135,20 @@ async fn read_view(
     };
     match read(&api.store, def, viewer.viewer).await {
         Ok(rows) => axum::Json(rows).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => {
+            tracing::error!(view = def.name, viewer = viewer.viewer, error = %e, "portal read failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the read failed (see the daemon's log)",
+            )
+                .into_response()
+        }
     }
+}
+
+/// Compares tokens in time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Logs, inside the read's transaction, the represented parties a read covered.
