@@ -8,8 +8,6 @@
 //! `cargo bench --bench drain`; EURZAD_BENCH_DOCS (default 1000) and EURZAD_BENCH_BYTES
 //! (default 8192) size the run.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
@@ -34,19 +32,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let adres = "/urzad_testowy/skrytka";
 
-    let mut emulator = Command::new(env!("CARGO_BIN_EXE_eurzad"))
-        .args(["emulator", "--listen", "127.0.0.1:0", "--state-dir"])
-        .arg(dir.path().join("emulator"))
-        .args(["--box", &format!("urzad_testowy:skrytka:{adres}")])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the emulator");
-    let mut line = String::new();
-    BufReader::new(emulator.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    let (mut emulator, url) = common::start_emulator(&dir.path().join("emulator"), adres);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -87,6 +73,7 @@ fn main() {
     let wall = wall.elapsed();
     let (cpu_after, max_rss_kib) = cpu_time();
     let _ = emulator.kill();
+    let _ = emulator.wait();
     assert_eq!(
         report.inbox.stored,
         docs,

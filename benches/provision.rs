@@ -8,8 +8,6 @@
 //!
 //! `cargo bench --bench provision`; EURZAD_BENCH_REQUESTS (default 300) sizes the run.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod common;
@@ -61,19 +59,7 @@ fn main() {
     eurzad::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let adres = "/urzad_testowy/skrytka";
-    let mut emulator = Command::new(env!("CARGO_BIN_EXE_eurzad"))
-        .args(["emulator", "--listen", "127.0.0.1:0", "--state-dir"])
-        .arg(dir.path().join("emulator"))
-        .args(["--box", &format!("urzad_testowy:skrytka:{adres}")])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the emulator");
-    let mut line = String::new();
-    BufReader::new(emulator.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    let (mut emulator, url) = common::start_emulator(&dir.path().join("emulator"), adres);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -117,6 +103,7 @@ fn main() {
     let wall = wall.elapsed();
     let (cpu_after, max_rss_kib) = cpu_time();
     let _ = emulator.kill();
+    let _ = emulator.wait();
     let replied = report
         .provisioning
         .requests

@@ -15,17 +15,9 @@ async fn views_respect_status_validity_and_scope() {
     let store = eurzad::store::Store::connect(&db.url, 2).await.unwrap();
     store.migrate().await.unwrap();
     store.close().await;
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let pool = any_pool(&db.url).await;
     let ts = "'2026-11-01 10:00:00+00:00'";
-    exec(&pool, &format!(
-        "INSERT INTO inbound_document (id, identity_key, box_address, podmiot_identyfikator, podmiot_typ_osoby, \
-         podmiot_zgoda, data_nadania, nazwa_skrytki, adres_skrytki, czy_testowe, dane_dodatkowe, nazwa_pliku, \
-         content, content_sha256, skrot, received_at) VALUES (1, 'k', '/b', 'p', 'F', false, 'x', 's', '/b', false, \
-         '', 'w.xml', '', 'h', 's', {ts})")).await;
-    exec(&pool, &format!(
-        "INSERT INTO access_request (id, document_id, received_at, deadline_at, status, created_at, updated_at) \
-         VALUES (1, 1, {ts}, {ts}, 'replied', {ts}, {ts})")).await;
+    seed_request(&pool).await;
     for (id, pesel, status) in [
         (1, "85031412347", "active"),
         (2, "90010112349", "active"),

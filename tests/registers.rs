@@ -393,26 +393,9 @@ async fn a_windows_1250_file_arrives_intact() {
 async fn a_representative_sees_a_principals_liabilities_only_while_allowed() {
     let town = Town::new().await;
     let pool = town.basic().await;
-    let ts = "'2026-11-01 10:00:00+00:00'";
-    exec(&pool, &format!(
-        "INSERT INTO inbound_document (id, identity_key, box_address, podmiot_identyfikator, podmiot_typ_osoby, \
-         podmiot_zgoda, data_nadania, nazwa_skrytki, adres_skrytki, czy_testowe, dane_dodatkowe, nazwa_pliku, \
-         content, content_sha256, skrot, received_at) VALUES (1, 'k', '/b', 'p', 'F', false, 'x', 's', '/b', false, \
-         '', 'w.xml', '', 'h', 's', {ts})")).await;
-    exec(&pool, &format!(
-        "INSERT INTO access_request (id, document_id, received_at, deadline_at, status, created_at, updated_at) \
-         VALUES (1, 1, {ts}, {ts}, 'replied', {ts}, {ts})")).await;
+    seed_request(&pool).await;
     // Jan represents Anna for taxes.
-    exec(&pool, &format!(
-        "INSERT INTO representation (id, agent_account_id, principal_kind, principal_name, principal_id_type, \
-         principal_id, basis, valid_from, valid_to, status, source_request_id, source_document_id, verified_by, \
-         verified_at) VALUES (1, 1, 'F', 'Anna Nowak', 'PESEL', '90010112349', 'upowaznienie', '2026-01-01', NULL, \
-         'active', 1, 1, 'test', {ts})")).await;
-    exec(
-        &pool,
-        "INSERT INTO representation_scope (representation_id, scope) VALUES (1, 'podatki')",
-    )
-    .await;
+    grant_anna_taxes(&pool, 1).await;
     let sees_anna = |pool: sqlx::AnyPool| async move {
         liabilities(&pool, 1).await.iter().any(|l| l.0 == "K4")
     };
@@ -641,25 +624,9 @@ async fn interest_on_tax_arrears_follows_the_rate_table_and_the_threshold() {
 async fn reads_through_the_portal_api_of_a_principals_data_are_audited() {
     let town = Town::new().await;
     let pool = town.basic().await;
-    let ts = "'2026-11-01 10:00:00+00:00'";
-    exec(&pool, &format!(
-        "INSERT INTO inbound_document (id, identity_key, box_address, podmiot_identyfikator, podmiot_typ_osoby, \
-         podmiot_zgoda, data_nadania, nazwa_skrytki, adres_skrytki, czy_testowe, dane_dodatkowe, nazwa_pliku, \
-         content, content_sha256, skrot, received_at) VALUES (1, 'k', '/b', 'p', 'F', false, 'x', 's', '/b', false, \
-         '', 'w.xml', '', 'h', 's', {ts})")).await;
-    exec(&pool, &format!(
-        "INSERT INTO access_request (id, document_id, received_at, deadline_at, status, created_at, updated_at) \
-         VALUES (1, 1, {ts}, {ts}, 'replied', {ts}, {ts})")).await;
-    exec(&pool, &format!(
-        "INSERT INTO representation (id, agent_account_id, principal_kind, principal_name, principal_id_type, \
-         principal_id, basis, valid_from, valid_to, status, source_request_id, source_document_id, verified_by, \
-         verified_at) VALUES (1, 1, 'F', 'Anna Nowak', 'PESEL', '90010112349', 'upowaznienie', '2026-01-01', NULL, \
-         'active', 1, 1, 'test', {ts})")).await;
-    exec(
-        &pool,
-        "INSERT INTO representation_scope (representation_id, scope) VALUES (1, 'podatki')",
-    )
-    .await;
+    seed_request(&pool).await;
+    // Jan represents Anna for taxes.
+    grant_anna_taxes(&pool, 1).await;
     // The daemon with the read API on a free loopback port.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

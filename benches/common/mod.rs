@@ -35,3 +35,23 @@ pub fn openssl_rsa2048_sign() -> Duration {
         .unwrap();
     Duration::from_secs_f64(sign)
 }
+
+/// An `eurzad emulator` process with one box on a free loopback port: (process, base URL).
+/// The caller kills it when done.
+pub fn start_emulator(state_dir: &std::path::Path, adres: &str) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut emulator = Command::new(env!("CARGO_BIN_EXE_eurzad"))
+        .args(["emulator", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(state_dir)
+        .args(["--box", &format!("urzad_testowy:skrytka:{adres}")])
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the emulator");
+    let mut line = String::new();
+    BufReader::new(emulator.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("the emulator says where it listens");
+    let url = line.trim().rsplit(' ').next().expect("a URL").to_string();
+    (emulator, url)
+}

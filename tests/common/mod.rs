@@ -443,3 +443,37 @@ pub async fn exec(pool: &sqlx::AnyPool, sql: &str) {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
+
+/// A replied access request (document 1, request 1) for representations to point at.
+pub async fn seed_request(pool: &sqlx::AnyPool) {
+    let ts = "'2026-11-01 10:00:00+00:00'";
+    exec(pool, &format!(
+        "INSERT INTO inbound_document (id, identity_key, box_address, podmiot_identyfikator, podmiot_typ_osoby, \
+         podmiot_zgoda, data_nadania, nazwa_skrytki, adres_skrytki, czy_testowe, dane_dodatkowe, nazwa_pliku, \
+         content, content_sha256, skrot, received_at) VALUES (1, 'k', '/b', 'p', 'F', false, 'x', 's', '/b', false, \
+         '', 'w.xml', '', 'h', 's', {ts})"
+    ))
+    .await;
+    exec(pool, &format!(
+        "INSERT INTO access_request (id, document_id, received_at, deadline_at, status, created_at, updated_at) \
+         VALUES (1, 1, {ts}, {ts}, 'replied', {ts}, {ts})"
+    ))
+    .await;
+}
+
+/// Account `agent` represents Anna Nowak (PESEL 90010112349) for taxes, from 2026-01-01
+/// (representation 1; needs [`seed_request`]).
+pub async fn grant_anna_taxes(pool: &sqlx::AnyPool, agent: i64) {
+    exec(pool, &format!(
+        "INSERT INTO representation (id, agent_account_id, principal_kind, principal_name, principal_id_type, \
+         principal_id, basis, valid_from, valid_to, status, source_request_id, source_document_id, verified_by, \
+         verified_at) VALUES (1, {agent}, 'F', 'Anna Nowak', 'PESEL', '90010112349', 'upowaznienie', '2026-01-01', \
+         NULL, 'active', 1, 1, 'test', '2026-11-01 10:00:00+00:00')"
+    ))
+    .await;
+    exec(
+        pool,
+        "INSERT INTO representation_scope (representation_id, scope) VALUES (1, 'podatki')",
+    )
+    .await;
+}
