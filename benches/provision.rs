@@ -20,12 +20,8 @@ use eurzad::emulator::demo_pki;
 
 fn pesel(n: usize) -> String {
     let base = format!("{:010}", 7_001_010_000u64 + n as u64 * 13);
-    let sum: u32 = base
-        .chars()
-        .zip([1, 3, 7, 9, 1, 3, 7, 9, 1, 3])
-        .map(|(c, w)| c.to_digit(10).unwrap() * w)
-        .sum();
-    format!("{base}{}", (10 - sum % 10) % 10)
+    let check = eurzad::signature::identity::pesel_check_digit(&base).unwrap();
+    format!("{base}{check}")
 }
 
 fn request(n: usize) -> Vec<u8> {
@@ -36,11 +32,8 @@ fn request(n: usize) -> Vec<u8> {
          <DataWniosku>2026-11-20</DataWniosku></Wniosek>\n",
         ns = eurzad::forms::ACCESS_REQUEST_NS
     );
-    let role = format!(
-        "<pz:EPSignature xmlns:pz=\"http://crd.gov.pl/xml/schematy/podpis_zaufany/\"><pz:NaturalPerson>\
-         <pz:FirstName>Osoba{n}</pz:FirstName><pz:CurrentFamilyName>Testowa</pz:CurrentFamilyName>\
-         <pz:PersonalIdentifier>{pesel}</pz:PersonalIdentifier></pz:NaturalPerson></pz:EPSignature>"
-    );
+    let role =
+        eurzad::signature::seal::trusted_profile_role(&format!("Osoba{n}"), "Testowa", &pesel);
     eurzad::signature::seal::xades_enveloped_with_role(
         form.as_bytes(),
         &demo_pki::epuap_key(),

@@ -40,11 +40,7 @@ fn sealed(form: &[u8], signer: &str) -> Vec<u8> {
 /// Jan Kowalski's request for himself, sealed by "ePUAP" as a trusted-profile signature
 /// (the test config pins the emulator's key as the trusted-profile seal).
 fn trusted_profile_request() -> Vec<u8> {
-    let role = format!(
-        "<pz:EPSignature xmlns:pz=\"http://crd.gov.pl/xml/schematy/podpis_zaufany/\"><pz:NaturalPerson>\
-         <pz:FirstName>Jan</pz:FirstName><pz:CurrentFamilyName>Kowalski</pz:CurrentFamilyName>\
-         <pz:PersonalIdentifier>{JAN}</pz:PersonalIdentifier></pz:NaturalPerson></pz:EPSignature>"
-    );
+    let role = seal::trusted_profile_role("Jan", "Kowalski", JAN);
     seal::xades_enveloped_with_role(
         &read("forms/wniosek-dla-siebie.xml"),
         &key("epuap"),
@@ -426,10 +422,7 @@ async fn forged_requests_are_rejected_with_their_reason_and_no_account() {
     let by_impostor = sealed(&read("forms/wniosek-dla-siebie.xml"), "impostor");
     let unsigned = read("forms/wniosek-dla-siebie.xml");
     // A trusted-profile look-alike sealed by a key that is not ePUAP's.
-    let role = format!(
-        "<pz:EPSignature xmlns:pz=\"http://crd.gov.pl/xml/schematy/podpis_zaufany/\"><pz:NaturalPerson>\
-         <pz:PersonalIdentifier>{JAN}</pz:PersonalIdentifier></pz:NaturalPerson></pz:EPSignature>"
-    );
+    let role = seal::trusted_profile_role("", "", JAN);
     let fake_profile = seal::xades_enveloped_with_role(
         &unsigned,
         &key("office"),

@@ -22,13 +22,8 @@ const TOTAL: usize = 200;
 
 fn pesel(n: usize) -> String {
     let base = format!("{:010}", 8_001_010_000u64 + n as u64 * 7);
-    let weights = [1, 3, 7, 9, 1, 3, 7, 9, 1, 3];
-    let sum: u32 = base
-        .chars()
-        .zip(weights)
-        .map(|(c, w)| c.to_digit(10).unwrap() * w)
-        .sum();
-    format!("{base}{}", (10 - sum % 10) % 10)
+    let check = eurzad::signature::identity::pesel_check_digit(&base).unwrap();
+    format!("{base}{check}")
 }
 
 /// Request `n`: signed with the trusted profile (the test seal is the emulator's key) by
@@ -42,11 +37,8 @@ fn request(n: usize) -> Vec<u8> {
         return form.into_bytes();
     }
     let signer = if n < 160 { pesel(n) } else { pesel(n + 1000) };
-    let role = format!(
-        "<pz:EPSignature xmlns:pz=\"http://crd.gov.pl/xml/schematy/podpis_zaufany/\"><pz:NaturalPerson>\
-         <pz:FirstName>Osoba{n}</pz:FirstName><pz:CurrentFamilyName>Kowalski</pz:CurrentFamilyName>\
-         <pz:PersonalIdentifier>{signer}</pz:PersonalIdentifier></pz:NaturalPerson></pz:EPSignature>"
-    );
+    let role =
+        eurzad::signature::seal::trusted_profile_role(&format!("Osoba{n}"), "Kowalski", &signer);
     eurzad::signature::seal::xades_enveloped_with_role(
         form.as_bytes(),
         &eurzad::emulator::demo_pki::epuap_key(),

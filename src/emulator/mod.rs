@@ -53,8 +53,6 @@ const DEMO_ACCESS_REQUEST: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 </Wniosek>
 "#;
 
-const DEMO_TRUSTED_PROFILE: &str = r#"<pz:EPSignature xmlns:pz="http://crd.gov.pl/xml/schematy/podpis_zaufany/"><pz:NaturalPerson><pz:FirstName>Jan</pz:FirstName><pz:CurrentFamilyName>Demo</pz:CurrentFamilyName><pz:PersonalIdentifier>02070803628</pz:PersonalIdentifier></pz:NaturalPerson></pz:EPSignature>"#;
-
 /// How an emulator instance behaves.
 #[derive(Debug, Clone)]
 pub struct EmulatorSettings {
@@ -219,7 +217,11 @@ impl Emulator {
             &self.inner.settings.signing_key,
             Utc::now(),
             "podpis",
-            Some(DEMO_TRUSTED_PROFILE),
+            Some(&crate::signature::seal::trusted_profile_role(
+                "Jan",
+                "Demo",
+                "02070803628",
+            )),
         )
         .map_err(|e| EmulatorError::Other(format!("sealing the demo request: {e}")))?;
         let documents = [

@@ -108,13 +108,8 @@ fn pesel(rng: &mut StdRng) -> String {
         rng.random_range(1..=28),
         rng.random_range(0..10_000)
     );
-    let weights = [1, 3, 7, 9, 1, 3, 7, 9, 1, 3];
-    let sum: u32 = base
-        .chars()
-        .zip(weights)
-        .map(|(c, w)| c.to_digit(10).unwrap() * w)
-        .sum();
-    format!("{base}{}", (10 - sum % 10) % 10)
+    let check = crate::signature::identity::pesel_check_digit(&base).expect("ten digits");
+    format!("{base}{check}")
 }
 
 fn nip(rng: &mut StdRng) -> String {

@@ -30,18 +30,25 @@ pub struct Identity {
     pub epuap_account: Option<String>,
 }
 
-/// The PESEL check digit (weights 1 3 7 9 1 3 7 9 1 3).
-pub fn pesel_is_valid(pesel: &str) -> bool {
-    let digits: Vec<u32> = pesel.chars().filter_map(|c| c.to_digit(10)).collect();
-    if pesel.len() != 11 || digits.len() != 11 {
-        return false;
+/// The PESEL check digit of the first ten digits (weights 1 3 7 9 1 3 7 9 1 3).
+pub fn pesel_check_digit(first_ten: &str) -> Option<u32> {
+    let digits: Vec<u32> = first_ten.chars().filter_map(|c| c.to_digit(10)).collect();
+    if first_ten.len() != 10 || digits.len() != 10 {
+        return None;
     }
     let sum: u32 = [1, 3, 7, 9, 1, 3, 7, 9, 1, 3]
         .iter()
         .zip(&digits)
         .map(|(w, d)| w * d)
         .sum();
-    (10 - sum % 10) % 10 == digits[10]
+    Some((10 - sum % 10) % 10)
+}
+
+/// A PESEL whose check digit is right.
+pub fn pesel_is_valid(pesel: &str) -> bool {
+    pesel.len() == 11
+        && pesel.is_char_boundary(10)
+        && pesel_check_digit(&pesel[..10]).is_some_and(|d| pesel[10..].parse() == Ok(d))
 }
 
 fn with_pesel(mut identity: Identity, pesel: Option<String>) -> Identity {

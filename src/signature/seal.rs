@@ -12,6 +12,27 @@ use crate::xmldsig::{self, Allowlist, DSIG_NS, DsigError, SigningKey};
 
 const XADES_NS: &str = "http://uri.etsi.org/01903/v1.3.2#";
 
+/// The signed person as ePUAP's trusted-profile seal names them: `pz:EPSignature` with
+/// `NaturalPerson` (for [`xades_enveloped_with_role`]). Names may be absent.
+pub fn trusted_profile_role(given_name: &str, surname: &str, pesel: &str) -> String {
+    let field = |name: &str, value: &str| {
+        if value.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<pz:{name}>{}</pz:{name}>",
+                quick_xml::escape::escape(value)
+            )
+        }
+    };
+    format!(
+        "<pz:EPSignature xmlns:pz=\"http://crd.gov.pl/xml/schematy/podpis_zaufany/\"><pz:NaturalPerson>{}{}{}</pz:NaturalPerson></pz:EPSignature>",
+        field("FirstName", given_name),
+        field("CurrentFamilyName", surname),
+        field("PersonalIdentifier", pesel),
+    )
+}
+
 /// Appends an enveloped XAdES-BES signature by `key` to the root element of `document`.
 /// `id` names the signature (its SignedProperties get `{id}-signed-properties`).
 pub fn xades_enveloped(
