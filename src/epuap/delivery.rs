@@ -22,16 +22,7 @@ impl DeliveryChannel for SkrytkaChannel {
 
     fn deliver<'a>(&'a self, letter: &'a OutgoingLetter) -> DeliveryFuture<'a> {
         Box::pin(async move {
-            let request = NadajRequest {
-                podmiot: self.podmiot.clone(),
-                adres_skrytki: letter.recipient.clone(),
-                adres_odpowiedzi: self.reply_to.clone(),
-                czy_probne: false,
-                dane_dodatkowe: format!("<znak>{}</znak>", letter.reference).into_bytes(),
-                nazwa_pliku: letter.file_name.clone(),
-                typ_pliku: Some("text/xml".into()),
-                content: letter.content.clone(),
-            };
+            let request = letter_request(&self.podmiot, &self.reply_to, letter);
             let response = self.client.send(&request).await.map_err(classify)?;
             Ok(DeliveryReceipt {
                 document_identifier: response.identyfikator_dokumentu,
@@ -40,6 +31,21 @@ impl DeliveryChannel for SkrytkaChannel {
                 awaits_delivery_proof: false,
             })
         })
+    }
+}
+
+/// The `nadaj` part of a letter from the office's box: the reference goes in DaneDodatkowe
+/// so that the recipient can tell a resent letter.
+fn letter_request(podmiot: &str, reply_to: &str, letter: &OutgoingLetter) -> NadajRequest {
+    NadajRequest {
+        podmiot: podmiot.to_string(),
+        adres_skrytki: letter.recipient.clone(),
+        adres_odpowiedzi: reply_to.to_string(),
+        czy_probne: false,
+        dane_dodatkowe: format!("<znak>{}</znak>", letter.reference).into_bytes(),
+        nazwa_pliku: letter.file_name.clone(),
+        typ_pliku: Some("text/xml".into()),
+        content: letter.content.clone(),
     }
 }
 
@@ -80,16 +86,7 @@ impl DeliveryChannel for DoreczycielChannel {
                 letter.reference
             );
             let request = crate::epuap::soap::DoreczRequest {
-                nadaj: NadajRequest {
-                    podmiot: self.podmiot.clone(),
-                    adres_skrytki: letter.recipient.clone(),
-                    adres_odpowiedzi: self.reply_to.clone(),
-                    czy_probne: false,
-                    dane_dodatkowe: format!("<znak>{}</znak>", letter.reference).into_bytes(),
-                    nazwa_pliku: letter.file_name.clone(),
-                    typ_pliku: Some("text/xml".into()),
-                    content: letter.content.clone(),
-                },
+                nadaj: letter_request(&self.podmiot, &self.reply_to, letter),
                 termin_doreczenia: termin,
                 identyfikator_dokumentu: letter.reference.clone(),
                 identyfikator_sprawy: letter.reference.clone(),
