@@ -9,6 +9,10 @@ use super::{BeginWrite, FINISH_JOB, Store, StoreError};
 use crate::forms::{AccessRequest, PartyKind};
 use crate::provisioning::{Assessment, Decision, SignedBy};
 
+/// A decided request whose letter went out is `replied` (binds: now, request id).
+const MARK_REPLIED: &str = "UPDATE access_request SET status = 'replied', updated_at = $1 \
+     WHERE id = $2 AND status IN ('approved', 'rejected')";
+
 /// The actor of automatic decisions, as the audit log and representations name it.
 pub const AUTOMATIC: &str = "eurzad (automatycznie)";
 
@@ -665,10 +669,7 @@ impl Store {
             .bind(letter_id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "UPDATE access_request SET status = 'replied', updated_at = $1 \
-                 WHERE id = $2 AND status IN ('approved', 'rejected')",
-            )
+            sqlx::query(MARK_REPLIED)
             .bind(now)
             .bind(request_id)
             .execute(&mut *tx)
@@ -760,10 +761,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            sqlx::query(
-                "UPDATE access_request SET status = 'replied', updated_at = $1 \
-                 WHERE id = $2 AND status IN ('approved', 'rejected')",
-            )
+            sqlx::query(MARK_REPLIED)
             .bind(now)
             .bind(request_id)
             .execute(&mut *tx)
