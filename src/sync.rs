@@ -79,8 +79,6 @@ impl RegisterSource for SqlQuery {
     }
 
     async fn pending(&self, register: &'static Register) -> Result<Vec<Pending>, SyncError> {
-        use futures_util::TryStreamExt;
-        use sqlx::{Column, Row};
         sqlx::any::install_default_drivers();
         let fail =
             |e: &dyn std::fmt::Display| SyncError::Other(format!("{}: {e}", self.describe()));
@@ -93,11 +91,39 @@ impl RegisterSource for SqlQuery {
             register.name,
             Utc::now().format("%Y%m%dT%H%M%S%.f")
         ));
+        let exported = self.export(&pool, &path).await;
+        pool.close().await;
+        match exported {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = std::fs::remove_file(&path);
+                return Ok(Vec::new());
+            }
+            Err(e) => {
+                // A half-written export is never applied.
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        }
+        Ok(vec![Pending {
+            path,
+            after: After::Delete,
+        }])
+    }
+}
+
+impl SqlQuery {
+    /// Streams the query's rows into a CSV at `path`; false when there were none.
+    async fn export(&self, pool: &sqlx::AnyPool, path: &Path) -> Result<bool, SyncError> {
+        use futures_util::TryStreamExt;
+        use sqlx::{Column, Row};
+        let fail =
+            |e: &dyn std::fmt::Display| SyncError::Other(format!("{}: {e}", self.describe()));
         let mut writer = csv::WriterBuilder::new()
             .delimiter(b';')
-            .from_path(&path)
+            .from_path(path)
             .map_err(|e| fail(&e))?;
-        let mut rows = sqlx::query(sqlx::AssertSqlSafe(self.config.query.clone())).fetch(&pool);
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(self.config.query.clone())).fetch(pool);
         let mut wrote_header = false;
         while let Some(row) = rows.try_next().await.map_err(|e| fail(&e))? {
             if !wrote_header {
@@ -106,29 +132,28 @@ impl RegisterSource for SqlQuery {
                 writer.write_record(&names).map_err(|e| fail(&e))?;
                 wrote_header = true;
             }
-            let values: Vec<String> = (0..row.len())
-                .map(|i| {
-                    row.try_get::<Option<String>, _>(i)
-                        .map(Option::unwrap_or_default)
-                        .or_else(|_| {
-                            row.try_get::<Option<i64>, _>(i)
-                                .map(|v| v.map(|v| v.to_string()).unwrap_or_default())
-                        })
-                        .unwrap_or_default()
-                })
-                .collect();
+            // Text and whole numbers pass as they are; any other type would be guessed, so
+            // the query must cast it (a date or a decimal to text).
+            let mut values = Vec::with_capacity(row.len());
+            for (i, column) in row.columns().iter().enumerate() {
+                let value = match row.try_get::<Option<String>, _>(i) {
+                    Ok(v) => v.unwrap_or_default(),
+                    Err(_) => match row.try_get::<Option<i64>, _>(i) {
+                        Ok(v) => v.map(|v| v.to_string()).unwrap_or_default(),
+                        Err(_) => {
+                            return Err(fail(&format!(
+                                "column {:?} is neither text nor a whole number: cast it to text in the query",
+                                column.name()
+                            )));
+                        }
+                    },
+                };
+                values.push(value);
+            }
             writer.write_record(&values).map_err(|e| fail(&e))?;
         }
         writer.flush().map_err(|e| fail(&e))?;
-        pool.close().await;
-        if !wrote_header {
-            let _ = std::fs::remove_file(&path);
-            return Ok(Vec::new());
-        }
-        Ok(vec![Pending {
-            path,
-            after: After::Delete,
-        }])
+        Ok(wrote_header)
     }
 }
 
@@ -155,6 +180,35 @@ fn move_beside(path: &Path, folder: &str) -> std::io::Result<PathBuf> {
     let target = dir.join(path.file_name().unwrap_or_default());
     std::fs::rename(path, &target)?;
     Ok(target)
+}
+
+/// Mails officials that a register's data was refused and nothing changed.
+async fn tell_officials(
+    store: &Store,
+    context: &SyncContext<'_>,
+    register: &'static Register,
+    what: &str,
+    reason: &str,
+) {
+    if context.officials.is_empty() {
+        return;
+    }
+    let subject = format!(
+        "Import rejestru {} odrzucony: dane nie zostały zmienione",
+        register.name
+    );
+    let body = format!(
+        "Dzień dobry,\n\n{what} nie został wczytany, ponieważ zawiera błąd:\n\n  {reason}\n\n\
+         Żadne dane nie zostały zmienione: portal pokazuje dane z poprzedniego importu. \
+         Prosimy o poprawienie danych i ponowne przekazanie.\n\n-- \nWiadomość wysłana automatycznie przez eUrząd.\n",
+    );
+    let key = format!("sync_failed:{}:{}", register.name, Utc::now().to_rfc3339());
+    if let Err(e) = store
+        .add_notification(&key, context.officials, &subject, &body, Utc::now())
+        .await
+    {
+        tracing::warn!(error = %e, "cannot record the mail about a refused sync");
+    }
 }
 
 /// Applies one file and files it away; a refused file is reported to officials.
@@ -186,26 +240,8 @@ pub async fn apply_file(
     }
     if let Err(reason) = &outcome {
         tracing::error!(register = register.name, file = %pending.path.display(), %reason, "sync refused: nothing applied");
-        if !context.officials.is_empty() {
-            let subject = format!(
-                "Import rejestru {} odrzucony: dane nie zostały zmienione",
-                register.name
-            );
-            let body = format!(
-                "Dzień dobry,\n\nplik {} ({}) nie został wczytany, ponieważ zawiera błąd:\n\n  {reason}\n\n\
-                 Żadne dane nie zostały zmienione: portal pokazuje dane z poprzedniego importu. \
-                 Prosimy o poprawienie pliku i ponowne przekazanie.\n\n-- \nWiadomość wysłana automatycznie przez eUrząd.\n",
-                pending.path.display(),
-                source,
-            );
-            let key = format!("sync_failed:{}:{}", register.name, Utc::now().to_rfc3339());
-            if let Err(e) = store
-                .add_notification(&key, context.officials, &subject, &body, Utc::now())
-                .await
-            {
-                tracing::warn!(error = %e, "cannot record the mail about a refused sync");
-            }
-        }
+        let what = format!("plik {} ({source})", pending.path.display());
+        tell_officials(store, context, register, &what, reason).await;
     }
     FileResult {
         register: register.name,
@@ -243,11 +279,34 @@ pub async fn sync(
                     config: sql.clone(),
                     scratch: PathBuf::from(&context.config.registers.drop_dir).join(".query"),
                 };
-                (source.pending(register).await?, source.describe())
+                (source.pending(register).await, source.describe())
             }
             None => {
                 let source = DropFolder(PathBuf::from(&context.config.registers.drop_dir));
-                (source.pending(register).await?, source.describe())
+                (source.pending(register).await, source.describe())
+            }
+        };
+        // A source that fails (unreachable, a bad query) is reported like a refused file;
+        // the other registers go on.
+        let pending = match pending {
+            Ok(pending) => pending,
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::error!(register = register.name, %source, %reason, "register source failed: nothing applied");
+                tell_officials(
+                    store,
+                    context,
+                    register,
+                    &format!("rejestr z: {source}"),
+                    &reason,
+                )
+                .await;
+                results.push(FileResult {
+                    register: register.name,
+                    file: PathBuf::from(&source),
+                    outcome: Err(reason),
+                });
+                continue;
             }
         };
         for p in pending {

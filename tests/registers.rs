@@ -584,6 +584,37 @@ async fn a_register_can_come_from_a_sql_query_on_another_database() {
         .unwrap()
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    // A column of another type is refused by name, not guessed: nothing changes.
+    let config = std::fs::read_to_string(&town.config)
+        .unwrap()
+        .replace("wyk AS wykonanie", "CAST(1.5 AS REAL) AS wykonanie");
+    std::fs::write(&town.config, config).unwrap();
+    let (ok, out) = town.sync(&["budget"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("column \"wykonanie\" is neither text nor a whole number"),
+        "{out}"
+    );
+    let pool = town.pool().await;
+    let execution: i64 = sqlx::query("SELECT execution_gr FROM portal_budget WHERE dzial = '600'")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(execution, 123_456_789);
+    // Officials are told; no half-written export is left behind.
+    let mails: i64 =
+        sqlx::query("SELECT COUNT(*) FROM notification WHERE key LIKE 'sync_failed:budget:%'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(mails, 1);
+    pool.close().await;
+    let leftovers: Vec<_> = std::fs::read_dir(town.import().join(".query"))
+        .unwrap()
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
