@@ -7,7 +7,7 @@ use base64::Engine;
 use chrono::NaiveDate;
 use libxml::tree::Node;
 
-use super::{CRD_STRUKTURA_NS, Form, FormError, FormType, Registry};
+use super::{CRD_STRUKTURA_NS, FormError, FormType, Registry};
 use crate::signature::identity::pesel_is_valid;
 use crate::xml;
 
@@ -473,15 +473,6 @@ fn check_digit(value: &str, weights: &[u32], ten_is_zero: bool) -> bool {
         c => c,
     };
     check == digits[weights.len()]
-}
-
-impl Form {
-    pub fn as_access_request(&self) -> Option<&AccessRequest> {
-        match self {
-            Form::AccessRequest(r) => Some(r),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]

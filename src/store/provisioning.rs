@@ -232,7 +232,6 @@ pub struct LetterRow {
     pub recipient: String,
     pub file_name: String,
     pub content: Vec<u8>,
-    pub status: String,
     pub attempts: i64,
 }
 
@@ -606,7 +605,7 @@ impl Store {
             let row = sqlx::query(
                 "UPDATE outbound_document SET status = 'sending', attempts = attempts + 1, updated_at = $1 \
                  WHERE id = $2 AND status IN ('pending', 'sending') \
-                 RETURNING id, recipient, file_name, content, status, attempts, channel",
+                 RETURNING id, recipient, file_name, content, attempts, channel",
             )
             .bind(now)
             .bind(letter_id)
@@ -615,12 +614,11 @@ impl Store {
             .ok_or_else(|| StoreError::Conflict(format!("letter {letter_id} is not waiting to be sent")))?;
             Ok(LetterRow {
                 id: row.get(0),
-                channel: row.get(6),
+                channel: row.get(5),
                 recipient: row.get(1),
                 file_name: row.get(2),
                 content: row.get(3),
-                status: row.get(4),
-                attempts: row.get::<i32, _>(5) as i64,
+                attempts: row.get::<i32, _>(4) as i64,
             })
         })
     }
