@@ -21,9 +21,21 @@ use crate::signature::{self, KindTrust};
 use crate::store::{Job, Judgement, Store, StoreError};
 
 /// The job that follows the judgement of a document of this form type.
-fn follow_up(form_type: forms::FormType) -> Option<&'static str> {
-    match form_type {
-        forms::FormType::AccessRequest => Some("provision"),
+/// A UPD (ePUAP's proof of delivery) goes to `receipt`, an access request to `provision`,
+/// anything else to `correspond`.
+fn follow_up(
+    classification: &forms::Classification,
+    form_type: forms::FormType,
+) -> Option<&'static str> {
+    match (classification, form_type) {
+        (
+            forms::Classification::Xml {
+                namespace: Some(ns),
+                root,
+            },
+            _,
+        ) if ns == crate::epuap::soap::UPO_NS && root == "UPD" => Some("receipt"),
+        (_, forms::FormType::AccessRequest) => Some("provision"),
         _ => Some("correspond"),
     }
 }
@@ -131,7 +143,7 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
                 let note = format!("signature not checked: {reason}");
                 let judgement = Judgement {
                     not_checked: &note,
-                    follow_up: Some("correspond"),
+                    follow_up: follow_up(&classification, forms::FormType::Unknown),
                     ..Judgement::default()
                 };
                 return store
@@ -157,20 +169,11 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
                     (error.form, Some(error.to_string()))
                 }
             };
-            // A UPD (proof of delivery) from ePUAP goes to the `receipt` step.
-            let is_upd = matches!(
-                &classification,
-                forms::Classification::Xml { namespace: Some(ns), root } if ns == crate::epuap::soap::UPO_NS && root == "UPD"
-            );
             let judgement = Judgement {
                 verdict: Some(&verdict),
                 form_type: Some(form_type),
                 form_error,
-                follow_up: if is_upd {
-                    Some("receipt")
-                } else {
-                    follow_up(form_type)
-                },
+                follow_up: follow_up(&classification, form_type),
                 ..Judgement::default()
             };
             store
