@@ -293,6 +293,12 @@ pub async fn sync(
             Err(e) => {
                 let reason = e.to_string();
                 tracing::error!(register = register.name, %source, %reason, "register source failed: nothing applied");
+                if let Err(e) = store
+                    .record_failed_sync(register.name, &source, context.mode, Utc::now(), &reason)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot record the failed sync");
+                }
                 tell_officials(
                     store,
                     context,

@@ -610,6 +610,14 @@ async fn a_register_can_come_from_a_sql_query_on_another_database() {
             .unwrap()
             .get(0);
     assert_eq!(mails, 1);
+    let failed: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM sync_run WHERE register = 'budget' AND status = 'failed' AND error LIKE '%wykonanie%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap()
+    .get(0);
+    assert_eq!(failed, 1);
     pool.close().await;
     let leftovers: Vec<_> = std::fs::read_dir(town.import().join(".query"))
         .unwrap()

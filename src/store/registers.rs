@@ -170,24 +170,43 @@ impl Store {
         match result {
             Ok(outcome) => Ok(outcome),
             Err(error) => {
-                let message = error.to_string();
-                on_pool!(self, pool => {
-                    sqlx::query(
-                        "INSERT INTO sync_run (register, source, mode, status, started_at, finished_at, error) \
-                         VALUES ($1, $2, $3, 'failed', $4, $5, $6)",
-                    )
-                    .bind(register.name)
-                    .bind(format!("{source}: {file_name}"))
-                    .bind(mode.as_str())
-                    .bind(started)
-                    .bind(Utc::now())
-                    .bind(&message)
-                    .execute(pool)
-                    .await?;
-                });
+                self.record_failed_sync(
+                    register.name,
+                    &format!("{source}: {file_name}"),
+                    mode,
+                    started,
+                    &error.to_string(),
+                )
+                .await?;
                 Err(error)
             }
         }
+    }
+
+    /// Records a run that applied nothing, and why.
+    pub async fn record_failed_sync(
+        &self,
+        register: &str,
+        source: &str,
+        mode: SyncMode,
+        started: chrono::DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO sync_run (register, source, mode, status, started_at, finished_at, error) \
+                 VALUES ($1, $2, $3, 'failed', $4, $5, $6)",
+            )
+            .bind(register)
+            .bind(source)
+            .bind(mode.as_str())
+            .bind(started)
+            .bind(Utc::now())
+            .bind(error)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
