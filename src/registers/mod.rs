@@ -278,9 +278,9 @@ pub fn check(column: &Column, raw: &str, grosze: bool) -> Result<Value, String> 
             .map(|v| Value::Int(Some(v)))
             .map_err(|_| format!("{raw:?} is not a whole number")),
         Kind::Money => money(raw, grosze).map(|v| Value::Int(Some(v))),
-        Kind::Date => NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        Kind::Date => iso_date(raw)
             .map(|d| Value::Date(Some(d)))
-            .map_err(|_| format!("{raw:?} is not a date (YYYY-MM-DD)")),
+            .ok_or_else(|| format!("{raw:?} is not a date (YYYY-MM-DD)")),
         Kind::Nrb if nrb_is_valid(raw) => Ok(Value::Text(Some(raw.replace(' ', "")))),
         Kind::Nrb => Err(format!(
             "{raw:?} is not a valid NRB (26 digits, mod-97 check)"
@@ -296,7 +296,45 @@ pub fn check(column: &Column, raw: &str, grosze: bool) -> Result<Value, String> 
     }
 }
 
+/// A calendar date written `YYYY-MM-DD`, exactly (the hot path of every import: no
+/// format-string parser).
+pub fn iso_date(raw: &str) -> Option<NaiveDate> {
+    let b = raw.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0u32, |acc, d| {
+            d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+        })
+    };
+    NaiveDate::from_ymd_opt(
+        i32::try_from(number(&b[..4])?).ok()?,
+        number(&b[5..7])?,
+        number(&b[8..])?,
+    )
+}
+
+/// Writes `date` as `YYYY-MM-DD` into `out` (years 0–9999), without allocating.
+pub fn write_iso_date(date: NaiveDate, out: &mut [u8; 10]) {
+    use chrono::Datelike;
+    let (y, m, d) = (date.year().clamp(0, 9999) as u32, date.month(), date.day());
+    *out = [
+        b'0' + (y / 1000) as u8,
+        b'0' + (y / 100 % 10) as u8,
+        b'0' + (y / 10 % 10) as u8,
+        b'0' + (y % 10) as u8,
+        b'-',
+        b'0' + (m / 10) as u8,
+        b'0' + (m % 10) as u8,
+        b'-',
+        b'0' + (d / 10) as u8,
+        b'0' + (d % 10) as u8,
+    ];
+}
+
 /// Złoty as a decimal with a comma or a dot and at most 2 decimals, or whole grosze.
+/// Spaces (also non-breaking ones) between digit groups are allowed.
 pub fn money(raw: &str, grosze: bool) -> Result<i64, String> {
     let bad = || {
         format!(
@@ -308,36 +346,42 @@ pub fn money(raw: &str, grosze: bool) -> Result<i64, String> {
             }
         )
     };
-    let cleaned: String = raw
+    let mut chars = raw
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '\u{a0}')
-        .collect();
-    if grosze {
-        return cleaned.parse().map_err(|_| bad());
+        .peekable();
+    let negative = chars.next_if_eq(&'-').is_some();
+    let mut value: i64 = 0;
+    let mut digits = 0;
+    let mut fraction: Option<u32> = None;
+    for c in chars {
+        match c {
+            '0'..='9' => {
+                if let Some(f) = fraction.as_mut() {
+                    *f += 1;
+                    if *f > 2 {
+                        return Err(bad());
+                    }
+                }
+                value = value
+                    .checked_mul(10)
+                    .and_then(|v| v.checked_add(i64::from(c as u8 - b'0')))
+                    .ok_or_else(bad)?;
+                digits += 1;
+            }
+            ',' | '.' if !grosze && fraction.is_none() && digits > 0 => fraction = Some(0),
+            _ => return Err(bad()),
+        }
     }
-    let (negative, digits) = match cleaned.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, cleaned.as_str()),
-    };
-    let (whole, fraction) = match digits.split_once([',', '.']) {
-        Some((w, f)) => (w, f),
-        None => (digits, ""),
-    };
-    if whole.is_empty()
-        || fraction.len() > 2
-        || !whole
-            .chars()
-            .chain(fraction.chars())
-            .all(|c| c.is_ascii_digit())
-    {
+    if digits == 0 {
         return Err(bad());
     }
-    let whole: i64 = whole.parse().map_err(|_| bad())?;
-    let fraction: i64 = format!("{fraction:0<2}").parse().map_err(|_| bad())?;
-    let value = whole
-        .checked_mul(100)
-        .and_then(|w| w.checked_add(fraction))
-        .ok_or_else(bad)?;
+    if !grosze {
+        // Scale to grosze: "12" is 1200, "12,5" is 1250.
+        for _ in fraction.unwrap_or(0)..2 {
+            value = value.checked_mul(10).ok_or_else(bad)?;
+        }
+    }
     Ok(if negative { -value } else { value })
 }
 
@@ -368,7 +412,11 @@ pub fn row_hash(values: &[Value]) -> i64 {
         match value {
             Value::Text(Some(s)) => eat(s.as_bytes()),
             Value::Int(Some(i)) => eat(&i.to_le_bytes()),
-            Value::Date(Some(d)) => eat(d.to_string().as_bytes()),
+            Value::Date(Some(d)) => {
+                let mut text = [0u8; 10];
+                write_iso_date(*d, &mut text);
+                eat(&text)
+            }
             _ => eat(b"\x00null"),
         }
         eat(b"\x1f");
@@ -389,6 +437,29 @@ mod tests {
         assert!(money("12,345", false).is_err());
         assert!(money("12,3a", false).is_err());
         assert!(money("1,5", true).is_err());
+        assert_eq!(money("12,", false), Ok(1200));
+        assert_eq!(money("-0,05", false), Ok(-5));
+        assert_eq!(money("1\u{a0}000,00", false), Ok(100_000));
+        assert!(money(",5", false).is_err());
+        assert!(money("-", false).is_err());
+        assert!(money("1,2,3", false).is_err());
+        assert!(money("99999999999999999999", true).is_err());
+    }
+
+    #[test]
+    fn iso_dates_both_ways() {
+        let day = NaiveDate::from_ymd_opt(2026, 2, 28).unwrap();
+        assert_eq!(iso_date("2026-02-28"), Some(day));
+        assert_eq!(iso_date("2026-02-29"), None);
+        assert_eq!(iso_date("2026-2-28"), None);
+        assert_eq!(iso_date("2026-02-28 "), None);
+        assert_eq!(iso_date("2026/02/28"), None);
+        assert_eq!(iso_date("+026-02-28"), None);
+        let mut text = [0u8; 10];
+        write_iso_date(day, &mut text);
+        assert_eq!(&text, b"2026-02-28");
+        write_iso_date(NaiveDate::from_ymd_opt(987, 1, 5).unwrap(), &mut text);
+        assert_eq!(&text, b"0987-01-05");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! A bad row aborts the run: nothing is applied, the previous data stays, and a failed
 //! `sync_run` records where and why.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::hash_map::Entry;
 use std::path::Path;
 use std::time::Instant;
 
@@ -13,10 +13,15 @@ use chrono::Utc;
 use sha2::Digest;
 use sqlx::Row as _;
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
 use super::{BeginWrite, Store, StoreError};
 use crate::registers::csv_source::{FileEncoding, Row, RowError};
 use crate::registers::{Kind, Register, Value, register, row_hash};
 use crate::registers::{RowSource, open_rows};
+
+mod postgres;
+mod sqlite;
 
 const BATCH: usize = 1000;
 
@@ -75,14 +80,15 @@ impl From<sqlx::Error> for SyncError {
     }
 }
 
-/// Streams the file's rows in batches from a blocking thread.
+/// Streams the file's rows in batches from a blocking thread. The channel holds enough
+/// batches for the reader to run ahead while the stored keys load.
 fn spawn_reader(
     mut rows: Box<dyn RowSource>,
 ) -> (
     tokio::sync::mpsc::Receiver<Result<Vec<Row>, RowError>>,
     tokio::task::JoinHandle<()>,
 ) {
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
     let task = tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(BATCH);
         while let Some(row) = rows.next_row() {
@@ -122,25 +128,162 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
 
 /// Ids are kept as 128-bit hashes (two FNV-1a variants): a million keys fit in about 40 MB
 /// instead of carrying a String each. A collision would need 2^64 keys.
-fn id_key(id: &str) -> u128 {
+fn id_key(id: &[u8]) -> u128 {
     let mut a: u64 = 0xcbf2_9ce4_8422_2325;
     let mut b: u64 = 0x8422_2325_cbf2_9ce4;
-    for byte in id.bytes() {
-        a = (a ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-        b = b.wrapping_mul(0x0000_0100_0000_01b3) ^ u64::from(byte).wrapping_add(0x9e37_79b9);
+    for byte in id {
+        a = (a ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        b = b.wrapping_mul(0x0000_0100_0000_01b3) ^ u64::from(*byte).wrapping_add(0x9e37_79b9);
     }
     (u128::from(a) << 64) | u128::from(b)
 }
 
-/// Binds one value into a multi-row statement.
-macro_rules! push_value {
-    ($b:expr, $v:expr) => {
-        match $v {
-            Value::Text(t) => $b.push_bind(t.clone()),
-            Value::Int(i) => $b.push_bind(*i),
-            Value::Date(d) => $b.push_bind(*d),
+/// What a table holds now: id key → (row hash, seen in this file).
+type StoredKeys = FxHashMap<u128, (i64, bool)>;
+
+/// The ids each referenced register holds, by register name.
+type References = FxHashMap<&'static str, FxHashSet<u128>>;
+
+/// One run's fixed facts, shared by the backends.
+struct RunContext<'a> {
+    register: &'static Register,
+    file_name: &'a str,
+    clock: Instant,
+}
+
+impl RunContext<'_> {
+    /// The table's columns in write order: `id`, the register's columns, `row_hash`.
+    fn columns(&self) -> Vec<&'static str> {
+        std::iter::once("id")
+            .chain(self.register.columns.iter().map(|c| c.sql))
+            .chain(std::iter::once("row_hash"))
+            .collect()
+    }
+
+    /// `c = excluded.c` for every column but `id`.
+    fn update_set(&self) -> String {
+        self.columns()[1..]
+            .iter()
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The registers this one refers to, with their tables.
+    fn referenced(&self) -> Result<Vec<(&'static str, &'static str)>, SyncError> {
+        let mut out = Vec::new();
+        for column in self.register.columns {
+            if let Kind::Ref(target) = column.kind
+                && !out.iter().any(|(name, _)| *name == target)
+            {
+                let table = register(target)
+                    .map(|r| r.table)
+                    .ok_or_else(|| SyncError::Other(format!("unknown register {target}")))?;
+                out.push((target, table));
+            }
         }
-    };
+        Ok(out)
+    }
+
+    fn loaded(&self, existing: &StoredKeys) {
+        tracing::info!(
+            register = self.register.name,
+            stored = existing.len(),
+            seconds = self.clock.elapsed().as_secs_f64(),
+            "stored keys and references loaded"
+        );
+    }
+}
+
+/// Where the new and changed rows of a run go.
+trait RowSink {
+    async fn write(&mut self, rows: &[(Row, i64)]) -> Result<(), SyncError>;
+}
+
+/// Writes a run's rows through one backend's fastest path, inside the caller's
+/// transaction: loads the stored keys and the referenced ids, then compares and writes.
+trait WriteRows {
+    async fn write_rows(
+        &mut self,
+        run: &RunContext<'_>,
+        batches: &mut tokio::sync::mpsc::Receiver<Result<Vec<Row>, RowError>>,
+    ) -> Result<(SyncCounts, StoredKeys), SyncError>;
+}
+
+/// Compares every row of the file with what is stored and hands the new and changed rows
+/// to `sink`; checks references and duplicate ids on the way. Marks every stored key it
+/// sees, so that the unseen ones are the rows that disappeared.
+async fn compare_rows(
+    run: &RunContext<'_>,
+    batches: &mut tokio::sync::mpsc::Receiver<Result<Vec<Row>, RowError>>,
+    existing: &mut StoredKeys,
+    references: &References,
+    sink: &mut impl RowSink,
+) -> Result<SyncCounts, SyncError> {
+    let register = run.register;
+    let mut counts = SyncCounts::default();
+    let mut next_report = 100_000;
+    let mut changed: Vec<(Row, i64)> = Vec::with_capacity(BATCH);
+    while let Some(batch) = batches.recv().await {
+        for row in batch? {
+            counts.rows += 1;
+            for (column, value) in register.columns.iter().zip(&row.values) {
+                if let (Kind::Ref(target), Value::Text(Some(id))) = (column.kind, value)
+                    && !references[target].contains(&id_key(id.as_bytes()))
+                {
+                    return Err(RowError {
+                        file: run.file_name.to_string(),
+                        line: row.line,
+                        column: Some(column.header.into()),
+                        reason: format!("unknown {target} id {id:?}"),
+                    }
+                    .into());
+                }
+            }
+            let hash = row_hash(&row.values);
+            match existing.entry(id_key(row.id.as_bytes())) {
+                Entry::Occupied(mut stored) => {
+                    let (stored_hash, seen) = stored.get_mut();
+                    if *seen {
+                        return Err(RowError {
+                            file: run.file_name.to_string(),
+                            line: row.line,
+                            column: Some("id".into()),
+                            reason: format!("id {:?} appears twice in the file", row.id),
+                        }
+                        .into());
+                    }
+                    *seen = true;
+                    if *stored_hash == hash {
+                        counts.unchanged += 1;
+                    } else {
+                        counts.updated += 1;
+                        changed.push((row, hash));
+                    }
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert((hash, true));
+                    counts.inserted += 1;
+                    changed.push((row, hash));
+                }
+            }
+        }
+        if !changed.is_empty() {
+            sink.write(&changed).await?;
+            changed.clear();
+        }
+        if counts.rows >= next_report {
+            let seconds = run.clock.elapsed().as_secs_f64();
+            tracing::info!(
+                register = register.name,
+                rows = counts.rows,
+                rows_per_second = (counts.rows as f64 / seconds) as u64,
+                "sync in progress"
+            );
+            next_report += 100_000;
+        }
+    }
+    Ok(counts)
 }
 
 impl Store {
@@ -247,101 +390,11 @@ impl Store {
             // keys load.
             let rows = open_rows(path, register, encoding)?;
             let (mut batches, reader) = spawn_reader(rows);
-            // What is stored now: id key → (row hash, seen in this file).
-            let mut existing: HashMap<u128, (i64, bool)> = HashMap::new();
-            self.stored_keys(table, |id, hash| {
-                existing.insert(id, (hash, false));
-            })
-            .await?;
-            // The ids each referenced register holds.
-            let mut references: HashMap<&'static str, HashSet<u128>> = HashMap::new();
-            for column in register.columns {
-                if let Kind::Ref(target) = column.kind {
-                    let target_table = register_table(target)?;
-                    let mut ids = HashSet::new();
-                    self.stored_keys(target_table, |id, _| {
-                        ids.insert(id);
-                    })
-                    .await?;
-                    references.insert(target, ids);
-                }
-            }
-            tracing::info!(register = register.name, stored = existing.len(),
-                seconds = clock.elapsed().as_secs_f64(), "stored keys and references loaded");
+            let run = RunContext { register, file_name: &file_name, clock };
             let mut tx = pool.begin_write().await?;
-            let mut counts = SyncCounts::default();
-            let mut next_report = 100_000;
-            while let Some(batch) = batches.recv().await {
-                let batch = batch?;
-                let mut changed: Vec<(Row, i64)> = Vec::new();
-                for row in batch {
-                    counts.rows += 1;
-                    for (column, value) in register.columns.iter().zip(&row.values) {
-                        if let (Kind::Ref(target), Value::Text(Some(id))) = (column.kind, value)
-                            && !references[target].contains(&id_key(id))
-                        {
-                            return Err(RowError {
-                                file: file_name.clone(),
-                                line: row.line,
-                                column: Some(column.header.into()),
-                                reason: format!("unknown {target} id {id:?}"),
-                            }
-                            .into());
-                        }
-                    }
-                    let hash = row_hash(&row.values);
-                    let key = id_key(&row.id);
-                    match existing.get_mut(&key) {
-                        Some((_, true)) => {
-                            return Err(RowError {
-                                file: file_name.clone(),
-                                line: row.line,
-                                column: Some("id".into()),
-                                reason: format!("id {:?} appears twice in the file", row.id),
-                            }
-                            .into());
-                        }
-                        Some((stored, seen)) => {
-                            *seen = true;
-                            if *stored == hash {
-                                counts.unchanged += 1;
-                            } else {
-                                counts.updated += 1;
-                                changed.push((row, hash));
-                            }
-                        }
-                        None => {
-                            existing.insert(key, (hash, true));
-                            counts.inserted += 1;
-                            changed.push((row, hash));
-                        }
-                    }
-                }
-                if !changed.is_empty() {
-                    let columns: Vec<&str> = register.columns.iter().map(|c| c.sql).collect();
-                    let mut builder = sqlx::QueryBuilder::new(format!(
-                        "INSERT INTO {table} (id, {}, row_hash) ",
-                        columns.join(", ")
-                    ));
-                    builder.push_values(&changed, |mut b, (row, hash)| {
-                        b.push_bind(row.id.clone());
-                        for value in &row.values {
-                            push_value!(b, value);
-                        }
-                        b.push_bind(*hash);
-                    });
-                    builder.push(format!(
-                        " ON CONFLICT (id) DO UPDATE SET {}, row_hash = excluded.row_hash",
-                        columns.iter().map(|c| format!("{c} = excluded.{c}")).collect::<Vec<_>>().join(", ")
-                    ));
-                    builder.build().execute(&mut *tx).await?;
-                }
-                if counts.rows >= next_report {
-                    let seconds = clock.elapsed().as_secs_f64();
-                    tracing::info!(register = register.name, rows = counts.rows, rows_per_second = (counts.rows as f64 / seconds) as u64, "sync in progress");
-                    next_report += 100_000;
-                }
-            }
+            // The stored keys are read inside the write transaction, so that two runs of one
+            // register cannot both start from the same state.
+            let (mut counts, existing) = tx.write_rows(&run, &mut batches).await?;
             reader.await.map_err(|e| SyncError::Other(format!("reader task failed: {e}")))?;
             let unseen = existing.values().filter(|(_, seen)| !seen).count();
             if mode == SyncMode::Full && unseen > 0 {
@@ -353,7 +406,7 @@ impl Store {
                     let mut stream = sqlx::query(sql).fetch(&mut *tx);
                     while let Some(row) = stream.try_next().await? {
                         let id: &str = row.get(0);
-                        if existing.get(&id_key(id)).is_some_and(|(_, seen)| !seen) {
+                        if existing.get(&id_key(id.as_bytes())).is_some_and(|(_, seen)| !seen) {
                             gone.push(id.to_string());
                         }
                     }
@@ -369,6 +422,7 @@ impl Store {
                     builder.build().execute(&mut *tx).await?;
                 }
             }
+            drop(existing);
             let run_id: i64 = sqlx::query_scalar(
                 "INSERT INTO sync_run (register, source, mode, status, started_at, finished_at, rows_read, \
                  inserted, updated, deleted, unchanged) VALUES ($1, $2, $3, 'done', $4, $5, $6, $7, $8, $9, $10) RETURNING id",
@@ -399,48 +453,6 @@ impl Store {
                 deleted = counts.deleted, unchanged = counts.unchanged, seconds, "sync done");
             Ok(SyncOutcome::Applied { run_id, counts })
         })
-    }
-
-    /// The keys and row hashes stored in a register table, read in chunks of 20,000 rows
-    /// aggregated into one string each: one row per chunk instead of one per key (the
-    /// per-row cost of the driver dominated the load of a million keys).
-    async fn stored_keys(
-        &self,
-        table: &str,
-        mut each: impl FnMut(u128, i64),
-    ) -> Result<(), StoreError> {
-        let sql = match self {
-            Store::Sqlite(_) => format!(
-                "SELECT group_concat(id || char(31) || row_hash, char(30)), max(id), count(*) FROM \
-                 (SELECT id, row_hash FROM {table} WHERE id > $1 ORDER BY id LIMIT 20000)"
-            ),
-            Store::Postgres(_) => format!(
-                "SELECT string_agg(id || chr(31) || row_hash::text, chr(30)), max(id), count(*) FROM \
-                 (SELECT id, row_hash FROM {table} WHERE id > $1 ORDER BY id LIMIT 20000) chunk"
-            ),
-        };
-        let mut after = String::new();
-        loop {
-            let (joined, last, count): (Option<String>, Option<String>, i64) = on_pool!(self, pool => {
-                sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(&after)
-                    .fetch_one(pool)
-                    .await?
-            });
-            for entry in joined
-                .as_deref()
-                .unwrap_or_default()
-                .split('\u{1e}')
-                .filter(|e| !e.is_empty())
-            {
-                let (id, hash) = entry.split_once('\u{1f}').unwrap_or((entry, "0"));
-                each(id_key(id), hash.parse().unwrap_or(0));
-            }
-            match last {
-                Some(last) if count == 20000 => after = last,
-                _ => return Ok(()),
-            }
-        }
     }
 
     /// Claims a scheduled occurrence for this daemon; false when another claimed it first.
@@ -527,10 +539,4 @@ impl Store {
             Ok(Some((kind, out)))
         })
     }
-}
-
-fn register_table(name: &str) -> Result<&'static str, SyncError> {
-    register(name)
-        .map(|r| r.table)
-        .ok_or_else(|| SyncError::Other(format!("unknown register {name}")))
 }

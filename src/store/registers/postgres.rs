@@ -1,0 +1,423 @@
+//! PostgreSQL: rows travel by `COPY … (FORMAT binary)`, both ways. The stored keys are
+//! read with `COPY (SELECT id, row_hash …) TO STDOUT`; new and changed rows are sent with
+//! `COPY … FROM STDIN`.
+//!
+//! - Into an empty table the rows are copied straight into it, with its primary key and
+//!   indexes dropped first and built again after the load, in the same transaction (as
+//!   `pg_restore` does). The table is locked for the run; it held nothing to read.
+//! - Into a table that holds rows, the new and changed rows are copied into a temporary
+//!   table (created at the first such row) and merged with one `INSERT … ON CONFLICT`.
+//!
+//! Runs of one register are serialized by a transaction-level advisory lock.
+
+use chrono::NaiveDate;
+use sqlx::PgConnection;
+use sqlx::postgres::PgCopyIn;
+
+use super::{
+    References, RowSink, RunContext, StoredKeys, SyncCounts, SyncError, WriteRows, compare_rows,
+    id_key,
+};
+use crate::registers::Value;
+use crate::registers::csv_source::{Row, RowError};
+
+/// The start of every binary COPY stream: signature, flags, header extension length.
+const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// How a column is written in binary COPY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Text,
+    Int8,
+    Int4,
+    Int2,
+    Date,
+}
+
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The wire form of each of `columns` of `table`, from the catalog.
+async fn wire_types(
+    conn: &mut PgConnection,
+    table: &str,
+    columns: &[&str],
+) -> Result<Vec<Wire>, SyncError> {
+    let types: Vec<(String, String)> = sqlx::query_as(
+        "SELECT a.attname::text, t.typname::text FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+         WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    columns
+        .iter()
+        .map(|column| {
+            let typname = types
+                .iter()
+                .find(|(name, _)| name == column)
+                .map(|(_, t)| t.as_str())
+                .ok_or_else(|| SyncError::Other(format!("{table} has no column {column}")))?;
+            Ok(match typname {
+                "text" | "varchar" | "bpchar" => Wire::Text,
+                "int8" => Wire::Int8,
+                "int4" => Wire::Int4,
+                "int2" => Wire::Int2,
+                "date" => Wire::Date,
+                other => {
+                    return Err(SyncError::Other(format!(
+                        "{table}.{column} is of type {other}, which a register sync cannot write"
+                    )));
+                }
+            })
+        })
+        .collect()
+}
+
+/// Reads a binary COPY of two columns (text id, int8) into `each(id key, value)`.
+async fn keys(
+    conn: &mut PgConnection,
+    query: &str,
+    mut each: impl FnMut(u128, i64),
+) -> Result<(), SyncError> {
+    use futures_util::TryStreamExt;
+    let bad = |what: &str| SyncError::Other(format!("PostgreSQL sent a malformed COPY: {what}"));
+    let mut stream = conn
+        .copy_out_raw(&format!("COPY ({query}) TO STDOUT (FORMAT binary)"))
+        .await?;
+    let mut buffer: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut header_done = false;
+    let mut ended = false;
+    while let Some(chunk) = stream.try_next().await? {
+        buffer.extend_from_slice(&chunk);
+        let mut at = 0;
+        if !header_done {
+            if buffer.len() < HEADER.len() {
+                continue;
+            }
+            if buffer[..11] != HEADER[..11] {
+                return Err(bad("no PGCOPY signature"));
+            }
+            let extension = u32::from_be_bytes(buffer[15..19].try_into().expect("4 bytes"));
+            at = 19 + extension as usize;
+            if buffer.len() < at {
+                continue;
+            }
+            header_done = true;
+        }
+        // Whole tuples: i16 field count (-1 ends), then per field an i32 length and bytes.
+        loop {
+            let rest = &buffer[at..];
+            if rest.len() < 2 {
+                break;
+            }
+            let fields = i16::from_be_bytes([rest[0], rest[1]]);
+            if fields == -1 {
+                ended = true;
+                at = buffer.len();
+                break;
+            }
+            if fields != 2 {
+                return Err(bad("expected two columns"));
+            }
+            if rest.len() < 6 {
+                break;
+            }
+            let id_len = i32::from_be_bytes(rest[2..6].try_into().expect("4 bytes"));
+            let id_len = usize::try_from(id_len).map_err(|_| bad("a NULL id"))?;
+            let value_at = 6 + id_len;
+            if rest.len() < value_at + 4 + 8 {
+                break;
+            }
+            let value_len = i32::from_be_bytes(rest[value_at..value_at + 4].try_into().expect("4"));
+            if value_len != 8 {
+                return Err(bad("the second column is not an int8"));
+            }
+            let value =
+                i64::from_be_bytes(rest[value_at + 4..value_at + 12].try_into().expect("8"));
+            each(id_key(&rest[6..value_at]), value);
+            at += value_at + 12;
+        }
+        buffer.drain(..at);
+    }
+    if !ended {
+        return Err(bad("no trailer"));
+    }
+    Ok(())
+}
+
+/// Appends one field of a binary COPY tuple.
+fn encode(
+    out: &mut Vec<u8>,
+    wire: Wire,
+    value: &Value,
+    at: (&str, u64, &str),
+) -> Result<(), SyncError> {
+    let (file, line, column) = at;
+    let out_of_range = || {
+        SyncError::Row(RowError {
+            file: file.to_string(),
+            line,
+            column: Some(column.to_string()),
+            reason: format!("{value:?} does not fit the database column"),
+        })
+    };
+    match (wire, value) {
+        (_, Value::Text(None) | Value::Int(None) | Value::Date(None)) => {
+            out.extend_from_slice(&(-1i32).to_be_bytes());
+        }
+        (Wire::Text, Value::Text(Some(text))) => {
+            let len = i32::try_from(text.len()).map_err(|_| out_of_range())?;
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        (Wire::Int8, Value::Int(Some(v))) => {
+            out.extend_from_slice(&8i32.to_be_bytes());
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        (Wire::Int4, Value::Int(Some(v))) => {
+            let v = i32::try_from(*v).map_err(|_| out_of_range())?;
+            out.extend_from_slice(&4i32.to_be_bytes());
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        (Wire::Int2, Value::Int(Some(v))) => {
+            let v = i16::try_from(*v).map_err(|_| out_of_range())?;
+            out.extend_from_slice(&2i32.to_be_bytes());
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        (Wire::Date, Value::Date(Some(d))) => {
+            // Days since 2000-01-01.
+            let epoch = NaiveDate::from_ymd_opt(2000, 1, 1).expect("a valid date");
+            let days = i32::try_from((*d - epoch).num_days()).map_err(|_| out_of_range())?;
+            out.extend_from_slice(&4i32.to_be_bytes());
+            out.extend_from_slice(&days.to_be_bytes());
+        }
+        (wire, value) => {
+            return Err(SyncError::Other(format!(
+                "column {column}: a {value:?} cannot be written as {wire:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Rows copied into the table (empty at the start) or into a temporary stage table,
+/// whichever `statement` names; the COPY starts with the first row.
+struct Copy<'c, 'r> {
+    conn: Option<&'c mut PgConnection>,
+    copy: Option<PgCopyIn<&'c mut PgConnection>>,
+    /// SQL to run before the COPY starts (creating the stage table).
+    prepare: Option<String>,
+    statement: String,
+    wires: Vec<Wire>,
+    headers: Vec<&'static str>,
+    run: &'r RunContext<'r>,
+    buffer: Vec<u8>,
+}
+
+impl Copy<'_, '_> {
+    /// Ends the COPY: true when any row was sent.
+    async fn finish(mut self) -> Result<bool, SyncError> {
+        match self.copy.take() {
+            Some(mut copy) => {
+                copy.send(&(-1i16).to_be_bytes()[..]).await?;
+                copy.finish().await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn abort(mut self) {
+        if let Some(copy) = self.copy.take() {
+            let _ = copy.abort("the register file was refused").await;
+        }
+    }
+}
+
+impl RowSink for Copy<'_, '_> {
+    async fn write(&mut self, rows: &[(Row, i64)]) -> Result<(), SyncError> {
+        self.buffer.clear();
+        if self.copy.is_none() {
+            let conn = self
+                .conn
+                .take()
+                .expect("a connection until the COPY starts");
+            if let Some(sql) = self.prepare.take() {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            self.copy = Some(conn.copy_in_raw(&self.statement).await?);
+            self.buffer.extend_from_slice(HEADER);
+        }
+        let file = self.run.file_name;
+        for (row, hash) in rows {
+            self.buffer
+                .extend_from_slice(&(self.wires.len() as i16).to_be_bytes());
+            // The id (text), the register's columns, the row hash (int8).
+            self.buffer
+                .extend_from_slice(&(row.id.len() as i32).to_be_bytes());
+            self.buffer.extend_from_slice(row.id.as_bytes());
+            let columns = self.wires[1..].iter().zip(&self.headers[1..]);
+            for ((wire, header), value) in columns.zip(&row.values) {
+                encode(&mut self.buffer, *wire, value, (file, row.line, header))?;
+            }
+            self.buffer.extend_from_slice(&8i32.to_be_bytes());
+            self.buffer.extend_from_slice(&hash.to_be_bytes());
+        }
+        self.copy
+            .as_mut()
+            .expect("started above")
+            .send(self.buffer.as_slice())
+            .await?;
+        Ok(())
+    }
+}
+
+/// The primary key and unique constraints, and the other indexes, of `table`, as the SQL
+/// that makes them again; each dropped. The constraints stay when a foreign key needs them.
+async fn drop_indexes(conn: &mut PgConnection, table: &str) -> Result<Vec<String>, SyncError> {
+    let referenced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_constraint WHERE confrelid = $1::text::regclass AND contype = 'f'",
+    )
+    .bind(table)
+    .fetch_one(&mut *conn)
+    .await?;
+    let constraints: Vec<(String, String)> = if referenced == 0 {
+        sqlx::query_as(
+            "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE conrelid = $1::text::regclass AND contype IN ('p', 'u')",
+        )
+        .bind(table)
+        .fetch_all(&mut *conn)
+        .await?
+    } else {
+        Vec::new()
+    };
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.relname::text, pg_get_indexdef(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
+         WHERE x.indrelid = $1::text::regclass \
+         AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid)",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut again = Vec::new();
+    for (name, definition) in constraints {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE {table} DROP CONSTRAINT {}",
+            quoted(&name)
+        )))
+        .execute(&mut *conn)
+        .await?;
+        again.push(format!(
+            "ALTER TABLE {table} ADD CONSTRAINT {} {definition}",
+            quoted(&name)
+        ));
+    }
+    for (name, definition) in indexes {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {}", quoted(&name))))
+            .execute(&mut *conn)
+            .await?;
+        again.push(definition);
+    }
+    Ok(again)
+}
+
+impl WriteRows for PgConnection {
+    async fn write_rows(
+        &mut self,
+        run: &RunContext<'_>,
+        batches: &mut tokio::sync::mpsc::Receiver<Result<Vec<Row>, RowError>>,
+    ) -> Result<(SyncCounts, StoredKeys), SyncError> {
+        let table = run.register.table;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("eurzad sync {table}"))
+            .execute(&mut *self)
+            .await?;
+        let mut existing = StoredKeys::default();
+        keys(
+            self,
+            &format!("SELECT id, row_hash FROM {table}"),
+            |id, hash| {
+                existing.insert(id, (hash, false));
+            },
+        )
+        .await?;
+        let mut references = References::default();
+        for (name, target) in run.referenced()? {
+            let ids = references.entry(name).or_default();
+            keys(
+                self,
+                &format!("SELECT id, 0::int8 FROM {target}"),
+                |id, _| {
+                    ids.insert(id);
+                },
+            )
+            .await?;
+        }
+        run.loaded(&existing);
+        let columns = run.columns();
+        let wires = wire_types(self, table, &columns).await?;
+        if wires.first() != Some(&Wire::Text) || wires.last() != Some(&Wire::Int8) {
+            return Err(SyncError::Other(format!(
+                "{table}: id must be text and row_hash bigint"
+            )));
+        }
+        let headers: Vec<&'static str> = std::iter::once("id")
+            .chain(run.register.columns.iter().map(|c| c.header))
+            .chain(std::iter::once("row_hash"))
+            .collect();
+        let bulk = existing.is_empty();
+        let stage = format!("eurzad_stage_{table}");
+        let (again, prepare, into) = if bulk {
+            (drop_indexes(self, table).await?, None, table.to_string())
+        } else {
+            (
+                Vec::new(),
+                Some(format!(
+                    "CREATE TEMPORARY TABLE {stage} (LIKE {table}) ON COMMIT DROP"
+                )),
+                stage.clone(),
+            )
+        };
+        let mut copy = Copy {
+            conn: Some(&mut *self),
+            copy: None,
+            prepare,
+            statement: format!(
+                "COPY {into} ({}) FROM STDIN (FORMAT binary)",
+                columns.join(", ")
+            ),
+            wires,
+            headers,
+            run,
+            buffer: Vec::with_capacity(1 << 17),
+        };
+        let counts = match compare_rows(run, batches, &mut existing, &references, &mut copy).await {
+            Ok(counts) => counts,
+            Err(e) => {
+                copy.abort().await;
+                return Err(e);
+            }
+        };
+        let staged = copy.finish().await?;
+        if staged && !bulk {
+            let list = columns.join(", ");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {table} ({list}) SELECT {list} FROM {stage} ON CONFLICT (id) DO UPDATE SET {}",
+                run.update_set()
+            )))
+            .execute(&mut *self)
+            .await?;
+        }
+        for sql in again {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *self)
+                .await?;
+        }
+        Ok((counts, existing))
+    }
+}

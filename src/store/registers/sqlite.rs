@@ -1,0 +1,279 @@
+//! SQLite: the stored keys are read and the rows written through SQLite's C API, on the
+//! connection (and inside the transaction) that sqlx holds. A large import spent most of
+//! its time sending multi-row statements through sqlx's worker thread; here each batch is
+//! one prepared statement stepped once per row, as `sqlite3 .import` does.
+//!
+//! Into an empty table the secondary indexes are dropped first and built again after the
+//! load, in the same transaction: building an index from a full table is much cheaper than
+//! keeping it sorted row by row, and readers (WAL) see the old table, indexes and all,
+//! until the commit.
+
+use std::ffi::{CStr, c_char, c_int};
+use std::ptr::{NonNull, null_mut};
+
+use libsqlite3_sys as ffi;
+use sqlx::SqliteConnection;
+
+use super::{
+    References, RowSink, RunContext, StoredKeys, SyncCounts, SyncError, WriteRows, compare_rows,
+    id_key,
+};
+use crate::registers::Value;
+use crate::registers::csv_source::{Row, RowError};
+
+/// Runs `f` where blocking is allowed: on a multi-threaded runtime the worker hands its
+/// other tasks away first (a key load or a batch takes milliseconds to a second).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// A prepared statement on a handle locked out of sqlx; finalized when dropped.
+struct Statement {
+    raw: NonNull<ffi::sqlite3_stmt>,
+    db: *mut ffi::sqlite3,
+}
+
+fn failure(db: *mut ffi::sqlite3, doing: &str) -> SyncError {
+    // SAFETY: `db` is a live handle; sqlite3_errmsg returns a NUL-terminated string owned
+    // by SQLite, copied out at once.
+    let message = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(db)) }.to_string_lossy();
+    SyncError::Other(format!("SQLite, {doing}: {message}"))
+}
+
+impl Statement {
+    fn prepare(db: *mut ffi::sqlite3, sql: &str) -> Result<Statement, SyncError> {
+        let mut raw = null_mut();
+        // SAFETY: `db` is a live handle that only this thread uses while the caller holds
+        // sqlx's handle lock; `sql` is valid for `sql.len()` bytes.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v2(
+                db,
+                sql.as_ptr().cast::<c_char>(),
+                sql.len() as c_int,
+                &mut raw,
+                null_mut(),
+            )
+        };
+        match NonNull::new(raw) {
+            Some(raw) if rc == ffi::SQLITE_OK => Ok(Statement { raw, db }),
+            _ => Err(failure(db, &format!("preparing {sql:?}"))),
+        }
+    }
+
+    fn check(&self, rc: c_int, doing: &str) -> Result<(), SyncError> {
+        if rc == ffi::SQLITE_OK {
+            Ok(())
+        } else {
+            Err(failure(self.db, doing))
+        }
+    }
+
+    /// Binds text to parameter `index` (1-based); SQLite copies it (SQLITE_TRANSIENT).
+    fn bind_text(&mut self, index: c_int, bytes: &[u8]) -> Result<(), SyncError> {
+        // SAFETY: the statement is live; SQLite copies `bytes` before returning.
+        let rc = unsafe {
+            ffi::sqlite3_bind_text(
+                self.raw.as_ptr(),
+                index,
+                bytes.as_ptr().cast::<c_char>(),
+                bytes.len() as c_int,
+                ffi::SQLITE_TRANSIENT(),
+            )
+        };
+        self.check(rc, "binding a value")
+    }
+
+    fn bind_i64(&mut self, index: c_int, value: i64) -> Result<(), SyncError> {
+        // SAFETY: the statement is live.
+        let rc = unsafe { ffi::sqlite3_bind_int64(self.raw.as_ptr(), index, value) };
+        self.check(rc, "binding a value")
+    }
+
+    /// Binds a checked value as sqlx would store it (a date as TEXT `YYYY-MM-DD`).
+    fn bind(&mut self, index: c_int, value: &Value) -> Result<(), SyncError> {
+        match value {
+            Value::Text(Some(t)) => self.bind_text(index, t.as_bytes()),
+            Value::Int(Some(i)) => self.bind_i64(index, *i),
+            Value::Date(Some(d)) => {
+                let mut iso = [0u8; 10];
+                crate::registers::write_iso_date(*d, &mut iso);
+                self.bind_text(index, &iso)
+            }
+            Value::Text(None) | Value::Int(None) | Value::Date(None) => {
+                // SAFETY: the statement is live.
+                let rc = unsafe { ffi::sqlite3_bind_null(self.raw.as_ptr(), index) };
+                self.check(rc, "binding a value")
+            }
+        }
+    }
+
+    /// One step: true while it yields rows.
+    fn step(&mut self) -> Result<bool, SyncError> {
+        // SAFETY: the statement is live.
+        match unsafe { ffi::sqlite3_step(self.raw.as_ptr()) } {
+            ffi::SQLITE_ROW => Ok(true),
+            ffi::SQLITE_DONE => Ok(false),
+            _ => Err(failure(self.db, "writing a row")),
+        }
+    }
+
+    fn reset(&mut self) {
+        // SAFETY: the statement is live. An error of the last step was reported by step.
+        unsafe { ffi::sqlite3_reset(self.raw.as_ptr()) };
+    }
+
+    /// Column `i` of the current row as bytes (empty for NULL).
+    fn column_bytes(&self, i: c_int) -> &[u8] {
+        // SAFETY: the statement is positioned on a row; the pointer stays valid until the
+        // next step, which needs `&mut self`, so the borrow cannot outlive it.
+        unsafe {
+            let data = ffi::sqlite3_column_text(self.raw.as_ptr(), i);
+            let len = ffi::sqlite3_column_bytes(self.raw.as_ptr(), i);
+            if data.is_null() {
+                &[]
+            } else {
+                std::slice::from_raw_parts(data, len as usize)
+            }
+        }
+    }
+
+    fn column_i64(&self, i: c_int) -> i64 {
+        // SAFETY: the statement is positioned on a row.
+        unsafe { ffi::sqlite3_column_int64(self.raw.as_ptr(), i) }
+    }
+}
+
+impl Drop for Statement {
+    fn drop(&mut self) {
+        // SAFETY: finalized once, here.
+        unsafe { ffi::sqlite3_finalize(self.raw.as_ptr()) };
+    }
+}
+
+/// Reads `SELECT <id>, <i64> FROM …` into `each(id key, value)`.
+async fn keys(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    mut each: impl FnMut(u128, i64),
+) -> Result<(), SyncError> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    blocking(|| {
+        let mut statement = Statement::prepare(db, sql)?;
+        while statement.step()? {
+            each(id_key(statement.column_bytes(0)), statement.column_i64(1));
+        }
+        Ok(())
+    })
+}
+
+struct Upserts<'c> {
+    conn: &'c mut SqliteConnection,
+    sql: String,
+}
+
+impl RowSink for Upserts<'_> {
+    async fn write(&mut self, rows: &[(Row, i64)]) -> Result<(), SyncError> {
+        let mut handle = self.conn.lock_handle().await?;
+        let db = handle.as_raw_handle().as_ptr();
+        blocking(|| {
+            let mut statement = Statement::prepare(db, &self.sql)?;
+            for (row, hash) in rows {
+                let written = (|| {
+                    statement.bind_text(1, row.id.as_bytes())?;
+                    for (i, value) in row.values.iter().enumerate() {
+                        statement.bind(i as c_int + 2, value)?;
+                    }
+                    statement.bind_i64(row.values.len() as c_int + 2, *hash)?;
+                    statement.step()
+                })();
+                statement.reset();
+                if let Err(SyncError::Other(reason)) = written {
+                    // A constraint the checks did not catch: name the row.
+                    return Err(RowError {
+                        file: String::new(),
+                        line: row.line,
+                        column: None,
+                        reason,
+                    }
+                    .into());
+                }
+                written?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl WriteRows for SqliteConnection {
+    async fn write_rows(
+        &mut self,
+        run: &RunContext<'_>,
+        batches: &mut tokio::sync::mpsc::Receiver<Result<Vec<Row>, RowError>>,
+    ) -> Result<(SyncCounts, StoredKeys), SyncError> {
+        let table = run.register.table;
+        let mut existing = StoredKeys::default();
+        keys(
+            self,
+            &format!("SELECT id, row_hash FROM {table}"),
+            |id, hash| {
+                existing.insert(id, (hash, false));
+            },
+        )
+        .await?;
+        let mut references = References::default();
+        for (name, target) in run.referenced()? {
+            let ids = references.entry(name).or_default();
+            keys(self, &format!("SELECT id, 0 FROM {target}"), |id, _| {
+                ids.insert(id);
+            })
+            .await?;
+        }
+        run.loaded(&existing);
+        // An empty table is loaded without its secondary indexes, built again after.
+        let mut dropped: Vec<String> = Vec::new();
+        if existing.is_empty() {
+            let indexes: Vec<(String, String)> = sqlx::query_as(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 AND sql IS NOT NULL",
+            )
+            .bind(table)
+            .fetch_all(&mut *self)
+            .await?;
+            for (name, sql) in indexes {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX \"{name}\"")))
+                    .execute(&mut *self)
+                    .await?;
+                dropped.push(sql);
+            }
+        }
+        let columns = run.columns();
+        let sql = format!(
+            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
+            columns.join(", "),
+            vec!["?"; columns.len()].join(", "),
+            run.update_set()
+        );
+        let mut sink = Upserts { conn: self, sql };
+        let counts = compare_rows(run, batches, &mut existing, &references, &mut sink)
+            .await
+            .map_err(|e| match e {
+                // The sink knows the line but not the file.
+                SyncError::Row(mut row) if row.file.is_empty() => {
+                    row.file = run.file_name.to_string();
+                    SyncError::Row(row)
+                }
+                other => other,
+            })?;
+        for sql in dropped {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *self)
+                .await?;
+        }
+        Ok((counts, existing))
+    }
+}
