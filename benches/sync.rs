@@ -16,6 +16,10 @@ use eurzad::registers::register;
 use eurzad::store::Store;
 use eurzad::store::registers::{SyncMode, SyncOutcome};
 
+/// The allocator the `eurzad` binary uses (src/main.rs): the sync runs in this process.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn peak_rss_mib() -> u64 {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };

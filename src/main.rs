@@ -10,6 +10,11 @@ use clap::{Parser, Subcommand};
 
 use eurzad::config::Config;
 use eurzad::document::SkrotAlgorithm;
+
+/// mimalloc: a register sync frees on one thread what its reader allocated on another, a
+/// pattern glibc's allocator serves slowly (about a fifth of an unchanged re-sync).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use eurzad::emulator::{Emulator, EmulatorSettings};
 use eurzad::epuap::soap::BoxRef;
 use eurzad::xmldsig::SigningKey;

@@ -5,7 +5,6 @@
 //! A bad row aborts the run: nothing is applied, the previous data stays, and a failed
 //! `sync_run` records where and why.
 
-use std::collections::hash_map::Entry;
 use std::path::Path;
 use std::time::Instant;
 
@@ -20,8 +19,11 @@ use crate::registers::csv_source::{FileEncoding, Row, RowError};
 use crate::registers::{Kind, Register, Value, register, row_hash};
 use crate::registers::{RowSource, open_rows};
 
+mod keys;
 mod postgres;
 mod sqlite;
+
+use keys::{Standing, StoredKeys};
 
 const BATCH: usize = 1000;
 
@@ -80,21 +82,30 @@ impl From<sqlx::Error> for SyncError {
     }
 }
 
+/// A checked row with its id key and its row hash, both computed on the reader's thread.
+struct Keyed {
+    row: Row,
+    key: u128,
+    hash: i64,
+}
+
+/// The batches of a file's rows, as the reader sends them.
+type Batches = tokio::sync::mpsc::Receiver<Result<Vec<Keyed>, RowError>>;
+
 /// Streams the file's rows in batches from a blocking thread. The channel holds enough
 /// batches for the reader to run ahead while the stored keys load.
-fn spawn_reader(
-    mut rows: Box<dyn RowSource>,
-) -> (
-    tokio::sync::mpsc::Receiver<Result<Vec<Row>, RowError>>,
-    tokio::task::JoinHandle<()>,
-) {
+fn spawn_reader(mut rows: Box<dyn RowSource>) -> (Batches, tokio::task::JoinHandle<()>) {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let task = tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(BATCH);
         while let Some(row) = rows.next_row() {
             match row {
                 Ok(row) => {
-                    batch.push(row);
+                    batch.push(Keyed {
+                        key: id_key(row.id.as_bytes()),
+                        hash: row_hash(&row.values),
+                        row,
+                    });
                     if batch.len() == BATCH
                         && tx
                             .blocking_send(Ok(std::mem::replace(
@@ -137,9 +148,6 @@ fn id_key(id: &[u8]) -> u128 {
     }
     (u128::from(a) << 64) | u128::from(b)
 }
-
-/// What a table holds now: id key → (row hash, seen in this file).
-type StoredKeys = FxHashMap<u128, (i64, bool)>;
 
 /// The ids each referenced register holds, by register name.
 type References = FxHashMap<&'static str, FxHashSet<u128>>;
@@ -206,7 +214,7 @@ trait WriteRows {
     async fn write_rows(
         &mut self,
         run: &RunContext<'_>,
-        batches: &mut tokio::sync::mpsc::Receiver<Result<Vec<Row>, RowError>>,
+        batches: &mut Batches,
     ) -> Result<(SyncCounts, StoredKeys), SyncError>;
 }
 
@@ -215,7 +223,7 @@ trait WriteRows {
 /// sees, so that the unseen ones are the rows that disappeared.
 async fn compare_rows(
     run: &RunContext<'_>,
-    batches: &mut tokio::sync::mpsc::Receiver<Result<Vec<Row>, RowError>>,
+    batches: &mut Batches,
     existing: &mut StoredKeys,
     references: &References,
     sink: &mut impl RowSink,
@@ -225,7 +233,7 @@ async fn compare_rows(
     let mut next_report = 100_000;
     let mut changed: Vec<(Row, i64)> = Vec::with_capacity(BATCH);
     while let Some(batch) = batches.recv().await {
-        for row in batch? {
+        for Keyed { row, key, hash } in batch? {
             counts.rows += 1;
             for (column, value) in register.columns.iter().zip(&row.values) {
                 if let (Kind::Ref(target), Value::Text(Some(id))) = (column.kind, value)
@@ -240,31 +248,24 @@ async fn compare_rows(
                     .into());
                 }
             }
-            let hash = row_hash(&row.values);
-            match existing.entry(id_key(row.id.as_bytes())) {
-                Entry::Occupied(mut stored) => {
-                    let (stored_hash, seen) = stored.get_mut();
-                    if *seen {
-                        return Err(RowError {
-                            file: run.file_name.to_string(),
-                            line: row.line,
-                            column: Some("id".into()),
-                            reason: format!("id {:?} appears twice in the file", row.id),
-                        }
-                        .into());
-                    }
-                    *seen = true;
-                    if *stored_hash == hash {
-                        counts.unchanged += 1;
-                    } else {
-                        counts.updated += 1;
-                        changed.push((row, hash));
-                    }
+            match existing.classify(key, hash) {
+                Standing::Unchanged => counts.unchanged += 1,
+                Standing::Changed => {
+                    counts.updated += 1;
+                    changed.push((row, hash));
                 }
-                Entry::Vacant(slot) => {
-                    slot.insert((hash, true));
+                Standing::New => {
                     counts.inserted += 1;
                     changed.push((row, hash));
+                }
+                Standing::Duplicate => {
+                    return Err(RowError {
+                        file: run.file_name.to_string(),
+                        line: row.line,
+                        column: Some("id".into()),
+                        reason: format!("id {:?} appears twice in the file", row.id),
+                    }
+                    .into());
                 }
             }
         }
@@ -394,9 +395,9 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             // The stored keys are read inside the write transaction, so that two runs of one
             // register cannot both start from the same state.
-            let (mut counts, existing) = tx.write_rows(&run, &mut batches).await?;
+            let (mut counts, mut existing) = tx.write_rows(&run, &mut batches).await?;
             reader.await.map_err(|e| SyncError::Other(format!("reader task failed: {e}")))?;
-            let unseen = existing.values().filter(|(_, seen)| !seen).count();
+            let unseen = existing.unseen();
             if mode == SyncMode::Full && unseen > 0 {
                 // The ids themselves, found again by a pass over the table.
                 let mut gone: Vec<String> = Vec::with_capacity(unseen);
@@ -406,7 +407,7 @@ impl Store {
                     let mut stream = sqlx::query(sql).fetch(&mut *tx);
                     while let Some(row) = stream.try_next().await? {
                         let id: &str = row.get(0);
-                        if existing.get(&id_key(id.as_bytes())).is_some_and(|(_, seen)| !seen) {
+                        if existing.is_unseen(id_key(id.as_bytes())) {
                             gone.push(id.to_string());
                         }
                     }

@@ -15,8 +15,8 @@ use sqlx::PgConnection;
 use sqlx::postgres::PgCopyIn;
 
 use super::{
-    References, RowSink, RunContext, StoredKeys, SyncCounts, SyncError, WriteRows, compare_rows,
-    id_key,
+    Batches, References, RowSink, RunContext, StoredKeys, SyncCounts, SyncError, WriteRows,
+    compare_rows, id_key,
 };
 use crate::registers::Value;
 use crate::registers::csv_source::{Row, RowError};
@@ -330,19 +330,28 @@ impl WriteRows for PgConnection {
     async fn write_rows(
         &mut self,
         run: &RunContext<'_>,
-        batches: &mut tokio::sync::mpsc::Receiver<Result<Vec<Row>, RowError>>,
+        batches: &mut Batches,
     ) -> Result<(SyncCounts, StoredKeys), SyncError> {
         let table = run.register.table;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
             .bind(format!("eurzad sync {table}"))
             .execute(&mut *self)
             .await?;
-        let mut existing = StoredKeys::default();
+        // The stored order is the heap's; a scan joining another one midway would rotate it.
+        sqlx::query("SET LOCAL synchronize_seqscans = off")
+            .execute(&mut *self)
+            .await?;
+        // Sized up front: growing a map of a million keys rehashes it several times.
+        let stored: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut *self)
+                .await?;
+        let mut existing = StoredKeys::with_capacity(stored.max(0) as usize);
         keys(
             self,
             &format!("SELECT id, row_hash FROM {table}"),
             |id, hash| {
-                existing.insert(id, (hash, false));
+                existing.push(id, hash);
             },
         )
         .await?;

@@ -15,8 +15,8 @@ use libsqlite3_sys as ffi;
 use sqlx::SqliteConnection;
 
 use super::{
-    References, RowSink, RunContext, StoredKeys, SyncCounts, SyncError, WriteRows, compare_rows,
-    id_key,
+    Batches, References, RowSink, RunContext, StoredKeys, SyncCounts, SyncError, WriteRows,
+    compare_rows, id_key,
 };
 use crate::registers::Value;
 use crate::registers::csv_source::{Row, RowError};
@@ -214,15 +214,20 @@ impl WriteRows for SqliteConnection {
     async fn write_rows(
         &mut self,
         run: &RunContext<'_>,
-        batches: &mut tokio::sync::mpsc::Receiver<Result<Vec<Row>, RowError>>,
+        batches: &mut Batches,
     ) -> Result<(SyncCounts, StoredKeys), SyncError> {
         let table = run.register.table;
-        let mut existing = StoredKeys::default();
+        // Sized up front: growing a map of a million keys rehashes it several times.
+        let stored: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut *self)
+                .await?;
+        let mut existing = StoredKeys::with_capacity(stored.max(0) as usize);
         keys(
             self,
             &format!("SELECT id, row_hash FROM {table}"),
             |id, hash| {
-                existing.insert(id, (hash, false));
+                existing.push(id, hash);
             },
         )
         .await?;

@@ -1,0 +1,168 @@
+//! The keys a register table holds, and which of them a run's file has named.
+//!
+//! The stored keys are read in the table's stored order into a plain array. Exports are
+//! regenerated in the same order each time (usually by key), and a table first loaded
+//! from such an export stores its rows in that order, so the rows of the next file are
+//! compared by walking the array in step with the file: no hash lookup and no cache miss
+//! per row. A row that is out of step is found through a hash index over the array, built
+//! the first time one is needed; the walk then continues after the row it found. Either
+//! way every row is classified correctly; the order only decides how fast.
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+/// How a row of the file stands against the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Standing {
+    Unchanged,
+    Changed,
+    New,
+    /// The file named this id before.
+    Duplicate,
+}
+
+#[derive(Default)]
+pub(super) struct StoredKeys {
+    /// (id key, row hash) in stored order.
+    stored: Vec<(u128, i64)>,
+    /// Which of `stored` the file has named.
+    seen: Vec<u64>,
+    /// Where the walk expects the next row.
+    cursor: usize,
+    /// Position of each stored key, built on first need.
+    index: Option<FxHashMap<u128, u32>>,
+    /// Keys the file added (to catch an id named twice).
+    added: FxHashSet<u128>,
+}
+
+impl StoredKeys {
+    pub(super) fn with_capacity(n: usize) -> StoredKeys {
+        StoredKeys {
+            stored: Vec::with_capacity(n),
+            ..StoredKeys::default()
+        }
+    }
+
+    /// Adds a stored key, in stored order (before any `classify`).
+    pub(super) fn push(&mut self, key: u128, hash: i64) {
+        self.stored.push((key, hash));
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.stored.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.stored.is_empty()
+    }
+
+    fn index(&mut self) -> &FxHashMap<u128, u32> {
+        let stored = &self.stored;
+        self.index.get_or_insert_with(|| {
+            let mut index = FxHashMap::with_capacity_and_hasher(stored.len(), Default::default());
+            for (position, (key, _)) in stored.iter().enumerate() {
+                index.insert(*key, position as u32);
+            }
+            index
+        })
+    }
+
+    fn mark(&mut self, position: usize, hash: i64) -> Standing {
+        if self.seen.is_empty() {
+            self.seen = vec![0; self.stored.len().div_ceil(64)];
+        }
+        let (word, bit) = (position / 64, 1u64 << (position % 64));
+        if self.seen[word] & bit != 0 {
+            return Standing::Duplicate;
+        }
+        self.seen[word] |= bit;
+        self.cursor = position + 1;
+        if self.stored[position].1 == hash {
+            Standing::Unchanged
+        } else {
+            Standing::Changed
+        }
+    }
+
+    /// Classifies the file's next row, and remembers that the file named it.
+    pub(super) fn classify(&mut self, key: u128, hash: i64) -> Standing {
+        if self.stored.get(self.cursor).is_some_and(|(k, _)| *k == key) {
+            return self.mark(self.cursor, hash);
+        }
+        if let Some(&position) = self.index().get(&key) {
+            return self.mark(position as usize, hash);
+        }
+        if self.added.insert(key) {
+            Standing::New
+        } else {
+            Standing::Duplicate
+        }
+    }
+
+    /// How many stored rows the file did not name.
+    pub(super) fn unseen(&self) -> usize {
+        let seen: usize = self.seen.iter().map(|w| w.count_ones() as usize).sum();
+        self.stored.len() - seen
+    }
+
+    /// Whether `key` is stored and the file did not name it.
+    pub(super) fn is_unseen(&mut self, key: u128) -> bool {
+        let Some(&position) = self.index().get(&key) else {
+            return false;
+        };
+        let position = position as usize;
+        self.seen
+            .get(position / 64)
+            .is_none_or(|word| word & (1u64 << (position % 64)) == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(keys: &[(u128, i64)]) -> StoredKeys {
+        let mut s = StoredKeys::with_capacity(keys.len());
+        for (k, h) in keys {
+            s.push(*k, *h);
+        }
+        s
+    }
+
+    #[test]
+    fn in_step_out_of_step_new_duplicate_and_unseen() {
+        let mut s = stored(&[(1, 10), (2, 20), (3, 30), (4, 40)]);
+        assert_eq!(s.classify(1, 10), Standing::Unchanged);
+        assert!(s.index.is_none(), "in step: no index needed");
+        assert_eq!(s.classify(2, 21), Standing::Changed);
+        // Out of step: 4 before 3, found through the index.
+        assert_eq!(s.classify(4, 40), Standing::Unchanged);
+        assert!(s.index.is_some());
+        assert_eq!(s.classify(9, 90), Standing::New);
+        assert_eq!(s.classify(9, 90), Standing::Duplicate);
+        assert_eq!(s.classify(2, 20), Standing::Duplicate);
+        assert_eq!(s.unseen(), 1);
+        assert!(s.is_unseen(3));
+        assert!(!s.is_unseen(1));
+        assert!(!s.is_unseen(9));
+    }
+
+    #[test]
+    fn an_empty_table_takes_everything_as_new() {
+        let mut s = StoredKeys::default();
+        assert!(s.is_empty());
+        assert_eq!(s.classify(5, 1), Standing::New);
+        assert_eq!(s.classify(6, 1), Standing::New);
+        assert_eq!(s.classify(5, 2), Standing::Duplicate);
+        assert_eq!(s.unseen(), 0);
+    }
+
+    #[test]
+    fn a_duplicate_in_step_is_caught() {
+        // The file names 1 twice in a row; the cursor has moved past it.
+        let mut s = stored(&[(1, 10), (2, 20)]);
+        assert_eq!(s.classify(1, 10), Standing::Unchanged);
+        assert_eq!(s.classify(1, 10), Standing::Duplicate);
+        assert_eq!(s.classify(2, 20), Standing::Unchanged);
+        assert_eq!(s.unseen(), 0);
+    }
+}
