@@ -95,7 +95,7 @@ type Batches = tokio::sync::mpsc::Receiver<Result<Vec<Keyed>, RowError>>;
 /// Streams the file's rows in batches from a blocking thread. The channel holds enough
 /// batches for the reader to run ahead while the stored keys load.
 fn spawn_reader(mut rows: Box<dyn RowSource>) -> (Batches, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
     let task = tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(BATCH);
         while let Some(row) = rows.next_row() {
@@ -137,16 +137,11 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Ids are kept as 128-bit hashes (two FNV-1a variants): a million keys fit in about 40 MB
-/// instead of carrying a String each. A collision would need 2^64 keys.
+/// Ids are kept as 128-bit hashes (XXH3-128): a million keys fit in 16 MB instead of
+/// carrying a String each, and a collision would need about 2^64 keys. Only held in memory
+/// during a run.
 fn id_key(id: &[u8]) -> u128 {
-    let mut a: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut b: u64 = 0x8422_2325_cbf2_9ce4;
-    for byte in id {
-        a = (a ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
-        b = b.wrapping_mul(0x0000_0100_0000_01b3) ^ u64::from(*byte).wrapping_add(0x9e37_79b9);
-    }
-    (u128::from(a) << 64) | u128::from(b)
+    xxhash_rust::xxh3::xxh3_128(id)
 }
 
 /// The ids each referenced register holds, by register name.
@@ -299,18 +294,30 @@ impl Store {
     ) -> Result<SyncOutcome, SyncError> {
         let started = Utc::now();
         let clock = Instant::now();
-        let checksum = sha256_file(path).map_err(|e| RowError {
-            file: path.display().to_string(),
-            line: 0,
-            column: None,
-            reason: format!("cannot read: {e}"),
-        })?;
         let file_name = path.display().to_string();
-        let result = self
-            .apply(
-                register, path, mode, encoding, source, &checksum, started, clock,
+        // The checksum is computed while the reader starts on the rows: both read the whole
+        // file, and a re-dropped file is rare next to a new export.
+        let hashing = tokio::task::spawn_blocking({
+            let path = path.to_path_buf();
+            move || sha256_file(&path)
+        });
+        let result = async {
+            let (batches, reader) = spawn_reader(open_rows(path, register, encoding)?);
+            let checksum = hashing
+                .await
+                .map_err(|e| SyncError::Other(format!("checksum task failed: {e}")))?
+                .map_err(|e| RowError {
+                    file: file_name.clone(),
+                    line: 0,
+                    column: None,
+                    reason: format!("cannot read: {e}"),
+                })?;
+            self.apply(
+                register, batches, reader, mode, source, &file_name, &checksum, started, clock,
             )
-            .await;
+            .await
+        }
+        .await;
         match result {
             Ok(outcome) => Ok(outcome),
             Err(error) => {
@@ -357,16 +364,16 @@ impl Store {
     async fn apply(
         &self,
         register: &'static Register,
-        path: &Path,
+        mut batches: Batches,
+        reader: tokio::task::JoinHandle<()>,
         mode: SyncMode,
-        encoding: FileEncoding,
         source: &str,
+        file_name: &str,
         checksum: &str,
         started: chrono::DateTime<Utc>,
         clock: Instant,
     ) -> Result<SyncOutcome, SyncError> {
         let table = register.table;
-        let file_name = path.display().to_string();
         on_pool!(self, pool => {
             let seen_before: Option<i64> = sqlx::query_scalar("SELECT run_id FROM import_file WHERE sha256 = $1")
                 .bind(checksum)
@@ -385,13 +392,10 @@ impl Store {
                 .bind(format!("the same file (SHA-256 {checksum}) was applied by run {previous}"))
                 .fetch_one(pool)
                 .await?;
+                // The reader stops at its next batch, the channel being closed.
                 return Ok(SyncOutcome::AlreadyApplied { run_id });
             }
-            // The file is read and checked on its own thread from now on, while the stored
-            // keys load.
-            let rows = open_rows(path, register, encoding)?;
-            let (mut batches, reader) = spawn_reader(rows);
-            let run = RunContext { register, file_name: &file_name, clock };
+            let run = RunContext { register, file_name, clock };
             let mut tx = pool.begin_write().await?;
             // The stored keys are read inside the write transaction, so that two runs of one
             // register cannot both start from the same state.
@@ -443,7 +447,7 @@ impl Store {
             sqlx::query("INSERT INTO import_file (sha256, register, file_name, run_id, imported_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(checksum)
                 .bind(register.name)
-                .bind(&file_name)
+                .bind(file_name)
                 .bind(run_id)
                 .bind(Utc::now())
                 .execute(&mut *tx)

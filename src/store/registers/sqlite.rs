@@ -217,7 +217,7 @@ impl WriteRows for SqliteConnection {
         batches: &mut Batches,
     ) -> Result<(SyncCounts, StoredKeys), SyncError> {
         let table = run.register.table;
-        // Sized up front: growing a map of a million keys rehashes it several times.
+        // Sized up front: growing an array of a million keys copies it several times.
         let stored: i64 =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
                 .fetch_one(&mut *self)
