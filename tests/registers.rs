@@ -736,3 +736,65 @@ async fn reads_through_the_portal_api_of_a_principals_data_are_audited() {
     );
     pool.close().await;
 }
+
+/// The indexes of `table` by name, from the catalog of either database.
+async fn indexes(pool: &sqlx::AnyPool, url: &str, table: &str) -> Vec<String> {
+    let sql = if url.starts_with("sqlite:") {
+        format!(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = '{table}' ORDER BY name"
+        )
+    } else {
+        format!(
+            "SELECT indexname::text FROM pg_indexes WHERE tablename = '{table}' ORDER BY indexname"
+        )
+    };
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_load_into_an_empty_table_leaves_its_indexes_and_key_in_place() {
+    // An empty table is loaded without its indexes, which are built again after the load in
+    // the same transaction: whether the load is refused or applied, they are all there.
+    let town = Town::new().await;
+    town.drop_basic(&["parties", "accounts", "installments"]);
+    let (ok, out) = town.sync(&[]);
+    assert!(ok, "{out}");
+    let pool = town.pool().await;
+    let before = indexes(&pool, &town.db.url, "reg_ledger").await;
+    assert!(
+        before.iter().any(|n| n == "reg_ledger_account")
+            && before.iter().any(|n| n == "reg_ledger_installment")
+            && before.len() == 3,
+        "{before:?}"
+    );
+    let ledger = std::fs::read_to_string(fixture("registers/basic/ledger.csv")).unwrap();
+    write(
+        &town.import().join("ledger.csv"),
+        &ledger.replace("L5;K2;", "L5;K9;"),
+    );
+    let (ok, out) = town.sync(&["ledger"]);
+    assert!(!ok && out.contains("unknown accounts id"), "{out}");
+    assert_eq!(indexes(&pool, &town.db.url, "reg_ledger").await, before);
+    write(&town.import().join("ledger.csv"), &ledger);
+    let (ok, out) = town.sync(&["ledger"]);
+    assert!(ok, "{out}");
+    assert_eq!(indexes(&pool, &town.db.url, "reg_ledger").await, before);
+    let rows: i64 = sqlx::query("SELECT COUNT(*) FROM reg_ledger")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows as usize, ledger.lines().count() - 1);
+    // The key is enforced again.
+    let duplicate = sqlx::query("INSERT INTO reg_ledger SELECT * FROM reg_ledger WHERE id = 'L5'")
+        .execute(&pool)
+        .await;
+    assert!(duplicate.is_err(), "the primary key is back");
+    pool.close().await;
+}

@@ -95,7 +95,7 @@ type Batches = tokio::sync::mpsc::Receiver<Result<Vec<Keyed>, RowError>>;
 /// Streams the file's rows in batches from a blocking thread. The channel holds enough
 /// batches for the reader to run ahead while the stored keys load.
 fn spawn_reader(mut rows: Box<dyn RowSource>) -> (Batches, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let (tx, rx) = tokio::sync::mpsc::channel(160);
     let task = tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(BATCH);
         while let Some(row) = rows.next_row() {
