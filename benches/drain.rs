@@ -19,6 +19,10 @@ use eurzad::config::Config;
 use eurzad::emulator::demo_pki;
 use eurzad::epuap::wssec::{self, Envelope};
 
+/// The allocator the `eurzad` binary uses (src/main.rs): the daemon runs in this process.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let docs: u64 = std::env::var("EURZAD_BENCH_DOCS")
         .ok()
