@@ -198,6 +198,39 @@ impl RunContext<'_> {
     }
 }
 
+/// How a backend reads `SELECT <text id>, <bigint> …` fastest.
+trait KeyReader {
+    async fn read_keys(
+        &mut self,
+        query: &str,
+        each: impl FnMut(u128, i64),
+    ) -> Result<(), SyncError>;
+}
+
+/// The stored keys of the run's table (in stored order) and the ids of the registers it
+/// refers to.
+async fn load_keys(
+    conn: &mut impl KeyReader,
+    run: &RunContext<'_>,
+    capacity: usize,
+) -> Result<(StoredKeys, References), SyncError> {
+    let mut existing = StoredKeys::with_capacity(capacity);
+    let query = format!("SELECT id, row_hash FROM {}", run.register.table);
+    conn.read_keys(&query, |id, hash| existing.push(id, hash))
+        .await?;
+    let mut references = References::default();
+    for (name, target) in run.referenced()? {
+        let ids = references.entry(name).or_default();
+        let query = format!("SELECT id, CAST(0 AS BIGINT) FROM {target}");
+        conn.read_keys(&query, |id, _| {
+            ids.insert(id);
+        })
+        .await?;
+    }
+    run.loaded(&existing);
+    Ok((existing, references))
+}
+
 /// Where the new and changed rows of a run go.
 trait RowSink {
     async fn write(&mut self, rows: &[(Row, i64)]) -> Result<(), SyncError>;

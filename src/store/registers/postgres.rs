@@ -15,8 +15,8 @@ use sqlx::PgConnection;
 use sqlx::postgres::PgCopyIn;
 
 use super::{
-    Batches, References, RowSink, RunContext, StoredKeys, SyncCounts, SyncError, WriteRows,
-    compare_rows, id_key,
+    Batches, KeyReader, RowSink, RunContext, StoredKeys, SyncCounts, SyncError, WriteRows,
+    compare_rows, id_key, load_keys,
 };
 use crate::registers::Value;
 use crate::registers::csv_source::{Row, RowError};
@@ -75,7 +75,17 @@ async fn wire_types(
         .collect()
 }
 
-/// Reads a binary COPY of two columns (text id, int8) into `each(id key, value)`.
+impl KeyReader for PgConnection {
+    /// By a binary COPY of the two columns.
+    async fn read_keys(
+        &mut self,
+        query: &str,
+        each: impl FnMut(u128, i64),
+    ) -> Result<(), SyncError> {
+        keys(self, query, each).await
+    }
+}
+
 async fn keys(
     conn: &mut PgConnection,
     query: &str,
@@ -347,28 +357,7 @@ impl WriteRows for PgConnection {
                 .bind(table)
                 .fetch_one(&mut *self)
                 .await?;
-        let mut existing = StoredKeys::with_capacity(stored.max(0.0) as usize);
-        keys(
-            self,
-            &format!("SELECT id, row_hash FROM {table}"),
-            |id, hash| {
-                existing.push(id, hash);
-            },
-        )
-        .await?;
-        let mut references = References::default();
-        for (name, target) in run.referenced()? {
-            let ids = references.entry(name).or_default();
-            keys(
-                self,
-                &format!("SELECT id, 0::int8 FROM {target}"),
-                |id, _| {
-                    ids.insert(id);
-                },
-            )
-            .await?;
-        }
-        run.loaded(&existing);
+        let (mut existing, references) = load_keys(self, run, stored.max(0.0) as usize).await?;
         let columns = run.columns();
         let wires = wire_types(self, table, &columns).await?;
         if wires.first() != Some(&Wire::Text) || wires.last() != Some(&Wire::Int8) {

@@ -15,8 +15,8 @@ use libsqlite3_sys as ffi;
 use sqlx::SqliteConnection;
 
 use super::{
-    Batches, References, RowSink, RunContext, StoredKeys, SyncCounts, SyncError, WriteRows,
-    compare_rows, id_key,
+    Batches, KeyReader, RowSink, RunContext, StoredKeys, SyncCounts, SyncError, WriteRows,
+    compare_rows, id_key, load_keys,
 };
 use crate::registers::Value;
 use crate::registers::csv_source::{Row, RowError};
@@ -155,21 +155,22 @@ impl Drop for Statement {
     }
 }
 
-/// Reads `SELECT <id>, <i64> FROM …` into `each(id key, value)`.
-async fn keys(
-    conn: &mut SqliteConnection,
-    sql: &str,
-    mut each: impl FnMut(u128, i64),
-) -> Result<(), SyncError> {
-    let mut handle = conn.lock_handle().await?;
-    let db = handle.as_raw_handle().as_ptr();
-    blocking(|| {
-        let mut statement = Statement::prepare(db, sql)?;
-        while statement.step()? {
-            each(id_key(statement.column_bytes(0)), statement.column_i64(1));
-        }
-        Ok(())
-    })
+impl KeyReader for SqliteConnection {
+    async fn read_keys(
+        &mut self,
+        query: &str,
+        mut each: impl FnMut(u128, i64),
+    ) -> Result<(), SyncError> {
+        let mut handle = self.lock_handle().await?;
+        let db = handle.as_raw_handle().as_ptr();
+        blocking(|| {
+            let mut statement = Statement::prepare(db, query)?;
+            while statement.step()? {
+                each(id_key(statement.column_bytes(0)), statement.column_i64(1));
+            }
+            Ok(())
+        })
+    }
 }
 
 struct Upserts<'c> {
@@ -222,24 +223,7 @@ impl WriteRows for SqliteConnection {
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
                 .fetch_one(&mut *self)
                 .await?;
-        let mut existing = StoredKeys::with_capacity(stored.max(0) as usize);
-        keys(
-            self,
-            &format!("SELECT id, row_hash FROM {table}"),
-            |id, hash| {
-                existing.push(id, hash);
-            },
-        )
-        .await?;
-        let mut references = References::default();
-        for (name, target) in run.referenced()? {
-            let ids = references.entry(name).or_default();
-            keys(self, &format!("SELECT id, 0 FROM {target}"), |id, _| {
-                ids.insert(id);
-            })
-            .await?;
-        }
-        run.loaded(&existing);
+        let (mut existing, references) = load_keys(self, run, stored.max(0) as usize).await?;
         // An empty table is loaded without its secondary indexes, built again after.
         let mut dropped: Vec<String> = Vec::new();
         if existing.is_empty() {
