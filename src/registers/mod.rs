@@ -399,16 +399,19 @@ pub fn nrb_is_valid(raw: &str) -> bool {
         == 1
 }
 
-/// A stable 64-bit hash (XXH3) of a row's values, by which an unchanged row is skipped. Each
-/// value is written with its kind and, for text, its length, so that no two rows share an
-/// encoding. Stored in every register table (`row_hash`): changing the encoding makes the
-/// next sync rewrite every row once.
-pub fn row_hash(values: &[Value]) -> i64 {
+/// A stable 64-bit hash (XXH3) of a row: its id and its values. An unchanged row is
+/// recognised by it; since it covers the id, a row whose hash is the next stored hash is
+/// that very row. Each value is written with its kind and, for text, its length, so that no
+/// two rows share an encoding. Stored in every register table (`row_hash`): changing the
+/// encoding makes the next sync rewrite every row once.
+pub fn row_hash(id: &str, values: &[Value]) -> i64 {
     thread_local! {
         static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     BUFFER.with_borrow_mut(|out| {
         out.clear();
+        out.extend_from_slice(&(id.len() as u32).to_le_bytes());
+        out.extend_from_slice(id.as_bytes());
         for value in values {
             match value {
                 Value::Text(Some(s)) => {
@@ -484,9 +487,9 @@ mod tests {
         let a = [Value::Text(Some("a".into())), Value::Int(Some(1))];
         let b = [Value::Text(Some("a".into())), Value::Int(Some(2))];
         let c = [Value::Text(Some("a".into())), Value::Int(None)];
-        assert_ne!(row_hash(&a), row_hash(&b));
-        assert_ne!(row_hash(&a), row_hash(&c));
-        assert_eq!(row_hash(&a), row_hash(&a.clone()));
+        assert_ne!(row_hash("x", &a), row_hash("x", &b));
+        assert_ne!(row_hash("x", &a), row_hash("x", &c));
+        assert_eq!(row_hash("x", &a), row_hash("x", &a.clone()));
         // Where one value ends and the next begins is part of the hash.
         let d = [
             Value::Text(Some("ab".into())),
@@ -496,15 +499,20 @@ mod tests {
             Value::Text(Some("a".into())),
             Value::Text(Some("bc".into())),
         ];
-        assert_ne!(row_hash(&d), row_hash(&e));
+        assert_ne!(row_hash("x", &d), row_hash("x", &e));
         let f = [Value::Text(None), Value::Int(None)];
         let g = [Value::Int(None), Value::Text(None)];
         assert_eq!(
-            row_hash(&f),
-            row_hash(&g),
+            row_hash("x", &f),
+            row_hash("x", &g),
             "a NULL is a NULL whatever its column"
         );
         // Stable across versions: stored in every register table.
-        assert_eq!(row_hash(&a), -8_952_999_846_573_106_928);
+        assert_ne!(
+            row_hash("x", &a),
+            row_hash("y", &a),
+            "the id is part of the hash"
+        );
+        assert_eq!(row_hash("x", &a), -718_700_136_325_501_739);
     }
 }

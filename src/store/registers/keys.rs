@@ -1,4 +1,10 @@
-//! The keys a register table holds, and which of them a run's file has named.
+//! What a run knows of the table it writes, and which stored rows the file has named.
+//!
+//! A run starts knowing only the stored row hashes, in stored order (`Known::Hashes`). A
+//! row hash covers the row's id, so a file row whose hash is the next stored hash is that
+//! very row, unchanged: an export regenerated with nothing changed is compared without
+//! reading a single id. At the first row out of step the stored keys are read
+//! (`Known::Keys`), and the rows matched so far are marked in them.
 //!
 //! The stored keys are read in the table's stored order into a plain array. Exports are
 //! regenerated in the same order each time (usually by key), and a table first loaded
@@ -9,6 +15,8 @@
 //! way every row is classified correctly; the order only decides how fast.
 
 use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::{KeyReader, SyncError};
 
 /// How a row of the file stands against the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,10 +57,6 @@ impl StoredKeys {
 
     pub(super) fn len(&self) -> usize {
         self.stored.len()
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.stored.is_empty()
     }
 
     fn index(&mut self) -> &FxHashMap<u128, u32> {
@@ -116,6 +120,97 @@ impl StoredKeys {
     }
 }
 
+/// What a run knows of its table (see the module docs).
+pub(super) enum Known {
+    /// The stored row hashes in stored order, and the keys of the file rows matched to the
+    /// first of them.
+    Hashes {
+        hashes: Vec<i64>,
+        matched: Vec<u128>,
+    },
+    Keys(StoredKeys),
+}
+
+impl Known {
+    pub(super) fn new(hashes: Vec<i64>) -> Known {
+        if hashes.is_empty() {
+            Known::Keys(StoredKeys::default())
+        } else {
+            Known::Hashes {
+                hashes,
+                matched: Vec::new(),
+            }
+        }
+    }
+
+    /// How many rows the table held at the start.
+    pub(super) fn stored(&self) -> usize {
+        match self {
+            Known::Hashes { hashes, .. } => hashes.len(),
+            Known::Keys(keys) => keys.len(),
+        }
+    }
+
+    /// The row's standing; `None` when the stored keys are needed first (`upgrade`).
+    pub(super) fn classify(&mut self, key: u128, hash: i64) -> Option<Standing> {
+        match self {
+            Known::Hashes { hashes, matched } => {
+                if hashes.get(matched.len()) == Some(&hash) {
+                    matched.push(key);
+                    Some(Standing::Unchanged)
+                } else {
+                    None
+                }
+            }
+            Known::Keys(keys) => Some(keys.classify(key, hash)),
+        }
+    }
+
+    /// Reads the stored keys of `table` and marks the rows matched so far.
+    pub(super) async fn upgrade(
+        &mut self,
+        reader: &mut impl KeyReader,
+        table: &str,
+    ) -> Result<(), SyncError> {
+        let Known::Hashes { hashes, matched } = self else {
+            return Ok(());
+        };
+        let mut keys = StoredKeys::with_capacity(hashes.len());
+        reader
+            .read_keys(&format!("SELECT id, row_hash FROM {table}"), |id, hash| {
+                keys.push(id, hash)
+            })
+            .await?;
+        let changed = || SyncError::Other(format!("{table} changed while this run read it"));
+        if keys.len() != hashes.len() {
+            return Err(changed());
+        }
+        for (key, hash) in matched.iter().zip(hashes.iter()) {
+            if keys.classify(*key, *hash) != Standing::Unchanged {
+                return Err(changed());
+            }
+        }
+        *self = Known::Keys(keys);
+        Ok(())
+    }
+
+    /// How many stored rows the file did not name.
+    pub(super) fn unseen(&self) -> usize {
+        match self {
+            Known::Hashes { hashes, matched } => hashes.len() - matched.len(),
+            Known::Keys(keys) => keys.unseen(),
+        }
+    }
+
+    /// Whether `key` is stored and the file did not name it (after `upgrade`).
+    pub(super) fn is_unseen(&mut self, key: u128) -> bool {
+        match self {
+            Known::Keys(keys) => keys.is_unseen(key),
+            Known::Hashes { .. } => unreachable!("is_unseen is asked after upgrade"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,10 +241,61 @@ mod tests {
         assert!(!s.is_unseen(9));
     }
 
+    /// Keys served from memory, for `Known::upgrade`.
+    struct Table(Vec<(u128, i64)>);
+
+    impl KeyReader for Table {
+        async fn read_keys(
+            &mut self,
+            _query: &str,
+            mut each: impl FnMut(u128, i64),
+        ) -> Result<(), SyncError> {
+            for (k, h) in &self.0 {
+                each(*k, *h);
+            }
+            Ok(())
+        }
+
+        async fn read_hashes(&mut self, _table: &str) -> Result<Vec<i64>, SyncError> {
+            Ok(self.0.iter().map(|(_, h)| *h).collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn hashes_first_then_keys_from_the_first_row_out_of_step() {
+        let mut table = Table(vec![(1, 10), (2, 20), (3, 30)]);
+        let mut known = Known::new(vec![10, 20, 30]);
+        assert_eq!(known.classify(1, 10), Some(Standing::Unchanged));
+        // Row 2 changed: its hash is not the next stored one.
+        assert_eq!(known.classify(2, 21), None);
+        known.upgrade(&mut table, "t").await.unwrap();
+        assert!(matches!(known, Known::Keys(_)));
+        assert_eq!(known.classify(2, 21), Some(Standing::Changed));
+        assert_eq!(
+            known.classify(1, 10),
+            Some(Standing::Duplicate),
+            "1 was matched before"
+        );
+        assert_eq!(known.unseen(), 1);
+        assert!(known.is_unseen(3));
+    }
+
+    #[tokio::test]
+    async fn all_in_step_needs_no_keys_and_counts_what_is_left() {
+        let mut known = Known::new(vec![10, 20, 30]);
+        assert_eq!(known.classify(1, 10), Some(Standing::Unchanged));
+        assert_eq!(known.classify(2, 20), Some(Standing::Unchanged));
+        assert!(matches!(known, Known::Hashes { .. }));
+        assert_eq!(known.unseen(), 1, "the third row was not named");
+        // A table that changed under the run is refused, not guessed at.
+        let mut other = Table(vec![(1, 10), (9, 20), (3, 30)]);
+        assert!(known.upgrade(&mut other, "t").await.is_err());
+    }
+
     #[test]
     fn an_empty_table_takes_everything_as_new() {
         let mut s = StoredKeys::default();
-        assert!(s.is_empty());
+        assert_eq!(s.len(), 0);
         assert_eq!(s.classify(5, 1), Standing::New);
         assert_eq!(s.classify(6, 1), Standing::New);
         assert_eq!(s.classify(5, 2), Standing::Duplicate);

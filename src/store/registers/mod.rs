@@ -23,7 +23,7 @@ mod keys;
 mod postgres;
 mod sqlite;
 
-use keys::{Standing, StoredKeys};
+use keys::{Known, Standing};
 
 const BATCH: usize = 1000;
 
@@ -103,7 +103,7 @@ fn spawn_reader(mut rows: Box<dyn RowSource>) -> (Batches, tokio::task::JoinHand
                 Ok(row) => {
                     batch.push(Keyed {
                         key: id_key(row.id.as_bytes()),
-                        hash: row_hash(&row.values),
+                        hash: row_hash(&row.id, &row.values),
                         row,
                     });
                     if batch.len() == BATCH
@@ -188,36 +188,36 @@ impl RunContext<'_> {
         Ok(out)
     }
 
-    fn loaded(&self, existing: &StoredKeys) {
+    fn loaded(&self, known: &Known) {
         tracing::info!(
             register = self.register.name,
-            stored = existing.len(),
+            stored = known.stored(),
             seconds = self.clock.elapsed().as_secs_f64(),
             "stored keys and references loaded"
         );
     }
 }
 
-/// How a backend reads `SELECT <text id>, <bigint> …` fastest.
+/// How a backend reads keys and row hashes fastest.
 trait KeyReader {
+    /// Reads `SELECT <text id>, <bigint> …` into `each(id key, value)`.
     async fn read_keys(
         &mut self,
         query: &str,
         each: impl FnMut(u128, i64),
     ) -> Result<(), SyncError>;
+
+    /// The row hashes of `table`, in stored order.
+    async fn read_hashes(&mut self, table: &str) -> Result<Vec<i64>, SyncError>;
 }
 
-/// The stored keys of the run's table (in stored order) and the ids of the registers it
-/// refers to.
-async fn load_keys(
+/// What the run's table holds (its row hashes, in stored order) and the ids of the
+/// registers it refers to.
+async fn load_known(
     conn: &mut impl KeyReader,
     run: &RunContext<'_>,
-    capacity: usize,
-) -> Result<(StoredKeys, References), SyncError> {
-    let mut existing = StoredKeys::with_capacity(capacity);
-    let query = format!("SELECT id, row_hash FROM {}", run.register.table);
-    conn.read_keys(&query, |id, hash| existing.push(id, hash))
-        .await?;
+) -> Result<(Known, References), SyncError> {
+    let known = Known::new(conn.read_hashes(run.register.table).await?);
     let mut references = References::default();
     for (name, target) in run.referenced()? {
         let ids = references.entry(name).or_default();
@@ -227,8 +227,8 @@ async fn load_keys(
         })
         .await?;
     }
-    run.loaded(&existing);
-    Ok((existing, references))
+    run.loaded(&known);
+    Ok((known, references))
 }
 
 /// Where the new and changed rows of a run go.
@@ -243,7 +243,7 @@ trait WriteRows {
         &mut self,
         run: &RunContext<'_>,
         batches: &mut Batches,
-    ) -> Result<(SyncCounts, StoredKeys), SyncError>;
+    ) -> Result<(SyncCounts, Known), SyncError>;
 }
 
 /// Compares every row of the file with what is stored and hands the new and changed rows
@@ -252,9 +252,9 @@ trait WriteRows {
 async fn compare_rows(
     run: &RunContext<'_>,
     batches: &mut Batches,
-    existing: &mut StoredKeys,
+    existing: &mut Known,
     references: &References,
-    sink: &mut impl RowSink,
+    sink: &mut (impl RowSink + KeyReader),
 ) -> Result<SyncCounts, SyncError> {
     let register = run.register;
     let mut counts = SyncCounts::default();
@@ -276,7 +276,17 @@ async fn compare_rows(
                     .into());
                 }
             }
-            match existing.classify(key, hash) {
+            let standing = match existing.classify(key, hash) {
+                Some(standing) => standing,
+                None => {
+                    // Out of step: from here on, by key. Nothing was written before this.
+                    existing.upgrade(sink, register.table).await?;
+                    existing
+                        .classify(key, hash)
+                        .expect("classified by key after the upgrade")
+                }
+            };
+            match standing {
                 Standing::Unchanged => counts.unchanged += 1,
                 Standing::Changed => {
                     counts.updated += 1;
@@ -436,6 +446,7 @@ impl Store {
             reader.await.map_err(|e| SyncError::Other(format!("reader task failed: {e}")))?;
             let unseen = existing.unseen();
             if mode == SyncMode::Full && unseen > 0 {
+                existing.upgrade(&mut *tx, table).await?;
                 // The ids themselves, found again by a pass over the table.
                 let mut gone: Vec<String> = Vec::with_capacity(unseen);
                 {

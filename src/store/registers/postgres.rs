@@ -15,8 +15,8 @@ use sqlx::PgConnection;
 use sqlx::postgres::PgCopyIn;
 
 use super::{
-    Batches, KeyReader, RowSink, RunContext, StoredKeys, SyncCounts, SyncError, WriteRows,
-    compare_rows, id_key, load_keys,
+    Batches, KeyReader, Known, RowSink, RunContext, SyncCounts, SyncError, WriteRows, compare_rows,
+    id_key, load_known,
 };
 use crate::registers::Value;
 use crate::registers::csv_source::{Row, RowError};
@@ -83,6 +83,60 @@ impl KeyReader for PgConnection {
         each: impl FnMut(u128, i64),
     ) -> Result<(), SyncError> {
         keys(self, query, each).await
+    }
+
+    /// Aggregated on the server, a range of pages at a time, in page order (the server's
+    /// per-row cost of COPY is twice that of the aggregate).
+    async fn read_hashes(&mut self, table: &str) -> Result<Vec<i64>, SyncError> {
+        const PAGES: i64 = 8192;
+        let pages: i64 = sqlx::query_scalar(
+            "SELECT pg_relation_size($1::text::regclass) / current_setting('block_size')::int8",
+        )
+        .bind(table)
+        .fetch_one(&mut *self)
+        .await?;
+        let sql = format!(
+            "SELECT string_agg(int8send(row_hash), ''::bytea) FROM {table} \
+             WHERE ctid >= $1::text::tid AND ctid < $2::text::tid"
+        );
+        let mut hashes = Vec::new();
+        let mut from = 0;
+        while from < pages {
+            let chunk: Option<Vec<u8>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(format!("({from},0)"))
+                .bind(format!("({},0)", from + PAGES))
+                .fetch_one(&mut *self)
+                .await?;
+            hashes.extend(
+                chunk
+                    .unwrap_or_default()
+                    .chunks_exact(8)
+                    .map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes"))),
+            );
+            from += PAGES;
+        }
+        Ok(hashes)
+    }
+}
+
+impl KeyReader for Copy<'_, '_> {
+    /// Only before the COPY starts: the first row to write comes after any upgrade.
+    async fn read_keys(
+        &mut self,
+        query: &str,
+        each: impl FnMut(u128, i64),
+    ) -> Result<(), SyncError> {
+        match self.conn.as_deref_mut() {
+            Some(conn) => conn.read_keys(query, each).await,
+            None => Err(SyncError::Other("keys asked for during a COPY".into())),
+        }
+    }
+
+    async fn read_hashes(&mut self, table: &str) -> Result<Vec<i64>, SyncError> {
+        match self.conn.as_deref_mut() {
+            Some(conn) => conn.read_hashes(table).await,
+            None => Err(SyncError::Other("hashes asked for during a COPY".into())),
+        }
     }
 }
 
@@ -341,23 +395,17 @@ impl WriteRows for PgConnection {
         &mut self,
         run: &RunContext<'_>,
         batches: &mut Batches,
-    ) -> Result<(SyncCounts, StoredKeys), SyncError> {
+    ) -> Result<(SyncCounts, Known), SyncError> {
         let table = run.register.table;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
             .bind(format!("eurzad sync {table}"))
             .execute(&mut *self)
             .await?;
-        // The stored order is the heap's; a scan joining another one midway would rotate it.
+        // The stored order is the heap's: a scan joining another one midway would rotate it.
         sqlx::query("SET LOCAL synchronize_seqscans = off")
             .execute(&mut *self)
             .await?;
-        // Sized up front by the planner's estimate (counting would read the table again).
-        let stored: f32 =
-            sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = $1::text::regclass")
-                .bind(table)
-                .fetch_one(&mut *self)
-                .await?;
-        let (mut existing, references) = load_keys(self, run, stored.max(0.0) as usize).await?;
+        let (mut existing, references) = load_known(self, run).await?;
         let columns = run.columns();
         let wires = wire_types(self, table, &columns).await?;
         if wires.first() != Some(&Wire::Text) || wires.last() != Some(&Wire::Int8) {
@@ -369,7 +417,7 @@ impl WriteRows for PgConnection {
             .chain(run.register.columns.iter().map(|c| c.header))
             .chain(std::iter::once("row_hash"))
             .collect();
-        let bulk = existing.is_empty();
+        let bulk = existing.stored() == 0;
         let stage = format!("eurzad_stage_{table}");
         let (again, prepare, into) = if bulk {
             (drop_indexes(self, table).await?, None, table.to_string())

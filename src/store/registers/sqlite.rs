@@ -15,8 +15,8 @@ use libsqlite3_sys as ffi;
 use sqlx::SqliteConnection;
 
 use super::{
-    Batches, KeyReader, RowSink, RunContext, StoredKeys, SyncCounts, SyncError, WriteRows,
-    compare_rows, id_key, load_keys,
+    Batches, KeyReader, Known, RowSink, RunContext, SyncCounts, SyncError, WriteRows, compare_rows,
+    id_key, load_known,
 };
 use crate::registers::Value;
 use crate::registers::csv_source::{Row, RowError};
@@ -171,11 +171,38 @@ impl KeyReader for SqliteConnection {
             Ok(())
         })
     }
+
+    async fn read_hashes(&mut self, table: &str) -> Result<Vec<i64>, SyncError> {
+        let mut handle = self.lock_handle().await?;
+        let db = handle.as_raw_handle().as_ptr();
+        blocking(|| {
+            let mut statement = Statement::prepare(db, &format!("SELECT row_hash FROM {table}"))?;
+            let mut hashes = Vec::new();
+            while statement.step()? {
+                hashes.push(statement.column_i64(0));
+            }
+            Ok(hashes)
+        })
+    }
 }
 
 struct Upserts<'c> {
     conn: &'c mut SqliteConnection,
     sql: String,
+}
+
+impl KeyReader for Upserts<'_> {
+    async fn read_keys(
+        &mut self,
+        query: &str,
+        each: impl FnMut(u128, i64),
+    ) -> Result<(), SyncError> {
+        self.conn.read_keys(query, each).await
+    }
+
+    async fn read_hashes(&mut self, table: &str) -> Result<Vec<i64>, SyncError> {
+        self.conn.read_hashes(table).await
+    }
 }
 
 impl RowSink for Upserts<'_> {
@@ -216,17 +243,12 @@ impl WriteRows for SqliteConnection {
         &mut self,
         run: &RunContext<'_>,
         batches: &mut Batches,
-    ) -> Result<(SyncCounts, StoredKeys), SyncError> {
+    ) -> Result<(SyncCounts, Known), SyncError> {
         let table = run.register.table;
-        // Sized up front: growing an array of a million keys copies it several times.
-        let stored: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-                .fetch_one(&mut *self)
-                .await?;
-        let (mut existing, references) = load_keys(self, run, stored.max(0) as usize).await?;
+        let (mut existing, references) = load_known(self, run).await?;
         // An empty table is loaded without its secondary indexes, built again after.
         let mut dropped: Vec<String> = Vec::new();
-        if existing.is_empty() {
+        if existing.stored() == 0 {
             let indexes: Vec<(String, String)> = sqlx::query_as(
                 "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 AND sql IS NOT NULL",
             )
