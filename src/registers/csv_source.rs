@@ -200,7 +200,12 @@ impl CsvRows {
                 if id.is_empty() {
                     return Some(Err(error(Some("id"), "required, but empty".into())));
                 }
-                if id.chars().any(char::is_control) {
+                let control = if id.is_ascii() {
+                    id.bytes().any(|b| b.is_ascii_control())
+                } else {
+                    id.chars().any(char::is_control)
+                };
+                if control {
                     return Some(Err(error(
                         Some("id"),
                         format!("{id:?} contains control characters"),

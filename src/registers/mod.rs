@@ -405,35 +405,36 @@ pub fn nrb_is_valid(raw: &str) -> bool {
 /// two rows share an encoding. Stored in every register table (`row_hash`): changing the
 /// encoding makes the next sync rewrite every row once.
 pub fn row_hash(id: &str, values: &[Value]) -> i64 {
-    thread_local! {
-        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    BUFFER.with_borrow_mut(|out| {
-        out.clear();
-        out.extend_from_slice(&(id.len() as u32).to_le_bytes());
-        out.extend_from_slice(id.as_bytes());
-        for value in values {
-            match value {
-                Value::Text(Some(s)) => {
-                    out.push(b'T');
-                    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-                    out.extend_from_slice(s.as_bytes());
-                }
-                Value::Int(Some(i)) => {
-                    out.push(b'I');
-                    out.extend_from_slice(&i.to_le_bytes());
-                }
-                Value::Date(Some(d)) => {
-                    let mut text = [0u8; 10];
-                    write_iso_date(*d, &mut text);
-                    out.push(b'D');
-                    out.extend_from_slice(&text);
-                }
-                Value::Text(None) | Value::Int(None) | Value::Date(None) => out.push(b'N'),
+    row_hash_with(&mut Vec::new(), id, values)
+}
+
+/// `row_hash`, encoding into `scratch` (a reader keeps one for all its rows).
+pub fn row_hash_with(scratch: &mut Vec<u8>, id: &str, values: &[Value]) -> i64 {
+    let out = scratch;
+    out.clear();
+    out.extend_from_slice(&(id.len() as u32).to_le_bytes());
+    out.extend_from_slice(id.as_bytes());
+    for value in values {
+        match value {
+            Value::Text(Some(s)) => {
+                out.push(b'T');
+                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
             }
+            Value::Int(Some(i)) => {
+                out.push(b'I');
+                out.extend_from_slice(&i.to_le_bytes());
+            }
+            Value::Date(Some(d)) => {
+                let mut text = [0u8; 10];
+                write_iso_date(*d, &mut text);
+                out.push(b'D');
+                out.extend_from_slice(&text);
+            }
+            Value::Text(None) | Value::Int(None) | Value::Date(None) => out.push(b'N'),
         }
-        xxhash_rust::xxh3::xxh3_64(out) as i64
-    })
+    }
+    xxhash_rust::xxh3::xxh3_64(out) as i64
 }
 
 #[cfg(test)]

@@ -137,8 +137,8 @@ impl Known {
             Known::Keys(StoredKeys::default())
         } else {
             Known::Hashes {
+                matched: Vec::with_capacity(hashes.len()),
                 hashes,
-                matched: Vec::new(),
             }
         }
     }

@@ -16,7 +16,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{BeginWrite, Store, StoreError};
 use crate::registers::csv_source::{FileEncoding, Row, RowError};
-use crate::registers::{Kind, Register, Value, register, row_hash};
+use crate::registers::{Kind, Register, Value, register, row_hash_with};
 use crate::registers::{RowSource, open_rows};
 
 mod keys;
@@ -87,6 +87,27 @@ struct Keyed {
     row: Row,
     key: u128,
     hash: i64,
+    /// The id keys of the row's references, in the order of the register's `Ref` columns.
+    refs: [Option<u128>; MAX_REFS],
+}
+
+/// The most `Ref` columns a register has (a test holds every register to it).
+const MAX_REFS: usize = 2;
+
+/// The id keys of a row's references, in the order of its register's `Ref` columns.
+fn reference_keys(register: &Register, values: &[Value]) -> [Option<u128>; MAX_REFS] {
+    let mut keys = [None; MAX_REFS];
+    let refs = register
+        .columns
+        .iter()
+        .zip(values)
+        .filter(|(column, _)| matches!(column.kind, Kind::Ref(_)));
+    for (slot, (_, value)) in keys.iter_mut().zip(refs) {
+        if let Value::Text(Some(id)) = value {
+            *slot = Some(id_key(id.as_bytes()));
+        }
+    }
+    keys
 }
 
 /// The batches of a file's rows, as the reader sends them.
@@ -94,16 +115,21 @@ type Batches = tokio::sync::mpsc::Receiver<Result<Vec<Keyed>, RowError>>;
 
 /// Streams the file's rows in batches from a blocking thread. The channel holds enough
 /// batches for the reader to run ahead while the stored keys load.
-fn spawn_reader(mut rows: Box<dyn RowSource>) -> (Batches, tokio::task::JoinHandle<()>) {
+fn spawn_reader(
+    register: &'static Register,
+    mut rows: Box<dyn RowSource>,
+) -> (Batches, tokio::task::JoinHandle<()>) {
     let (tx, rx) = tokio::sync::mpsc::channel(160);
     let task = tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(BATCH);
+        let mut scratch = Vec::with_capacity(256);
         while let Some(row) = rows.next_row() {
             match row {
                 Ok(row) => {
                     batch.push(Keyed {
                         key: id_key(row.id.as_bytes()),
-                        hash: row_hash(&row.id, &row.values),
+                        hash: row_hash_with(&mut scratch, &row.id, &row.values),
+                        refs: reference_keys(register, &row.values),
                         row,
                     });
                     if batch.len() == BATCH
@@ -217,7 +243,15 @@ async fn load_known(
     conn: &mut impl KeyReader,
     run: &RunContext<'_>,
 ) -> Result<(Known, References), SyncError> {
+    tracing::debug!(
+        seconds = run.clock.elapsed().as_secs_f64(),
+        "TMP before hashes"
+    );
     let known = Known::new(conn.read_hashes(run.register.table).await?);
+    tracing::debug!(
+        seconds = run.clock.elapsed().as_secs_f64(),
+        "TMP after hashes"
+    );
     let mut references = References::default();
     for (name, target) in run.referenced()? {
         let ids = references.entry(name).or_default();
@@ -257,16 +291,36 @@ async fn compare_rows(
     sink: &mut (impl RowSink + KeyReader),
 ) -> Result<SyncCounts, SyncError> {
     let register = run.register;
+    // Each `Ref` column: its index, the register it names, and that register's ids.
+    let referenced: Vec<(usize, &str, &FxHashSet<u128>)> = register
+        .columns
+        .iter()
+        .enumerate()
+        .filter_map(|(index, column)| match column.kind {
+            Kind::Ref(target) => Some((index, target, &references[target])),
+            _ => None,
+        })
+        .collect();
     let mut counts = SyncCounts::default();
     let mut next_report = 100_000;
     let mut changed: Vec<(Row, i64)> = Vec::with_capacity(BATCH);
     while let Some(batch) = batches.recv().await {
-        for Keyed { row, key, hash } in batch? {
+        for Keyed {
+            row,
+            key,
+            hash,
+            refs,
+        } in batch?
+        {
             counts.rows += 1;
-            for (column, value) in register.columns.iter().zip(&row.values) {
-                if let (Kind::Ref(target), Value::Text(Some(id))) = (column.kind, value)
-                    && !references[target].contains(&id_key(id.as_bytes()))
+            for ((index, target, ids), key) in referenced.iter().zip(refs) {
+                if let Some(key) = key
+                    && !ids.contains(&key)
                 {
+                    let column = &register.columns[*index];
+                    let Value::Text(Some(id)) = &row.values[*index] else {
+                        unreachable!("a reference key comes from a text value")
+                    };
                     return Err(RowError {
                         file: run.file_name.to_string(),
                         line: row.line,
@@ -345,7 +399,7 @@ impl Store {
             move || sha256_file(&path)
         });
         let result = async {
-            let (batches, reader) = spawn_reader(open_rows(path, register, encoding)?);
+            let (batches, reader) = spawn_reader(register, open_rows(path, register, encoding)?);
             let checksum = hashing
                 .await
                 .map_err(|e| SyncError::Other(format!("checksum task failed: {e}")))?
@@ -587,5 +641,22 @@ impl Store {
             }
             Ok(Some((kind, out)))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_register_has_more_references_than_a_row_carries() {
+        for register in crate::registers::REGISTERS {
+            let refs = register
+                .columns
+                .iter()
+                .filter(|c| matches!(c.kind, Kind::Ref(_)))
+                .count();
+            assert!(refs <= MAX_REFS, "{}: {refs} references", register.name);
+        }
     }
 }
