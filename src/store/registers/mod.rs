@@ -110,8 +110,14 @@ fn reference_keys(register: &Register, values: &[Value]) -> [Option<u128>; MAX_R
     keys
 }
 
-/// The batches of a file's rows, as the reader sends them.
-type Batches = tokio::sync::mpsc::Receiver<Result<Vec<Keyed>, RowError>>;
+/// The batches of a file's rows as the reader sends them, and the way back for the rows
+/// that were not written: the reader thread frees them. (Freeing on another thread than
+/// the one that allocated costs several times more, and a re-sync of unchanged data is
+/// mostly that.)
+struct Batches {
+    rows: tokio::sync::mpsc::Receiver<Result<Vec<Keyed>, RowError>>,
+    spent: std::sync::mpsc::Sender<Vec<Row>>,
+}
 
 /// Streams the file's rows in batches from a blocking thread. The channel holds enough
 /// batches for the reader to run ahead while the stored keys load.
@@ -120,10 +126,16 @@ fn spawn_reader(
     mut rows: Box<dyn RowSource>,
 ) -> (Batches, tokio::task::JoinHandle<()>) {
     let (tx, rx) = tokio::sync::mpsc::channel(160);
+    let (spent, spent_rows) = std::sync::mpsc::channel::<Vec<Row>>();
     let task = tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(BATCH);
         let mut scratch = Vec::with_capacity(256);
         while let Some(row) = rows.next_row() {
+            if batch.is_empty() {
+                while let Ok(rows) = spent_rows.try_recv() {
+                    drop(rows);
+                }
+            }
             match row {
                 Ok(row) => {
                     batch.push(Keyed {
@@ -153,7 +165,7 @@ fn spawn_reader(
             let _ = tx.blocking_send(Ok(batch));
         }
     });
-    (rx, task)
+    (Batches { rows: rx, spent }, task)
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {
@@ -237,32 +249,21 @@ trait KeyReader {
     async fn read_hashes(&mut self, table: &str) -> Result<Vec<i64>, SyncError>;
 }
 
-/// What the run's table holds (its row hashes, in stored order) and the ids of the
-/// registers it refers to.
-async fn load_known(
+/// The ids each of `referenced` (register, table) holds.
+async fn load_references(
     conn: &mut impl KeyReader,
-    run: &RunContext<'_>,
-) -> Result<(Known, References), SyncError> {
-    tracing::debug!(
-        seconds = run.clock.elapsed().as_secs_f64(),
-        "TMP before hashes"
-    );
-    let known = Known::new(conn.read_hashes(run.register.table).await?);
-    tracing::debug!(
-        seconds = run.clock.elapsed().as_secs_f64(),
-        "TMP after hashes"
-    );
+    referenced: &[(&'static str, &'static str)],
+) -> Result<References, SyncError> {
     let mut references = References::default();
-    for (name, target) in run.referenced()? {
-        let ids = references.entry(name).or_default();
+    for (name, target) in referenced {
+        let ids = references.entry(*name).or_default();
         let query = format!("SELECT id, CAST(0 AS BIGINT) FROM {target}");
         conn.read_keys(&query, |id, _| {
             ids.insert(id);
         })
         .await?;
     }
-    run.loaded(&known);
-    Ok((known, references))
+    Ok(references)
 }
 
 /// Where the new and changed rows of a run go.
@@ -271,11 +272,17 @@ trait RowSink {
 }
 
 /// Writes a run's rows through one backend's fastest path, inside the caller's
-/// transaction: loads the stored keys and the referenced ids, then compares and writes.
-trait WriteRows {
+/// transaction.
+trait WriteRows: KeyReader {
+    /// What must precede reading the table (PostgreSQL: the register's advisory lock).
+    async fn begin_run(&mut self, table: &str) -> Result<(), SyncError>;
+
+    /// Compares the rows with what is `known` of the table and writes the new and changed.
     async fn write_rows(
         &mut self,
         run: &RunContext<'_>,
+        known: Known,
+        references: &References,
         batches: &mut Batches,
     ) -> Result<(SyncCounts, Known), SyncError>;
 }
@@ -304,7 +311,8 @@ async fn compare_rows(
     let mut counts = SyncCounts::default();
     let mut next_report = 100_000;
     let mut changed: Vec<(Row, i64)> = Vec::with_capacity(BATCH);
-    while let Some(batch) = batches.recv().await {
+    while let Some(batch) = batches.rows.recv().await {
+        let mut spent = Vec::with_capacity(BATCH);
         for Keyed {
             row,
             key,
@@ -341,7 +349,10 @@ async fn compare_rows(
                 }
             };
             match standing {
-                Standing::Unchanged => counts.unchanged += 1,
+                Standing::Unchanged => {
+                    counts.unchanged += 1;
+                    spent.push(row);
+                }
                 Standing::Changed => {
                     counts.updated += 1;
                     changed.push((row, hash));
@@ -363,8 +374,10 @@ async fn compare_rows(
         }
         if !changed.is_empty() {
             sink.write(&changed).await?;
-            changed.clear();
+            spent.extend(changed.drain(..).map(|(row, _)| row));
         }
+        // Freed by the reader; if it has stopped, here.
+        let _ = batches.spent.send(spent);
         if counts.rows >= next_report {
             let seconds = run.clock.elapsed().as_secs_f64();
             tracing::info!(
@@ -400,17 +413,21 @@ impl Store {
         });
         let result = async {
             let (batches, reader) = spawn_reader(register, open_rows(path, register, encoding)?);
-            let checksum = hashing
-                .await
-                .map_err(|e| SyncError::Other(format!("checksum task failed: {e}")))?
-                .map_err(|e| RowError {
-                    file: file_name.clone(),
-                    line: 0,
-                    column: None,
-                    reason: format!("cannot read: {e}"),
-                })?;
+            let checksum = async {
+                hashing
+                    .await
+                    .map_err(|e| SyncError::Other(format!("checksum task failed: {e}")))?
+                    .map_err(|e| {
+                        SyncError::Row(RowError {
+                            file: file_name.clone(),
+                            line: 0,
+                            column: None,
+                            reason: format!("cannot read: {e}"),
+                        })
+                    })
+            };
             self.apply(
-                register, batches, reader, mode, source, &file_name, &checksum, started, clock,
+                register, batches, reader, mode, source, &file_name, checksum, started, clock,
             )
             .await
         }
@@ -466,17 +483,46 @@ impl Store {
         mode: SyncMode,
         source: &str,
         file_name: &str,
-        checksum: &str,
+        checksum: impl std::future::Future<Output = Result<String, SyncError>>,
         started: chrono::DateTime<Utc>,
         clock: Instant,
     ) -> Result<SyncOutcome, SyncError> {
         let table = register.table;
+        let run = RunContext {
+            register,
+            file_name,
+            clock,
+        };
+        let referenced = run.referenced()?;
         on_pool!(self, pool => {
+            // The referenced ids load on a connection of their own while this one reads the
+            // table (a pool of one connection reads them after).
+            let references = (pool.options().get_max_connections() > 1).then(|| {
+                let pool = pool.clone();
+                let referenced = referenced.clone();
+                tokio::spawn(async move {
+                    let mut conn = pool.acquire().await?;
+                    load_references(&mut *conn, &referenced).await
+                })
+            });
+            let mut tx = pool.begin_write().await?;
+            tx.begin_run(table).await?;
+            let known = Known::new(tx.read_hashes(table).await?);
+            let references = match references {
+                Some(task) => task
+                    .await
+                    .map_err(|e| SyncError::Other(format!("reading references failed: {e}")))??,
+                None => load_references(&mut *tx, &referenced).await?,
+            };
+            run.loaded(&known);
+            // The checksum was computed meanwhile; a file applied before is not applied again.
+            let checksum = checksum.await?;
             let seen_before: Option<i64> = sqlx::query_scalar("SELECT run_id FROM import_file WHERE sha256 = $1")
-                .bind(checksum)
-                .fetch_optional(pool)
+                .bind(&checksum)
+                .fetch_optional(&mut *tx)
                 .await?;
             if let Some(previous) = seen_before {
+                tx.rollback().await?;
                 let run_id: i64 = sqlx::query_scalar(
                     "INSERT INTO sync_run (register, source, mode, status, started_at, finished_at, error) \
                      VALUES ($1, $2, $3, 'skipped', $4, $5, $6) RETURNING id",
@@ -492,11 +538,9 @@ impl Store {
                 // The reader stops at its next batch, the channel being closed.
                 return Ok(SyncOutcome::AlreadyApplied { run_id });
             }
-            let run = RunContext { register, file_name, clock };
-            let mut tx = pool.begin_write().await?;
-            // The stored keys are read inside the write transaction, so that two runs of one
-            // register cannot both start from the same state.
-            let (mut counts, mut existing) = tx.write_rows(&run, &mut batches).await?;
+            // The table is read inside the write transaction, so that two runs of one register
+            // cannot both start from the same state.
+            let (mut counts, mut existing) = tx.write_rows(&run, known, &references, &mut batches).await?;
             reader.await.map_err(|e| SyncError::Other(format!("reader task failed: {e}")))?;
             let unseen = existing.unseen();
             if mode == SyncMode::Full && unseen > 0 {
@@ -543,7 +587,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             sqlx::query("INSERT INTO import_file (sha256, register, file_name, run_id, imported_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(checksum)
+                .bind(&checksum)
                 .bind(register.name)
                 .bind(file_name)
                 .bind(run_id)

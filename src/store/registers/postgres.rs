@@ -15,8 +15,8 @@ use sqlx::PgConnection;
 use sqlx::postgres::PgCopyIn;
 
 use super::{
-    Batches, KeyReader, Known, RowSink, RunContext, SyncCounts, SyncError, WriteRows, compare_rows,
-    id_key, load_known,
+    Batches, KeyReader, Known, References, RowSink, RunContext, SyncCounts, SyncError, WriteRows,
+    compare_rows, id_key,
 };
 use crate::registers::Value;
 use crate::registers::csv_source::{Row, RowError};
@@ -391,21 +391,27 @@ async fn drop_indexes(conn: &mut PgConnection, table: &str) -> Result<Vec<String
 }
 
 impl WriteRows for PgConnection {
-    async fn write_rows(
-        &mut self,
-        run: &RunContext<'_>,
-        batches: &mut Batches,
-    ) -> Result<(SyncCounts, Known), SyncError> {
-        let table = run.register.table;
+    /// Runs of one register wait for each other; the table is read in heap order.
+    async fn begin_run(&mut self, table: &str) -> Result<(), SyncError> {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
             .bind(format!("eurzad sync {table}"))
             .execute(&mut *self)
             .await?;
-        // The stored order is the heap's: a scan joining another one midway would rotate it.
+        // A scan joining another one midway would rotate the stored order.
         sqlx::query("SET LOCAL synchronize_seqscans = off")
             .execute(&mut *self)
             .await?;
-        let (mut existing, references) = load_known(self, run).await?;
+        Ok(())
+    }
+
+    async fn write_rows(
+        &mut self,
+        run: &RunContext<'_>,
+        mut existing: Known,
+        references: &References,
+        batches: &mut Batches,
+    ) -> Result<(SyncCounts, Known), SyncError> {
+        let table = run.register.table;
         let columns = run.columns();
         let wires = wire_types(self, table, &columns).await?;
         if wires.first() != Some(&Wire::Text) || wires.last() != Some(&Wire::Int8) {
@@ -443,7 +449,7 @@ impl WriteRows for PgConnection {
             run,
             buffer: Vec::with_capacity(1 << 17),
         };
-        let counts = match compare_rows(run, batches, &mut existing, &references, &mut copy).await {
+        let counts = match compare_rows(run, batches, &mut existing, references, &mut copy).await {
             Ok(counts) => counts,
             Err(e) => {
                 copy.abort().await;

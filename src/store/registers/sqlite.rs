@@ -15,8 +15,8 @@ use libsqlite3_sys as ffi;
 use sqlx::SqliteConnection;
 
 use super::{
-    Batches, KeyReader, Known, RowSink, RunContext, SyncCounts, SyncError, WriteRows, compare_rows,
-    id_key, load_known,
+    Batches, KeyReader, Known, References, RowSink, RunContext, SyncCounts, SyncError, WriteRows,
+    compare_rows, id_key,
 };
 use crate::registers::Value;
 use crate::registers::csv_source::{Row, RowError};
@@ -239,13 +239,19 @@ impl RowSink for Upserts<'_> {
 }
 
 impl WriteRows for SqliteConnection {
+    /// Nothing: `BEGIN IMMEDIATE` already holds the database's write lock.
+    async fn begin_run(&mut self, _table: &str) -> Result<(), SyncError> {
+        Ok(())
+    }
+
     async fn write_rows(
         &mut self,
         run: &RunContext<'_>,
+        mut existing: Known,
+        references: &References,
         batches: &mut Batches,
     ) -> Result<(SyncCounts, Known), SyncError> {
         let table = run.register.table;
-        let (mut existing, references) = load_known(self, run).await?;
         // An empty table is loaded without its secondary indexes, built again after.
         let mut dropped: Vec<String> = Vec::new();
         if existing.stored() == 0 {
@@ -270,7 +276,7 @@ impl WriteRows for SqliteConnection {
             run.update_set()
         );
         let mut sink = Upserts { conn: self, sql };
-        let counts = compare_rows(run, batches, &mut existing, &references, &mut sink)
+        let counts = compare_rows(run, batches, &mut existing, references, &mut sink)
             .await
             .map_err(|e| match e {
                 // The sink knows the line but not the file.
