@@ -14,6 +14,8 @@
 //! the first time one is needed; the walk then continues after the row it found. Either
 //! way every row is classified correctly; the order only decides how fast.
 
+use std::sync::Arc;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{KeyReader, SyncError};
@@ -125,7 +127,7 @@ pub(super) enum Known {
     /// The stored row hashes in stored order, and the keys of the file rows matched to the
     /// first of them.
     Hashes {
-        hashes: Vec<i64>,
+        hashes: Arc<Vec<i64>>,
         matched: Vec<u128>,
     },
     Keys(StoredKeys),
@@ -138,8 +140,16 @@ impl Known {
         } else {
             Known::Hashes {
                 matched: Vec::with_capacity(hashes.len()),
-                hashes,
+                hashes: Arc::new(hashes),
             }
+        }
+    }
+
+    /// The stored row hashes, while nothing else is known.
+    pub(super) fn hashes(&self) -> Option<Arc<Vec<i64>>> {
+        match self {
+            Known::Hashes { hashes, .. } => Some(hashes.clone()),
+            Known::Keys(_) => None,
         }
     }
 
