@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1250};
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
-use super::{
-    Column, Field, Kind, MAX_REFS, Register, RowDigest, RowHasher, Value, check_field, id_key,
-};
+use super::{Column, Register, Value, check};
 
 /// An error in a file, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -186,11 +184,47 @@ impl CsvRows {
         &self.file
     }
 
-    /// Reads the next record: `None` at the end.
-    fn advance(&mut self) -> Option<Result<(), RowError>> {
+    /// The next checked row, `None` at the end.
+    pub fn next_row(&mut self) -> Option<Result<Row, RowError>> {
         match self.reader.read_record(&mut self.record) {
             Ok(false) => None,
-            Ok(true) => Some(Ok(())),
+            Ok(true) => {
+                let line = self.record.position().map(|p| p.line()).unwrap_or(0);
+                let error = |column: Option<&str>, reason: String| RowError {
+                    file: self.file.clone(),
+                    line,
+                    column: column.map(str::to_string),
+                    reason,
+                };
+                let id = self.record.get(self.id_index).unwrap_or("").trim();
+                if id.is_empty() {
+                    return Some(Err(error(Some("id"), "required, but empty".into())));
+                }
+                let control = if id.is_ascii() {
+                    id.bytes().any(|b| b.is_ascii_control())
+                } else {
+                    id.chars().any(char::is_control)
+                };
+                if control {
+                    return Some(Err(error(
+                        Some("id"),
+                        format!("{id:?} contains control characters"),
+                    )));
+                }
+                let mut values = Vec::with_capacity(self.columns.len());
+                for (column, (index, grosze)) in self.columns.iter().zip(&self.layout) {
+                    let raw = index.and_then(|i| self.record.get(i)).unwrap_or("");
+                    match check(column, raw, *grosze) {
+                        Ok(value) => values.push(value),
+                        Err(reason) => return Some(Err(error(Some(column.header), reason))),
+                    }
+                }
+                Some(Ok(Row {
+                    line,
+                    id: id.to_string(),
+                    values,
+                }))
+            }
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
                 Some(Err(RowError {
@@ -201,100 +235,6 @@ impl CsvRows {
                 }))
             }
         }
-    }
-
-    fn line(&self) -> u64 {
-        self.record.position().map(|p| p.line()).unwrap_or(0)
-    }
-
-    fn error(&self, column: Option<&str>, reason: String) -> RowError {
-        RowError {
-            file: self.file.clone(),
-            line: self.line(),
-            column: column.map(str::to_string),
-            reason,
-        }
-    }
-
-    /// The current record's id, checked.
-    fn id(&self) -> Result<&str, RowError> {
-        let id = self.record.get(self.id_index).unwrap_or("").trim();
-        if id.is_empty() {
-            return Err(self.error(Some("id"), "required, but empty".into()));
-        }
-        let control = if id.is_ascii() {
-            id.bytes().any(|b| b.is_ascii_control())
-        } else {
-            id.chars().any(char::is_control)
-        };
-        if control {
-            return Err(self.error(Some("id"), format!("{id:?} contains control characters")));
-        }
-        Ok(id)
-    }
-
-    /// The current record's fields, checked, in the register's column order.
-    fn fields(&self) -> impl Iterator<Item = Result<(&'static Column, Field<'_>), RowError>> {
-        self.columns
-            .iter()
-            .zip(&self.layout)
-            .map(|(column, (index, grosze))| {
-                let raw = index.and_then(|i| self.record.get(i)).unwrap_or("");
-                check_field(column, raw, *grosze)
-                    .map(|field| (column, field))
-                    .map_err(|reason| self.error(Some(column.header), reason))
-            })
-    }
-
-    /// The current record as a row of owned values.
-    pub fn current_row(&self) -> Result<Row, RowError> {
-        let id = self.id()?;
-        let values = self
-            .fields()
-            .map(|f| f.map(|(_, field)| field.into_value()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Row {
-            line: self.line(),
-            id: id.to_string(),
-            values,
-        })
-    }
-
-    /// The next checked row, `None` at the end.
-    pub fn next_row(&mut self) -> Option<Result<Row, RowError>> {
-        match self.advance()? {
-            Ok(()) => Some(self.current_row()),
-            Err(e) => Some(Err(e)),
-        }
-    }
-
-    /// The next row, checked but not copied: what a sync compares it by. `current_row`
-    /// copies it when it is to be written.
-    pub fn next_digest(&mut self, scratch: &mut Vec<u8>) -> Option<Result<RowDigest, RowError>> {
-        if let Err(e) = self.advance()? {
-            return Some(Err(e));
-        }
-        Some((|| {
-            let id = self.id()?;
-            let mut hasher = RowHasher::new(scratch, id);
-            let mut refs = [None; MAX_REFS];
-            let mut slots = refs.iter_mut();
-            for field in self.fields() {
-                let (column, field) = field?;
-                if let Kind::Ref(_) = column.kind
-                    && let Some(slot) = slots.next()
-                {
-                    *slot = field.text().map(|t| id_key(t.as_bytes()));
-                }
-                hasher.push_field(&field);
-            }
-            Ok(RowDigest {
-                line: self.line(),
-                key: id_key(id.as_bytes()),
-                hash: hasher.finish(),
-                refs,
-            })
-        })())
     }
 }
 

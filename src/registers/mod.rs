@@ -16,20 +16,11 @@ use csv_source::{CsvRows, FileEncoding, Row, RowError};
 /// Checked rows of a register file, one at a time.
 pub trait RowSource: Send {
     fn next_row(&mut self) -> Option<Result<Row, RowError>>;
-
-    /// The CSV reader behind this source, which can also digest rows without copying them.
-    fn as_csv(&mut self) -> Option<&mut CsvRows> {
-        None
-    }
 }
 
 impl RowSource for CsvRows {
     fn next_row(&mut self) -> Option<Result<Row, RowError>> {
         CsvRows::next_row(self)
-    }
-
-    fn as_csv(&mut self) -> Option<&mut CsvRows> {
-        Some(self)
     }
 }
 
@@ -268,57 +259,29 @@ pub enum Value {
 
 /// Checks one CSV value of `column`; `grosze` when the header was `<name>_gr`.
 pub fn check(column: &Column, raw: &str, grosze: bool) -> Result<Value, String> {
-    check_field(column, raw, grosze).map(Field::into_value)
-}
-
-/// A checked value that borrows its text from the record it was read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Field<'a> {
-    Text(Option<std::borrow::Cow<'a, str>>),
-    Int(Option<i64>),
-    Date(Option<NaiveDate>),
-}
-
-impl Field<'_> {
-    pub fn into_value(self) -> Value {
-        match self {
-            Field::Text(t) => Value::Text(t.map(std::borrow::Cow::into_owned)),
-            Field::Int(i) => Value::Int(i),
-            Field::Date(d) => Value::Date(d),
-        }
-    }
-}
-
-/// `check`, without copying the text.
-pub fn check_field<'a>(column: &Column, raw: &'a str, grosze: bool) -> Result<Field<'a>, String> {
-    use std::borrow::Cow;
     let raw = raw.trim();
     if raw.is_empty() {
         if column.required {
             return Err("required, but empty".into());
         }
         return Ok(match column.kind {
-            Kind::Int | Kind::Money => Field::Int(None),
-            Kind::Date => Field::Date(None),
-            _ => Field::Text(None),
+            Kind::Int | Kind::Money => Value::Int(None),
+            Kind::Date => Value::Date(None),
+            _ => Value::Text(None),
         });
     }
-    let text = || Ok(Field::Text(Some(Cow::Borrowed(raw))));
+    let text = || Ok(Value::Text(Some(raw.to_string())));
     match column.kind {
         Kind::Text | Kind::Ref(_) => text(),
         Kind::Int => raw
             .parse()
-            .map(|v| Field::Int(Some(v)))
+            .map(|v| Value::Int(Some(v)))
             .map_err(|_| format!("{raw:?} is not a whole number")),
-        Kind::Money => money(raw, grosze).map(|v| Field::Int(Some(v))),
+        Kind::Money => money(raw, grosze).map(|v| Value::Int(Some(v))),
         Kind::Date => iso_date(raw)
-            .map(|d| Field::Date(Some(d)))
+            .map(|d| Value::Date(Some(d)))
             .ok_or_else(|| format!("{raw:?} is not a date (YYYY-MM-DD)")),
-        Kind::Nrb if nrb_is_valid(raw) => Ok(Field::Text(Some(if raw.contains(' ') {
-            Cow::Owned(raw.replace(' ', ""))
-        } else {
-            Cow::Borrowed(raw)
-        }))),
+        Kind::Nrb if nrb_is_valid(raw) => Ok(Value::Text(Some(raw.replace(' ', "")))),
         Kind::Nrb => Err(format!(
             "{raw:?} is not a valid NRB (26 digits, mod-97 check)"
         )),
@@ -445,148 +408,33 @@ pub fn row_hash(id: &str, values: &[Value]) -> i64 {
     row_hash_with(&mut Vec::new(), id, values)
 }
 
-/// A value as the row hash sees it: a `Value` and a `Field` that hold the same hash alike.
-enum View<'a> {
-    Text(Option<&'a str>),
-    Int(Option<i64>),
-    Date(Option<NaiveDate>),
-}
-
-impl Value {
-    fn view(&self) -> View<'_> {
-        match self {
-            Value::Text(t) => View::Text(t.as_deref()),
-            Value::Int(i) => View::Int(*i),
-            Value::Date(d) => View::Date(*d),
-        }
-    }
-}
-
-impl Field<'_> {
-    fn view(&self) -> View<'_> {
-        match self {
-            Field::Text(t) => View::Text(t.as_deref()),
-            Field::Int(i) => View::Int(*i),
-            Field::Date(d) => View::Date(*d),
-        }
-    }
-}
-
-fn hash_views<'v>(scratch: &mut Vec<u8>, id: &str, values: impl Iterator<Item = View<'v>>) -> i64 {
-    let mut hasher = RowHasher::new(scratch, id);
+/// `row_hash`, encoding into `scratch` (a reader keeps one for all its rows).
+pub fn row_hash_with(scratch: &mut Vec<u8>, id: &str, values: &[Value]) -> i64 {
+    let out = scratch;
+    out.clear();
+    out.extend_from_slice(&(id.len() as u32).to_le_bytes());
+    out.extend_from_slice(id.as_bytes());
     for value in values {
-        hasher.push(value);
-    }
-    hasher.finish()
-}
-
-/// Computes a row hash one value at a time (the encoding of `row_hash`).
-pub struct RowHasher<'s> {
-    out: &'s mut Vec<u8>,
-}
-
-impl<'s> RowHasher<'s> {
-    pub fn new(scratch: &'s mut Vec<u8>, id: &str) -> RowHasher<'s> {
-        scratch.clear();
-        scratch.extend_from_slice(&(id.len() as u32).to_le_bytes());
-        scratch.extend_from_slice(id.as_bytes());
-        RowHasher { out: scratch }
-    }
-
-    pub fn push_field(&mut self, field: &Field<'_>) {
-        self.push(field.view());
-    }
-
-    fn push(&mut self, value: View<'_>) {
-        let out = &mut *self.out;
         match value {
-            View::Text(Some(s)) => {
+            Value::Text(Some(s)) => {
                 out.push(b'T');
                 out.extend_from_slice(&(s.len() as u32).to_le_bytes());
                 out.extend_from_slice(s.as_bytes());
             }
-            View::Int(Some(i)) => {
+            Value::Int(Some(i)) => {
                 out.push(b'I');
                 out.extend_from_slice(&i.to_le_bytes());
             }
-            View::Date(Some(d)) => {
+            Value::Date(Some(d)) => {
                 let mut text = [0u8; 10];
-                write_iso_date(d, &mut text);
+                write_iso_date(*d, &mut text);
                 out.push(b'D');
                 out.extend_from_slice(&text);
             }
-            View::Text(None) | View::Int(None) | View::Date(None) => out.push(b'N'),
+            Value::Text(None) | Value::Int(None) | Value::Date(None) => out.push(b'N'),
         }
     }
-
-    pub fn finish(self) -> i64 {
-        xxhash_rust::xxh3::xxh3_64(self.out) as i64
-    }
-}
-
-/// `row_hash`, encoding into `scratch` (a reader keeps one for all its rows).
-pub fn row_hash_with(scratch: &mut Vec<u8>, id: &str, values: &[Value]) -> i64 {
-    hash_views(scratch, id, values.iter().map(Value::view))
-}
-
-/// `row_hash` of checked fields.
-pub fn row_hash_fields(scratch: &mut Vec<u8>, id: &str, fields: &[Field<'_>]) -> i64 {
-    hash_views(scratch, id, fields.iter().map(Field::view))
-}
-
-/// Ids are compared as 128-bit hashes (XXH3-128): a million keys fit in 16 MB instead of
-/// carrying a String each, and a collision would need about 2^64 keys.
-pub fn id_key(id: &[u8]) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(id)
-}
-
-/// The most `Ref` columns a register has (a test holds every register to it).
-pub const MAX_REFS: usize = 2;
-
-/// What a sync compares a row by: its id key, its row hash, and the id keys of its
-/// references in the order of the register's `Ref` columns; and the line it began on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RowDigest {
-    pub line: u64,
-    pub key: u128,
-    pub hash: i64,
-    pub refs: [Option<u128>; MAX_REFS],
-}
-
-/// The id keys of a row's references, in the order of its register's `Ref` columns.
-pub fn reference_keys<'v>(
-    columns: &[Column],
-    values: impl Iterator<Item = Option<&'v str>>,
-) -> [Option<u128>; MAX_REFS] {
-    let mut keys = [None; MAX_REFS];
-    let refs = columns
-        .iter()
-        .zip(values)
-        .filter(|(column, _)| matches!(column.kind, Kind::Ref(_)));
-    for (slot, (_, id)) in keys.iter_mut().zip(refs) {
-        *slot = id.map(|id| id_key(id.as_bytes()));
-    }
-    keys
-}
-
-impl Value {
-    /// The text of a text value.
-    pub fn text(&self) -> Option<&str> {
-        match self {
-            Value::Text(t) => t.as_deref(),
-            _ => None,
-        }
-    }
-}
-
-impl Field<'_> {
-    /// The text of a text field.
-    pub fn text(&self) -> Option<&str> {
-        match self {
-            Field::Text(t) => t.as_deref(),
-            _ => None,
-        }
-    }
+    xxhash_rust::xxh3::xxh3_64(out) as i64
 }
 
 #[cfg(test)]
@@ -633,37 +481,6 @@ mod tests {
         assert!(nrb_is_valid("61 1090 1014 0000 0712 1981 2874"));
         assert!(!nrb_is_valid("61109010140000071219812875"));
         assert!(!nrb_is_valid("6110901014"));
-    }
-
-    #[test]
-    fn no_register_has_more_references_than_a_digest_carries() {
-        for register in REGISTERS {
-            let refs = register
-                .columns
-                .iter()
-                .filter(|c| matches!(c.kind, Kind::Ref(_)))
-                .count();
-            assert!(refs <= MAX_REFS, "{}: {refs} references", register.name);
-        }
-    }
-
-    #[test]
-    fn fields_and_values_hash_alike() {
-        let ledger = register("ledger").unwrap();
-        let raw = ["K1", "2026", "charge", "", "2026-01-20", "", "1534,86"];
-        let fields: Vec<Field> = ledger
-            .columns
-            .iter()
-            .zip(raw)
-            .map(|(c, r)| check_field(c, r, false).unwrap())
-            .collect();
-        let values: Vec<Value> = fields.iter().cloned().map(Field::into_value).collect();
-        let mut scratch = Vec::new();
-        assert_eq!(
-            row_hash_fields(&mut scratch, "L1", &fields),
-            row_hash("L1", &values)
-        );
-        assert_eq!(values[6], Value::Int(Some(153_486)));
     }
 
     #[test]

@@ -14,8 +14,6 @@
 //! the first time one is needed; the walk then continues after the row it found. Either
 //! way every row is classified correctly; the order only decides how fast.
 
-use std::sync::Arc;
-
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{KeyReader, SyncError};
@@ -127,7 +125,7 @@ pub(super) enum Known {
     /// The stored row hashes in stored order, and the keys of the file rows matched to the
     /// first of them.
     Hashes {
-        hashes: Arc<Vec<i64>>,
+        hashes: Vec<i64>,
         matched: Vec<u128>,
     },
     Keys(StoredKeys),
@@ -140,16 +138,8 @@ impl Known {
         } else {
             Known::Hashes {
                 matched: Vec::with_capacity(hashes.len()),
-                hashes: Arc::new(hashes),
+                hashes,
             }
-        }
-    }
-
-    /// The stored row hashes, while nothing else is known.
-    pub(super) fn hashes(&self) -> Option<Arc<Vec<i64>>> {
-        match self {
-            Known::Hashes { hashes, .. } => Some(hashes.clone()),
-            Known::Keys(_) => None,
         }
     }
 

@@ -16,10 +16,10 @@ use sqlx::postgres::PgCopyIn;
 
 use super::{
     Batches, KeyReader, Known, References, RowSink, RunContext, SyncCounts, SyncError, WriteRows,
-    compare_rows,
+    compare_rows, id_key,
 };
+use crate::registers::Value;
 use crate::registers::csv_source::{Row, RowError};
-use crate::registers::{Value, id_key};
 
 /// The start of every binary COPY stream: signature, flags, header extension length.
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";

@@ -16,10 +16,10 @@ use sqlx::SqliteConnection;
 
 use super::{
     Batches, KeyReader, Known, References, RowSink, RunContext, SyncCounts, SyncError, WriteRows,
-    compare_rows,
+    compare_rows, id_key,
 };
+use crate::registers::Value;
 use crate::registers::csv_source::{Row, RowError};
-use crate::registers::{Value, id_key};
 
 /// Runs `f` where blocking is allowed: on a multi-threaded runtime the worker hands its
 /// other tasks away first (a key load or a batch takes milliseconds to a second).
