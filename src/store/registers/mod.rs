@@ -1,9 +1,14 @@
-//! Applying a register file: one transaction per run. Rows are read and checked on a
-//! blocking thread and arrive in batches; each row is compared by its hash with the row
-//! already stored (unchanged rows are not written), new and changed rows are upserted in
-//! multi-row statements, and in full-snapshot mode the rows that disappeared are deleted.
+//! Applying a register file: one transaction per run.
+//!
+//! - Rows are read and checked on a blocking thread, and arrive in batches.
+//! - Each row is compared by its hash with the row already stored (`keys`). Unchanged rows
+//!   are not written.
+//! - New and changed rows are written through the backend's fastest path (`sqlite`,
+//!   `postgres`).
+//! - In full-snapshot mode, the rows that disappeared are deleted.
+//!
 //! A bad row aborts the run: nothing is applied, the previous data stays, and a failed
-//! `sync_run` records where and why.
+//! `sync_run` records where and why. docs/import-formats.md describes a run for operators.
 
 use std::path::Path;
 use std::time::Instant;
@@ -82,7 +87,8 @@ impl From<sqlx::Error> for SyncError {
     }
 }
 
-/// A checked row with its id key and its row hash, both computed on the reader's thread.
+/// A checked row with its id key, its row hash and its reference keys, all computed on the
+/// reader's thread.
 struct Keyed {
     row: Row,
     key: u128,
@@ -111,16 +117,16 @@ fn reference_keys(register: &Register, values: &[Value]) -> [Option<u128>; MAX_R
 }
 
 /// The batches of a file's rows as the reader sends them, and the way back for the rows
-/// that were not written: the reader thread frees them. (Freeing on another thread than
-/// the one that allocated costs several times more, and a re-sync of unchanged data is
-/// mostly that.)
+/// once compared (or written): the reader thread frees them. (Freeing on another thread
+/// than the one that allocated costs several times more, and a re-sync of unchanged data
+/// is mostly that.)
 struct Batches {
     rows: tokio::sync::mpsc::Receiver<Result<Vec<Keyed>, RowError>>,
     spent: std::sync::mpsc::Sender<Vec<Row>>,
 }
 
-/// Streams the file's rows in batches from a blocking thread. The channel holds enough
-/// batches for the reader to run ahead while the stored keys load.
+/// Streams the file's rows in batches from a blocking thread. The reader may run 64
+/// batches ahead, while the stored hashes load.
 fn spawn_reader(
     register: &'static Register,
     rows: Box<dyn RowSource>,
@@ -146,43 +152,38 @@ fn read_batches(
     tx: tokio::sync::mpsc::Sender<Result<Vec<Keyed>, RowError>>,
     spent_rows: std::sync::mpsc::Receiver<Vec<Row>>,
 ) {
-    {
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut scratch = Vec::with_capacity(256);
-        while let Some(row) = rows.next_row() {
-            if batch.is_empty() {
-                while let Ok(rows) = spent_rows.try_recv() {
-                    drop(rows);
-                }
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut scratch = Vec::with_capacity(256);
+    while let Some(row) = rows.next_row() {
+        if batch.is_empty() {
+            while let Ok(rows) = spent_rows.try_recv() {
+                drop(rows);
             }
-            match row {
-                Ok(row) => {
-                    batch.push(Keyed {
-                        key: id_key(row.id.as_bytes()),
-                        hash: row_hash_with(&mut scratch, &row.id, &row.values),
-                        refs: reference_keys(register, &row.values),
-                        row,
-                    });
-                    if batch.len() == BATCH
-                        && tx
-                            .blocking_send(Ok(std::mem::replace(
-                                &mut batch,
-                                Vec::with_capacity(BATCH),
-                            )))
-                            .is_err()
-                    {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
+        }
+        match row {
+            Ok(row) => {
+                batch.push(Keyed {
+                    key: id_key(row.id.as_bytes()),
+                    hash: row_hash_with(&mut scratch, &row.id, &row.values),
+                    refs: reference_keys(register, &row.values),
+                    row,
+                });
+                if batch.len() == BATCH
+                    && tx
+                        .blocking_send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))))
+                        .is_err()
+                {
                     return;
                 }
             }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
         }
-        if !batch.is_empty() {
-            let _ = tx.blocking_send(Ok(batch));
-        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(Ok(batch));
     }
 }
 

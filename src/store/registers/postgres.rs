@@ -1,6 +1,7 @@
-//! PostgreSQL: rows travel by `COPY … (FORMAT binary)`, both ways. The stored keys are
-//! read with `COPY (SELECT id, row_hash …) TO STDOUT`; new and changed rows are sent with
-//! `COPY … FROM STDIN`.
+//! PostgreSQL: rows travel in binary. The stored row hashes are read aggregated, a range of
+//! pages at a time. The stored keys, when needed, come by `COPY (SELECT id, row_hash …) TO
+//! STDOUT (FORMAT binary)`. New and changed rows are sent by `COPY … FROM STDIN (FORMAT
+//! binary)`.
 //!
 //! - Into an empty table the rows are copied straight into it, with its primary key and
 //!   indexes dropped first and built again after the load, in the same transaction (as

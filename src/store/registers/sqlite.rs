@@ -1,5 +1,5 @@
-//! SQLite: the stored keys are read and the rows written through SQLite's C API, on the
-//! connection (and inside the transaction) that sqlx holds. A large import spent most of
+//! SQLite: the stored hashes and keys are read, and the rows written, through SQLite's C
+//! API, on the connection (and inside the transaction) that sqlx holds. A large import spent most of
 //! its time sending multi-row statements through sqlx's worker thread; here each batch is
 //! one prepared statement stepped once per row, as `sqlite3 .import` does.
 //!
