@@ -798,3 +798,57 @@ async fn a_first_load_into_an_empty_table_leaves_its_indexes_and_key_in_place() 
     assert!(duplicate.is_err(), "the primary key is back");
     pool.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_snapshot_leaves_its_digest_and_an_incremental_run_removes_it() {
+    // The next run compares with the digest (the last full file's row hashes) instead of
+    // reading the table. It must always describe the table: rewritten by each full run,
+    // removed by an incremental one, and the comparison stays right either way.
+    let town = Town::new().await;
+    town.drop_basic(&["parties", "accounts", "installments", "ledger"]);
+    let (ok, out) = town.sync(&[]);
+    assert!(ok, "{out}");
+    let pool = town.pool().await;
+    let digest = |pool: sqlx::AnyPool| async move {
+        sqlx::query(
+            "SELECT d.run_id, LENGTH(d.hashes), (SELECT MAX(id) FROM sync_run WHERE register = 'ledger' AND status = 'done') \
+             FROM register_digest d WHERE d.register = 'ledger'",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+        .map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1), r.get::<i64, _>(2)))
+    };
+    let ledger = std::fs::read_to_string(fixture("registers/basic/ledger.csv")).unwrap();
+    let rows = ledger.lines().count() as i64 - 1;
+    let (run, bytes, latest) = digest(pool.clone()).await.expect("a digest");
+    assert_eq!((run, bytes), (latest, rows * 8));
+    // An incremental run with one changed row: applied, and the digest is gone.
+    let changed = ledger.replace("L5;K2;", "L5;K1;");
+    write(&town.import().join("ledger.csv"), &changed);
+    let (ok, out) = town.sync(&["ledger", "--incremental"]);
+    assert!(
+        ok && count_line(&out, "ledger").contains("1 updated"),
+        "{out}"
+    );
+    assert_eq!(digest(pool.clone()).await, None);
+    // The next full run reads the table, finds nothing changed, and leaves a digest again.
+    write(&town.import().join("ledger.csv"), &format!("{changed}\n"));
+    let (ok, out) = town.sync(&["ledger"]);
+    assert!(ok, "{out}");
+    assert!(
+        count_line(&out, "ledger").contains(&format!("0 updated, 0 deleted, {rows} unchanged")),
+        "{out}"
+    );
+    let (run, _, latest) = digest(pool.clone()).await.expect("a digest again");
+    assert_eq!(run, latest);
+    // And with the digest, going back to the first rows (in a new file) changes exactly
+    // that row.
+    write(&town.import().join("ledger.csv"), &format!("{ledger}\n\n"));
+    let (ok, out) = town.sync(&["ledger"]);
+    assert!(
+        ok && count_line(&out, "ledger").contains("0 inserted, 1 updated, 0 deleted"),
+        "{out}"
+    );
+    pool.close().await;
+}

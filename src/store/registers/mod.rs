@@ -204,11 +204,13 @@ fn id_key(id: &[u8]) -> u128 {
 /// The ids each referenced register holds, by register name.
 type References = FxHashMap<&'static str, FxHashSet<u128>>;
 
-/// One run's fixed facts, shared by the backends.
+/// One run's fixed facts, shared by the backends, and the row hashes of its file in file
+/// order (for the register's digest).
 struct RunContext<'a> {
     register: &'static Register,
     file_name: &'a str,
     clock: Instant,
+    file_hashes: std::sync::Mutex<Vec<i64>>,
 }
 
 impl RunContext<'_> {
@@ -330,6 +332,7 @@ async fn compare_rows(
     let mut counts = SyncCounts::default();
     let mut next_report = 100_000;
     let mut changed: Vec<(Row, i64)> = Vec::with_capacity(BATCH);
+    let mut order: Vec<i64> = Vec::with_capacity(BATCH);
     while let Some(batch) = batches.rows.recv().await {
         let mut spent = Vec::with_capacity(BATCH);
         for Keyed {
@@ -340,6 +343,7 @@ async fn compare_rows(
         } in batch?
         {
             counts.rows += 1;
+            order.push(hash);
             for ((index, target, ids), key) in referenced.iter().zip(refs) {
                 if let Some(key) = key
                     && !ids.contains(&key)
@@ -397,6 +401,10 @@ async fn compare_rows(
         }
         // Freed by the reader; if it has stopped, here.
         let _ = batches.spent.send(spent);
+        run.file_hashes
+            .lock()
+            .expect("only this task writes it")
+            .append(&mut order);
         if counts.rows >= next_report {
             let seconds = run.clock.elapsed().as_secs_f64();
             tracing::info!(
@@ -515,6 +523,7 @@ impl Store {
             register,
             file_name,
             clock,
+            file_hashes: Default::default(),
         };
         let referenced = run.referenced()?;
         on_pool!(self, pool => {
@@ -530,7 +539,22 @@ impl Store {
             });
             let mut tx = pool.begin_write().await?;
             tx.begin_run(table).await?;
-            let known = Known::new(tx.read_hashes(table).await?);
+            // The register's digest, if the latest done run wrote it; else the table's own.
+            let digest: Option<Vec<u8>> = sqlx::query_scalar(
+                "SELECT d.hashes FROM register_digest d WHERE d.register = $1 AND d.run_id = \
+                 (SELECT MAX(r.id) FROM sync_run r WHERE r.register = $1 AND r.status = 'done')",
+            )
+            .bind(register.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let hashes = match digest {
+                Some(bytes) if bytes.len() % 8 == 0 => bytes
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    .collect(),
+                _ => tx.read_hashes(table).await?,
+            };
+            let known = Known::new(hashes);
             let references = match references {
                 Some(task) => task
                     .await
@@ -609,7 +633,25 @@ impl Store {
             .bind(counts.unchanged as i64)
             .fetch_one(&mut *tx)
             .await?;
-            sqlx::query("INSERT INTO import_file (sha256, register, file_name, run_id, imported_at) VALUES ($1, $2, $3, $4, $5)")
+            // The digest of a full snapshot is its file's hashes; an incremental run leaves none.
+            sqlx::query("DELETE FROM register_digest WHERE register = $1")
+                .bind(register.name)
+                .execute(&mut *tx)
+                .await?;
+            if mode == SyncMode::Full {
+                let hashes = std::mem::take(&mut *run.file_hashes.lock().expect("the run is over"));
+                let mut bytes = Vec::with_capacity(hashes.len() * 8);
+                for hash in hashes {
+                    bytes.extend_from_slice(&hash.to_le_bytes());
+                }
+                sqlx::query("INSERT INTO register_digest (register, run_id, hashes) VALUES ($1, $2, $3)")
+                    .bind(register.name)
+                    .bind(run_id)
+                    .bind(bytes)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+                        sqlx::query("INSERT INTO import_file (sha256, register, file_name, run_id, imported_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&checksum)
                 .bind(register.name)
                 .bind(file_name)
