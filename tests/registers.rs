@@ -852,3 +852,33 @@ async fn a_full_snapshot_leaves_its_digest_and_an_incremental_run_removes_it() {
     );
     pool.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_emptied_by_hand_is_not_taken_for_unchanged() {
+    // The digest says what the last run left; a table changed by hand since no longer
+    // matches it. The run refuses (nothing applied), drops the digest, and the next run
+    // loads the register again from the table's own state.
+    let town = Town::new().await;
+    town.drop_basic(&["parties", "accounts", "installments", "ledger"]);
+    let (ok, out) = town.sync(&[]);
+    assert!(ok, "{out}");
+    let pool = town.pool().await;
+    exec(&pool, "DELETE FROM reg_ledger").await;
+    let ledger = std::fs::read_to_string(fixture("registers/basic/ledger.csv")).unwrap();
+    let rows = ledger.lines().count() - 1;
+    write(&town.import().join("ledger.csv"), &format!("{ledger}\n"));
+    let (ok, out) = town.sync(&["ledger"]);
+    assert!(
+        !ok && out.contains(&format!(
+            "reg_ledger holds 0 rows but its digest describes {rows}"
+        )),
+        "{out}"
+    );
+    write(&town.import().join("ledger.csv"), &format!("{ledger}\n\n"));
+    let (ok, out) = town.sync(&["ledger"]);
+    assert!(
+        ok && count_line(&out, "ledger").contains(&format!("{rows} inserted")),
+        "{out}"
+    );
+    pool.close().await;
+}

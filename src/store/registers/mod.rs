@@ -547,11 +547,31 @@ impl Store {
             .bind(register.name)
             .fetch_optional(&mut *tx)
             .await?;
-            let hashes = match digest {
-                Some(bytes) if bytes.len() % 8 == 0 => bytes
-                    .chunks_exact(8)
-                    .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-                    .collect(),
+            // A digest is trusted only if the table holds as many rows: counted on another
+            // connection while the rows are compared, checked before anything is committed.
+            let mut digest_check = None;
+            let hashes: Vec<i64> = match digest {
+                Some(bytes) if bytes.len() % 8 == 0 => {
+                    let count = format!("SELECT COUNT(*) FROM {table}");
+                    let counting = if pool.options().get_max_connections() > 1 {
+                        let pool = pool.clone();
+                        tokio::spawn(async move {
+                            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count))
+                                .fetch_one(&pool)
+                                .await
+                        })
+                    } else {
+                        let stored = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count))
+                            .fetch_one(&mut *tx)
+                            .await;
+                        tokio::spawn(async move { stored })
+                    };
+                    digest_check = Some((bytes.len() / 8, counting));
+                    bytes
+                        .chunks_exact(8)
+                        .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                        .collect()
+                }
                 _ => tx.read_hashes(table).await?,
             };
             let known = Known::new(hashes);
@@ -589,6 +609,24 @@ impl Store {
             // cannot both start from the same state.
             let (mut counts, mut existing) = tx.write_rows(&run, known, &references, &mut batches).await?;
             reader.await.map_err(|e| SyncError::Other(format!("reader task failed: {e}")))?;
+            if let Some((described, count)) = digest_check {
+                let stored = count
+                    .await
+                    .map_err(|e| SyncError::Other(format!("counting {table} failed: {e}")))??;
+                if stored != described as i64 {
+                    // Written by hand since the last run: the digest goes, and this run with it.
+                    tx.rollback().await?;
+                    sqlx::query("DELETE FROM register_digest WHERE register = $1")
+                        .bind(register.name)
+                        .execute(pool)
+                        .await?;
+                    return Err(SyncError::Other(format!(
+                        "{table} holds {stored} rows but its digest describes {described}: the \
+                         table was changed outside eurzad. Nothing was applied; the digest is \
+                         deleted and the next run compares with the table itself"
+                    )));
+                }
+            }
             let unseen = existing.unseen();
             if mode == SyncMode::Full && unseen > 0 {
                 existing.upgrade(&mut *tx, table).await?;
