@@ -210,7 +210,8 @@ struct RunContext<'a> {
     register: &'static Register,
     file_name: &'a str,
     clock: Instant,
-    file_hashes: std::sync::Mutex<Vec<i64>>,
+    /// The file's row hashes in file order, little-endian: the register's next digest.
+    file_hashes: std::sync::Mutex<Vec<u8>>,
 }
 
 impl RunContext<'_> {
@@ -332,7 +333,7 @@ async fn compare_rows(
     let mut counts = SyncCounts::default();
     let mut next_report = 100_000;
     let mut changed: Vec<(Row, i64)> = Vec::with_capacity(BATCH);
-    let mut order: Vec<i64> = Vec::with_capacity(BATCH);
+    let mut order: Vec<u8> = Vec::with_capacity(BATCH * 8);
     while let Some(batch) = batches.rows.recv().await {
         let mut spent = Vec::with_capacity(BATCH);
         for Keyed {
@@ -343,7 +344,7 @@ async fn compare_rows(
         } in batch?
         {
             counts.rows += 1;
-            order.push(hash);
+            order.extend_from_slice(&hash.to_le_bytes());
             for ((index, target, ids), key) in referenced.iter().zip(refs) {
                 if let Some(key) = key
                     && !ids.contains(&key)
@@ -677,11 +678,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if mode == SyncMode::Full {
-                let hashes = std::mem::take(&mut *run.file_hashes.lock().expect("the run is over"));
-                let mut bytes = Vec::with_capacity(hashes.len() * 8);
-                for hash in hashes {
-                    bytes.extend_from_slice(&hash.to_le_bytes());
-                }
+                let bytes = std::mem::take(&mut *run.file_hashes.lock().expect("the run is over"));
                 sqlx::query("INSERT INTO register_digest (register, run_id, hashes) VALUES ($1, $2, $3)")
                     .bind(register.name)
                     .bind(run_id)
