@@ -552,7 +552,9 @@ impl Store {
             // connection while the rows are compared, checked before anything is committed.
             let mut digest_check = None;
             let hashes: Vec<i64> = match digest {
-                Some(bytes) if bytes.len() % 8 == 0 => {
+                // An empty digest is not used: whether the table is empty decides how it is
+                // loaded (without its indexes), so that is read from the table itself.
+                Some(bytes) if !bytes.is_empty() && bytes.len() % 8 == 0 => {
                     let count = format!("SELECT COUNT(*) FROM {table}");
                     let counting = if pool.options().get_max_connections() > 1 {
                         let pool = pool.clone();
