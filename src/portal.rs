@@ -18,7 +18,7 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 use sqlx::{Column, Row};
 
-use crate::store::Store;
+use crate::store::{BeginWrite, Store};
 
 /// A view the API serves: its name in the URL, the SQL, and the scopes it covers.
 struct ViewDef {
@@ -181,30 +181,23 @@ macro_rules! log_reads {
 /// whose data the read covered.
 async fn read(store: &Store, def: &ViewDef, viewer: i64) -> Result<Vec<Value>, sqlx::Error> {
     let now = Utc::now();
+    // The read ends in writes (the log): a write transaction from the start, so that on
+    // SQLite it waits its turn instead of failing when it upgrades.
+    macro_rules! read_in {
+        ($pool:expr) => {{
+            let mut tx = $pool.begin_write().await?;
+            let rows = sqlx::query(def.sql)
+                .bind(viewer)
+                .fetch_all(&mut *tx)
+                .await?;
+            let json = rows.iter().map(|r| row_json!(r)).collect();
+            log_reads!(tx, def, viewer, now);
+            tx.commit().await?;
+            Ok(json)
+        }};
+    }
     match store {
-        Store::Sqlite(pool) => {
-            // The read ends in writes (the log): take the write lock first, so that the
-            // transaction waits its turn instead of failing when it upgrades.
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            let rows = sqlx::query(def.sql)
-                .bind(viewer)
-                .fetch_all(&mut *tx)
-                .await?;
-            let json = rows.iter().map(|r| row_json!(r)).collect();
-            log_reads!(tx, def, viewer, now);
-            tx.commit().await?;
-            Ok(json)
-        }
-        Store::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            let rows = sqlx::query(def.sql)
-                .bind(viewer)
-                .fetch_all(&mut *tx)
-                .await?;
-            let json = rows.iter().map(|r| row_json!(r)).collect();
-            log_reads!(tx, def, viewer, now);
-            tx.commit().await?;
-            Ok(json)
-        }
+        Store::Sqlite(pool) => read_in!(pool),
+        Store::Postgres(pool) => read_in!(pool),
     }
 }
