@@ -60,6 +60,14 @@ impl Town {
         eurzad_with_config(&args, &self.config)
     }
 
+    /// Drops these registers of the hand-checked set, syncs them, and opens the database.
+    async fn sync_basic(&self, names: &[&str]) -> sqlx::AnyPool {
+        self.drop_basic(names);
+        let (ok, out) = self.sync(&[]);
+        assert!(ok, "{out}");
+        self.pool().await
+    }
+
     async fn pool(&self) -> sqlx::AnyPool {
         any_pool(&self.db.url).await
     }
@@ -805,10 +813,9 @@ async fn a_full_snapshot_leaves_its_digest_and_an_incremental_run_removes_it() {
     // reading the table. It must always describe the table: rewritten by each full run,
     // removed by an incremental one, and the comparison stays right either way.
     let town = Town::new().await;
-    town.drop_basic(&["parties", "accounts", "installments", "ledger"]);
-    let (ok, out) = town.sync(&[]);
-    assert!(ok, "{out}");
-    let pool = town.pool().await;
+    let pool = town
+        .sync_basic(&["parties", "accounts", "installments", "ledger"])
+        .await;
     let digest = |pool: sqlx::AnyPool| async move {
         sqlx::query(
             "SELECT d.run_id, LENGTH(d.hashes), (SELECT MAX(id) FROM sync_run WHERE register = 'ledger' AND status = 'done') \
@@ -859,10 +866,9 @@ async fn a_table_emptied_by_hand_is_not_taken_for_unchanged() {
     // matches it. The run refuses (nothing applied), drops the digest, and the next run
     // loads the register again from the table's own state.
     let town = Town::new().await;
-    town.drop_basic(&["parties", "accounts", "installments", "ledger"]);
-    let (ok, out) = town.sync(&[]);
-    assert!(ok, "{out}");
-    let pool = town.pool().await;
+    let pool = town
+        .sync_basic(&["parties", "accounts", "installments", "ledger"])
+        .await;
     exec(&pool, "DELETE FROM reg_ledger").await;
     let ledger = std::fs::read_to_string(fixture("registers/basic/ledger.csv")).unwrap();
     let rows = ledger.lines().count() - 1;
