@@ -20,7 +20,7 @@ use eurzad::emulator::demo_pki;
 
 fn pesel(n: usize) -> String {
     let base = format!("{:010}", 7_001_010_000u64 + n as u64 * 13);
-    let check = eurzad::signature::identity::pesel_check_digit(&base).unwrap();
+    let check = eurzad::identifiers::pesel_check_digit(&base).unwrap();
     format!("{base}{check}")
 }
 

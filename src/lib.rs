@@ -13,6 +13,7 @@ pub mod document;
 pub mod emulator;
 pub mod epuap;
 pub mod forms;
+pub mod identifiers;
 pub mod inbox;
 pub mod jobs;
 pub mod notify;

@@ -22,7 +22,7 @@ const TOTAL: usize = 200;
 
 fn pesel(n: usize) -> String {
     let base = format!("{:010}", 8_001_010_000u64 + n as u64 * 7);
-    let check = eurzad::signature::identity::pesel_check_digit(&base).unwrap();
+    let check = eurzad::identifiers::pesel_check_digit(&base).unwrap();
     format!("{base}{check}")
 }
 

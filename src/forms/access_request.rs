@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use libxml::tree::Node;
 
 use super::{CRD_STRUKTURA_NS, FormError, FormType, Registry};
-use crate::signature::identity::pesel_is_valid;
+use crate::identifiers::{nip_is_valid, pesel_is_valid, regon_is_valid};
 use crate::xml;
 
 /// What the applicant asks to see on behalf of a party.
@@ -445,34 +445,6 @@ pub(super) fn read_authorization(root: &Node, ns: &str) -> Result<Authorization,
             .date(root, path, "DataUpowaznienia")?
             .ok_or_else(|| r.err("/Upowaznienie/DataUpowaznienia", "missing"))?,
     })
-}
-
-/// NIP check digit: weights 6 5 7 2 3 4 5 6 7, modulo 11 (10 is never valid).
-pub fn nip_is_valid(nip: &str) -> bool {
-    check_digit(nip, &[6, 5, 7, 2, 3, 4, 5, 6, 7], false)
-}
-
-/// REGON check digit (9 or 14 digits), modulo 11 with 10 read as 0.
-pub fn regon_is_valid(regon: &str) -> bool {
-    match regon.len() {
-        9 => check_digit(regon, &[8, 9, 2, 3, 4, 5, 6, 7], true),
-        14 => check_digit(regon, &[2, 4, 8, 5, 0, 9, 7, 3, 6, 1, 2, 4, 8], true),
-        _ => false,
-    }
-}
-
-fn check_digit(value: &str, weights: &[u32], ten_is_zero: bool) -> bool {
-    let digits: Vec<u32> = value.chars().filter_map(|c| c.to_digit(10)).collect();
-    if digits.len() != weights.len() + 1 || value.len() != digits.len() {
-        return false;
-    }
-    let sum: u32 = weights.iter().zip(&digits).map(|(w, d)| w * d).sum();
-    let check = match sum % 11 {
-        10 if ten_is_zero => 0,
-        10 => return false,
-        c => c,
-    };
-    check == digits[weights.len()]
 }
 
 #[cfg(test)]

@@ -24,7 +24,6 @@ pub use access_request::{
     AccessRequest, Applicant, Attachment, Authorization, Basis, Party, PartyId, PartyKind,
     Represented, Scope,
 };
-pub use access_request::{nip_is_valid, regon_is_valid};
 pub use classify::{Classification, classify};
 pub use general_letter::GeneralLetter;
 

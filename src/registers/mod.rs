@@ -285,11 +285,11 @@ pub fn check(column: &Column, raw: &str, grosze: bool) -> Result<Value, String> 
         Kind::Nrb => Err(format!(
             "{raw:?} is not a valid NRB (26 digits, mod-97 check)"
         )),
-        Kind::Pesel if crate::signature::identity::pesel_is_valid(raw) => text(),
+        Kind::Pesel if crate::identifiers::pesel_is_valid(raw) => text(),
         Kind::Pesel => Err(format!("PESEL {raw} has a wrong check digit")),
-        Kind::Nip if crate::forms::nip_is_valid(raw) => text(),
+        Kind::Nip if crate::identifiers::nip_is_valid(raw) => text(),
         Kind::Nip => Err(format!("NIP {raw} has a wrong check digit")),
-        Kind::Regon if crate::forms::regon_is_valid(raw) => text(),
+        Kind::Regon if crate::identifiers::regon_is_valid(raw) => text(),
         Kind::Regon => Err(format!("REGON {raw} has a wrong check digit")),
         Kind::OneOf(allowed) if allowed.contains(&raw) => text(),
         Kind::OneOf(allowed) => Err(format!("{raw:?} is not one of {}", allowed.join(", "))),
@@ -385,19 +385,7 @@ pub fn money(raw: &str, grosze: bool) -> Result<i64, String> {
     Ok(if negative { -value } else { value })
 }
 
-/// NRB: 26 digits; moving "PL" + the check digits to the end, the number mod 97 is 1.
-pub fn nrb_is_valid(raw: &str) -> bool {
-    let digits: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
-    if digits.len() != 26 || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return false;
-    }
-    // "PL" is 25 21.
-    let rearranged = format!("{}2521{}", &digits[2..], &digits[..2]);
-    rearranged
-        .bytes()
-        .fold(0u32, |acc, b| (acc * 10 + u32::from(b - b'0')) % 97)
-        == 1
-}
+pub use crate::identifiers::nrb_is_valid;
 
 /// A stable 64-bit hash (XXH3) of a row: its id and its values. An unchanged row is
 /// recognised by it; since it covers the id, a row whose hash is the next stored hash is
@@ -473,14 +461,6 @@ mod tests {
         assert_eq!(&text, b"2026-02-28");
         write_iso_date(NaiveDate::from_ymd_opt(987, 1, 5).unwrap(), &mut text);
         assert_eq!(&text, b"0987-01-05");
-    }
-
-    #[test]
-    fn nrb_mod_97() {
-        assert!(nrb_is_valid("61109010140000071219812874"));
-        assert!(nrb_is_valid("61 1090 1014 0000 0712 1981 2874"));
-        assert!(!nrb_is_valid("61109010140000071219812875"));
-        assert!(!nrb_is_valid("6110901014"));
     }
 
     #[test]

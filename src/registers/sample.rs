@@ -108,7 +108,7 @@ fn pesel(rng: &mut StdRng) -> String {
         rng.random_range(1..=28),
         rng.random_range(0..10_000)
     );
-    let check = crate::signature::identity::pesel_check_digit(&base).expect("ten digits");
+    let check = crate::identifiers::pesel_check_digit(&base).expect("ten digits");
     format!("{base}{check}")
 }
 
@@ -117,13 +117,10 @@ fn nip(rng: &mut StdRng) -> String {
         let base: String = (0..9)
             .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
             .collect();
-        let sum: u32 = base
-            .chars()
-            .zip([6, 5, 7, 2, 3, 4, 5, 6, 7])
-            .map(|(c, w)| c.to_digit(10).unwrap() * w)
-            .sum();
-        if sum % 11 != 10 && !base.starts_with('0') {
-            return format!("{base}{}", sum % 11);
+        if let Some(check) = crate::identifiers::nip_check_digit(&base)
+            && !base.starts_with('0')
+        {
+            return format!("{base}{check}");
         }
     }
 }
@@ -131,11 +128,8 @@ fn nip(rng: &mut StdRng) -> String {
 /// An individual account number in the office's bank (sort code 10901014).
 fn nrb(account: u64) -> String {
     let bban = format!("10901014{account:016}");
-    let rest = format!("{bban}252100");
-    let remainder = rest
-        .bytes()
-        .fold(0u32, |acc, b| (acc * 10 + u32::from(b - b'0')) % 97);
-    format!("{:02}{bban}", 98 - remainder)
+    let check = crate::identifiers::nrb_check_digits(&bban).expect("24 digits");
+    format!("{check:02}{bban}")
 }
 
 fn zloty(grosze: i64) -> String {
@@ -484,8 +478,8 @@ mod tests {
     fn generated_numbers_pass_their_checks() {
         let mut rng = StdRng::seed_from_u64(1);
         for n in 0..200 {
-            assert!(crate::signature::identity::pesel_is_valid(&pesel(&mut rng)));
-            assert!(crate::forms::nip_is_valid(&nip(&mut rng)));
+            assert!(crate::identifiers::pesel_is_valid(&pesel(&mut rng)));
+            assert!(crate::identifiers::nip_is_valid(&nip(&mut rng)));
             assert!(super::super::nrb_is_valid(&nrb(n)));
         }
     }

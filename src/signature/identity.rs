@@ -9,6 +9,7 @@
 
 use libxml::tree::Node;
 
+use crate::identifiers::pesel_is_valid;
 use crate::xml;
 
 const PODPIS_ZAUFANY_NS: &str = "http://crd.gov.pl/xml/schematy/podpis_zaufany/";
@@ -28,27 +29,6 @@ pub struct Identity {
     pub organization_identifier: Option<String>,
     /// The ePUAP account (old trusted-profile layout only).
     pub epuap_account: Option<String>,
-}
-
-/// The PESEL check digit of the first ten digits (weights 1 3 7 9 1 3 7 9 1 3).
-pub fn pesel_check_digit(first_ten: &str) -> Option<u32> {
-    let digits: Vec<u32> = first_ten.chars().filter_map(|c| c.to_digit(10)).collect();
-    if first_ten.len() != 10 || digits.len() != 10 {
-        return None;
-    }
-    let sum: u32 = [1, 3, 7, 9, 1, 3, 7, 9, 1, 3]
-        .iter()
-        .zip(&digits)
-        .map(|(w, d)| w * d)
-        .sum();
-    Some((10 - sum % 10) % 10)
-}
-
-/// A PESEL whose check digit is right.
-pub fn pesel_is_valid(pesel: &str) -> bool {
-    pesel.len() == 11
-        && pesel.is_char_boundary(10)
-        && pesel_check_digit(&pesel[..10]).is_some_and(|d| pesel[10..].parse() == Ok(d))
 }
 
 fn with_pesel(mut identity: Identity, pesel: Option<String>) -> Identity {
@@ -138,15 +118,6 @@ pub fn from_trusted_profile(signed_properties: &Node) -> Option<Identity> {
 mod tests {
     use super::*;
     use crate::xml::Limits;
-
-    #[test]
-    fn pesel_checksum() {
-        assert!(pesel_is_valid("44051401359"));
-        assert!(pesel_is_valid("02070803628"));
-        assert!(!pesel_is_valid("44051401358"));
-        assert!(!pesel_is_valid("123451234512"));
-        assert!(!pesel_is_valid("4405140135X"));
-    }
 
     fn signed_properties(xml_text: &str) -> Option<Identity> {
         let doc = xml::parse(xml_text.as_bytes(), Limits::default()).unwrap();
