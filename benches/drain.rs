@@ -24,14 +24,8 @@ use eurzad::epuap::wssec::{self, Envelope};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let docs: u64 = std::env::var("EURZAD_BENCH_DOCS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let bytes: usize = std::env::var("EURZAD_BENCH_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(8192);
+    let docs: u64 = common::env_number("EURZAD_BENCH_DOCS", 1000);
+    let bytes: usize = common::env_number("EURZAD_BENCH_BYTES", 8192);
     eurzad::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let adres = "/urzad_testowy/skrytka";
@@ -39,23 +33,17 @@ fn main() {
     let (mut emulator, url) = common::start_emulator(&dir.path().join("emulator"), adres);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let http = reqwest::Client::new();
-        for n in 0..docs {
+    runtime.block_on(common::put_documents(
+        &url,
+        (0..docs).map(|n| {
             let mut content = format!("<dokument nr=\"{n}\">").into_bytes();
             content.resize(bytes, b'x');
-            let response = http
-                .post(format!("{url}/admin/documents"))
-                .json(&serde_json::json!({
-                    "adres_skrytki": adres, "nazwa_pliku": format!("{n}.xml"),
-                    "content": base64::engine::general_purpose::STANDARD.encode(&content),
-                }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 201);
-        }
-    });
+            serde_json::json!({
+                "adres_skrytki": adres, "nazwa_pliku": format!("{n}.xml"),
+                "content": base64::engine::general_purpose::STANDARD.encode(&content),
+            })
+        }),
+    ));
 
     let config = Config::from_toml(
         "bench",

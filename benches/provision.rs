@@ -45,34 +45,25 @@ fn request(n: usize) -> Vec<u8> {
 }
 
 fn main() {
-    let requests: usize = std::env::var("EURZAD_BENCH_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+    let requests: usize = common::env_number("EURZAD_BENCH_REQUESTS", 300);
     eurzad::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let adres = "/urzad_testowy/skrytka";
     let (mut emulator, url) = common::start_emulator(&dir.path().join("emulator"), adres);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let http = reqwest::Client::new();
-        for n in 0..requests {
-            let response = http
-                .post(format!("{url}/admin/documents"))
-                .json(&serde_json::json!({
-                    "adres_skrytki": adres,
-                    "nazwa_pliku": format!("wniosek-{n}.xml"),
-                    "content": base64::engine::general_purpose::STANDARD.encode(request(n)),
-                    "adres_odpowiedzi": format!("/osoba{n}/skrytka"),
-                    "dane_nadawcy": {"uzytkownik": format!("osoba{n}"), "system": null},
-                }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 201);
-        }
-    });
+    runtime.block_on(common::put_documents(
+        &url,
+        (0..requests).map(|n| {
+            serde_json::json!({
+                "adres_skrytki": adres,
+                "nazwa_pliku": format!("wniosek-{n}.xml"),
+                "content": base64::engine::general_purpose::STANDARD.encode(request(n)),
+                "adres_odpowiedzi": format!("/osoba{n}/skrytka"),
+                "dane_nadawcy": {"uzytkownik": format!("osoba{n}"), "system": null},
+            })
+        }),
+    ));
 
     let config = Config::from_toml(
         "bench",

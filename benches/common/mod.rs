@@ -55,3 +55,26 @@ pub fn start_emulator(state_dir: &std::path::Path, adres: &str) -> (std::process
     let url = line.trim().rsplit(' ').next().expect("a URL").to_string();
     (emulator, url)
 }
+
+/// A whole number from the environment, or `default` when unset or unreadable.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Puts documents into an emulator box through its admin API (`POST /admin/documents`),
+/// each given as the API's JSON.
+pub async fn put_documents(url: &str, documents: impl Iterator<Item = serde_json::Value>) {
+    let http = reqwest::Client::new();
+    for document in documents {
+        let response = http
+            .post(format!("{url}/admin/documents"))
+            .json(&document)
+            .send()
+            .await
+            .expect("the emulator answers");
+        assert_eq!(response.status(), 201, "the emulator took the document");
+    }
+}
