@@ -143,8 +143,8 @@ fn spawn_reader(
 
 /// Hands the memory this thread freed back to the system. With mimalloc (the `eurzad`
 /// binary's allocator) a thread keeps its freed pages for itself until it ends, and
-/// tokio's threads live on: a sync of a million rows left 50 MiB per thread behind. A
-/// no-op for memory mimalloc never gave (another allocator, as in tests).
+/// tokio's threads live on (the sync bench's peak RSS went from 190–232 MiB to 158–182
+/// MiB with this). A no-op for memory mimalloc never gave (another allocator, as in tests).
 fn release_freed_memory() {
     // SAFETY: mi_collect only releases this thread's free memory.
     unsafe { libmimalloc_sys::mi_collect(true) };
