@@ -189,6 +189,8 @@ impl KeyReader for SqliteConnection {
 struct Upserts<'c> {
     conn: &'c mut SqliteConnection,
     sql: String,
+    /// The file, to name the row a statement refused.
+    file: &'c str,
 }
 
 impl KeyReader for Upserts<'_> {
@@ -224,7 +226,7 @@ impl RowSink for Upserts<'_> {
                 if let Err(SyncError::Other(reason)) = written {
                     // A constraint the checks did not catch: name the row.
                     return Err(RowError {
-                        file: String::new(),
+                        file: self.file.to_string(),
                         line: row.line,
                         column: None,
                         reason,
@@ -275,17 +277,12 @@ impl WriteRows for SqliteConnection {
             vec!["?"; columns.len()].join(", "),
             run.update_set()
         );
-        let mut sink = Upserts { conn: self, sql };
-        let counts = compare_rows(run, batches, &mut existing, references, &mut sink)
-            .await
-            .map_err(|e| match e {
-                // The sink knows the line but not the file.
-                SyncError::Row(mut row) if row.file.is_empty() => {
-                    row.file = run.file_name.to_string();
-                    SyncError::Row(row)
-                }
-                other => other,
-            })?;
+        let mut sink = Upserts {
+            conn: self,
+            sql,
+            file: run.file_name,
+        };
+        let counts = compare_rows(run, batches, &mut existing, references, &mut sink).await?;
         for sql in dropped {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .execute(&mut *self)
