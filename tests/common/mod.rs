@@ -140,11 +140,41 @@ impl Drop for EmulatorProcess {
     }
 }
 
-/// A database for one test.
+/// A database for one test. A PostgreSQL one is dropped when the test ends (`.ci/run` also
+/// sweeps up those a killed test run left behind).
 pub struct TestDatabase {
     pub url: String,
     pub kind: &'static str,
-    _dir: Option<tempfile::TempDir>,
+    /// The admin URL and the database name, for the drop.
+    postgres: Option<(String, String)>,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop may run inside the test's runtime, which cannot be blocked on: the drop gets
+        // its own thread and runtime. A failure only leaves a database for the sweep.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+                    .await
+                    .ok()?;
+                sqlx::Executor::execute(
+                    &mut connection,
+                    sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")),
+                )
+                .await
+                .ok()
+            })
+        })
+        .join();
+    }
 }
 
 pub async fn test_database(dir: &Path) -> TestDatabase {
@@ -167,13 +197,13 @@ pub async fn test_database(dir: &Path) -> TestDatabase {
             TestDatabase {
                 url: format!("{base}/{name}"),
                 kind: "postgres",
-                _dir: None,
+                postgres: Some((admin_url.clone(), name)),
             }
         }
         Err(_) => TestDatabase {
             url: format!("sqlite://{}", dir.join("eurzad.db").display()),
             kind: "sqlite",
-            _dir: None,
+            postgres: None,
         },
     }
 }
