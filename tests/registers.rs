@@ -857,6 +857,44 @@ async fn a_full_snapshot_leaves_its_digest_and_an_incremental_run_removes_it() {
         ok && count_line(&out, "ledger").contains("0 inserted, 1 updated, 0 deleted"),
         "{out}"
     );
+    // An unchanged export (a new file, the same rows) keeps the digest's hashes and hands it
+    // to its own run, so that the run after it still compares with the digest, and right.
+    let hashes = |pool: sqlx::AnyPool| async move {
+        sqlx::query_scalar::<_, Vec<u8>>(
+            "SELECT hashes FROM register_digest WHERE register = 'ledger'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let before = hashes(pool.clone()).await;
+    write(
+        &town.import().join("ledger.csv"),
+        &format!("{ledger}\n\n\n"),
+    );
+    let (ok, out) = town.sync(&["ledger"]);
+    assert!(
+        ok && count_line(&out, "ledger")
+            .contains(&format!("0 updated, 0 deleted, {rows} unchanged")),
+        "{out}"
+    );
+    let (run, _, latest) = digest(pool.clone()).await.expect("the digest is kept");
+    assert_eq!(run, latest, "the digest belongs to the unchanged run now");
+    assert_eq!(hashes(pool.clone()).await, before);
+    write(
+        &town.import().join("ledger.csv"),
+        &format!("{changed}\n\n\n\n"),
+    );
+    let (ok, out) = town.sync(&["ledger"]);
+    assert!(
+        ok && count_line(&out, "ledger").contains("0 inserted, 1 updated, 0 deleted"),
+        "{out}"
+    );
+    assert_ne!(
+        hashes(pool.clone()).await,
+        before,
+        "a changed file writes its own digest"
+    );
     pool.close().await;
 }
 

@@ -555,6 +555,9 @@ impl Store {
             // A digest is trusted only if the table holds as many rows: counted on another
             // connection while the rows are compared, checked before anything is committed.
             let mut digest_check = None;
+            // What the digest read was, to leave it in place if this file's hashes are the
+            // same (an unchanged export): its length and its XXH3-128.
+            let read_digest = digest.as_deref().map(|b| (b.len(), xxhash_rust::xxh3::xxh3_128(b)));
             let hashes: Vec<i64> = match digest {
                 // An empty digest is not used: whether the table is empty decides how it is
                 // loaded (without its indexes), so that is read from the table itself.
@@ -679,20 +682,31 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             // The digest of a full snapshot is its file's hashes; an incremental run leaves none.
-            sqlx::query("DELETE FROM register_digest WHERE register = $1")
-                .bind(register.name)
-                .execute(&mut *tx)
-                .await?;
-            if mode == SyncMode::Full {
-                let bytes = std::mem::take(&mut *run.file_hashes.lock().expect("the run is over"));
-                sqlx::query("INSERT INTO register_digest (register, run_id, hashes) VALUES ($1, $2, $3)")
+            let bytes = std::mem::take(&mut *run.file_hashes.lock().expect("the run is over"));
+            let same = read_digest
+                .is_some_and(|read| read == (bytes.len(), xxhash_rust::xxh3::xxh3_128(&bytes)));
+            if mode == SyncMode::Full && same {
+                // The same hashes in the same order: only the run it belongs to changes.
+                sqlx::query("UPDATE register_digest SET run_id = $2 WHERE register = $1")
                     .bind(register.name)
                     .bind(run_id)
-                    .bind(bytes)
                     .execute(&mut *tx)
                     .await?;
+            } else {
+                sqlx::query("DELETE FROM register_digest WHERE register = $1")
+                    .bind(register.name)
+                    .execute(&mut *tx)
+                    .await?;
+                if mode == SyncMode::Full {
+                    sqlx::query("INSERT INTO register_digest (register, run_id, hashes) VALUES ($1, $2, $3)")
+                        .bind(register.name)
+                        .bind(run_id)
+                        .bind(bytes)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
-                        sqlx::query("INSERT INTO import_file (sha256, register, file_name, run_id, imported_at) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query("INSERT INTO import_file (sha256, register, file_name, run_id, imported_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&checksum)
                 .bind(register.name)
                 .bind(file_name)
