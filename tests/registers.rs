@@ -899,30 +899,88 @@ async fn a_full_snapshot_leaves_its_digest_and_an_incremental_run_removes_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_table_emptied_by_hand_is_not_taken_for_unchanged() {
-    // The digest says what the last run left; a table changed by hand since no longer
-    // matches it. The run refuses (nothing applied), drops the digest, and the next run
-    // loads the register again from the table's own state.
+async fn rows_deleted_by_hand_are_put_back_by_the_next_run() {
+    // The digest says what the last run left. A write outside a run deletes it (the
+    // guard's triggers, migration 0010), so the next run compares with the table itself and
+    // puts back the rows the file has: one deleted by hand, and a table emptied by hand.
+    // (Values changed by hand, their row_hash left, are not seen: docs/import-formats.md.)
     let town = Town::new().await;
     let pool = town
         .sync_basic(&["parties", "accounts", "installments", "ledger"])
         .await;
-    exec(&pool, "DELETE FROM reg_ledger").await;
     let ledger = std::fs::read_to_string(fixture("registers/basic/ledger.csv")).unwrap();
     let rows = ledger.lines().count() - 1;
+    let digests = |pool: sqlx::AnyPool| async move {
+        sqlx::query_scalar::<_, String>("SELECT register FROM register_digest ORDER BY register")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        digests(pool.clone()).await,
+        ["accounts", "installments", "ledger", "parties"]
+    );
+    exec(&pool, "DELETE FROM reg_ledger WHERE id = 'L5'").await;
+    assert_eq!(
+        digests(pool.clone()).await,
+        ["accounts", "installments", "parties"],
+        "the write by hand deleted the ledger's digest, and only that"
+    );
     write(&town.import().join("ledger.csv"), &format!("{ledger}\n"));
     let (ok, out) = town.sync(&["ledger"]);
     assert!(
-        !ok && out.contains(&format!(
-            "reg_ledger holds 0 rows but its digest describes {rows}"
+        ok && count_line(&out, "ledger").contains(&format!(
+            "1 inserted, 0 updated, 0 deleted, {} unchanged",
+            rows - 1
         )),
         "{out}"
     );
+    exec(&pool, "DELETE FROM reg_ledger").await;
     write(&town.import().join("ledger.csv"), &format!("{ledger}\n\n"));
     let (ok, out) = town.sync(&["ledger"]);
     assert!(
         ok && count_line(&out, "ledger").contains(&format!("{rows} inserted")),
         "{out}"
     );
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_register_table_is_guarded_after_its_runs() {
+    // Every register of a small generated town is synced, and then written by hand one row
+    // at a time: each write deletes that register's digest and no other. The runs drop and
+    // create again their table's guard on SQLite, so this also shows they put it back.
+    let town = Town::new().await;
+    eurzad::registers::sample::generate(&town.import(), 2_000, 500).unwrap();
+    let (ok, out) = town.sync(&[]);
+    assert!(ok, "{out}");
+    let pool = town.pool().await;
+    let digests = || {
+        sqlx::query_scalar::<_, String>("SELECT register FROM register_digest ORDER BY register")
+            .fetch_all(&pool)
+    };
+    let mut left: Vec<String> = eurzad::registers::REGISTERS
+        .iter()
+        .map(|r| r.name.to_string())
+        .collect();
+    left.sort();
+    assert_eq!(digests().await.unwrap(), left, "a digest per register");
+    for register in eurzad::registers::REGISTERS {
+        exec(
+            &pool,
+            &format!(
+                "UPDATE {t} SET row_hash = row_hash WHERE id = (SELECT MIN(id) FROM {t})",
+                t = register.table
+            ),
+        )
+        .await;
+        left.retain(|name| name != register.name);
+        assert_eq!(
+            digests().await.unwrap(),
+            left,
+            "a write by hand to {} deletes its digest, and only that",
+            register.table
+        );
+    }
     pool.close().await;
 }

@@ -44,14 +44,65 @@ pub struct Row {
 
 pub struct CsvRows {
     file: String,
-    reader: csv::Reader<Box<dyn Read + Send>>,
+    /// Records parsed ahead on a thread of their own, in batches: parsing and checking a
+    /// record cost about the same, so a long file is read on two cores.
+    parsed: std::sync::mpsc::Receiver<Result<Vec<csv::StringRecord>, csv::Error>>,
+    /// Batches read go back to the parser, which parses into the same records again.
+    spent: std::sync::mpsc::Sender<Vec<csv::StringRecord>>,
+    batch: Vec<csv::StringRecord>,
+    next: usize,
     /// For each register column: its index in the record and whether it is in grosze.
     layout: Vec<(Option<usize>, bool)>,
     id_index: usize,
     columns: &'static [Column],
-    record: csv::StringRecord,
     pub encoding: &'static Encoding,
     pub delimiter: u8,
+}
+
+/// Records per parsed batch.
+const PARSED_BATCH: usize = 1024;
+/// Parsed batches waiting at most: the parser stays this close ahead of the checks.
+const PARSED_AHEAD: usize = 4;
+
+/// The parser's loop: fills batches of records (reusing those that come back) until the end
+/// of the file, an error (sent after the records before it), or the reader going away.
+fn parse_records(
+    mut reader: csv::Reader<Box<dyn Read + Send>>,
+    parsed: std::sync::mpsc::SyncSender<Result<Vec<csv::StringRecord>, csv::Error>>,
+    spent: std::sync::mpsc::Receiver<Vec<csv::StringRecord>>,
+) {
+    loop {
+        let mut batch = spent
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(PARSED_BATCH));
+        let mut filled = 0;
+        let mut failed = None;
+        while filled < PARSED_BATCH {
+            if filled == batch.len() {
+                batch.push(csv::StringRecord::new());
+            }
+            match reader.read_record(&mut batch[filled]) {
+                Ok(true) => filled += 1,
+                Ok(false) => break,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let ended = filled < PARSED_BATCH;
+        batch.truncate(filled);
+        if filled > 0 && parsed.send(Ok(batch)).is_err() {
+            return;
+        }
+        if let Some(e) = failed {
+            let _ = parsed.send(Err(e));
+            return;
+        }
+        if ended {
+            return;
+        }
+    }
 }
 
 fn sniff(path: &Path, configured: FileEncoding) -> std::io::Result<(&'static Encoding, u8)> {
@@ -168,13 +219,21 @@ impl CsvRows {
                 unknown.join(", ")
             )));
         }
+        let (parsed_tx, parsed) = std::sync::mpsc::sync_channel(PARSED_AHEAD);
+        let (spent, spent_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("csv-parser".into())
+            .spawn(move || parse_records(reader, parsed_tx, spent_rx))
+            .map_err(|e| io_error(e))?;
         Ok(CsvRows {
             file: file_name,
-            reader,
+            parsed,
+            spent,
+            batch: Vec::new(),
+            next: 0,
             layout,
             id_index,
             columns: register.columns,
-            record: csv::StringRecord::new(),
             encoding,
             delimiter,
         })
@@ -186,55 +245,65 @@ impl CsvRows {
 
     /// The next checked row, `None` at the end.
     pub fn next_row(&mut self) -> Option<Result<Row, RowError>> {
-        match self.reader.read_record(&mut self.record) {
-            Ok(false) => None,
-            Ok(true) => {
-                let line = self.record.position().map(|p| p.line()).unwrap_or(0);
-                let error = |column: Option<&str>, reason: String| RowError {
-                    file: self.file.clone(),
-                    line,
-                    column: column.map(str::to_string),
-                    reason,
-                };
-                let id = self.record.get(self.id_index).unwrap_or("").trim();
-                if id.is_empty() {
-                    return Some(Err(error(Some("id"), "required, but empty".into())));
-                }
-                let control = if id.is_ascii() {
-                    id.bytes().any(|b| b.is_ascii_control())
-                } else {
-                    id.chars().any(char::is_control)
-                };
-                if control {
-                    return Some(Err(error(
-                        Some("id"),
-                        format!("{id:?} contains control characters"),
-                    )));
-                }
-                let mut values = Vec::with_capacity(self.columns.len());
-                for (column, (index, grosze)) in self.columns.iter().zip(&self.layout) {
-                    let raw = index.and_then(|i| self.record.get(i)).unwrap_or("");
-                    match check(column, raw, *grosze) {
-                        Ok(value) => values.push(value),
-                        Err(reason) => return Some(Err(error(Some(column.header), reason))),
-                    }
-                }
-                Some(Ok(Row {
-                    line,
-                    id: id.to_string(),
-                    values,
-                }))
+        while self.next == self.batch.len() {
+            let spent = std::mem::take(&mut self.batch);
+            if spent.capacity() > 0 {
+                // The parser may have ended: then the batch is simply dropped.
+                let _ = self.spent.send(spent);
             }
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                Some(Err(RowError {
-                    file: self.file.clone(),
-                    line,
-                    column: None,
-                    reason: e.to_string(),
-                }))
+            self.next = 0;
+            match self.parsed.recv() {
+                Ok(Ok(batch)) => self.batch = batch,
+                // The parser ended at the end of the file.
+                Err(_) => return None,
+                Ok(Err(e)) => {
+                    let line = e.position().map(|p| p.line()).unwrap_or(0);
+                    return Some(Err(RowError {
+                        file: self.file.clone(),
+                        line,
+                        column: None,
+                        reason: e.to_string(),
+                    }));
+                }
             }
         }
+        let record = &self.batch[self.next];
+        self.next += 1;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let error = |column: Option<&str>, reason: String| RowError {
+            file: self.file.clone(),
+            line,
+            column: column.map(str::to_string),
+            reason,
+        };
+        let id = record.get(self.id_index).unwrap_or("").trim();
+        if id.is_empty() {
+            return Some(Err(error(Some("id"), "required, but empty".into())));
+        }
+        let control = if id.is_ascii() {
+            id.bytes().any(|b| b.is_ascii_control())
+        } else {
+            id.chars().any(char::is_control)
+        };
+        if control {
+            return Some(Err(error(
+                Some("id"),
+                format!("{id:?} contains control characters"),
+            )));
+        }
+        let mut values = Vec::with_capacity(self.columns.len());
+        for (column, (index, grosze)) in self.columns.iter().zip(&self.layout) {
+            let raw = index.and_then(|i| record.get(i)).unwrap_or("");
+            match check(column, raw, *grosze) {
+                Ok(value) => values.push(value),
+                Err(reason) => return Some(Err(error(Some(column.header), reason))),
+            }
+        }
+        Some(Ok(Row {
+            line,
+            id: id.to_string(),
+            values,
+        }))
     }
 }
 

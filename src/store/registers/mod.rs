@@ -302,8 +302,11 @@ trait RowSink {
 /// Writes a run's rows through one backend's fastest path, inside the caller's
 /// transaction.
 trait WriteRows: KeyReader {
-    /// What must precede reading the table (PostgreSQL: the register's advisory lock).
-    async fn begin_run(&mut self, table: &str) -> Result<(), SyncError>;
+    /// What must precede reading the table (PostgreSQL: the register's advisory lock), and
+    /// marks the transaction's writes as the register's run, so that its table's digest
+    /// guard (migration 0010) lets them be. Returns the statements to run just before the
+    /// commit (SQLite: the guard's triggers, created again).
+    async fn begin_run(&mut self, register: &Register) -> Result<Vec<String>, SyncError>;
 
     /// Compares the rows with what is `known` of the table and writes the new and changed.
     async fn write_rows(
@@ -543,7 +546,7 @@ impl Store {
                 })
             });
             let mut tx = pool.begin_write().await?;
-            tx.begin_run(table).await?;
+            let before_commit = tx.begin_run(register).await?;
             // The register's digest, if the latest done run wrote it; else the table's own.
             let digest: Option<Vec<u8>> = sqlx::query_scalar(
                 "SELECT d.hashes FROM register_digest d WHERE d.register = $1 AND d.run_id = \
@@ -552,36 +555,18 @@ impl Store {
             .bind(register.name)
             .fetch_optional(&mut *tx)
             .await?;
-            // A digest is trusted only if the table holds as many rows: counted on another
-            // connection while the rows are compared, checked before anything is committed.
-            let mut digest_check = None;
             // What the digest read was, to leave it in place if this file's hashes are the
             // same (an unchanged export): its length and its XXH3-128.
             let read_digest = digest.as_deref().map(|b| (b.len(), xxhash_rust::xxh3::xxh3_128(b)));
+            // A digest describes the table: any write outside a run deleted it (migration
+            // 0010), so one that is there is the table's.
             let hashes: Vec<i64> = match digest {
                 // An empty digest is not used: whether the table is empty decides how it is
                 // loaded (without its indexes), so that is read from the table itself.
-                Some(bytes) if !bytes.is_empty() && bytes.len() % 8 == 0 => {
-                    let count = format!("SELECT COUNT(*) FROM {table}");
-                    let counting = if pool.options().get_max_connections() > 1 {
-                        let pool = pool.clone();
-                        tokio::spawn(async move {
-                            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count))
-                                .fetch_one(&pool)
-                                .await
-                        })
-                    } else {
-                        let stored = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count))
-                            .fetch_one(&mut *tx)
-                            .await;
-                        tokio::spawn(async move { stored })
-                    };
-                    digest_check = Some((bytes.len() / 8, counting));
-                    bytes
-                        .chunks_exact(8)
-                        .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-                        .collect()
-                }
+                Some(bytes) if !bytes.is_empty() && bytes.len() % 8 == 0 => bytes
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    .collect(),
                 _ => tx.read_hashes(table).await?,
             };
             let known = Known::new(hashes);
@@ -619,24 +604,6 @@ impl Store {
             // cannot both start from the same state.
             let (mut counts, mut existing) = tx.write_rows(&run, known, &references, &mut batches).await?;
             reader.await.map_err(|e| SyncError::Other(format!("reader task failed: {e}")))?;
-            if let Some((described, count)) = digest_check {
-                let stored = count
-                    .await
-                    .map_err(|e| SyncError::Other(format!("counting {table} failed: {e}")))??;
-                if stored != described as i64 {
-                    // Written by hand since the last run: the digest goes, and this run with it.
-                    tx.rollback().await?;
-                    sqlx::query("DELETE FROM register_digest WHERE register = $1")
-                        .bind(register.name)
-                        .execute(pool)
-                        .await?;
-                    return Err(SyncError::Other(format!(
-                        "{table} holds {stored} rows but its digest describes {described}: the \
-                         table was changed outside eurzad. Nothing was applied; the digest is \
-                         deleted and the next run compares with the table itself"
-                    )));
-                }
-            }
             let unseen = existing.unseen();
             if mode == SyncMode::Full && unseen > 0 {
                 existing.upgrade(&mut *tx, table).await?;
@@ -714,6 +681,9 @@ impl Store {
                 .bind(Utc::now())
                 .execute(&mut *tx)
                 .await?;
+            for sql in before_commit {
+                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             let seconds = clock.elapsed().as_secs_f64();
             tracing::info!(register = register.name, rows = counts.rows, inserted = counts.inserted, updated = counts.updated,

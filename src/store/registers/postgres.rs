@@ -19,8 +19,8 @@ use super::{
     Batches, KeyReader, Known, References, RowSink, RunContext, SyncCounts, SyncError, WriteRows,
     compare_rows, id_key,
 };
-use crate::registers::Value;
 use crate::registers::csv_source::{Row, RowError};
+use crate::registers::{Register, Value};
 
 /// The start of every binary COPY stream: signature, flags, header extension length.
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -393,16 +393,21 @@ async fn drop_indexes(conn: &mut PgConnection, table: &str) -> Result<Vec<String
 
 impl WriteRows for PgConnection {
     /// Runs of one register wait for each other; the table is read in heap order.
-    async fn begin_run(&mut self, table: &str) -> Result<(), SyncError> {
+    async fn begin_run(&mut self, register: &Register) -> Result<Vec<String>, SyncError> {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(format!("eurzad sync {table}"))
+            .bind(format!("eurzad sync {}", register.table))
+            .execute(&mut *self)
+            .await?;
+        // The digest guard's triggers let this transaction's writes be.
+        sqlx::query("SELECT set_config('eurzad.register_run', $1, true)")
+            .bind(register.name)
             .execute(&mut *self)
             .await?;
         // A scan joining another one midway would rotate the stored order.
         sqlx::query("SET LOCAL synchronize_seqscans = off")
             .execute(&mut *self)
             .await?;
-        Ok(())
+        Ok(Vec::new())
     }
 
     async fn write_rows(

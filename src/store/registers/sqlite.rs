@@ -18,8 +18,8 @@ use super::{
     Batches, KeyReader, Known, References, RowSink, RunContext, SyncCounts, SyncError, WriteRows,
     compare_rows, id_key,
 };
-use crate::registers::Value;
 use crate::registers::csv_source::{Row, RowError};
+use crate::registers::{Register, Value};
 
 /// Runs `f` where blocking is allowed: on a multi-threaded runtime the worker hands its
 /// other tasks away first (a key load or a batch takes milliseconds to a second).
@@ -241,9 +241,25 @@ impl RowSink for Upserts<'_> {
 }
 
 impl WriteRows for SqliteConnection {
-    /// Nothing: `BEGIN IMMEDIATE` already holds the database's write lock.
-    async fn begin_run(&mut self, _table: &str) -> Result<(), SyncError> {
-        Ok(())
+    /// `BEGIN IMMEDIATE` already holds the database's write lock. The digest guard's
+    /// triggers (one per row written) are dropped for the run and created again from their
+    /// own definitions before it commits; a run that fails rolls the drop back.
+    async fn begin_run(&mut self, register: &Register) -> Result<Vec<String>, SyncError> {
+        let triggers: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = $1 \
+             AND name LIKE '%\\_digest\\_guard\\_%' ESCAPE '\\'",
+        )
+        .bind(register.table)
+        .fetch_all(&mut *self)
+        .await?;
+        let mut restore = Vec::with_capacity(triggers.len());
+        for (name, sql) in triggers {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER \"{name}\"")))
+                .execute(&mut *self)
+                .await?;
+            restore.push(sql);
+        }
+        Ok(restore)
     }
 
     async fn write_rows(
