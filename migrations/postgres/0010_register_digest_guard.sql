@@ -13,28 +13,28 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER reg_party_digest_guard AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON reg_party
-    FOR EACH STATEMENT EXECUTE FUNCTION register_digest_guard('parties');
-CREATE TRIGGER reg_account_digest_guard AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON reg_account
-    FOR EACH STATEMENT EXECUTE FUNCTION register_digest_guard('accounts');
-CREATE TRIGGER reg_obligor_digest_guard AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON reg_obligor
-    FOR EACH STATEMENT EXECUTE FUNCTION register_digest_guard('obligors');
-CREATE TRIGGER reg_installment_digest_guard AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON reg_installment
-    FOR EACH STATEMENT EXECUTE FUNCTION register_digest_guard('installments');
-CREATE TRIGGER reg_ledger_digest_guard AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON reg_ledger
-    FOR EACH STATEMENT EXECUTE FUNCTION register_digest_guard('ledger');
-CREATE TRIGGER reg_case_digest_guard AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON reg_case
-    FOR EACH STATEMENT EXECUTE FUNCTION register_digest_guard('cases');
-CREATE TRIGGER reg_case_letter_digest_guard AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON reg_case_letter
-    FOR EACH STATEMENT EXECUTE FUNCTION register_digest_guard('case_letters');
-CREATE TRIGGER reg_alcohol_permit_digest_guard AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON reg_alcohol_permit
-    FOR EACH STATEMENT EXECUTE FUNCTION register_digest_guard('alcohol_permits');
-CREATE TRIGGER reg_lease_digest_guard AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON reg_lease
-    FOR EACH STATEMENT EXECUTE FUNCTION register_digest_guard('leases');
-CREATE TRIGGER reg_budget_digest_guard AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON reg_budget
-    FOR EACH STATEMENT EXECUTE FUNCTION register_digest_guard('budget');
-CREATE TRIGGER reg_property_digest_guard AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON reg_property
-    FOR EACH STATEMENT EXECUTE FUNCTION register_digest_guard('property');
+DO $$
+DECLARE
+    r RECORD;
+BEGIN
+    FOR r IN SELECT * FROM (VALUES
+        ('reg_party', 'parties'),
+        ('reg_account', 'accounts'),
+        ('reg_obligor', 'obligors'),
+        ('reg_installment', 'installments'),
+        ('reg_ledger', 'ledger'),
+        ('reg_case', 'cases'),
+        ('reg_case_letter', 'case_letters'),
+        ('reg_alcohol_permit', 'alcohol_permits'),
+        ('reg_lease', 'leases'),
+        ('reg_budget', 'budget'),
+        ('reg_property', 'property')
+    ) AS registers (tab, register) LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION register_digest_guard(%L)',
+                       r.tab || '_digest_guard', r.tab, r.register);
+    END LOOP;
+END $$;
 
 -- Written before these guards: a digest cannot vouch for its table. Each register's next
 -- run reads the table once.
