@@ -33,6 +33,25 @@ pub struct RunReport {
     pub jobs_failed: i64,
     /// Access requests by status, accounts, letters and mail in the database.
     pub provisioning: crate::store::ProvisioningCounts,
+    /// CPU time of this process (user and system) spent while the boxes drained, and then
+    /// on the jobs that followed (`--once` only, where the two come one after the other).
+    pub cpu: Option<PhaseCpu>,
+}
+
+/// CPU time by phase of a `--once` run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PhaseCpu {
+    pub drain: Duration,
+    pub jobs: Duration,
+}
+
+/// This process's CPU time so far, user and system.
+fn process_cpu() -> Duration {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 impl RunReport {
@@ -247,20 +266,6 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         backoff_max: config.epuap.backoff_max,
         once_max_failures: 8,
     };
-    let mut box_tasks = Vec::new();
-    for mailbox in &config.epuap.boxes {
-        let worker = BoxWorker {
-            client: client.clone(),
-            store: store.clone(),
-            mailbox: mailbox.to_ref(),
-            skrot: config.epuap.skrot,
-            pacing: pacing.clone(),
-        };
-        box_tasks.push((
-            mailbox.adres.clone(),
-            tokio::spawn(worker.run(stop_rx.clone(), once)),
-        ));
-    }
     let office = std::sync::Arc::new(office(&config, &client)?);
     tracing::info!(mail = %office.mailer.describe(), officials = office.officials.len(), channel = office.channel.name(), "replies and mail");
     if office.officials.is_empty() {
@@ -370,6 +375,23 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         ))
     });
 
+    // The boxes start once everything else is set up: a bad setting fails the start
+    // before ePUAP is asked for anything.
+    let cpu_start = process_cpu();
+    let mut box_tasks = Vec::new();
+    for mailbox in &config.epuap.boxes {
+        let worker = BoxWorker {
+            client: client.clone(),
+            store: store.clone(),
+            mailbox: mailbox.to_ref(),
+            skrot: config.epuap.skrot,
+            pacing: pacing.clone(),
+        };
+        box_tasks.push((
+            mailbox.adres.clone(),
+            tokio::spawn(worker.run(stop_rx.clone(), once)),
+        ));
+    }
     notify_systemd(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("draining ePUAP boxes"),
@@ -395,6 +417,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
             }
         }
     }
+    let cpu_drained = process_cpu();
     report.jobs = match job_task {
         Some(task) => task.await.context("job worker panicked")??,
         None => {
@@ -407,6 +430,11 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
             stats.done += mail.done;
             stats.retried += mail.retried;
             stats.failed += mail.failed;
+            let cpu_done = process_cpu();
+            report.cpu = Some(PhaseCpu {
+                drain: cpu_drained - cpu_start,
+                jobs: cpu_done - cpu_drained,
+            });
             stats
         }
     };

@@ -164,6 +164,54 @@ pub fn only_child(node: &Node, ns: Option<&str>, local: &str) -> Result<Option<N
     }
 }
 
+/// How many elements named `local` in namespace `ns` the document holds, anywhere. A walk
+/// over libxml2's own tree: no XPath to compile, no node wrappers to make.
+pub fn count_elements(doc: &Document, ns: &str, local: &str) -> usize {
+    use libxml::bindings::{_xmlNode, xmlElementType_XML_ELEMENT_NODE};
+    use std::ffi::CStr;
+    let wanted = |node: *const _xmlNode| -> bool {
+        // SAFETY: `node` is a live node of `doc`, which the borrow keeps alive; names and
+        // namespace URIs are NUL-terminated strings libxml2 owns.
+        unsafe {
+            (*node).type_ == xmlElementType_XML_ELEMENT_NODE
+                && !(*node).name.is_null()
+                && CStr::from_ptr((*node).name.cast()).to_bytes() == local.as_bytes()
+                && !(*node).ns.is_null()
+                && !(*(*node).ns).href.is_null()
+                && CStr::from_ptr((*(*node).ns).href.cast()).to_bytes() == ns.as_bytes()
+        }
+    };
+    let Some(root) = doc.get_root_element() else {
+        return 0;
+    };
+    let root: *const _xmlNode = root.node_ptr();
+    let mut count = 0;
+    let mut node = root;
+    // Depth first, in document order, by the tree's own links: down to the first child,
+    // else on to the next sibling, else back up until an ancestor has one.
+    loop {
+        if wanted(node) {
+            count += 1;
+        }
+        // SAFETY: as above; `children`, `next` and `parent` link live nodes of `doc` or are
+        // null, and the walk never climbs above `root`.
+        unsafe {
+            let first = (*node).children;
+            if !first.is_null() && (*node).type_ == xmlElementType_XML_ELEMENT_NODE {
+                node = first;
+                continue;
+            }
+            while node != root && (*node).next.is_null() {
+                node = (*node).parent;
+            }
+            if node == root {
+                return count;
+            }
+            node = (*node).next;
+        }
+    }
+}
+
 /// The whole text content of an element: every text node under it, so that a comment cannot
 /// truncate a value (CVE-2017-11427 style).
 pub fn text_of(node: &Node) -> String {
@@ -186,6 +234,20 @@ mod tests {
             parse(xxe, Limits::default()),
             Err(XmlError::Doctype { position: 0 })
         ));
+    }
+
+    #[test]
+    fn counts_elements_by_namespace_and_name_anywhere() {
+        let doc = parse(
+            br#"<d:Signature xmlns:d="urn:d"><x>text<d:Signature/><!-- c --><y><d:Signature><d:Signature/></d:Signature></y></x><Signature/><e:Signature xmlns:e="urn:e"/><d:SignatureX/>tail</d:Signature>"#,
+            Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(count_elements(&doc, "urn:d", "Signature"), 4);
+        assert_eq!(count_elements(&doc, "urn:e", "Signature"), 1);
+        assert_eq!(count_elements(&doc, "urn:d", "x"), 0);
+        let single = parse(br#"<a xmlns="urn:d"/>"#, Limits::default()).unwrap();
+        assert_eq!(count_elements(&single, "urn:d", "a"), 1);
     }
 
     #[test]

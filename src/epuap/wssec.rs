@@ -181,13 +181,10 @@ fn locate(doc: &Document) -> Result<Parts, SecurityError> {
     let signature = single(&security, DSIG_NS, "Signature")?
         .ok_or_else(|| SecurityError::Unsigned("no ds:Signature in wsse:Security".into()))?;
     let timestamp = single(&security, WSU_NS, "Timestamp")?;
-    let all_signatures = root
-        .findnodes("//*[local-name()='Signature' and namespace-uri()='http://www.w3.org/2000/09/xmldsig#']")
-        .map_err(|_| SecurityError::NotSoap("cannot search for signatures".into()))?;
-    if all_signatures.len() != 1 {
+    let all_signatures = xml::count_elements(doc, DSIG_NS, "Signature");
+    if all_signatures != 1 {
         return Err(SecurityError::Unsigned(format!(
-            "{} ds:Signature elements in the message; exactly one, in wsse:Security, is accepted",
-            all_signatures.len()
+            "{all_signatures} ds:Signature elements in the message; exactly one, in wsse:Security, is accepted"
         )));
     }
     Ok(Parts {
