@@ -51,7 +51,8 @@ fn main() {
     let adres = "/urzad_testowy/skrytka";
     let (mut emulator, url) = common::start_emulator(&dir.path().join("emulator"), adres);
 
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The runtime the `eurzad` binary runs on.
+    let runtime = eurzad::daemon::runtime().unwrap();
     runtime.block_on(common::put_documents(
         &url,
         (0..requests).map(|n| {

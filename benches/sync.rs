@@ -123,7 +123,8 @@ fn main() {
             .unwrap();
         std::io::copy(&mut from, &mut to).unwrap();
     }
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The runtime the `eurzad` binary runs on.
+    let runtime = eurzad::daemon::runtime().unwrap();
     let mut table: Vec<(String, String)> = Vec::new();
 
     // SQLite.

@@ -255,10 +255,7 @@ fn init_logging(format: &str, level: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = eurzad::daemon::runtime().expect("tokio runtime");
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(error) => {

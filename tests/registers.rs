@@ -984,3 +984,92 @@ async fn every_register_table_is_guarded_after_its_runs() {
     }
     pool.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ids_a_run_checks_references_against_follow_the_referenced_register() {
+    // A daemon keeps the ids of a referenced register from one run to the next while that
+    // register's digest stays the same. Every way the referenced rows change (a run of that
+    // register, a write by hand) must be seen by the next run of the referring register.
+    use eurzad::registers::csv_source::FileEncoding;
+    use eurzad::store::Store;
+    use eurzad::store::registers::{SyncMode, SyncOutcome};
+    let town = Town::new().await;
+    let store = Store::connect(&town.db.url, 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let dir = town.import();
+    let mut n = 0;
+    let mut sync = |name: &'static str, text: String| {
+        n += 1;
+        let path = dir.join(format!("{name}-{n}.csv"));
+        write(&path, &text);
+        let store = store.clone();
+        async move {
+            store
+                .sync_file(
+                    eurzad::registers::register(name).unwrap(),
+                    &path,
+                    SyncMode::Full,
+                    FileEncoding::Auto,
+                    "test",
+                )
+                .await
+        }
+    };
+    let basic = |name: &str| {
+        std::fs::read_to_string(fixture(&format!("registers/basic/{name}.csv"))).unwrap()
+    };
+    for name in ["parties", "accounts", "installments"] {
+        assert!(matches!(
+            sync(name, basic(name)).await,
+            Ok(SyncOutcome::Applied { .. })
+        ));
+    }
+    let ledger = basic("ledger");
+    assert!(matches!(
+        sync("ledger", ledger.clone()).await,
+        Ok(SyncOutcome::Applied { .. })
+    ));
+    // Kept ids in use: an unchanged ledger goes through.
+    assert!(matches!(
+        sync("ledger", format!("{ledger}\n")).await,
+        Ok(SyncOutcome::Applied { .. })
+    ));
+    let refused = |outcome: Result<SyncOutcome, eurzad::store::registers::SyncError>| match outcome
+    {
+        Err(error) => error.to_string(),
+        Ok(other) => panic!("applied: {other:?}"),
+    };
+    // An installment the ledger pays, deleted by hand: the next ledger run sees it gone.
+    let pool = town.pool().await;
+    exec(&pool, "DELETE FROM reg_installment WHERE id = 'K2-R2'").await;
+    let error = refused(sync("ledger", format!("{ledger}\n\n")).await);
+    assert!(
+        error.contains(":7: column rata: unknown installments id \"K2-R2\""),
+        "{error}"
+    );
+    // Put back by a run of the installments; then a run of them without it.
+    assert!(matches!(
+        sync("installments", format!("{}\n", basic("installments"))).await,
+        Ok(SyncOutcome::Applied { .. })
+    ));
+    assert!(matches!(
+        sync("ledger", format!("{ledger}\n\n\n")).await,
+        Ok(SyncOutcome::Applied { .. })
+    ));
+    let without: String = basic("installments")
+        .lines()
+        .filter(|line| !line.starts_with("K2-R2;"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert!(matches!(
+        sync("installments", without).await,
+        Ok(SyncOutcome::Applied { .. })
+    ));
+    let error = refused(sync("ledger", format!("{ledger}\n\n\n\n")).await);
+    assert!(
+        error.contains("unknown installments id \"K2-R2\""),
+        "{error}"
+    );
+    pool.close().await;
+    store.close().await;
+}

@@ -203,6 +203,8 @@ pub fn generate(
     )?;
     let mut account_no = 0u64;
     let mut account_ids: Vec<String> = Vec::new();
+    // How many installments each account has, for the payments of a bench ledger.
+    let mut installment_counts: Vec<usize> = Vec::new();
     let mut ledger_no = 0u64;
     let year = 2026;
     let address = |rng: &mut StdRng| {
@@ -285,6 +287,7 @@ pub fn generate(
                 ])?;
             }
             let count = dates.len() as i64;
+            installment_counts.push(dates.len());
             for (i, due) in dates.iter().enumerate() {
                 let amount = annual / count + if i == 0 { annual % count } else { 0 };
                 let installment = format!("{account}-R{}", i + 1);
@@ -384,20 +387,24 @@ pub fn generate(
             ])?;
         }
     }
-    // A bench ledger: exactly `ledger_rows` entries over the accounts.
+    // A bench ledger: exactly `ledger_rows` entries over the accounts, a third charges and
+    // the rest payments, each paying one of its account's installments (as real ledgers do).
     for i in 0..ledger_rows {
-        let account = &account_ids[(i % account_ids.len() as u64) as usize];
-        let (kind, day) = if i % 3 == 0 {
-            ("charge", "2026-01-20")
+        let index = (i % account_ids.len() as u64) as usize;
+        let account = &account_ids[index];
+        let (kind, day, installment) = if i % 3 == 0 {
+            ("charge", "2026-01-20", String::new())
         } else {
-            ("payment", "2026-05-15")
+            let round = (i / account_ids.len() as u64) as usize;
+            let number = 1 + round % installment_counts[index];
+            ("payment", "2026-05-15", format!("{account}-R{number}"))
         };
         ledger.row(&[
             &format!("L{i:09}"),
             account,
             "2026",
             kind,
-            "",
+            &installment,
             day,
             day,
             &zloty(rng.random_range(10_00..2_000_00)),

@@ -11,6 +11,7 @@
 //! `sync_run` records where and why. docs/import-formats.md describes a run for operators.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -125,13 +126,16 @@ struct Batches {
     spent: std::sync::mpsc::Sender<Vec<Row>>,
 }
 
-/// Streams the file's rows in batches from a blocking thread. The reader may run 64
-/// batches ahead, while the stored hashes load.
+/// Batches the reader may run ahead of the comparison.
+const READ_AHEAD: usize = 32;
+
+/// Streams the file's rows in batches from a blocking thread. The reader may run
+/// `READ_AHEAD` batches ahead, while the stored hashes load.
 fn spawn_reader(
     register: &'static Register,
     rows: Box<dyn RowSource>,
 ) -> (Batches, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     let (spent, spent_rows) = std::sync::mpsc::channel::<Vec<Row>>();
     let task = tokio::task::spawn_blocking(move || {
         read_batches(register, rows, tx, spent_rows);
@@ -208,7 +212,7 @@ fn id_key(id: &[u8]) -> u128 {
 }
 
 /// The ids each referenced register holds, by register name.
-type References = FxHashMap<&'static str, FxHashSet<u128>>;
+type References = FxHashMap<&'static str, Arc<FxHashSet<u128>>>;
 
 /// One run's fixed facts, shared by the backends, and the row hashes of its file in file
 /// order (for the register's digest).
@@ -277,19 +281,50 @@ trait KeyReader {
     async fn read_hashes(&mut self, table: &str) -> Result<Vec<i64>, SyncError>;
 }
 
-/// The ids each of `referenced` (register, table) holds.
+/// A register's digest, if its latest done run wrote it.
+const DIGEST: &str = "SELECT d.hashes FROM register_digest d WHERE d.register = $1 AND d.run_id = \
+     (SELECT MAX(r.id) FROM sync_run r WHERE r.register = $1 AND r.status = 'done')";
+
+/// The ids each of `referenced` (register, table) holds. A register whose digest is
+/// `fingerprint` (its XXH3-128) has the ids it had the last time it had that digest: the
+/// digest's row hashes cover the ids, and any write to the table outside a run deleted it
+/// (migration 0010). Those ids are kept for the next run, one set per register.
 async fn load_references(
     conn: &mut impl KeyReader,
     referenced: &[(&'static str, &'static str)],
+    fingerprints: &[Option<u128>],
 ) -> Result<References, SyncError> {
+    static KEPT: std::sync::Mutex<Vec<(&'static str, u128, Arc<FxHashSet<u128>>)>> =
+        std::sync::Mutex::new(Vec::new());
     let mut references = References::default();
-    for (name, target) in referenced {
-        let ids = references.entry(*name).or_default();
-        let query = format!("SELECT id, CAST(0 AS BIGINT) FROM {target}");
-        conn.read_keys(&query, |id, _| {
-            ids.insert(id);
-        })
-        .await?;
+    for (index, (name, target)) in referenced.iter().enumerate() {
+        let fingerprint = fingerprints.get(index).copied().flatten();
+        let kept = fingerprint.and_then(|fingerprint| {
+            KEPT.lock()
+                .expect("no panic holds it")
+                .iter()
+                .find(|(n, f, _)| n == name && *f == fingerprint)
+                .map(|(_, _, ids)| ids.clone())
+        });
+        let ids = match kept {
+            Some(ids) => ids,
+            None => {
+                let mut ids = FxHashSet::default();
+                let query = format!("SELECT id, CAST(0 AS BIGINT) FROM {target}");
+                conn.read_keys(&query, |id, _| {
+                    ids.insert(id);
+                })
+                .await?;
+                let ids = Arc::new(ids);
+                if let Some(fingerprint) = fingerprint {
+                    let mut kept = KEPT.lock().expect("no panic holds it");
+                    kept.retain(|(n, _, _)| n != name);
+                    kept.push((name, fingerprint, ids.clone()));
+                }
+                ids
+            }
+        };
+        references.insert(*name, ids);
     }
     Ok(references)
 }
@@ -335,7 +370,7 @@ async fn compare_rows(
         .iter()
         .enumerate()
         .filter_map(|(index, column)| match column.kind {
-            Kind::Ref(target) => Some((index, target, &references[target])),
+            Kind::Ref(target) => Some((index, target, &*references[target])),
             _ => None,
         })
         .collect();
@@ -534,6 +569,7 @@ impl Store {
             file_hashes: Default::default(),
         };
         let referenced = run.referenced()?;
+        let postgres = matches!(self, Store::Postgres(_));
         on_pool!(self, pool => {
             // The referenced ids load on a connection of their own while this one reads the
             // table (a pool of one connection reads them after).
@@ -541,17 +577,35 @@ impl Store {
                 let pool = pool.clone();
                 let referenced = referenced.clone();
                 tokio::spawn(async move {
-                    let mut conn = pool.acquire().await?;
-                    load_references(&mut *conn, &referenced).await
+                    // The digests and the ids from one snapshot, so that ids are kept under
+                    // the digest they belong to.
+                    let mut conn = pool.begin().await?;
+                    if postgres {
+                        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    let mut fingerprints = Vec::with_capacity(referenced.len());
+                    for (name, _) in &referenced {
+                        let digest: Option<Vec<u8>> = sqlx::query_scalar(DIGEST)
+                            .bind(*name)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                        fingerprints.push(
+                            digest
+                                .filter(|d| !d.is_empty())
+                                .map(|d| xxhash_rust::xxh3::xxh3_128(&d)),
+                        );
+                    }
+                    let references = load_references(&mut *conn, &referenced, &fingerprints).await;
+                    conn.rollback().await?;
+                    references
                 })
             });
             let mut tx = pool.begin_write().await?;
             let before_commit = tx.begin_run(register).await?;
             // The register's digest, if the latest done run wrote it; else the table's own.
-            let digest: Option<Vec<u8>> = sqlx::query_scalar(
-                "SELECT d.hashes FROM register_digest d WHERE d.register = $1 AND d.run_id = \
-                 (SELECT MAX(r.id) FROM sync_run r WHERE r.register = $1 AND r.status = 'done')",
-            )
+            let digest: Option<Vec<u8>> = sqlx::query_scalar(DIGEST)
             .bind(register.name)
             .fetch_optional(&mut *tx)
             .await?;
@@ -574,7 +628,7 @@ impl Store {
                 Some(task) => task
                     .await
                     .map_err(|e| SyncError::Other(format!("reading references failed: {e}")))??,
-                None => load_references(&mut *tx, &referenced).await?,
+                None => load_references(&mut *tx, &referenced, &[]).await?,
             };
             run.loaded(&known);
             // The checksum was computed meanwhile; a file applied before is not applied again.
