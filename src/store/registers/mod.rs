@@ -294,8 +294,13 @@ async fn load_references(
     referenced: &[(&'static str, &'static str)],
     fingerprints: &[Option<u128>],
 ) -> Result<References, SyncError> {
-    static KEPT: std::sync::Mutex<Vec<(&'static str, u128, Arc<FxHashSet<u128>>)>> =
-        std::sync::Mutex::new(Vec::new());
+    /// The ids of a register as read while its digest had this fingerprint.
+    struct Kept {
+        register: &'static str,
+        fingerprint: u128,
+        ids: Arc<FxHashSet<u128>>,
+    }
+    static KEPT: std::sync::Mutex<Vec<Kept>> = std::sync::Mutex::new(Vec::new());
     let mut references = References::default();
     for (index, (name, target)) in referenced.iter().enumerate() {
         let fingerprint = fingerprints.get(index).copied().flatten();
@@ -303,8 +308,8 @@ async fn load_references(
             KEPT.lock()
                 .expect("no panic holds it")
                 .iter()
-                .find(|(n, f, _)| n == name && *f == fingerprint)
-                .map(|(_, _, ids)| ids.clone())
+                .find(|kept| kept.register == *name && kept.fingerprint == fingerprint)
+                .map(|kept| kept.ids.clone())
         });
         let ids = match kept {
             Some(ids) => ids,
@@ -318,8 +323,12 @@ async fn load_references(
                 let ids = Arc::new(ids);
                 if let Some(fingerprint) = fingerprint {
                     let mut kept = KEPT.lock().expect("no panic holds it");
-                    kept.retain(|(n, _, _)| n != name);
-                    kept.push((name, fingerprint, ids.clone()));
+                    kept.retain(|kept| kept.register != *name);
+                    kept.push(Kept {
+                        register: name,
+                        fingerprint,
+                        ids: ids.clone(),
+                    });
                 }
                 ids
             }
