@@ -125,8 +125,8 @@ impl RunReport {
 /// otherwise. The daemon mostly waits on ePUAP and the database, and its heavy work runs
 /// on threads of its own (signature checks and file reading on tokio's blocking pool, CSV
 /// parsing, SQLite writes through `block_in_place`). With a second async worker, tasks
-/// moved between the two threads and woke each other: the drain bench spent about a
-/// quarter more CPU per document (benches/drain.rs, README).
+/// moved between the two threads and woke each other: in interleaved drain bench runs, 11
+/// to 29% more CPU per document (benches/drain.rs, README).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
