@@ -1073,3 +1073,58 @@ async fn the_ids_a_run_checks_references_against_follow_the_referenced_register(
     pool.close().await;
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migration_0009_keeps_the_views_their_grants_and_the_rows() {
+    // PostgreSQL's 0009 declares register keys COLLATE "C", which needs the views that read
+    // them dropped and made again from their own definitions. The rows, a grant to the
+    // portal's readers, and a view an office made on top of ours must all survive. (On
+    // SQLite 0009 changes nothing: its keys already compare byte by byte.)
+    let dir = tempfile::tempdir().unwrap();
+    let db = test_database(dir.path()).await;
+    if db.kind != "postgres" {
+        return;
+    }
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let migrator = sqlx::migrate!("./migrations/postgres");
+    migrator.run_to(8, &pool).await.unwrap();
+    for sql in [
+        "INSERT INTO reg_party (id, kind, name, row_hash) VALUES ('P1', 'F', 'Jan Kowalski', 1)",
+        "GRANT SELECT ON portal_liabilities TO PUBLIC",
+        "CREATE VIEW office_party_names AS SELECT p.id, p.name FROM reg_party p \
+         JOIN portal_party_access x ON x.party_id = p.id",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    migrator.run(&pool).await.unwrap();
+    let collation: String = sqlx::query_scalar(
+        "SELECT attcollation::regcollation::text FROM pg_attribute \
+         WHERE attrelid = 'reg_ledger'::regclass AND attname = 'account_id'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(collation, "\"C\"");
+    let granted: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) a \
+         WHERE c.relname = 'portal_liabilities' AND a.grantee = 0 AND a.privilege_type = 'SELECT')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(granted, "the grant to PUBLIC is kept");
+    let office_view: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM office_party_names")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(office_view, 0, "the office's view is there and reads");
+    let name: String = sqlx::query_scalar("SELECT name FROM reg_party WHERE id = 'P1'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(name, "Jan Kowalski");
+    pool.close().await;
+}
