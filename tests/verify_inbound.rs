@@ -265,3 +265,58 @@ async fn a_trusted_list_older_than_the_one_used_before_is_refused() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_verify_step_names_the_form_of_each_document() {
+    // One job per stored document: `verify` records what the content is (the root element
+    // and namespace of XML, or why it is not XML) with the judgement.
+    let rows = run_and_select(
+        &[
+            (
+                "signed.xml",
+                std::fs::read(fixture("signed/pismo-ogolne-signed.xml")).unwrap(),
+            ),
+            ("scan.txt", b"not XML at all".to_vec()),
+        ],
+        |_| String::new(),
+        "SELECT d.nazwa_pliku, d.form_namespace, d.form_root, d.classification_error, \
+         CASE WHEN d.classified_at IS NULL THEN 0 ELSE 1 END, \
+         (SELECT COUNT(*) FROM job j WHERE j.document_id = d.id AND j.kind IN ('classify', 'verify')) \
+         FROM inbound_document d ORDER BY d.nazwa_pliku",
+    )
+    .await;
+    let rows: Vec<(
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        i32,
+        i64,
+    )> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (scan, signed) = (&rows[0], &rows[1]);
+    assert_eq!(
+        (
+            signed.1.as_deref(),
+            signed.2.as_deref(),
+            signed.3.as_deref()
+        ),
+        (
+            Some("http://crd.gov.pl/wzor/2017/10/24/4566/"),
+            Some("Dokument"),
+            None
+        ),
+        "{rows:?}"
+    );
+    assert_eq!(
+        (scan.1.as_deref(), scan.2.as_deref()),
+        (None, None),
+        "{rows:?}"
+    );
+    assert!(scan.3.is_some(), "why it is not XML is recorded: {rows:?}");
+    assert_eq!((signed.4, scan.4), (1, 1), "both classified: {rows:?}");
+    assert_eq!((signed.5, scan.5), (1, 1), "one job each: {rows:?}");
+}

@@ -40,6 +40,9 @@ pub struct Judgement<'a> {
     pub form_error: Option<String>,
     /// The job kind to run next for this document, if any.
     pub follow_up: Option<&'static str>,
+    /// What the document's content is (XML with this root, or why not), recorded with the
+    /// judgement.
+    pub classification: Option<&'a Classification>,
 }
 
 /// Storage errors. `Database` carries sqlx's message, which names the table or constraint.
@@ -266,8 +269,7 @@ impl Store {
                 Some(id) => {
                     sqlx::query(
                         "INSERT INTO job (kind, key, document_id, run_after, created_at, updated_at) \
-                         VALUES ('classify', $1, $2, $3, $3, $3), ('verify', $1, $2, $3, $3, $3) \
-                         ON CONFLICT (kind, key) DO NOTHING",
+                         VALUES ('verify', $1, $2, $3, $3, $3) ON CONFLICT (kind, key) DO NOTHING",
                     )
                     .bind(id.to_string())
                     .bind(id)
@@ -468,6 +470,13 @@ impl Store {
         let now = Utc::now();
         let verdict = judgement.verdict;
         let identity = verdict.and_then(|v| v.identity.as_ref());
+        let (form_namespace, form_root, classification_error) = match judgement.classification {
+            Some(Classification::Xml { namespace, root }) => {
+                (namespace.as_deref(), Some(root.as_str()), None)
+            }
+            Some(Classification::NotXml { reason }) => (None, None, Some(reason.as_str())),
+            None => (None, None, None),
+        };
         let chain = verdict
             .filter(|v| !v.chain.is_empty())
             .map(|v| serde_json::to_string(&v.chain).unwrap_or_default());
@@ -479,7 +488,10 @@ impl Store {
                  signature_kind = $8, form_type = $9, form_error = $10, signer_given_name = $11, \
                  signer_surname = $12, signer_pesel = $13, signer_organization = $14, \
                  signer_epuap_account = $15, signing_time = $16, signer_qualified = $17, \
-                 signer_certificate = $18, signature_chain = $19 WHERE id = $7",
+                 signer_certificate = $18, signature_chain = $19, \
+                 form_namespace = COALESCE($20, form_namespace), form_root = COALESCE($21, form_root), \
+                 classification_error = COALESCE($22, classification_error), \
+                 classified_at = CASE WHEN $23 THEN $6 ELSE classified_at END WHERE id = $7",
             )
             .bind(verdict.map(|v| v.indication.to_string()))
             .bind(verdict.and_then(|v| v.subindication))
@@ -500,6 +512,10 @@ impl Store {
             .bind(verdict.and_then(|v| v.qualified_certificate))
             .bind(verdict.and_then(|v| v.signer_certificate.clone()))
             .bind(chain)
+            .bind(form_namespace)
+            .bind(form_root)
+            .bind(classification_error)
+            .bind(judgement.classification.is_some())
             .execute(&mut *tx)
             .await?;
             if let Some(kind) = judgement.follow_up {
