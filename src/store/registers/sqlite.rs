@@ -240,26 +240,45 @@ impl RowSink for Upserts<'_> {
     }
 }
 
+/// Drops the `kind` objects (`index` or `trigger`) of `table` whose names are `LIKE` the
+/// pattern, and returns their definitions from `sqlite_master`, to create them again later
+/// in the same transaction. Automatic indexes (a primary key's) have no definition and stay.
+async fn drop_from_catalog(
+    conn: &mut SqliteConnection,
+    kind: &'static str,
+    table: &str,
+    name_like: &str,
+) -> Result<Vec<String>, SyncError> {
+    let objects: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, sql FROM sqlite_master WHERE type = $1 AND tbl_name = $2 AND sql IS NOT NULL \
+         AND name LIKE $3 ESCAPE '\\'",
+    )
+    .bind(kind)
+    .bind(table)
+    .bind(name_like)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut definitions = Vec::with_capacity(objects.len());
+    for (name, sql) in objects {
+        let drop = format!(
+            "DROP {} \"{}\"",
+            kind.to_uppercase(),
+            name.replace('"', "\"\"")
+        );
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&mut *conn)
+            .await?;
+        definitions.push(sql);
+    }
+    Ok(definitions)
+}
+
 impl WriteRows for SqliteConnection {
     /// `BEGIN IMMEDIATE` already holds the database's write lock. The digest guard's
     /// triggers (one per row written) are dropped for the run and created again from their
     /// own definitions before it commits; a run that fails rolls the drop back.
     async fn begin_run(&mut self, register: &Register) -> Result<Vec<String>, SyncError> {
-        let triggers: Vec<(String, String)> = sqlx::query_as(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = $1 \
-             AND name LIKE '%\\_digest\\_guard\\_%' ESCAPE '\\'",
-        )
-        .bind(register.table)
-        .fetch_all(&mut *self)
-        .await?;
-        let mut restore = Vec::with_capacity(triggers.len());
-        for (name, sql) in triggers {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER \"{name}\"")))
-                .execute(&mut *self)
-                .await?;
-            restore.push(sql);
-        }
-        Ok(restore)
+        drop_from_catalog(self, "trigger", register.table, "%\\_digest\\_guard\\_%").await
     }
 
     async fn write_rows(
@@ -271,21 +290,11 @@ impl WriteRows for SqliteConnection {
     ) -> Result<(SyncCounts, Known), SyncError> {
         let table = run.register.table;
         // An empty table is loaded without its secondary indexes, built again after.
-        let mut dropped: Vec<String> = Vec::new();
-        if existing.stored() == 0 {
-            let indexes: Vec<(String, String)> = sqlx::query_as(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 AND sql IS NOT NULL",
-            )
-            .bind(table)
-            .fetch_all(&mut *self)
-            .await?;
-            for (name, sql) in indexes {
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX \"{name}\"")))
-                    .execute(&mut *self)
-                    .await?;
-                dropped.push(sql);
-            }
-        }
+        let dropped = if existing.stored() == 0 {
+            drop_from_catalog(self, "index", table, "%").await?
+        } else {
+            Vec::new()
+        };
         let columns = run.columns();
         let sql = format!(
             "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
