@@ -324,3 +324,37 @@ pub fn dropped_files(dir: &Path, register: &str) -> std::io::Result<Vec<PathBuf>
     files.sort();
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows across several parsed batches, then a record with a field missing: the rows
+    /// before it arrive, then the error with its line, then nothing.
+    #[test]
+    fn a_broken_record_after_whole_batches_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("budget.csv");
+        let mut text = String::from("id;rok;dzial;rozdzial;paragraf;nazwa;plan;wykonanie\n");
+        let good = PARSED_BATCH * 2 + 5;
+        for n in 0..good {
+            text.push_str(&format!("B{n};2026;600;60016;4270;Drogi;100,00;50,00\n"));
+        }
+        text.push_str("B-broken;2026;600;60016;4270;Drogi;100,00\n");
+        text.push_str("B-after;2026;600;60016;4270;Drogi;100,00;50,00\n");
+        std::fs::write(&path, text).unwrap();
+        let register = super::super::register("budget").unwrap();
+        let mut rows = CsvRows::open(&path, register, FileEncoding::Auto).unwrap();
+        for n in 0..good {
+            let row = rows.next_row().unwrap().unwrap();
+            assert_eq!(
+                (row.id.as_str(), row.line),
+                (format!("B{n}").as_str(), n as u64 + 2)
+            );
+        }
+        let error = rows.next_row().unwrap().unwrap_err();
+        assert_eq!(error.line, good as u64 + 2, "{error}");
+        assert!(error.to_string().contains("budget.csv"), "{error}");
+        assert!(rows.next_row().is_none(), "nothing after the error");
+    }
+}
