@@ -18,7 +18,7 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 use sqlx::{Column, Row};
 
-use crate::store::{BeginWrite, Store};
+use crate::store::{Begin, Store};
 
 /// A view the API serves: its name in the URL, the SQL, and the scopes it covers.
 struct ViewDef {

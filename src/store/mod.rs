@@ -68,29 +68,49 @@ pub enum Store {
     Postgres(PgPool),
 }
 
-/// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`: a deferred transaction
-/// that reads first and writes later fails with SQLITE_BUSY when another connection wrote in
-/// between (the busy timeout cannot help an upgrade); taking the write lock first makes it
-/// wait its turn instead. On PostgreSQL it is a plain `BEGIN`.
-pub(crate) trait BeginWrite {
+/// How each backend begins the transactions the store needs.
+pub(crate) trait Begin {
     type Db: sqlx::Database;
+
+    /// A write transaction. On SQLite it is `BEGIN IMMEDIATE`: a deferred transaction that
+    /// reads first and writes later fails with SQLITE_BUSY when another connection wrote in
+    /// between (the busy timeout cannot help an upgrade); taking the write lock first makes
+    /// it wait its turn instead. On PostgreSQL it is a plain `BEGIN`.
     fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+    + Send;
+
+    /// A read-only transaction whose statements all see one snapshot: on SQLite (WAL) any
+    /// transaction does, from its first read; on PostgreSQL it takes `REPEATABLE READ`.
+    fn begin_snapshot(
         &self,
     ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
     + Send;
 }
 
-impl BeginWrite for SqlitePool {
+impl Begin for SqlitePool {
     type Db = sqlx::Sqlite;
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.begin_with("BEGIN IMMEDIATE").await
     }
+    async fn begin_snapshot(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin().await
+    }
 }
 
-impl BeginWrite for PgPool {
+impl Begin for PgPool {
     type Db = sqlx::Postgres;
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.begin().await
+    }
+    async fn begin_snapshot(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
     }
 }
 

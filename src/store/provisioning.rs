@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
-use super::{BeginWrite, FINISH_JOB, Store, StoreError};
+use super::{Begin, FINISH_JOB, Store, StoreError};
 use crate::forms::{AccessRequest, PartyKind};
 use crate::provisioning::{Assessment, Decision, SignedBy};
 

@@ -20,7 +20,7 @@ use sqlx::Row as _;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::{BeginWrite, Store, StoreError};
+use super::{Begin, Store, StoreError};
 use crate::registers::csv_source::{FileEncoding, Row, RowError};
 use crate::registers::{Kind, Register, Value, register, row_hash_with};
 use crate::registers::{RowSource, open_rows};
@@ -578,7 +578,6 @@ impl Store {
             file_hashes: Default::default(),
         };
         let referenced = run.referenced()?;
-        let postgres = matches!(self, Store::Postgres(_));
         on_pool!(self, pool => {
             // The referenced ids load on a connection of their own while this one reads the
             // table (a pool of one connection reads them after).
@@ -588,12 +587,7 @@ impl Store {
                 tokio::spawn(async move {
                     // The digests and the ids from one snapshot, so that ids are kept under
                     // the digest they belong to.
-                    let mut conn = pool.begin().await?;
-                    if postgres {
-                        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
+                    let mut conn = pool.begin_snapshot().await?;
                     let mut fingerprints = Vec::with_capacity(referenced.len());
                     for (name, _) in &referenced {
                         let digest: Option<Vec<u8>> = sqlx::query_scalar(DIGEST)
