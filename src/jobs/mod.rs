@@ -7,7 +7,6 @@
 //! - `classify`: only the naming, as its own job. Documents stored by earlier versions
 //!   queued it beside `verify`; such jobs still run. New documents get `verify` alone,
 //!   which saves a read of the content and a transaction per document.
-
 //! - `provision`, `reply`, `mail`: access requests become accounts ([`provisioning`]).
 
 pub mod provisioning;
