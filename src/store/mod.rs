@@ -68,6 +68,17 @@ pub enum Store {
     Postgres(PgPool),
 }
 
+/// A classification as `inbound_document` keeps it: `form_namespace`, `form_root` and
+/// `classification_error`.
+fn classification_columns(
+    classification: &Classification,
+) -> (Option<&str>, Option<&str>, Option<&str>) {
+    match classification {
+        Classification::Xml { namespace, root } => (namespace.as_deref(), Some(root), None),
+        Classification::NotXml { reason } => (None, None, Some(reason)),
+    }
+}
+
 /// How each backend begins the transactions the store needs.
 pub(crate) trait Begin {
     type Db: sqlx::Database;
@@ -452,12 +463,7 @@ impl Store {
         document_id: i64,
         classification: &Classification,
     ) -> Result<(), StoreError> {
-        let (namespace, root, error) = match classification {
-            Classification::Xml { namespace, root } => {
-                (namespace.clone(), Some(root.clone()), None)
-            }
-            Classification::NotXml { reason } => (None, None, Some(reason.clone())),
-        };
+        let (namespace, root, error) = classification_columns(classification);
         let now = Utc::now();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
@@ -490,13 +496,10 @@ impl Store {
         let now = Utc::now();
         let verdict = judgement.verdict;
         let identity = verdict.and_then(|v| v.identity.as_ref());
-        let (form_namespace, form_root, classification_error) = match judgement.classification {
-            Some(Classification::Xml { namespace, root }) => {
-                (namespace.as_deref(), Some(root.as_str()), None)
-            }
-            Some(Classification::NotXml { reason }) => (None, None, Some(reason.as_str())),
-            None => (None, None, None),
-        };
+        let (form_namespace, form_root, classification_error) = judgement
+            .classification
+            .map(classification_columns)
+            .unwrap_or_default();
         let chain = verdict
             .filter(|v| !v.chain.is_empty())
             .map(|v| serde_json::to_string(&v.chain).unwrap_or_default());
