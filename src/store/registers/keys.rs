@@ -16,6 +16,7 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::idset::IdSet;
 use super::{KeyReader, SyncError};
 
 /// How a row of the file stands against the table.
@@ -39,7 +40,7 @@ pub(super) struct StoredKeys {
     /// Position of each stored key, built on first need.
     index: Option<FxHashMap<u128, u32>>,
     /// Keys the file added (to catch an id named twice).
-    added: FxHashSet<u128>,
+    added: IdSet,
 }
 
 impl StoredKeys {
@@ -102,6 +103,14 @@ impl StoredKeys {
         marked
     }
 
+    /// Starts reading what `classify(key, …)` will read, when that is a set lookup: on a
+    /// first load, every row is looked up in the keys added so far.
+    fn prefetch(&self, key: u128) {
+        if self.stored.is_empty() {
+            self.added.prefetch(key);
+        }
+    }
+
     /// Classifies the file's next row, and remembers that the file named it.
     pub(super) fn classify(&mut self, key: u128, hash: i64) -> Standing {
         if self.stored.get(self.cursor).is_some_and(|(k, _)| *k == key) {
@@ -160,6 +169,13 @@ impl Known {
         match self {
             Known::Hashes { hashes, .. } => hashes.len(),
             Known::Keys(keys) => keys.len(),
+        }
+    }
+
+    /// Starts reading the memory that classifying `key` will need (see `IdSet`).
+    pub(super) fn prefetch(&self, key: u128) {
+        if let Known::Keys(keys) = self {
+            keys.prefetch(key);
         }
     }
 

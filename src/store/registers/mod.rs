@@ -18,17 +18,19 @@ use chrono::Utc;
 use sha2::Digest;
 use sqlx::Row as _;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use super::{Begin, Store, StoreError};
 use crate::registers::csv_source::{FileEncoding, Row, RowError};
 use crate::registers::{Kind, Register, Value, register, row_hash_with};
 use crate::registers::{RowSource, open_rows};
 
+mod idset;
 mod keys;
 mod postgres;
 mod sqlite;
 
+use idset::IdSet;
 use keys::{Known, Standing};
 
 const BATCH: usize = 1000;
@@ -212,7 +214,7 @@ fn id_key(id: &[u8]) -> u128 {
 }
 
 /// The ids each referenced register holds, by register name.
-type References = FxHashMap<&'static str, Arc<FxHashSet<u128>>>;
+type References = FxHashMap<&'static str, Arc<IdSet>>;
 
 /// One run's fixed facts, shared by the backends, and the row hashes of its file in file
 /// order (for the register's digest).
@@ -298,7 +300,7 @@ async fn load_references(
     struct Kept {
         register: &'static str,
         fingerprint: u128,
-        ids: Arc<FxHashSet<u128>>,
+        ids: Arc<IdSet>,
     }
     static KEPT: std::sync::Mutex<Vec<Kept>> = std::sync::Mutex::new(Vec::new());
     let mut references = References::default();
@@ -314,7 +316,7 @@ async fn load_references(
         let ids = match kept {
             Some(ids) => ids,
             None => {
-                let mut ids = FxHashSet::default();
+                let mut ids = IdSet::default();
                 let query = format!("SELECT id, CAST(0 AS BIGINT) FROM {target}");
                 conn.read_keys(&query, |id, _| {
                     ids.insert(id);
@@ -374,7 +376,7 @@ async fn compare_rows(
 ) -> Result<SyncCounts, SyncError> {
     let register = run.register;
     // Each `Ref` column: its index, the register it names, and that register's ids.
-    let referenced: Vec<(usize, &str, &FxHashSet<u128>)> = register
+    let referenced: Vec<(usize, &str, &IdSet)> = register
         .columns
         .iter()
         .enumerate()
@@ -388,19 +390,29 @@ async fn compare_rows(
     let mut changed: Vec<(Row, i64)> = Vec::with_capacity(BATCH);
     let mut order: Vec<u8> = Vec::with_capacity(BATCH * 8);
     while let Some(batch) = batches.rows.recv().await {
+        let batch = batch?;
+        // The set lookups below miss the caches: start all of the batch's reads first.
+        for keyed in &batch {
+            existing.prefetch(keyed.key);
+            for ((_, _, ids), key) in referenced.iter().zip(&keyed.refs) {
+                if let Some(key) = key {
+                    ids.prefetch(*key);
+                }
+            }
+        }
         let mut spent = Vec::with_capacity(BATCH);
         for Keyed {
             row,
             key,
             hash,
             refs,
-        } in batch?
+        } in batch
         {
             counts.rows += 1;
             order.extend_from_slice(&hash.to_le_bytes());
             for ((index, target, ids), key) in referenced.iter().zip(refs) {
                 if let Some(key) = key
-                    && !ids.contains(&key)
+                    && !ids.contains(key)
                 {
                     let column = &register.columns[*index];
                     let Value::Text(Some(id)) = &row.values[*index] else {
@@ -634,15 +646,15 @@ impl Store {
                 None => load_references(&mut *tx, &referenced, &[]).await?,
             };
             run.loaded(&known);
-            // The checksum was computed meanwhile; a file applied before is not applied again.
+            // The table is read inside the write transaction, so that two runs of one register
+            // cannot both start from the same state. The file's checksum is computed meanwhile
+            // (waiting for it first left the reader idle for a tenth of an unchanged re-sync).
+            let written = tx.write_rows(&run, known, &references, &mut batches).await;
             let checksum = checksum.await?;
-            let seen_before: Option<i64> = sqlx::query_scalar("SELECT run_id FROM import_file WHERE sha256 = $1")
-                .bind(&checksum)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(previous) = seen_before {
-                tx.rollback().await?;
-                let run_id: i64 = sqlx::query_scalar(
+            // A file applied before is not applied again, even if it no longer passes.
+            let applied_before = "SELECT run_id FROM import_file WHERE sha256 = $1";
+            let skip = |previous: i64| {
+                sqlx::query_scalar::<_, i64>(
                     "INSERT INTO sync_run (register, source, mode, status, started_at, finished_at, error) \
                      VALUES ($1, $2, $3, 'skipped', $4, $5, $6) RETURNING id",
                 )
@@ -653,13 +665,31 @@ impl Store {
                 .bind(Utc::now())
                 .bind(format!("the same file (SHA-256 {checksum}) was applied by run {previous}"))
                 .fetch_one(pool)
-                .await?;
-                // The reader stops at its next batch, the channel being closed.
-                return Ok(SyncOutcome::AlreadyApplied { run_id });
-            }
-            // The table is read inside the write transaction, so that two runs of one register
-            // cannot both start from the same state.
-            let (mut counts, mut existing) = tx.write_rows(&run, known, &references, &mut batches).await?;
+            };
+            let (mut counts, mut existing) = match written {
+                Ok(written) => {
+                    let seen: Option<i64> = sqlx::query_scalar(applied_before)
+                        .bind(&checksum)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(previous) = seen {
+                        tx.rollback().await?;
+                        return Ok(SyncOutcome::AlreadyApplied { run_id: skip(previous).await? });
+                    }
+                    written
+                }
+                Err(error) => {
+                    tx.rollback().await?;
+                    let seen: Option<i64> = sqlx::query_scalar(applied_before)
+                        .bind(&checksum)
+                        .fetch_optional(pool)
+                        .await?;
+                    return match seen {
+                        Some(previous) => Ok(SyncOutcome::AlreadyApplied { run_id: skip(previous).await? }),
+                        None => Err(error),
+                    };
+                }
+            };
             reader.await.map_err(|e| SyncError::Other(format!("reader task failed: {e}")))?;
             let unseen = existing.unseen();
             if mode == SyncMode::Full && unseen > 0 {
