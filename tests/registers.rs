@@ -338,6 +338,54 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
+/// An id named twice is refused at its second line, by a first load (whose primary key
+/// catches it: SQLite's while inserting, PostgreSQL's when it is built after the COPY, the
+/// file then read again for the place) and by a run over stored rows (the comparison).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_id_named_twice_is_refused_at_its_second_line_on_a_first_load_and_after() {
+    let town = Town::new().await;
+    let pool = town
+        .sync_basic(&["parties", "accounts", "installments"])
+        .await;
+    let ledger = std::fs::read_to_string(fixture("registers/basic/ledger.csv")).unwrap();
+    // Line 7 (L6) becomes a second L3, with other values.
+    let l6 = ledger.lines().nth(6).unwrap().to_string();
+    assert!(l6.starts_with("L6;"), "{l6}");
+    let twice = ledger.replace(&l6, &l6.replacen("L6;", "L3;", 1));
+    write(&town.import().join("ledger.csv"), &twice);
+    let (ok, out) = town.sync(&["ledger"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("ledger.csv:7: column id: id \"L3\" appears twice in the file"),
+        "{out}"
+    );
+    let count = |pool: sqlx::AnyPool| async move {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM reg_ledger")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count(pool.clone()).await, 0, "nothing applied");
+    // The table keeps its primary key and indexes after the refused first load.
+    town.drop_basic(&["ledger"]);
+    let (ok, out) = town.sync(&["ledger"]);
+    assert!(ok, "{out}");
+    assert_eq!(count(pool.clone()).await, 9);
+    // Over stored rows.
+    write(
+        &town.import().join("ledger-2.csv"),
+        &twice.replacen("id;", "ID;", 1),
+    );
+    let (ok, out) = town.sync(&["ledger"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("ledger-2.csv:7: column id: id \"L3\" appears twice in the file"),
+        "{out}"
+    );
+    assert_eq!(count(pool.clone()).await, 9);
+    pool.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_row_refuses_the_file_with_its_place_and_keeps_the_data() {
     let town = Town::new().await;

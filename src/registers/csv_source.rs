@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1250};
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
-use super::{Column, Register, Value, check};
+use super::{Column, Register, Value, check_into};
 
 /// An error in a file, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -246,6 +246,17 @@ impl CsvRows {
 
     /// The next checked row, `None` at the end.
     pub fn next_row(&mut self) -> Option<Result<Row, RowError>> {
+        let mut row = Row {
+            line: 0,
+            id: String::new(),
+            values: Vec::new(),
+        };
+        self.next_row_into(&mut row).map(|done| done.map(|()| row))
+    }
+
+    /// The next checked row into `row`, reusing its strings and its vector; `None` at the
+    /// end. After an error `row` holds a part of the refused row.
+    pub fn next_row_into(&mut self, row: &mut Row) -> Option<Result<(), RowError>> {
         while self.next == self.batch.len() {
             let spent = std::mem::take(&mut self.batch);
             if spent.capacity() > 0 {
@@ -292,19 +303,22 @@ impl CsvRows {
                 format!("{id:?} contains control characters"),
             )));
         }
-        let mut values = Vec::with_capacity(self.columns.len());
-        for (column, (index, grosze)) in self.columns.iter().zip(&self.layout) {
+        row.line = line;
+        row.id.clear();
+        row.id.push_str(id);
+        row.values.truncate(self.columns.len());
+        for (position, (column, (index, grosze))) in
+            self.columns.iter().zip(&self.layout).enumerate()
+        {
             let raw = index.and_then(|i| record.get(i)).unwrap_or("");
-            match check(column, raw, *grosze) {
-                Ok(value) => values.push(value),
-                Err(reason) => return Some(Err(error(Some(column.header), reason))),
+            if row.values.len() == position {
+                row.values.push(Value::Int(None));
+            }
+            if let Err(reason) = check_into(column, raw, *grosze, &mut row.values[position]) {
+                return Some(Err(error(Some(column.header), reason)));
             }
         }
-        Some(Ok(Row {
-            line,
-            id: id.to_string(),
-            values,
-        }))
+        Some(Ok(()))
     }
 }
 

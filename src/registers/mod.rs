@@ -16,11 +16,21 @@ use csv_source::{CsvRows, FileEncoding, Row, RowError};
 /// Checked rows of a register file, one at a time.
 pub trait RowSource: Send {
     fn next_row(&mut self) -> Option<Result<Row, RowError>>;
+
+    /// The next row into `row`, reusing what it holds (its strings and its vector) where
+    /// the source can: a run reads a million rows and frees most of them at once.
+    fn next_row_into(&mut self, row: &mut Row) -> Option<Result<(), RowError>> {
+        self.next_row().map(|next| next.map(|next| *row = next))
+    }
 }
 
 impl RowSource for CsvRows {
     fn next_row(&mut self) -> Option<Result<Row, RowError>> {
         CsvRows::next_row(self)
+    }
+
+    fn next_row_into(&mut self, row: &mut Row) -> Option<Result<(), RowError>> {
+        CsvRows::next_row_into(self, row)
     }
 }
 
@@ -259,39 +269,73 @@ pub enum Value {
 
 /// Checks one CSV value of `column`; `grosze` when the header was `<name>_gr`.
 pub fn check(column: &Column, raw: &str, grosze: bool) -> Result<Value, String> {
+    let mut value = Value::Int(None);
+    check_into(column, raw, grosze, &mut value)?;
+    Ok(value)
+}
+
+/// `check`, into `slot`: a text value reuses the string `slot` holds.
+pub fn check_into(
+    column: &Column,
+    raw: &str,
+    grosze: bool,
+    slot: &mut Value,
+) -> Result<(), String> {
     let raw = raw.trim();
     if raw.is_empty() {
         if column.required {
             return Err("required, but empty".into());
         }
-        return Ok(match column.kind {
+        *slot = match column.kind {
             Kind::Int | Kind::Money => Value::Int(None),
             Kind::Date => Value::Date(None),
             _ => Value::Text(None),
-        });
+        };
+        return Ok(());
     }
-    let text = || Ok(Value::Text(Some(raw.to_string())));
+    let text = |slot: &mut Value, text: &str| {
+        match slot {
+            Value::Text(Some(s)) => {
+                s.clear();
+                s.push_str(text);
+            }
+            other => *other = Value::Text(Some(text.to_string())),
+        }
+        Ok(())
+    };
     match column.kind {
-        Kind::Text | Kind::Ref(_) => text(),
-        Kind::Int => raw
-            .parse()
-            .map(|v| Value::Int(Some(v)))
-            .map_err(|_| format!("{raw:?} is not a whole number")),
-        Kind::Money => money(raw, grosze).map(|v| Value::Int(Some(v))),
-        Kind::Date => iso_date(raw)
-            .map(|d| Value::Date(Some(d)))
-            .ok_or_else(|| format!("{raw:?} is not a date (YYYY-MM-DD)")),
-        Kind::Nrb if nrb_is_valid(raw) => Ok(Value::Text(Some(raw.replace(' ', "")))),
+        Kind::Text | Kind::Ref(_) => text(slot, raw),
+        Kind::Int => {
+            *slot = Value::Int(Some(
+                raw.parse()
+                    .map_err(|_| format!("{raw:?} is not a whole number"))?,
+            ));
+            Ok(())
+        }
+        Kind::Money => {
+            *slot = Value::Int(Some(money(raw, grosze)?));
+            Ok(())
+        }
+        Kind::Date => {
+            *slot = Value::Date(Some(
+                iso_date(raw).ok_or_else(|| format!("{raw:?} is not a date (YYYY-MM-DD)"))?,
+            ));
+            Ok(())
+        }
+        Kind::Nrb if nrb_is_valid(raw) => {
+            *slot = Value::Text(Some(raw.replace(' ', "")));
+            Ok(())
+        }
         Kind::Nrb => Err(format!(
             "{raw:?} is not a valid NRB (26 digits, mod-97 check)"
         )),
-        Kind::Pesel if crate::identifiers::pesel_is_valid(raw) => text(),
+        Kind::Pesel if crate::identifiers::pesel_is_valid(raw) => text(slot, raw),
         Kind::Pesel => Err(format!("PESEL {raw} has a wrong check digit")),
-        Kind::Nip if crate::identifiers::nip_is_valid(raw) => text(),
+        Kind::Nip if crate::identifiers::nip_is_valid(raw) => text(slot, raw),
         Kind::Nip => Err(format!("NIP {raw} has a wrong check digit")),
-        Kind::Regon if crate::identifiers::regon_is_valid(raw) => text(),
+        Kind::Regon if crate::identifiers::regon_is_valid(raw) => text(slot, raw),
         Kind::Regon => Err(format!("REGON {raw} has a wrong check digit")),
-        Kind::OneOf(allowed) if allowed.contains(&raw) => text(),
+        Kind::OneOf(allowed) if allowed.contains(&raw) => text(slot, raw),
         Kind::OneOf(allowed) => Err(format!("{raw:?} is not one of {}", allowed.join(", "))),
     }
 }

@@ -103,14 +103,6 @@ impl StoredKeys {
         marked
     }
 
-    /// Starts reading what `classify(key, …)` will read, when that is a set lookup: on a
-    /// first load, every row is looked up in the keys added so far.
-    fn prefetch(&self, key: u128) {
-        if self.stored.is_empty() {
-            self.added.prefetch(key);
-        }
-    }
-
     /// Classifies the file's next row, and remembers that the file named it.
     pub(super) fn classify(&mut self, key: u128, hash: i64) -> Standing {
         if self.stored.get(self.cursor).is_some_and(|(k, _)| *k == key) {
@@ -153,12 +145,16 @@ pub(super) enum Known {
         matched: usize,
     },
     Keys(StoredKeys),
+    /// The table is empty: every row is new. The backend's load catches an id the file
+    /// names twice (the primary key), and names its line; a set of every id taken so far
+    /// was the largest thing a first load held.
+    Empty,
 }
 
 impl Known {
     pub(super) fn new(hashes: Vec<i64>) -> Known {
         if hashes.is_empty() {
-            Known::Keys(StoredKeys::default())
+            Known::Empty
         } else {
             Known::Hashes { matched: 0, hashes }
         }
@@ -169,13 +165,7 @@ impl Known {
         match self {
             Known::Hashes { hashes, .. } => hashes.len(),
             Known::Keys(keys) => keys.len(),
-        }
-    }
-
-    /// Starts reading the memory that classifying `key` will need (see `IdSet`).
-    pub(super) fn prefetch(&self, key: u128) {
-        if let Known::Keys(keys) = self {
-            keys.prefetch(key);
+            Known::Empty => 0,
         }
     }
 
@@ -191,6 +181,7 @@ impl Known {
                 }
             }
             Known::Keys(keys) => Some(keys.classify(key, hash)),
+            Known::Empty => Some(Standing::New),
         }
     }
 
@@ -228,6 +219,7 @@ impl Known {
         match self {
             Known::Hashes { hashes, matched } => hashes.len() - matched,
             Known::Keys(keys) => keys.unseen(),
+            Known::Empty => 0,
         }
     }
 
@@ -235,7 +227,9 @@ impl Known {
     pub(super) fn is_unseen(&mut self, key: u128) -> bool {
         match self {
             Known::Keys(keys) => keys.is_unseen(key),
-            Known::Hashes { .. } => unreachable!("is_unseen is asked after upgrade"),
+            Known::Hashes { .. } | Known::Empty => {
+                unreachable!("is_unseen is asked after upgrade, of a table with rows")
+            }
         }
     }
 }

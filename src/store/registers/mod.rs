@@ -120,9 +120,9 @@ fn reference_keys(register: &Register, values: &[Value]) -> [Option<u128>; MAX_R
 }
 
 /// The batches of a file's rows as the reader sends them, and the way back for the rows
-/// once compared (or written): the reader thread frees them. (Freeing on another thread
-/// than the one that allocated costs several times more, and a re-sync of unchanged data
-/// is mostly that.)
+/// once compared (or written): the reader thread fills them again with the next rows, so
+/// that a run allocates about as many rows as it holds at once, and never frees one on
+/// another thread than the one that allocated it (which costs several times more).
 struct Batches {
     rows: tokio::sync::mpsc::Receiver<Result<Vec<Keyed>, RowError>>,
     spent: std::sync::mpsc::Sender<Vec<Row>>,
@@ -156,8 +156,8 @@ fn release_freed_memory() {
     unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
-/// The reader's loop: rows in batches of `BATCH`, freeing on the way the rows that come
-/// back.
+/// The reader's loop: rows in batches of `BATCH`, filling again on the way the rows that
+/// come back.
 fn read_batches(
     register: &'static Register,
     mut rows: Box<dyn RowSource>,
@@ -166,14 +166,22 @@ fn read_batches(
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut scratch = Vec::with_capacity(256);
-    while let Some(row) = rows.next_row() {
+    // Rows that came back, to be filled again: their strings and vectors are reused.
+    let mut free: Vec<Row> = Vec::new();
+    loop {
         if batch.is_empty() {
             while let Ok(rows) = spent_rows.try_recv() {
-                drop(rows);
+                free.extend(rows);
             }
         }
-        match row {
-            Ok(row) => {
+        let mut row = free.pop().unwrap_or_else(|| Row {
+            line: 0,
+            id: String::new(),
+            values: Vec::new(),
+        });
+        match rows.next_row_into(&mut row) {
+            None => break,
+            Some(Ok(())) => {
                 batch.push(Keyed {
                     key: id_key(row.id.as_bytes()),
                     hash: row_hash_with(&mut scratch, &row.id, &row.values),
@@ -188,7 +196,7 @@ fn read_batches(
                     return;
                 }
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 let _ = tx.blocking_send(Err(e));
                 return;
             }
@@ -220,10 +228,16 @@ type References = FxHashMap<&'static str, Arc<IdSet>>;
 /// order (for the register's digest).
 struct RunContext<'a> {
     register: &'static Register,
+    /// The file and how it is read, to read it again for an error's place.
+    path: &'a Path,
+    encoding: FileEncoding,
     file_name: &'a str,
     clock: Instant,
     /// The file's row hashes in file order, little-endian: the register's next digest.
     file_hashes: std::sync::Mutex<Vec<u8>>,
+    /// Whether the stored rows were checked against the referenced data as it is now, so
+    /// that an unchanged row's references need no check (`Checked`).
+    unchanged_checked: bool,
 }
 
 impl RunContext<'_> {
@@ -287,6 +301,51 @@ trait KeyReader {
 const DIGEST: &str = "SELECT d.hashes FROM register_digest d WHERE d.register = $1 AND d.run_id = \
      (SELECT MAX(r.id) FROM sync_run r WHERE r.register = $1 AND r.status = 'done')";
 
+/// Which stored rows of a register were checked against which referenced data, as the
+/// XXH3-128 of the digest a run left and the fingerprints of the referenced registers'
+/// digests it checked against. A run that finds both the same need not check the
+/// references of its unchanged rows: they are the very rows checked then (the digest's row
+/// hashes cover them, and any other write deletes it), against the very ids (the
+/// fingerprints cover those). Held by the process, one entry per register.
+struct Checked {
+    register: &'static str,
+    digest: u128,
+    referenced: Vec<u128>,
+}
+
+static CHECKED: std::sync::Mutex<Vec<Checked>> = std::sync::Mutex::new(Vec::new());
+
+impl Checked {
+    fn holds(register: &str, digest: Option<u128>, referenced: Option<&[u128]>) -> bool {
+        let (Some(digest), Some(referenced)) = (digest, referenced) else {
+            return false;
+        };
+        CHECKED
+            .lock()
+            .expect("no panic holds it")
+            .iter()
+            .any(|checked| {
+                checked.register == register
+                    && checked.digest == digest
+                    && checked.referenced == referenced
+            })
+    }
+
+    /// After a committed run: the digest it left (`None`: none usable) and what it checked
+    /// against (`None`: not known by fingerprint).
+    fn record(register: &'static str, digest: Option<u128>, referenced: Option<Vec<u128>>) {
+        let mut checked = CHECKED.lock().expect("no panic holds it");
+        checked.retain(|checked| checked.register != register);
+        if let (Some(digest), Some(referenced)) = (digest, referenced) {
+            checked.push(Checked {
+                register,
+                digest,
+                referenced,
+            });
+        }
+    }
+}
+
 /// The ids each of `referenced` (register, table) holds. A register whose digest is
 /// `fingerprint` (its XXH3-128) has the ids it had the last time it had that digest: the
 /// digest's row hashes cover the ids, and any write to the table outside a run deleted it
@@ -340,6 +399,37 @@ async fn load_references(
     Ok(references)
 }
 
+/// The place of the first id the file names twice, read again from the file (on a thread
+/// of its own): for a load whose primary key refused a duplicate without saying where it
+/// was in the file.
+async fn find_duplicate_id(run: &RunContext<'_>) -> Option<RowError> {
+    let (path, register, encoding) = (run.path.to_path_buf(), run.register, run.encoding);
+    let file_name = run.file_name.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut rows = open_rows(&path, register, encoding).ok()?;
+        let mut seen = IdSet::default();
+        while let Some(row) = rows.next_row() {
+            let row = row.ok()?;
+            if !seen.insert(id_key(row.id.as_bytes())) {
+                return Some(duplicate_id(&file_name, &row));
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+fn duplicate_id(file: &str, row: &Row) -> RowError {
+    RowError {
+        file: file.to_string(),
+        line: row.line,
+        column: Some("id".into()),
+        reason: format!("id {:?} appears twice in the file", row.id),
+    }
+}
+
 /// Where the new and changed rows of a run go.
 trait RowSink {
     async fn write(&mut self, rows: &[(Row, i64)]) -> Result<(), SyncError>;
@@ -391,12 +481,14 @@ async fn compare_rows(
     let mut order: Vec<u8> = Vec::with_capacity(BATCH * 8);
     while let Some(batch) = batches.rows.recv().await {
         let batch = batch?;
-        // The set lookups below miss the caches: start all of the batch's reads first.
-        for keyed in &batch {
-            existing.prefetch(keyed.key);
-            for ((_, _, ids), key) in referenced.iter().zip(&keyed.refs) {
-                if let Some(key) = key {
-                    ids.prefetch(*key);
+        // The reference lookups below miss the caches: start all of the batch's reads first
+        // (unless most rows are expected unchanged and checked before).
+        if !run.unchanged_checked {
+            for keyed in &batch {
+                for ((_, _, ids), key) in referenced.iter().zip(&keyed.refs) {
+                    if let Some(key) = key {
+                        ids.prefetch(*key);
+                    }
                 }
             }
         }
@@ -410,23 +502,6 @@ async fn compare_rows(
         {
             counts.rows += 1;
             order.extend_from_slice(&hash.to_le_bytes());
-            for ((index, target, ids), key) in referenced.iter().zip(refs) {
-                if let Some(key) = key
-                    && !ids.contains(key)
-                {
-                    let column = &register.columns[*index];
-                    let Value::Text(Some(id)) = &row.values[*index] else {
-                        unreachable!("a reference key comes from a text value")
-                    };
-                    return Err(RowError {
-                        file: run.file_name.to_string(),
-                        line: row.line,
-                        column: Some(column.header.into()),
-                        reason: format!("unknown {target} id {id:?}"),
-                    }
-                    .into());
-                }
-            }
             let standing = match existing.classify(key, hash) {
                 Some(standing) => standing,
                 None => {
@@ -437,6 +512,25 @@ async fn compare_rows(
                         .expect("classified by key after the upgrade")
                 }
             };
+            if !(run.unchanged_checked && standing == Standing::Unchanged) {
+                for ((index, target, ids), key) in referenced.iter().zip(refs) {
+                    if let Some(key) = key
+                        && !ids.contains(key)
+                    {
+                        let column = &register.columns[*index];
+                        let Value::Text(Some(id)) = &row.values[*index] else {
+                            unreachable!("a reference key comes from a text value")
+                        };
+                        return Err(RowError {
+                            file: run.file_name.to_string(),
+                            line: row.line,
+                            column: Some(column.header.into()),
+                            reason: format!("unknown {target} id {id:?}"),
+                        }
+                        .into());
+                    }
+                }
+            }
             match standing {
                 Standing::Unchanged => {
                     counts.unchanged += 1;
@@ -450,15 +544,7 @@ async fn compare_rows(
                     counts.inserted += 1;
                     changed.push((row, hash));
                 }
-                Standing::Duplicate => {
-                    return Err(RowError {
-                        file: run.file_name.to_string(),
-                        line: row.line,
-                        column: Some("id".into()),
-                        reason: format!("id {:?} appears twice in the file", row.id),
-                    }
-                    .into());
-                }
+                Standing::Duplicate => return Err(duplicate_id(run.file_name, &row).into()),
             }
         }
         if !changed.is_empty() {
@@ -520,7 +606,15 @@ impl Store {
                     })
             };
             self.apply(
-                register, batches, reader, mode, source, &file_name, checksum, started, clock,
+                register,
+                batches,
+                reader,
+                mode,
+                source,
+                (path, encoding, &file_name),
+                checksum,
+                started,
+                clock,
             )
             .await
         }
@@ -577,17 +671,20 @@ impl Store {
         reader: tokio::task::JoinHandle<()>,
         mode: SyncMode,
         source: &str,
-        file_name: &str,
+        (path, encoding, file_name): (&Path, FileEncoding, &str),
         checksum: impl std::future::Future<Output = Result<String, SyncError>>,
         started: chrono::DateTime<Utc>,
         clock: Instant,
     ) -> Result<SyncOutcome, SyncError> {
         let table = register.table;
-        let run = RunContext {
+        let mut run = RunContext {
             register,
+            path,
+            encoding,
             file_name,
             clock,
             file_hashes: Default::default(),
+            unchanged_checked: false,
         };
         let referenced = run.referenced()?;
         on_pool!(self, pool => {
@@ -612,9 +709,9 @@ impl Store {
                                 .map(|d| xxhash_rust::xxh3::xxh3_128(&d)),
                         );
                     }
-                    let references = load_references(&mut *conn, &referenced, &fingerprints).await;
+                    let references = load_references(&mut *conn, &referenced, &fingerprints).await?;
                     conn.rollback().await?;
-                    references
+                    Ok::<_, SyncError>((references, fingerprints.into_iter().collect::<Option<Vec<u128>>>()))
                 })
             });
             let mut tx = pool.begin_write().await?;
@@ -639,12 +736,17 @@ impl Store {
                 _ => tx.read_hashes(table).await?,
             };
             let known = Known::new(hashes);
-            let references = match references {
+            let (references, referenced_fingerprints) = match references {
                 Some(task) => task
                     .await
                     .map_err(|e| SyncError::Other(format!("reading references failed: {e}")))??,
-                None => load_references(&mut *tx, &referenced, &[]).await?,
+                None => (load_references(&mut *tx, &referenced, &[]).await?, None),
             };
+            run.unchanged_checked = Checked::holds(
+                register.name,
+                read_digest.map(|(_, fingerprint)| fingerprint),
+                referenced_fingerprints.as_deref(),
+            );
             run.loaded(&known);
             // The table is read inside the write transaction, so that two runs of one register
             // cannot both start from the same state. The file's checksum is computed meanwhile
@@ -737,8 +839,8 @@ impl Store {
             .await?;
             // The digest of a full snapshot is its file's hashes; an incremental run leaves none.
             let bytes = std::mem::take(&mut *run.file_hashes.lock().expect("the run is over"));
-            let same = read_digest
-                .is_some_and(|read| read == (bytes.len(), xxhash_rust::xxh3::xxh3_128(&bytes)));
+            let written_digest = xxhash_rust::xxh3::xxh3_128(&bytes);
+            let same = read_digest.is_some_and(|read| read == (bytes.len(), written_digest));
             if mode == SyncMode::Full && same {
                 // The same hashes in the same order: only the run it belongs to changes.
                 sqlx::query("UPDATE register_digest SET run_id = $2 WHERE register = $1")
@@ -772,6 +874,12 @@ impl Store {
                 sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
             }
             tx.commit().await?;
+            // An empty file leaves an empty digest, which is not used.
+            Checked::record(
+                register.name,
+                (mode == SyncMode::Full && counts.rows > 0).then_some(written_digest),
+                referenced_fingerprints,
+            );
             let seconds = clock.elapsed().as_secs_f64();
             tracing::info!(register = register.name, rows = counts.rows, inserted = counts.inserted, updated = counts.updated,
                 deleted = counts.deleted, unchanged = counts.unchanged, seconds, "sync done");

@@ -17,7 +17,7 @@ use sqlx::postgres::PgCopyIn;
 
 use super::{
     Batches, KeyReader, Known, References, RowSink, RunContext, SyncCounts, SyncError, WriteRows,
-    compare_rows, id_key,
+    compare_rows, find_duplicate_id, id_key,
 };
 use crate::registers::csv_source::{Row, RowError};
 use crate::registers::{Register, Value};
@@ -473,9 +473,23 @@ impl WriteRows for PgConnection {
             .await?;
         }
         for sql in again {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
+            if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .execute(&mut *self)
-                .await?;
+                .await
+            {
+                // The primary key of a first load is built after it: an id the file named
+                // twice fails it here, and the file is read again for the place.
+                let duplicate = matches!(&error, sqlx::Error::Database(e) if e.code().as_deref() == Some("23505"));
+                let place = if duplicate {
+                    find_duplicate_id(run).await
+                } else {
+                    None
+                };
+                return Err(match place {
+                    Some(place) => place.into(),
+                    None => error.into(),
+                });
+            }
         }
         Ok((counts, existing))
     }

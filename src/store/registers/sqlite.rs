@@ -16,7 +16,7 @@ use sqlx::SqliteConnection;
 
 use super::{
     Batches, KeyReader, Known, References, RowSink, RunContext, SyncCounts, SyncError, WriteRows,
-    compare_rows, id_key,
+    compare_rows, duplicate_id, id_key,
 };
 use crate::registers::csv_source::{Row, RowError};
 use crate::registers::{Register, Value};
@@ -122,6 +122,12 @@ impl Statement {
         }
     }
 
+    /// Whether the last step failed on the table's primary key.
+    fn primary_key_refused(&self) -> bool {
+        // SAFETY: `db` is a live handle.
+        unsafe { ffi::sqlite3_extended_errcode(self.db) == ffi::SQLITE_CONSTRAINT_PRIMARYKEY }
+    }
+
     fn reset(&mut self) {
         // SAFETY: the statement is live. An error of the last step was reported by step.
         unsafe { ffi::sqlite3_reset(self.raw.as_ptr()) };
@@ -189,8 +195,10 @@ impl KeyReader for SqliteConnection {
 struct Upserts<'c> {
     conn: &'c mut SqliteConnection,
     sql: String,
-    /// The file, to name the row a statement refused.
-    file: &'c str,
+    /// The run, to name the row a statement refused.
+    run: &'c RunContext<'c>,
+    /// Plain inserts into an empty table: its primary key refuses an id named twice.
+    first_load: bool,
 }
 
 impl KeyReader for Upserts<'_> {
@@ -222,11 +230,15 @@ impl RowSink for Upserts<'_> {
                     statement.bind_i64(row.values.len() as c_int + 2, *hash)?;
                     statement.step()
                 })();
+                let twice = written.is_err() && self.first_load && statement.primary_key_refused();
                 statement.reset();
+                if twice {
+                    return Err(duplicate_id(self.run.file_name, row).into());
+                }
                 if let Err(SyncError::Other(reason)) = written {
                     // A constraint the checks did not catch: name the row.
                     return Err(RowError {
-                        file: self.file.to_string(),
+                        file: self.run.file_name.to_string(),
                         line: row.line,
                         column: None,
                         reason,
@@ -296,16 +308,20 @@ impl WriteRows for SqliteConnection {
             Vec::new()
         };
         let columns = run.columns();
-        let sql = format!(
-            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
+        let first_load = matches!(existing, Known::Empty);
+        let mut sql = format!(
+            "INSERT INTO {table} ({}) VALUES ({})",
             columns.join(", "),
             vec!["?"; columns.len()].join(", "),
-            run.update_set()
         );
+        if !first_load {
+            sql += &format!(" ON CONFLICT (id) DO UPDATE SET {}", run.update_set());
+        }
         let mut sink = Upserts {
             conn: self,
             sql,
-            file: run.file_name,
+            run,
+            first_load,
         };
         let counts = compare_rows(run, batches, &mut existing, references, &mut sink).await?;
         for sql in dropped {
