@@ -95,3 +95,101 @@ async fn drains_two_boxes_exactly_once_despite_faults() {
     assert!(injected >= 30, "the run met real faults: {counters}");
     println!("{} on {}: {counters}", stdout.trim(), db.kind);
 }
+
+/// The durable store itself, on the backend under test (SQLite's goes through its C API):
+/// every field of the document as given, one `verify` job, and a document delivered again
+/// counted on its row instead of stored twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stored_document_keeps_every_field_and_a_second_delivery_is_counted() {
+    use eurzad::document::{PulledDocument, SenderData, SubjectData};
+    let dir = tempfile::tempdir().unwrap();
+    let db = test_database(dir.path()).await;
+    let url = if db.kind == "sqlite" {
+        format!("{}?mode=rwc", db.url)
+    } else {
+        db.url.clone()
+    };
+    let store = eurzad::store::Store::connect(&url, 2).await.unwrap();
+    store.migrate().await.unwrap();
+    let document = PulledDocument {
+        dane_podmiotu: SubjectData {
+            identyfikator: "jan.kowalski".into(),
+            typ_osoby: "F".into(),
+            imie_skrot: Some("Jan".into()),
+            nazwisko_nazwa: Some("Kowalski-Żółć".into()),
+            nip: None,
+            pesel: Some("44051401359".into()),
+            regon: None,
+            zgoda: true,
+        },
+        dane_nadawcy: SenderData {
+            uzytkownik: Some("jan.kowalski".into()),
+            system: None,
+        },
+        data_nadania: "2026-11-27T10:00:00.000+01:00".into(),
+        nazwa_skrytki: "skrytka".into(),
+        adres_skrytki: "/urzad_testowy/skrytka".into(),
+        adres_odpowiedzi: Some("/jan.kowalski/skrytka".into()),
+        czy_testowe: false,
+        dane_dodatkowe: b"<extra/>".to_vec(),
+        nazwa_pliku: "pismo.xml".into(),
+        typ_pliku: None,
+        content: (0..=255u8).collect(),
+    };
+    let first = store
+        .store_pulled("/urzad_testowy/skrytka", &document, "c2tyb3Q=")
+        .await
+        .unwrap();
+    assert!(first.new);
+    let again = store
+        .store_pulled("/urzad_testowy/skrytka", &document, "c2tyb3Q=")
+        .await
+        .unwrap();
+    assert_eq!((again.id, again.new), (first.id, false));
+    store.close().await;
+
+    let pool = any_pool(&db.url).await;
+    let row = sqlx::query(
+        "SELECT podmiot_identyfikator, podmiot_imie_skrot, podmiot_nazwisko_nazwa, podmiot_nip, podmiot_pesel, \
+         CAST(podmiot_zgoda AS INTEGER), nadawca_uzytkownik, nadawca_system, data_nadania, adres_odpowiedzi, \
+         CAST(czy_testowe AS INTEGER), dane_dodatkowe, nazwa_pliku, typ_pliku, content, content_sha256, skrot, pull_count \
+         FROM inbound_document",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    use sqlx::Row;
+    let text = |i: usize| row.get::<Option<String>, _>(i);
+    assert_eq!(text(0).as_deref(), Some("jan.kowalski"));
+    assert_eq!(text(1).as_deref(), Some("Jan"));
+    assert_eq!(text(2).as_deref(), Some("Kowalski-Żółć"));
+    assert_eq!(text(3), None);
+    assert_eq!(text(4).as_deref(), Some("44051401359"));
+    assert_eq!(row.get::<i64, _>(5), 1);
+    assert_eq!(text(6).as_deref(), Some("jan.kowalski"));
+    assert_eq!(text(7), None);
+    assert_eq!(text(8).as_deref(), Some("2026-11-27T10:00:00.000+01:00"));
+    assert_eq!(text(9).as_deref(), Some("/jan.kowalski/skrytka"));
+    assert_eq!(row.get::<i64, _>(10), 0);
+    assert_eq!(row.get::<Vec<u8>, _>(11), b"<extra/>");
+    assert_eq!(text(12).as_deref(), Some("pismo.xml"));
+    assert_eq!(text(13), None);
+    assert_eq!(row.get::<Vec<u8>, _>(14), document.content);
+    assert_eq!(
+        text(15).unwrap(),
+        hex::encode(Sha256::digest(&document.content))
+    );
+    assert_eq!(text(16).as_deref(), Some("c2tyb3Q="));
+    assert_eq!(row.get::<i64, _>(17), 2, "delivered twice, stored once");
+    let jobs: Vec<String> = sqlx::query_scalar("SELECT kind FROM job")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs, ["verify"]);
+    // The receipt time reads back as the timestamp it was written as (both paths write
+    // sqlx's own text form on SQLite).
+    let store = eurzad::store::Store::connect(&url, 2).await.unwrap();
+    let facts = store.provision_facts(first.id).await.unwrap();
+    assert!((chrono::Utc::now() - facts.received_at).num_seconds().abs() < 60);
+    store.close().await;
+}

@@ -84,6 +84,12 @@ pub enum SyncError {
     Other(String),
 }
 
+impl From<crate::store::sqlite_raw::RawError> for SyncError {
+    fn from(error: crate::store::sqlite_raw::RawError) -> SyncError {
+        SyncError::Other(error.message)
+    }
+}
+
 impl From<sqlx::Error> for SyncError {
     fn from(e: sqlx::Error) -> Self {
         SyncError::Store(StoreError::Database(e))
