@@ -97,12 +97,31 @@ pub(crate) trait Begin {
     ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
     + Send;
 
-    /// A read-only transaction whose statements all see one snapshot: on SQLite (WAL) any
-    /// transaction does, from its first read; on PostgreSQL it takes `REPEATABLE READ`.
-    fn begin_snapshot(
+    /// `begin_write` on a connection of its own that is closed when the transaction ends
+    /// instead of going back to the pool: a register run moves megabytes through it (its
+    /// digest), and sqlx keeps a connection's buffers as large as the largest message it
+    /// carried, for as long as the connection lives.
+    fn begin_write_once(
         &self,
     ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
     + Send;
+
+    /// A read-only transaction whose statements all see one snapshot (on SQLite (WAL) any
+    /// transaction does, from its first read; on PostgreSQL it takes `REPEATABLE READ`), on
+    /// a connection closed after it, as `begin_write_once`.
+    fn begin_snapshot_once(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+    + Send;
+}
+
+/// A pooled connection that is closed when dropped (see `Begin::begin_write_once`).
+async fn acquire_once<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    connection.close_on_drop();
+    Ok(connection)
 }
 
 impl Begin for SqlitePool {
@@ -110,10 +129,19 @@ impl Begin for SqlitePool {
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.begin_with("BEGIN IMMEDIATE").await
     }
-    async fn begin_snapshot(
+    async fn begin_write_once(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.begin().await
+        sqlx::Transaction::begin(
+            acquire_once(self).await?,
+            Some(sqlx::SqlSafeStr::into_sql_str("BEGIN IMMEDIATE")),
+        )
+        .await
+    }
+    async fn begin_snapshot_once(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        sqlx::Transaction::begin(acquire_once(self).await?, None).await
     }
 }
 
@@ -122,11 +150,21 @@ impl Begin for PgPool {
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.begin().await
     }
-    async fn begin_snapshot(
+    async fn begin_write_once(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        self.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await
+        sqlx::Transaction::begin(acquire_once(self).await?, None).await
+    }
+    async fn begin_snapshot_once(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        sqlx::Transaction::begin(
+            acquire_once(self).await?,
+            Some(sqlx::SqlSafeStr::into_sql_str(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            )),
+        )
+        .await
     }
 }
 

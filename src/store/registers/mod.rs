@@ -702,7 +702,7 @@ impl Store {
                 tokio::spawn(async move {
                     // The digests and the ids from one snapshot, so that ids are kept under
                     // the digest they belong to.
-                    let mut conn = pool.begin_snapshot().await?;
+                    let mut conn = pool.begin_snapshot_once().await?;
                     let mut fingerprints = Vec::with_capacity(referenced.len());
                     for (name, _) in &referenced {
                         let digest: Option<Vec<u8>> = sqlx::query_scalar(DIGEST)
@@ -720,7 +720,7 @@ impl Store {
                     Ok::<_, SyncError>((references, fingerprints.into_iter().collect::<Option<Vec<u128>>>()))
                 })
             });
-            let mut tx = pool.begin_write().await?;
+            let mut tx = pool.begin_write_once().await?;
             let before_commit = tx.begin_run(register).await?;
             // The register's digest, if the latest done run wrote it; else the table's own.
             let digest: Option<Vec<u8>> = sqlx::query_scalar(DIGEST)
@@ -742,6 +742,12 @@ impl Store {
                 _ => tx.read_hashes(table).await?,
             };
             let known = Known::new(hashes);
+            // The next digest is about as long as the last (growing it by doubling held
+            // one and a half copies at a time).
+            run.file_hashes
+                .lock()
+                .expect("only this task writes it")
+                .reserve_exact(known.stored() * 8);
             let (references, referenced_fingerprints) = match references {
                 Some(task) => task
                     .await
