@@ -386,6 +386,38 @@ async fn an_id_named_twice_is_refused_at_its_second_line_on_a_first_load_and_aft
     pool.close().await;
 }
 
+/// PostgreSQL keeps a first load's primary key when a foreign key needs it (an office's own
+/// table may refer to a register): then the `COPY` itself refuses the id named twice, and
+/// the place is found the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_id_named_twice_is_placed_when_the_primary_key_stays_for_a_foreign_key() {
+    let town = Town::new().await;
+    if town.db.kind != "postgres" {
+        return;
+    }
+    let pool = town
+        .sync_basic(&["parties", "accounts", "installments"])
+        .await;
+    exec(
+        &pool,
+        "CREATE TABLE office_notes (ledger_id TEXT REFERENCES reg_ledger (id))",
+    )
+    .await;
+    let ledger = std::fs::read_to_string(fixture("registers/basic/ledger.csv")).unwrap();
+    let l6 = ledger.lines().nth(6).unwrap().to_string();
+    write(
+        &town.import().join("ledger.csv"),
+        &ledger.replace(&l6, &l6.replacen("L6;", "L3;", 1)),
+    );
+    let (ok, out) = town.sync(&["ledger"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("ledger.csv:7: column id: id \"L3\" appears twice in the file"),
+        "{out}"
+    );
+    pool.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_row_refuses_the_file_with_its_place_and_keeps_the_data() {
     let town = Town::new().await;

@@ -21,6 +21,7 @@ use super::{
 };
 use crate::registers::csv_source::{Row, RowError};
 use crate::registers::{Register, Value};
+use crate::store::StoreError;
 
 /// The start of every binary COPY stream: signature, flags, header extension length.
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -459,10 +460,13 @@ impl WriteRows for PgConnection {
             Ok(counts) => counts,
             Err(e) => {
                 copy.abort().await;
-                return Err(e);
+                return Err(placed(run, e).await);
             }
         };
-        let staged = copy.finish().await?;
+        let staged = match copy.finish().await {
+            Ok(staged) => staged,
+            Err(e) => return Err(placed(run, e).await),
+        };
         if staged && !bulk {
             let list = columns.join(", ");
             sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -473,24 +477,28 @@ impl WriteRows for PgConnection {
             .await?;
         }
         for sql in again {
+            // The primary key of a first load is built after it: an id the file named twice
+            // fails it here.
             if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .execute(&mut *self)
                 .await
             {
-                // The primary key of a first load is built after it: an id the file named
-                // twice fails it here, and the file is read again for the place.
-                let duplicate = matches!(&error, sqlx::Error::Database(e) if e.code().as_deref() == Some("23505"));
-                let place = if duplicate {
-                    find_duplicate_id(run).await
-                } else {
-                    None
-                };
-                return Err(match place {
-                    Some(place) => place.into(),
-                    None => error.into(),
-                });
+                return Err(placed(run, error.into()).await);
             }
         }
         Ok((counts, existing))
+    }
+}
+
+/// A unique violation of a first load (its primary key, whether built after the `COPY` or
+/// kept because a foreign key needs it) as the place of the id the file names twice, read
+/// again from the file; any other error as it is.
+async fn placed(run: &RunContext<'_>, error: SyncError) -> SyncError {
+    let duplicate = matches!(&error, SyncError::Store(StoreError::Database(sqlx::Error::Database(e)))
+        if e.code().as_deref() == Some("23505"));
+    if duplicate {
+        find_duplicate_id(run).await.map_or(error, SyncError::from)
+    } else {
+        error
     }
 }
