@@ -1255,3 +1255,63 @@ async fn migration_0009_keeps_the_views_their_grants_and_the_rows() {
     assert_eq!(name, "Jan Kowalski");
     pool.close().await;
 }
+
+/// A refused import reaches the officials as an e-mail, through a real SMTP server: `eurzad
+/// sync` records it (with its mail job) and the daemon's next run sends it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_import_reaches_the_officials_by_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = test_database(dir.path()).await;
+    let smtp = SmtpServer::start(dir.path());
+    let import = dir.path().join("import");
+    std::fs::create_dir_all(&import).unwrap();
+    let config = dir.path().join("config.toml");
+    write(
+        &config,
+        &format!(
+            "[database]\nurl = \"{}\"\n[epuap]\nendpoint = \"embedded\"\n[[epuap.boxes]]\npodmiot = \"u\"\n\
+             nazwa = \"s\"\nadres = \"/u/s\"\n[notify]\nofficials = [\"urzednik@urzad.test\"]\n\
+             from = \"eUrząd <eurzad@urzad.test>\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\n\
+             smtp_security = \"none\"\ndigest_cron = \"0 8 29 2 *\"\n[registers]\ndrop_dir = \"{}\"\n",
+            db.url,
+            smtp.port,
+            import.display()
+        ),
+    );
+    let parties = std::fs::read_to_string(fixture("registers/basic/parties.csv")).unwrap();
+    // A party whose PESEL has a wrong check digit, on line 3.
+    let pesel = parties
+        .lines()
+        .nth(2)
+        .and_then(|l| {
+            l.split(';')
+                .find(|f| f.len() == 11 && f.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(str::to_string);
+    let Some(pesel) = pesel else {
+        panic!("line 3 of parties.csv names a PESEL: {parties}")
+    };
+    let last = (pesel.as_bytes()[10] - b'0' + 1) % 10;
+    let broken = format!("{}{last}", &pesel[..10]);
+    write(
+        &import.join("parties.csv"),
+        &parties.replace(&pesel, &broken),
+    );
+    let (ok, out) = eurzad_with_config(&["sync", "parties"], &config);
+    assert!(!ok, "{out}");
+    assert!(out.contains("parties.csv:3: column pesel"), "{out}");
+    let (ok, out) = eurzad_with_config(&["run", "--once"], &config);
+    assert!(ok, "{out}");
+    let messages = smtp.messages();
+    let refused: Vec<_> = messages
+        .iter()
+        .filter(|(_, subject, _)| subject.contains("Import rejestru parties odrzucony"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{messages:?}");
+    let (to, _, body) = refused[0];
+    assert!(to.contains("urzednik@urzad.test"), "{to}");
+    assert!(
+        body.contains("parties.csv:3") && body.contains("Żadne dane nie zostały zmienione"),
+        "{body}"
+    );
+}
