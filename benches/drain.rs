@@ -3,7 +3,9 @@
 //! time per document (getrusage of this process only: the emulator's work is not counted),
 //! and that figure relative to the RSA-2048 signing cost measured in the same run by
 //! `openssl speed rsa2048`. Target: CPU per document at most 3x the two RSA signatures the
-//! daemon must make per document (pobierzNastepny and potwierdzOdebranie requests).
+//! daemon must make per document (pobierzNastepny and potwierdzOdebranie requests). The
+//! table also prints the floor the parts measured in the same run set: two signed requests
+//! and two verified answers, without HTTP, storage or scheduling.
 //!
 //! `cargo bench --bench drain`; EURZAD_BENCH_DOCS (default 1000) and EURZAD_BENCH_BYTES
 //! (default 8192) size the run.
@@ -237,6 +239,17 @@ fn main() {
     println!(
         "| draining only / (2 x RSA-2048 sign)       | {:>9.2}x |",
         drain_ratio
+    );
+    // What every document needs at the least, by the parts measured above: two signed
+    // requests and two verified answers, with nothing for HTTP, storage or scheduling.
+    let crypto_floor = 2.0 * (our_sign + our_verify).as_secs_f64();
+    println!(
+        "| 2 signed requests + 2 verified answers    | {:>7.3} ms |",
+        crypto_floor * 1e3
+    );
+    println!(
+        "|   the same / (2 x RSA-2048 sign)          | {:>9.2}x |",
+        crypto_floor / (2.0 * rsa.as_secs_f64())
     );
     println!(
         "| max RSS of the daemon process             | {:>7.1} MB |",
