@@ -53,6 +53,16 @@ impl Town {
         }
     }
 
+    /// Drops the hand-checked file of `name` again and shows that the run skips it.
+    fn basic_again_is_skipped(&self, name: &str) {
+        self.drop_basic(&[name]);
+        let (ok, out) = self.sync(&[name]);
+        assert!(
+            ok && count_line(&out, name).contains("already applied"),
+            "{out}"
+        );
+    }
+
     fn sync(&self, args: &[&str]) -> (bool, String) {
         let args: Vec<&str> = std::iter::once("sync")
             .chain(args.iter().copied())
@@ -234,12 +244,7 @@ async fn rerunning_changes_nothing_and_one_changed_row_updates_one_row() {
     let town = Town::new().await;
     let pool = town.basic().await;
     // The very same file again: recognised by its checksum.
-    town.drop_basic(&["ledger"]);
-    let (ok, out) = town.sync(&["ledger"]);
-    assert!(
-        ok && count_line(&out, "ledger").contains("already applied"),
-        "{out}"
-    );
+    town.basic_again_is_skipped("ledger");
     // The same rows in another file (a re-export): every row unchanged, nothing written.
     let same = std::fs::read_to_string(fixture("registers/basic/ledger.csv"))
         .unwrap()
@@ -307,12 +312,7 @@ async fn a_file_applied_before_is_skipped_even_when_its_rows_no_longer_pass() {
     let (ok, out) = town.sync(&["installments", "--full"]);
     assert!(ok, "{out}");
     // The same ledger file again: skipped by its checksum, not refused for L3.
-    town.drop_basic(&["ledger"]);
-    let (ok, out) = town.sync(&["ledger"]);
-    assert!(
-        ok && count_line(&out, "ledger").contains("already applied"),
-        "{out}"
-    );
+    town.basic_again_is_skipped("ledger");
     // The same rows in a new file are checked, and L3 is refused with its place.
     let again = std::fs::read_to_string(fixture("registers/basic/ledger.csv"))
         .unwrap()

@@ -36,7 +36,7 @@ pub enum FileEncoding {
 
 /// A checked row: its external id, its values in the register's column order, and the
 /// line it started on.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Row {
     pub line: u64,
     pub id: String,
@@ -246,11 +246,7 @@ impl CsvRows {
 
     /// The next checked row, `None` at the end.
     pub fn next_row(&mut self) -> Option<Result<Row, RowError>> {
-        let mut row = Row {
-            line: 0,
-            id: String::new(),
-            values: Vec::new(),
-        };
+        let mut row = Row::default();
         self.next_row_into(&mut row).map(|done| done.map(|()| row))
     }
 

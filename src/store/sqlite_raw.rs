@@ -34,6 +34,12 @@ pub(crate) struct RawError {
     pub(crate) code: c_int,
 }
 
+impl From<RawError> for super::StoreError {
+    fn from(error: RawError) -> super::StoreError {
+        super::StoreError::Sqlite(error.message)
+    }
+}
+
 impl std::fmt::Display for RawError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)

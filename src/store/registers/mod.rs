@@ -180,11 +180,7 @@ fn read_batches(
                 free.extend(rows);
             }
         }
-        let mut row = free.pop().unwrap_or_else(|| Row {
-            line: 0,
-            id: String::new(),
-            values: Vec::new(),
-        });
+        let mut row = free.pop().unwrap_or_default();
         match rows.next_row_into(&mut row) {
             None => break,
             Some(Ok(())) => {

@@ -430,7 +430,7 @@ impl WriteRows for PgConnection {
             .chain(run.register.columns.iter().map(|c| c.header))
             .chain(std::iter::once("row_hash"))
             .collect();
-        let bulk = existing.stored() == 0;
+        let bulk = matches!(existing, Known::Empty);
         let stage = format!("eurzad_stage_{table}");
         let (again, prepare, into) = if bulk {
             (drop_indexes(self, table).await?, None, table.to_string())

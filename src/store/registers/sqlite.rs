@@ -164,14 +164,15 @@ impl WriteRows for SqliteConnection {
         batches: &mut Batches,
     ) -> Result<(SyncCounts, Known), SyncError> {
         let table = run.register.table;
-        // An empty table is loaded without its secondary indexes, built again after.
-        let dropped = if existing.stored() == 0 {
+        // An empty table is loaded without its secondary indexes, built again after, and
+        // by plain inserts: its primary key refuses an id named twice.
+        let first_load = matches!(existing, Known::Empty);
+        let dropped = if first_load {
             drop_from_catalog(self, "index", table, "%").await?
         } else {
             Vec::new()
         };
         let columns = run.columns();
-        let first_load = matches!(existing, Known::Empty);
         let mut sql = format!(
             "INSERT INTO {table} ({}) VALUES ({})",
             columns.join(", "),
