@@ -167,19 +167,21 @@ fn main() {
         .await
         .unwrap();
         store.migrate().await.unwrap();
+        // As a box task stores and confirms, through its own writer.
+        let mut writer = store.inbox_writer().await.unwrap();
         let mut document = document;
         let started = cpu_time().0;
         for n in 0..rounds {
             document.data_nadania = format!("2026-11-26T10:00:{n}Z");
-            let stored = store
+            let stored = writer
                 .store_pulled(&mailbox.adres, &document, "x")
                 .await
                 .unwrap();
-            store
+            writer
                 .infer_confirmed(&mailbox.adres, Some(stored.id))
                 .await
                 .unwrap();
-            store.mark_confirmed(stored.id).await.unwrap();
+            writer.mark_confirmed(stored.id).await.unwrap();
         }
         (cpu_time().0 - started) / rounds
     });

@@ -396,7 +396,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     for mailbox in &config.epuap.boxes {
         let worker = BoxWorker {
             client: client.clone(),
-            store: store.clone(),
+            store: store.inbox_writer().await?,
             mailbox: mailbox.to_ref(),
             skrot: config.epuap.skrot,
             pacing: pacing.clone(),

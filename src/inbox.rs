@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::document::SkrotAlgorithm;
 use crate::epuap::soap::BoxRef;
 use crate::epuap::{EpuapClient, EpuapError};
-use crate::store::{Store, StoreError};
+use crate::store::{InboxWriter, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
@@ -69,7 +69,8 @@ pub struct Pacing {
 /// One box's worker.
 pub struct BoxWorker {
     pub client: EpuapClient,
-    pub store: Store,
+    /// The box's own way into the store (`Store::inbox_writer`).
+    pub store: InboxWriter,
     pub mailbox: BoxRef,
     pub skrot: SkrotAlgorithm,
     pub pacing: Pacing,
@@ -80,7 +81,7 @@ impl BoxWorker {
     /// an error for a failing peer: it logs, backs off and tries again, so that one box failing
     /// never stops the others. With `once`, gives up after repeated failures without progress.
     pub async fn run(
-        self,
+        mut self,
         mut stop: watch::Receiver<bool>,
         once: bool,
     ) -> Result<DrainStats, DrainStats> {
@@ -127,7 +128,7 @@ impl BoxWorker {
     /// Pulls until the box is empty or a stop is requested. The stop is only looked at
     /// between documents: a document in flight is stored and confirmed first.
     pub async fn drain(
-        &self,
+        &mut self,
         stop: &watch::Receiver<bool>,
         stats: &mut DrainStats,
     ) -> Result<(), InboxError> {

@@ -98,9 +98,20 @@ async fn drains_two_boxes_exactly_once_despite_faults() {
 
 /// The durable store itself, on the backend under test (SQLite's goes through its C API):
 /// every field of the document as given, one `verify` job, and a document delivered again
-/// counted on its row instead of stored twice.
+/// counted on its row instead of stored twice. Through `Store::store_pulled`.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stored_document_keeps_every_field_and_a_second_delivery_is_counted() {
+    stored_fields(false).await;
+}
+
+/// The same through a box task's own writer (on SQLite a connection of its own with its
+/// statements prepared once), and its confirmation marks.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_box_writer_stores_every_field_once_and_marks_confirmations() {
+    stored_fields(true).await;
+}
+
+async fn stored_fields(through_writer: bool) {
     use eurzad::document::{PulledDocument, SenderData, SubjectData};
     let dir = tempfile::tempdir().unwrap();
     let db = test_database(dir.path()).await;
@@ -136,16 +147,38 @@ async fn a_stored_document_keeps_every_field_and_a_second_delivery_is_counted() 
         typ_pliku: None,
         content: (0..=255u8).collect(),
     };
-    let first = store
-        .store_pulled("/urzad_testowy/skrytka", &document, "c2tyb3Q=")
-        .await
-        .unwrap();
+    let adres = "/urzad_testowy/skrytka";
+    let mut writer = store.inbox_writer().await.unwrap();
+    let mut store_pulled = async |document: &PulledDocument| {
+        if through_writer {
+            writer.store_pulled(adres, document, "c2tyb3Q=").await
+        } else {
+            store.store_pulled(adres, document, "c2tyb3Q=").await
+        }
+        .unwrap()
+    };
+    let first = store_pulled(&document).await;
     assert!(first.new);
-    let again = store
-        .store_pulled("/urzad_testowy/skrytka", &document, "c2tyb3Q=")
-        .await
-        .unwrap();
+    let again = store_pulled(&document).await;
     assert_eq!((again.id, again.new), (first.id, false));
+    let second = store_pulled(&PulledDocument {
+        data_nadania: "2026-11-27T10:05:00.000+01:00".into(),
+        ..document.clone()
+    })
+    .await;
+    assert!(second.new && second.id != first.id);
+    if through_writer {
+        // The first is confirmed; the second is inferred once the head moved past it, and
+        // inferred once only.
+        writer.mark_confirmed(first.id).await.unwrap();
+        assert_eq!(
+            writer.infer_confirmed(adres, Some(first.id)).await.unwrap(),
+            1
+        );
+        assert_eq!(writer.infer_confirmed(adres, None).await.unwrap(), 0);
+        writer.mark_confirmed(second.id).await.unwrap();
+    }
+    drop(writer);
     store.close().await;
 
     let pool = any_pool(&db.url).await;
@@ -153,7 +186,7 @@ async fn a_stored_document_keeps_every_field_and_a_second_delivery_is_counted() 
         "SELECT podmiot_identyfikator, podmiot_imie_skrot, podmiot_nazwisko_nazwa, podmiot_nip, podmiot_pesel, \
          CAST(podmiot_zgoda AS INTEGER), nadawca_uzytkownik, nadawca_system, data_nadania, adres_odpowiedzi, \
          CAST(czy_testowe AS INTEGER), dane_dodatkowe, nazwa_pliku, typ_pliku, content, content_sha256, skrot, pull_count \
-         FROM inbound_document",
+         FROM inbound_document ORDER BY id",
     )
     .fetch_one(&pool)
     .await
@@ -185,11 +218,82 @@ async fn a_stored_document_keeps_every_field_and_a_second_delivery_is_counted() 
         .fetch_all(&pool)
         .await
         .unwrap();
-    assert_eq!(jobs, ["verify"]);
+    assert_eq!(jobs, ["verify", "verify"]);
+    let confirmations: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT confirmation FROM inbound_document ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let expected = if through_writer {
+        vec![Some("confirmed".to_string()), Some("inferred".to_string())]
+    } else {
+        vec![None, None]
+    };
+    assert_eq!(
+        confirmations, expected,
+        "a later mark does not overwrite the first"
+    );
     // The receipt time reads back as the timestamp it was written as (both paths write
     // sqlx's own text form on SQLite).
     let store = eurzad::store::Store::connect(&url, 2).await.unwrap();
     let facts = store.provision_facts(first.id).await.unwrap();
     assert!((chrono::Utc::now() - facts.received_at).num_seconds().abs() < 60);
     store.close().await;
+}
+
+/// On SQLite a box task's writer tries the write lock without waiting, so as not to hold up
+/// the async worker. While another writer (a register run) holds the lock, it waits for it
+/// off the worker and then stores: it neither fails nor gets ahead of the other's commit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_box_writer_waits_for_another_writers_lock_and_then_stores() {
+    use eurzad::document::{PulledDocument, SubjectData};
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+    let store = eurzad::store::Store::connect(&url, 2).await.unwrap();
+    store.migrate().await.unwrap();
+    let mut writer = store.inbox_writer().await.unwrap();
+
+    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let held = std::time::Duration::from_millis(400);
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(held).await;
+        let committing = std::time::Instant::now();
+        sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+        committing
+    });
+
+    let started = std::time::Instant::now();
+    let document = PulledDocument {
+        dane_podmiotu: SubjectData {
+            identyfikator: "jan".into(),
+            typ_osoby: "F".into(),
+            ..Default::default()
+        },
+        dane_nadawcy: Default::default(),
+        data_nadania: "2026-11-27T10:00:00.000Z".into(),
+        nazwa_skrytki: "skrytka".into(),
+        adres_skrytki: "/urzad_testowy/skrytka".into(),
+        adres_odpowiedzi: None,
+        czy_testowe: false,
+        dane_dodatkowe: vec![],
+        nazwa_pliku: "a.xml".into(),
+        typ_pliku: None,
+        content: b"<a/>".to_vec(),
+    };
+    let stored = writer
+        .store_pulled("/urzad_testowy/skrytka", &document, "x")
+        .await
+        .expect("stored once the lock was free");
+    let stored_at = std::time::Instant::now();
+    let committing = release.await.unwrap();
+    assert!(stored.new);
+    assert!(
+        stored_at > committing && stored_at - started >= held,
+        "the store waited for the other writer's commit"
+    );
 }

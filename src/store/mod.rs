@@ -6,9 +6,11 @@
 //! document. Everything else runs with `synchronous = NORMAL` (durable across a crash of the
 //! process, perhaps not of the machine): a lost confirmation mark is re-derived by the inbox,
 //! and a lost job state only makes an idempotent job run again. An fsync costs more CPU than
-//! the rest of a document's storage, so this halves the daemon's CPU per document. That
-//! transaction goes through SQLite's C API on a connection sqlx holds (`sqlite_raw`), as
-//! one call instead of seven round trips to sqlx's worker thread.
+//! the rest of a document's storage, so this halves the daemon's CPU per document. A box
+//! task runs that transaction, and its confirmation marks, through SQLite's C API on a
+//! connection of its own with its statements prepared once ([`InboxWriter`],
+//! `pulled_sqlite`), on the calling thread, instead of as round trips to sqlx's worker
+//! thread.
 //!
 //! Each backend has its own migrations folder (`migrations/sqlite`, `migrations/postgres`)
 //! with the same tables. The queries are written once in the SQL both dialects share
@@ -64,6 +66,57 @@ pub enum StoreError {
     /// The operation does not fit the current state (e.g. deciding a request twice).
     #[error("{0}")]
     Conflict(String),
+}
+
+/// How long a SQLite connection waits for another's write lock.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a box task stores its documents and their confirmations through, the same
+/// statements as [`Store::store_pulled`], [`Store::mark_confirmed`] and
+/// [`Store::infer_confirmed`]. On a SQLite file it is a connection of the task's own with
+/// its statements prepared, used on the calling thread (`pulled_sqlite`); elsewhere the pool.
+pub struct InboxWriter(Writer);
+
+enum Writer {
+    Sqlite(Box<pulled_sqlite::InboxConnection>),
+    Pool(Store),
+}
+
+impl InboxWriter {
+    pub async fn store_pulled(
+        &mut self,
+        mailbox: &str,
+        document: &PulledDocument,
+        skrot: &str,
+    ) -> Result<Stored, StoreError> {
+        match &mut self.0 {
+            Writer::Sqlite(connection) => {
+                let key = document.identity_key();
+                Ok(connection.store(mailbox, document, skrot, &key, Utc::now())?)
+            }
+            Writer::Pool(store) => store.store_pulled(mailbox, document, skrot).await,
+        }
+    }
+
+    pub async fn mark_confirmed(&mut self, id: i64) -> Result<(), StoreError> {
+        match &mut self.0 {
+            Writer::Sqlite(connection) => Ok(connection.mark_confirmed(id, Utc::now())?),
+            Writer::Pool(store) => store.mark_confirmed(id).await,
+        }
+    }
+
+    pub async fn infer_confirmed(
+        &mut self,
+        mailbox: &str,
+        head: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        match &mut self.0 {
+            Writer::Sqlite(connection) => {
+                Ok(connection.infer_confirmed(mailbox, head.unwrap_or(-1), Utc::now())?)
+            }
+            Writer::Pool(store) => store.infer_confirmed(mailbox, head).await,
+        }
+    }
 }
 
 /// A handle to the portal database. Cheap to clone.
@@ -199,6 +252,14 @@ const INSERT_VERIFY_JOB: &str = "INSERT INTO job (kind, key, document_id, run_af
 const COUNT_PULL_AGAIN: &str =
     "UPDATE inbound_document SET pull_count = pull_count + 1 WHERE identity_key = $1 RETURNING id";
 
+/// ePUAP answered a document's confirmation.
+const MARK_CONFIRMED: &str = "UPDATE inbound_document SET confirmed_at = $1, confirmation = 'confirmed' \
+     WHERE id = $2 AND confirmed_at IS NULL";
+
+/// The queue head moved past these documents: their confirmations went through.
+const INFER_CONFIRMED: &str = "UPDATE inbound_document SET confirmed_at = $1, confirmation = 'inferred' \
+     WHERE box_address = $2 AND confirmed_at IS NULL AND id <> $3";
+
 pub use provisioning::{
     AUTOMATIC, Correspondence, CorrespondenceFacts, LetterRow, Notice, ProvisionFacts,
     ProvisioningCounts, RenderNotice, ReplyFacts, RequestRow, RequestedRow,
@@ -266,7 +327,7 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(SQLITE_BUSY_TIMEOUT);
         if let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
@@ -303,6 +364,38 @@ impl Store {
 
     pub async fn close(&self) {
         on_pool!(self, pool => pool.close().await)
+    }
+
+    /// The writer of one box task (see [`InboxWriter`]). On a SQLite file it opens a
+    /// connection of the task's own.
+    pub async fn inbox_writer(&self) -> Result<InboxWriter, StoreError> {
+        let Store::Sqlite(pool) = self else {
+            return Ok(InboxWriter(Writer::Pool(self.clone())));
+        };
+        let file = {
+            let mut connection = pool.acquire().await?;
+            let mut handle = connection.lock_handle().await?;
+            let db = handle.as_raw_handle().as_ptr();
+            // SAFETY: the handle is live while locked; the name is copied out at once. A
+            // null or empty name is an in-memory or temporary database.
+            unsafe {
+                let name = libsqlite3_sys::sqlite3_db_filename(db, c"main".as_ptr());
+                (!name.is_null())
+                    .then(|| {
+                        std::ffi::CStr::from_ptr(name)
+                            .to_string_lossy()
+                            .into_owned()
+                    })
+                    .filter(|name| !name.is_empty())
+            }
+        };
+        let Some(file) = file else {
+            // Another connection would open another database: the pool's it is.
+            return Ok(InboxWriter(Writer::Pool(self.clone())));
+        };
+        let connection =
+            pulled_sqlite::InboxConnection::open(std::path::Path::new(&file), SQLITE_BUSY_TIMEOUT)?;
+        Ok(InboxWriter(Writer::Sqlite(Box::new(connection))))
     }
 
     /// Stores a pulled document and enqueues its processing, in one transaction. A document
@@ -386,10 +479,7 @@ impl Store {
     /// Records that ePUAP confirmed the receipt of document `id`.
     pub async fn mark_confirmed(&self, id: i64) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE inbound_document SET confirmed_at = $1, confirmation = 'confirmed' \
-                 WHERE id = $2 AND confirmed_at IS NULL",
-            )
+            sqlx::query(MARK_CONFIRMED)
             .bind(Utc::now())
             .bind(id)
             .execute(pool)
@@ -409,10 +499,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let head = head.unwrap_or(-1);
         let affected = on_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE inbound_document SET confirmed_at = $1, confirmation = 'inferred' \
-                 WHERE box_address = $2 AND confirmed_at IS NULL AND id <> $3",
-            )
+            sqlx::query(INFER_CONFIRMED)
             .bind(Utc::now())
             .bind(mailbox)
             .bind(head)

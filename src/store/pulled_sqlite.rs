@@ -1,30 +1,72 @@
-//! The inbox's durable store on SQLite: one transaction through SQLite's C API on a
-//! connection sqlx holds, instead of seven round trips to sqlx's worker thread. The SQL is
-//! the PostgreSQL path's (`super::INSERT_PULLED` and the rest).
+//! The inbox's durable store on SQLite, through SQLite's C API.
+//!
+//! Each box task owns an [`InboxConnection`]: a connection of its own to the database file,
+//! with its statements prepared once. Storing a document is one transaction on it, and the
+//! confirmation marks are one statement each, all run on the calling thread. Through sqlx,
+//! every statement was a round trip to sqlx's worker thread, and every call a thread
+//! hand-off (`block_in_place`); on the drain bench those hand-offs, the statement
+//! preparation and sqlx's own work cost more CPU than SQLite's.
+//!
+//! The calling thread is an async worker, so nothing here may wait long: the write lock is
+//! first tried without waiting, and only when another writer (a register run) holds it does
+//! the wait move off the async worker (`sqlite_raw::blocking`), with the pool's busy
+//! timeout. What remains on the worker is the commit's fsync: a fraction of a millisecond
+//! on the disks measured (README, the drain bench), once per document.
+//!
+//! [`Store::store_pulled`](super::Store::store_pulled) runs the same transaction on a
+//! connection sqlx holds, for callers without a box task. The SQL is the PostgreSQL path's
+//! (`super::INSERT_PULLED` and the rest).
+
+use std::ffi::{CString, c_int};
+use std::path::Path;
+use std::ptr::{NonNull, null_mut};
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use libsqlite3_sys as ffi;
 
-use super::sqlite_raw::{RawError, Statement, execute};
-use super::{COUNT_PULL_AGAIN, INSERT_PULLED, INSERT_VERIFY_JOB, Stored};
+use super::sqlite_raw::{RawError, Statement, blocking, execute};
+use super::{
+    COUNT_PULL_AGAIN, INFER_CONFIRMED, INSERT_PULLED, INSERT_VERIFY_JOB, MARK_CONFIRMED, Stored,
+};
 use crate::document::PulledDocument;
 
-/// `Store::store_pulled` on SQLite, on a handle locked out of sqlx: the transaction is
-/// committed with `synchronous = FULL` (the WAL fsynced) before ePUAP is told to forget the
-/// document; the connection goes back to `NORMAL` either way.
-pub(super) fn store(
-    db: *mut libsqlite3_sys::sqlite3,
-    mailbox: &str,
-    document: &PulledDocument,
-    skrot: &str,
-    key: &str,
-    now: DateTime<Utc>,
-) -> Result<Stored, RawError> {
-    // As sqlx writes a timestamp, so that both paths store the same text.
-    let now = now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
-    let transaction = || -> Result<Stored, RawError> {
-        execute(db, "BEGIN IMMEDIATE")?;
+/// As sqlx writes a timestamp, so that both paths store the same text.
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
+
+/// The statements of one stored document.
+pub(super) struct StoreStatements {
+    insert: Statement,
+    job: Statement,
+    again: Statement,
+}
+
+impl StoreStatements {
+    pub(super) fn prepare(db: *mut ffi::sqlite3) -> Result<StoreStatements, RawError> {
+        Ok(StoreStatements {
+            insert: Statement::prepare(db, INSERT_PULLED)?,
+            job: Statement::prepare(db, INSERT_VERIFY_JOB)?,
+            again: Statement::prepare(db, COUNT_PULL_AGAIN)?,
+        })
+    }
+
+    /// The document's statements inside an open write transaction: the insert and its
+    /// `verify` job, or the pull count of a document stored before. Every statement is reset
+    /// before it returns, so that the transaction can commit.
+    fn run(
+        &mut self,
+        mailbox: &str,
+        document: &PulledDocument,
+        skrot: &str,
+        key: &str,
+        now: &str,
+    ) -> Result<Stored, RawError> {
         let p = &document.dane_podmiotu;
-        let mut insert = Statement::prepare(db, INSERT_PULLED)?;
+        let insert = &mut self.insert;
+        insert.reset();
         let texts: [(i32, Option<&str>); 20] = [
             (1, Some(key)),
             (2, Some(mailbox)),
@@ -45,7 +87,7 @@ pub(super) fn store(
             (20, document.typ_pliku.as_deref()),
             (22, Some(&document.content_sha256())),
             (23, Some(skrot)),
-            (24, Some(&now)),
+            (24, Some(now)),
         ];
         for (index, text) in texts {
             insert.bind_opt_text(index, text)?;
@@ -55,34 +97,55 @@ pub(super) fn store(
         insert.bind_blob(18, &document.dane_dodatkowe)?;
         insert.bind_blob(21, &document.content)?;
         let inserted = insert.step()?.then(|| insert.column_i64(0));
-        drop(insert);
+        insert.reset();
         Ok(match inserted {
             Some(id) => {
-                let mut job = Statement::prepare(db, INSERT_VERIFY_JOB)?;
+                let job = &mut self.job;
+                job.reset();
                 job.bind_text(1, id.to_string().as_bytes())?;
                 job.bind_i64(2, id)?;
                 job.bind_text(3, now.as_bytes())?;
                 job.step()?;
+                job.reset();
                 Stored { id, new: true }
             }
             None => {
-                let mut again = Statement::prepare(db, COUNT_PULL_AGAIN)?;
+                let again = &mut self.again;
+                again.reset();
                 again.bind_text(1, key.as_bytes())?;
-                if !again.step()? {
+                let found = again.step()?.then(|| again.column_i64(0));
+                again.reset();
+                let Some(id) = found else {
                     return Err(RawError {
                         message: format!("SQLite: the stored document {key:?} is gone"),
-                        code: libsqlite3_sys::SQLITE_NOTFOUND,
+                        code: ffi::SQLITE_NOTFOUND,
                     });
-                }
-                Stored {
-                    id: again.column_i64(0),
-                    new: false,
-                }
+                };
+                Stored { id, new: false }
             }
         })
-    };
+    }
+}
+
+/// `Store::store_pulled` on a handle locked out of sqlx, its statements prepared for this
+/// one call: the transaction is committed with `synchronous = FULL` (the WAL fsynced) before
+/// ePUAP is told to forget the document; the connection goes back to `NORMAL` either way.
+pub(super) fn store(
+    db: *mut ffi::sqlite3,
+    mailbox: &str,
+    document: &PulledDocument,
+    skrot: &str,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Stored, RawError> {
+    let now = timestamp(now);
     execute(db, "PRAGMA synchronous = FULL")?;
-    let stored = transaction().and_then(|stored| execute(db, "COMMIT").map(|()| stored));
+    let stored = execute(db, "BEGIN IMMEDIATE")
+        .and_then(|()| {
+            let mut statements = StoreStatements::prepare(db)?;
+            statements.run(mailbox, document, skrot, key, &now)
+        })
+        .and_then(|stored| execute(db, "COMMIT").map(|()| stored));
     if stored.is_err() {
         // A failed statement may have ended the transaction already: nothing to report.
         let _ = execute(db, "ROLLBACK");
@@ -91,4 +154,195 @@ pub(super) fn store(
     let stored = stored?;
     normal?;
     Ok(stored)
+}
+
+/// A box task's own connection to the SQLite database, with its statements prepared.
+pub(crate) struct InboxConnection {
+    // Fields drop in order: the statements are finalized before `db` closes the connection.
+    document: StoreStatements,
+    mark: Statement,
+    infer: Statement,
+    begin: Statement,
+    commit: Statement,
+    full: Statement,
+    normal: Statement,
+    db: Handle,
+    /// The wait for the write lock once trying without waiting found it taken.
+    busy_timeout: Duration,
+}
+
+/// An open connection, closed when dropped.
+struct Handle(NonNull<ffi::sqlite3>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // SAFETY: closed once, here, after every statement on it was finalized (the field
+        // order of `InboxConnection`, or none prepared yet in `open`).
+        unsafe { ffi::sqlite3_close(self.0.as_ptr()) };
+    }
+}
+
+// SAFETY: SQLite is built thread-safe (libsqlite3-sys's bundled build, SQLITE_THREADSAFE=1):
+// a connection and its statements may move between threads. `InboxConnection` is used
+// through `&mut` only, so never from two threads at once.
+unsafe impl Send for InboxConnection {}
+
+impl InboxConnection {
+    /// Opens `path` (which exists: the pool created it and migrated it) for the inbox.
+    pub(crate) fn open(path: &Path, busy_timeout: Duration) -> Result<InboxConnection, RawError> {
+        let name = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| RawError {
+            message: format!("SQLite: the database path {} has a NUL", path.display()),
+            code: ffi::SQLITE_MISUSE,
+        })?;
+        let mut raw = null_mut();
+        // SAFETY: `name` is NUL-terminated; `raw` receives the handle, which is closed on
+        // every path below (by `InboxConnection`'s drop, or here on failure).
+        let rc = unsafe {
+            ffi::sqlite3_open_v2(
+                name.as_ptr(),
+                &mut raw,
+                ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_NOMUTEX,
+                std::ptr::null(),
+            )
+        };
+        let Some(handle) = NonNull::new(raw).map(Handle) else {
+            return Err(RawError {
+                message: format!("SQLite: cannot open {}: out of memory", path.display()),
+                code: rc,
+            });
+        };
+        let db = handle.0.as_ptr();
+        if rc != ffi::SQLITE_OK {
+            return Err(super::sqlite_raw::failure(
+                db,
+                &format!("opening {}", path.display()),
+            ));
+        }
+        // WAL is the database's (set by the pool, persistent in the file); the rest is per
+        // connection, as the pool's connections have it. On a failure below, the statements
+        // already prepared are finalized before `handle`, a local declared before them,
+        // closes the connection.
+        execute(db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")?;
+        Ok(InboxConnection {
+            document: StoreStatements::prepare(db)?,
+            mark: Statement::prepare(db, MARK_CONFIRMED)?,
+            infer: Statement::prepare(db, INFER_CONFIRMED)?,
+            begin: Statement::prepare(db, "BEGIN IMMEDIATE")?,
+            commit: Statement::prepare(db, "COMMIT")?,
+            full: Statement::prepare(db, "PRAGMA synchronous = FULL")?,
+            normal: Statement::prepare(db, "PRAGMA synchronous = NORMAL")?,
+            db: handle,
+            busy_timeout,
+        })
+    }
+
+    /// Runs a prepared statement without results from its start.
+    fn run(statement: &mut Statement) -> Result<(), RawError> {
+        statement.reset();
+        let result = statement.step().map(drop);
+        statement.reset();
+        result
+    }
+
+    /// Takes the write lock: at once if it is free; otherwise waits for it off the async
+    /// worker, up to the busy timeout.
+    fn begin(&mut self) -> Result<(), RawError> {
+        let db = self.db.0.as_ptr();
+        // SAFETY: the handle is live and used by this thread only (`&mut self`).
+        unsafe { ffi::sqlite3_busy_timeout(db, 0) };
+        match Self::run(&mut self.begin) {
+            Err(error) if error.code & 0xff == ffi::SQLITE_BUSY => {
+                let wait = self.busy_timeout.as_millis().min(c_int::MAX as u128) as c_int;
+                let begin = &mut self.begin;
+                blocking(|| {
+                    // SAFETY: as above.
+                    unsafe { ffi::sqlite3_busy_timeout(db, wait) };
+                    Self::run(begin)
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Runs `statements` in one write transaction, committed with the WAL fsynced if
+    /// `durable`, rolled back if any fails.
+    fn transaction<T>(
+        &mut self,
+        durable: bool,
+        statements: impl FnOnce(&mut InboxConnection) -> Result<T, RawError>,
+    ) -> Result<T, RawError> {
+        if durable {
+            Self::run(&mut self.full)?;
+        }
+        let result = self
+            .begin()
+            .and_then(|()| statements(self))
+            .and_then(|value| Self::run(&mut self.commit).map(|()| value));
+        if result.is_err() {
+            // A failed statement may have ended the transaction already: nothing to report.
+            let _ = execute(self.db.0.as_ptr(), "ROLLBACK");
+        }
+        let normal = if durable {
+            Self::run(&mut self.normal)
+        } else {
+            Ok(())
+        };
+        let value = result?;
+        normal?;
+        Ok(value)
+    }
+
+    /// Stores a pulled document durably: see `Store::store_pulled`.
+    pub(crate) fn store(
+        &mut self,
+        mailbox: &str,
+        document: &PulledDocument,
+        skrot: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Stored, RawError> {
+        let now = timestamp(now);
+        self.transaction(true, |connection| {
+            connection.document.run(mailbox, document, skrot, key, &now)
+        })
+    }
+
+    /// See `Store::mark_confirmed`.
+    pub(crate) fn mark_confirmed(&mut self, id: i64, now: DateTime<Utc>) -> Result<(), RawError> {
+        let now = timestamp(now);
+        self.transaction(false, |connection| {
+            let mark = &mut connection.mark;
+            mark.reset();
+            mark.bind_text(1, now.as_bytes())?;
+            mark.bind_i64(2, id)?;
+            Self::run_bound(mark).map(drop)
+        })
+    }
+
+    /// See `Store::infer_confirmed`.
+    pub(crate) fn infer_confirmed(
+        &mut self,
+        mailbox: &str,
+        head: i64,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RawError> {
+        let now = timestamp(now);
+        self.transaction(false, |connection| {
+            let infer = &mut connection.infer;
+            infer.reset();
+            infer.bind_text(1, now.as_bytes())?;
+            infer.bind_text(2, mailbox.as_bytes())?;
+            infer.bind_i64(3, head)?;
+            Self::run_bound(infer)
+        })
+    }
+
+    /// Steps a bound statement without results; the rows it changed.
+    fn run_bound(statement: &mut Statement) -> Result<u64, RawError> {
+        let result = statement.step();
+        statement.reset();
+        result?;
+        // SAFETY: the handle is live; the count is of the statement just run.
+        Ok(unsafe { ffi::sqlite3_changes64(statement.db()) } as u64)
+    }
 }

@@ -46,7 +46,7 @@ impl std::fmt::Display for RawError {
     }
 }
 
-fn failure(db: *mut ffi::sqlite3, doing: &str) -> RawError {
+pub(crate) fn failure(db: *mut ffi::sqlite3, doing: &str) -> RawError {
     // SAFETY: `db` is a live handle; sqlite3_errmsg returns a NUL-terminated string owned
     // by SQLite, copied out at once.
     let (message, code) = unsafe {
@@ -181,6 +181,11 @@ impl Statement {
             ffi::SQLITE_DONE => Ok(false),
             _ => Err(failure(self.db, "writing a row")),
         }
+    }
+
+    /// The connection the statement belongs to.
+    pub(crate) fn db(&self) -> *mut ffi::sqlite3 {
+        self.db
     }
 
     pub(crate) fn reset(&mut self) {
