@@ -691,7 +691,13 @@ fn parse_bool(element: &str, field: &str, value: &str) -> Result<bool, MessageEr
 }
 
 fn decode_base64(element: &str, field: &str, text: &str) -> Result<Vec<u8>, MessageError> {
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    // Byte by byte: an ASCII whitespace byte is never part of a multi-byte character, and
+    // anything else that is not base64 fails the decode.
+    let compact: std::borrow::Cow<[u8]> = if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        text.bytes().filter(|b| !b.is_ascii_whitespace()).collect()
+    } else {
+        text.as_bytes().into()
+    };
     base64::engine::general_purpose::STANDARD
         .decode(compact)
         .map_err(|e| MessageError::InvalidBase64 {
