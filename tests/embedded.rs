@@ -46,6 +46,22 @@ async fn runs_on_a_fresh_folder_with_no_setup() {
         .expect("the demo pismo ogólne");
     assert!(String::from_utf8_lossy(&pismo.content).contains("Jan</Imie>"));
     assert!(rows.iter().all(|r| r.confirmed));
+    // The general letters are read for the officials' correspondence: title and body from
+    // the letter, not its file name.
+    let pool = common::any_pool(&url).await;
+    let letter: (String, String) = sqlx::query_as(
+        "SELECT title, body FROM correspondence c JOIN inbound_document d ON d.id = c.document_id \
+         WHERE d.podmiot_identyfikator = 'demo' AND c.form_type = 'general_letter'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        letter.0,
+        "Pytanie o termin płatności podatku od nieruchomości"
+    );
+    assert!(letter.1.contains("czwartą ratę"), "{}", letter.1);
+    pool.close().await;
 
     let (ok, output) = run_once_in(dir.path());
     assert!(ok, "{output}");

@@ -323,13 +323,19 @@ pub(super) async fn correspond(
     let document_id = job.document_id.ok_or("correspond job without a document")?;
     let facts = store.correspondence_facts(document_id).await.map_err(err)?;
     let form_type = facts.form_type.clone().unwrap_or_else(|| "not_xml".into());
-    let (registry, content) = (registry.clone(), facts.content.clone());
-    let letter = tokio::task::spawn_blocking(move || match registry.read(&content) {
-        Ok(Form::GeneralLetter(letter)) => Some(letter),
-        _ => None,
-    })
-    .await
-    .map_err(|e| format!("reading task failed: {e}"))?;
+    // Only a document the verify step found to be a general letter has a title and body to
+    // read; any other goes without a trip to a blocking thread.
+    let letter = if form_type == crate::forms::FormType::GeneralLetter.as_str() {
+        let (registry, content) = (registry.clone(), facts.content.clone());
+        tokio::task::spawn_blocking(move || match registry.read(&content) {
+            Ok(Form::GeneralLetter(letter)) => Some(letter),
+            _ => None,
+        })
+        .await
+        .map_err(|e| format!("reading task failed: {e}"))?
+    } else {
+        None
+    };
     let (party_id_type, party_id) = match (
         &facts.signer_pesel,
         &facts.subject_pesel,
