@@ -381,11 +381,7 @@ impl Store {
             unsafe {
                 let name = libsqlite3_sys::sqlite3_db_filename(db, c"main".as_ptr());
                 (!name.is_null())
-                    .then(|| {
-                        std::ffi::CStr::from_ptr(name)
-                            .to_string_lossy()
-                            .into_owned()
-                    })
+                    .then(|| std::ffi::CStr::from_ptr(name).to_bytes().to_vec())
                     .filter(|name| !name.is_empty())
             }
         };
@@ -393,8 +389,11 @@ impl Store {
             // Another connection would open another database: the pool's it is.
             return Ok(InboxWriter(Writer::Pool(self.clone())));
         };
-        let connection =
-            pulled_sqlite::InboxConnection::open(std::path::Path::new(&file), SQLITE_BUSY_TIMEOUT)?;
+        // The name as SQLite has it, bytes and all (a path need not be UTF-8).
+        let path = std::path::PathBuf::from(
+            <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(file),
+        );
+        let connection = pulled_sqlite::InboxConnection::open(&path, SQLITE_BUSY_TIMEOUT)?;
         Ok(InboxWriter(Writer::Sqlite(Box::new(connection))))
     }
 

@@ -20,7 +20,6 @@
 use std::ffi::{CString, c_int};
 use std::path::Path;
 use std::ptr::{NonNull, null_mut};
-
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};

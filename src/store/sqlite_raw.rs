@@ -179,7 +179,24 @@ impl Statement {
         match unsafe { ffi::sqlite3_step(self.raw.as_ptr()) } {
             ffi::SQLITE_ROW => Ok(true),
             ffi::SQLITE_DONE => Ok(false),
-            _ => Err(failure(self.db, "writing a row")),
+            _ => Err(failure(self.db, &format!("running {:?}", self.sql_head()))),
+        }
+    }
+
+    /// The start of the statement's SQL, to name it in an error.
+    fn sql_head(&self) -> String {
+        // SAFETY: the statement is live; sqlite3_sql returns its NUL-terminated text (or
+        // null), owned by SQLite for the statement's life and copied out at once.
+        let sql = unsafe {
+            let sql = ffi::sqlite3_sql(self.raw.as_ptr());
+            if sql.is_null() {
+                return String::new();
+            }
+            CStr::from_ptr(sql).to_string_lossy()
+        };
+        match sql.char_indices().nth(60) {
+            Some((at, _)) => format!("{}…", &sql[..at]),
+            None => sql.into_owned(),
         }
     }
 
