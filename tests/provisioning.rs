@@ -561,3 +561,101 @@ async fn a_letter_that_needs_proof_goes_by_doreczyciel_and_its_upd_is_matched() 
     );
     pool.close().await;
 }
+
+/// The correspondence recorded, with the file name of each document, by file name.
+async fn correspondence_rows(pool: &sqlx::AnyPool) -> Vec<sqlx::any::AnyRow> {
+    sqlx::query(
+        "SELECT c.form_type, c.party_id_type, c.party_id, c.title, c.body, c.department, d.nazwa_pliku \
+         FROM correspondence c JOIN inbound_document d ON d.id = c.document_id ORDER BY d.nazwa_pliku",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// A letter other than an access request becomes correspondence in the `verify` step: a
+/// general letter signed with Jan Kowalski's trusted profile is his (the signer's PESEL), its
+/// title and body are the letter's, and the `[[routing]]` rule for general letters in this
+/// box sends it to the Kancelaria, whose address gets the mail. A non-XML attachment in the
+/// same box is correspondence too, under its file name, and no rule routes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_general_letter_is_routed_to_its_department_with_a_mail() {
+    let office = Office::start().await;
+    let role = seal::trusted_profile_role("Jan", "Kowalski", JAN);
+    let letter = seal::xades_enveloped_with_role(
+        &read("forms/pismo-ogolne-2013.xml"),
+        &key("epuap"),
+        Utc::now(),
+        "podpis",
+        Some(&role),
+    )
+    .unwrap();
+    office
+        .send("pismo.xml", &letter, "/jan_kowalski/skrytka")
+        .await;
+    office
+        .send("skan.pdf", b"%PDF-1.4 not xml", "/jan_kowalski/skrytka")
+        .await;
+    office.run_once();
+
+    let pool = office.pool().await;
+    let rows = correspondence_rows(&pool).await;
+    assert_eq!(rows.len(), 2);
+    let text = |row: usize, col: usize| rows[row].get::<Option<String>, _>(col);
+    // "pismo.xml" sorts before "skan.pdf".
+    assert_eq!(text(0, 0).as_deref(), Some("general_letter"));
+    assert_eq!(text(0, 1).as_deref(), Some("PESEL"));
+    assert_eq!(text(0, 2).as_deref(), Some(JAN));
+    assert_eq!(
+        text(0, 3).as_deref(),
+        Some("Wniosek o wydanie zaświadczenia")
+    );
+    assert!(text(0, 4).unwrap().contains("o niezaleganiu w podatkach"));
+    assert_eq!(text(0, 5).as_deref(), Some("Kancelaria"));
+    assert_eq!(text(1, 0).as_deref(), Some("not_xml"));
+    assert_eq!(text(1, 3).as_deref(), Some("skan.pdf"));
+    assert_eq!(text(1, 5), None, "no rule routes a non-XML attachment");
+    // One job per document did it all: no `correspond` job was queued.
+    assert_eq!(
+        scalar_i64(&pool, "SELECT COUNT(*) FROM job WHERE kind = 'correspond'").await,
+        0
+    );
+    assert_eq!(
+        scalar_i64(&pool, "SELECT COUNT(*) FROM job WHERE status <> 'done'").await,
+        0
+    );
+
+    let mail = office.smtp.messages();
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    let (to, subject, body) = &mail[0];
+    assert!(to.contains("kancelaria@urzad.test"), "{to}");
+    assert_eq!(
+        subject,
+        &format!(
+            "Nowe pismo w skrzynce {}: Wniosek o wydanie zaświadczenia",
+            BOX.2
+        )
+    );
+    assert!(body.contains("skierowane do: Kancelaria"), "{body}");
+
+    // A `correspond` job as earlier versions queued it after `verify` gives the same record
+    // from what the store has (the judgement stored by the verify step).
+    let recorded = |rows: &[sqlx::any::AnyRow]| -> Vec<Vec<Option<String>>> {
+        rows.iter()
+            .map(|r| (0..7).map(|i| r.get::<Option<String>, _>(i)).collect())
+            .collect()
+    };
+    let first = recorded(&rows);
+    exec(&pool, "DELETE FROM correspondence").await;
+    exec(
+        &pool,
+        "INSERT INTO job (kind, key, document_id, run_after, created_at, updated_at) \
+         SELECT 'correspond', key, document_id, run_after, created_at, updated_at FROM job WHERE kind = 'verify'",
+    )
+    .await;
+    office.run_once();
+    let again = correspondence_rows(&pool).await;
+    assert_eq!(recorded(&again), first);
+    assert_eq!(office.smtp.messages().len(), 2, "the new record's mail");
+    pool.close().await;
+}

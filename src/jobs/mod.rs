@@ -4,10 +4,16 @@
 //! Kinds:
 //! - `verify`: names the form of an inbound document (its root element and namespace),
 //!   checks the signature of an XML document, reads its form, and stores all three;
+//!   A document that is neither an access request nor a UPD becomes correspondence in the
+//!   same transaction (routed to its department, with the mail to it);
 //! - `classify`: only the naming, as its own job. Documents stored by earlier versions
 //!   queued it beside `verify`; such jobs still run. New documents get `verify` alone,
 //!   which saves a read of the content and a transaction per document.
-//! - `provision`, `reply`, `mail`: access requests become accounts ([`provisioning`]).
+//! - `correspond`: the correspondence as its own job, as earlier versions queued it after
+//!   `verify`; such jobs still run. Recording it in the `verify` step saves a job, a read
+//!   and a transaction per document.
+//! - `provision`, `reply`, `mail`, `receipt`: access requests become accounts, replies go
+//!   out and their UPDs come back ([`provisioning`]).
 
 pub mod provisioning;
 
@@ -25,7 +31,7 @@ use crate::store::{Job, Judgement, Store, StoreError};
 
 /// The job that follows the judgement of a document of this form type.
 /// A UPD (ePUAP's proof of delivery) goes to `receipt`, an access request to `provision`,
-/// anything else to `correspond`.
+/// anything else to `correspond` (which the `verify` step does itself: [`correspond_here`]).
 fn follow_up(
     classification: &forms::Classification,
     form_type: forms::FormType,
@@ -40,6 +46,19 @@ fn follow_up(
         ) if ns == crate::epuap::soap::UPO_NS && root == "UPD" => Some("receipt"),
         (_, forms::FormType::AccessRequest) => Some("provision"),
         _ => Some("correspond"),
+    }
+}
+
+/// A document whose follow-up would be `correspond` becomes correspondence in the `verify`
+/// step's own transaction: no second job, read and transaction per document. Any other
+/// follow-up stays a job of its own.
+fn correspond_here(
+    follow_up: Option<&'static str>,
+    route: impl FnOnce() -> provisioning::Routed,
+) -> (Option<&'static str>, Option<provisioning::Routed>) {
+    match follow_up {
+        Some("correspond") => (None, Some(route())),
+        other => (other, None),
     }
 }
 
@@ -137,17 +156,30 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
         }
         "verify" => {
             let id = job.document_id.ok_or("verify job without a document")?;
-            let content = store
-                .document_content(id)
+            // One read gives the content and what its correspondence needs.
+            let mut facts = store
+                .correspondence_facts(id)
                 .await
                 .map_err(|e| e.to_string())?;
+            let content = std::mem::take(&mut facts.content);
             let classification = forms::classify(&content);
             if let forms::Classification::NotXml { reason } = &classification {
                 let note = format!("signature not checked: {reason}");
+                let (follow_up, routed) =
+                    correspond_here(follow_up(&classification, forms::FormType::Unknown), || {
+                        provisioning::route(
+                            id,
+                            &facts,
+                            provisioning::NOT_XML,
+                            None,
+                            &settings.office,
+                        )
+                    });
                 let judgement = Judgement {
                     not_checked: &note,
-                    follow_up: follow_up(&classification, forms::FormType::Unknown),
+                    follow_up,
                     classification: Some(&classification),
+                    correspondence: routed.as_ref().map(|r| (&r.record, r.mail())),
                     ..Judgement::default()
                 };
                 return store
@@ -173,12 +205,27 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
                     (error.form, Some(error.to_string()))
                 }
             };
+            let (follow_up, routed) =
+                correspond_here(follow_up(&classification, form_type), || {
+                    // The party is the signer when the signature passed, as the store
+                    // reads it back for a `correspond` job.
+                    facts.signer_pesel = verdict
+                        .passed()
+                        .then(|| verdict.identity.as_ref().and_then(|i| i.pesel.clone()))
+                        .flatten();
+                    let letter = match form {
+                        Ok(forms::Form::GeneralLetter(letter)) => Some(letter),
+                        _ => None,
+                    };
+                    provisioning::route(id, &facts, form_type.as_str(), letter, &settings.office)
+                });
             let judgement = Judgement {
                 verdict: Some(&verdict),
                 form_type: Some(form_type),
                 form_error,
-                follow_up: follow_up(&classification, form_type),
+                follow_up,
                 classification: Some(&classification),
+                correspondence: routed.as_ref().map(|r| (&r.record, r.mail())),
                 ..Judgement::default()
             };
             store

@@ -13,7 +13,7 @@ use chrono_tz::Tz;
 
 use crate::config::RoutingRule;
 use crate::delivery::{DeliveryChannel, DeliveryError, OutgoingLetter};
-use crate::forms::{Form, Registry};
+use crate::forms::{Form, FormType, GeneralLetter, Registry};
 use crate::notify::Mailer;
 use crate::notify::schedule::Schedule;
 use crate::notify::templates::{self, RequestSummary};
@@ -21,7 +21,9 @@ use crate::provisioning::deadline::{self, DayCount};
 use crate::provisioning::letter::{Letter, LetterKind};
 use crate::provisioning::{self};
 use crate::signature::{KindTrust, seal};
-use crate::store::{Job, Notice, RequestRow, Store, StoreError};
+use crate::store::{
+    Correspondence, CorrespondenceFacts, Job, Notice, RequestRow, Store, StoreError,
+};
 use crate::xmldsig::SigningKey;
 
 /// The office: who it is, how it answers and whom it tells.
@@ -311,31 +313,32 @@ pub(super) async fn mail(store: &Store, job: &Job, office: &Office) -> Result<()
         .map_err(err)
 }
 
-/// A letter other than an access request becomes correspondence of its party (the signer
-/// when the signature passed, else the sender ePUAP vouches for), and its department is
-/// e-mailed by the first matching `[[routing]]` rule.
-pub(super) async fn correspond(
-    store: &Store,
-    job: &Job,
+/// A document other than an access request or a UPD, as correspondence of its party (the
+/// signer when the signature passed, else the sender ePUAP vouches for), and the mail to
+/// its department by the first matching `[[routing]]` rule.
+pub(crate) struct Routed {
+    pub record: Correspondence,
+    mail: Option<(Vec<String>, String, String)>,
+}
+
+impl Routed {
+    /// The mail as the store takes it: recipients, subject, body.
+    pub fn mail(&self) -> Option<(&[String], &str, &str)> {
+        self.mail
+            .as_ref()
+            .map(|(emails, subject, body)| (emails.as_slice(), subject.as_str(), body.as_str()))
+    }
+}
+
+/// Routes document `document_id` of form type `form_type` (`not_xml` when it is not XML);
+/// `letter` is its content read as a general letter, if it is one.
+pub(crate) fn route(
+    document_id: i64,
+    facts: &CorrespondenceFacts,
+    form_type: &str,
+    letter: Option<GeneralLetter>,
     office: &Office,
-    registry: &Arc<Registry>,
-) -> Result<(), String> {
-    let document_id = job.document_id.ok_or("correspond job without a document")?;
-    let facts = store.correspondence_facts(document_id).await.map_err(err)?;
-    let form_type = facts.form_type.clone().unwrap_or_else(|| "not_xml".into());
-    // Only a document the verify step found to be a general letter has a title and body to
-    // read; any other goes without a trip to a blocking thread.
-    let letter = if form_type == crate::forms::FormType::GeneralLetter.as_str() {
-        let (registry, content) = (registry.clone(), facts.content.clone());
-        tokio::task::spawn_blocking(move || match registry.read(&content) {
-            Ok(Form::GeneralLetter(letter)) => Some(letter),
-            _ => None,
-        })
-        .await
-        .map_err(|e| format!("reading task failed: {e}"))?
-    } else {
-        None
-    };
+) -> Routed {
     let (party_id_type, party_id) = match (
         &facts.signer_pesel,
         &facts.subject_pesel,
@@ -365,18 +368,6 @@ pub(super) async fn correspond(
         (r.form_type == "*" || r.form_type == form_type)
             && (r.r#box == "*" || r.r#box == facts.box_address)
     });
-    let record = crate::store::Correspondence {
-        document_id,
-        party_id_type: party_id_type.map(str::to_string),
-        party_id,
-        form_type,
-        title: title.clone(),
-        body,
-        sender: sender.clone(),
-        box_address: facts.box_address.clone(),
-        department: rule.map(|r| r.department.clone()),
-        received_at: facts.received_at,
-    };
     let mail = rule.map(|r| {
         let (subject, body) = templates::routed(
             &title,
@@ -384,18 +375,56 @@ pub(super) async fn correspond(
             &facts.box_address,
             &r.department,
         );
-        (r.emails.as_slice(), subject, body)
+        (r.emails.clone(), subject, body)
     });
+    let record = Correspondence {
+        document_id,
+        party_id_type: party_id_type.map(str::to_string),
+        party_id,
+        form_type: form_type.to_string(),
+        title,
+        body,
+        sender,
+        box_address: facts.box_address.clone(),
+        department: rule.map(|r| r.department.clone()),
+        received_at: facts.received_at,
+    };
+    Routed { record, mail }
+}
+
+/// A `correspond` job, as earlier versions queued one after the `verify` step (which now
+/// records the correspondence itself): the same record, from what the store has.
+pub(super) async fn correspond(
+    store: &Store,
+    job: &Job,
+    office: &Office,
+    registry: &Arc<Registry>,
+) -> Result<(), String> {
+    let document_id = job.document_id.ok_or("correspond job without a document")?;
+    let facts = store.correspondence_facts(document_id).await.map_err(err)?;
+    let form_type = facts.form_type.clone().unwrap_or_else(|| NOT_XML.into());
+    // Only a document the verify step found to be a general letter has a title and body to
+    // read; any other goes without a trip to a blocking thread.
+    let letter = if form_type == FormType::GeneralLetter.as_str() {
+        let (registry, content) = (registry.clone(), facts.content.clone());
+        tokio::task::spawn_blocking(move || match registry.read(&content) {
+            Ok(Form::GeneralLetter(letter)) => Some(letter),
+            _ => None,
+        })
+        .await
+        .map_err(|e| format!("reading task failed: {e}"))?
+    } else {
+        None
+    };
+    let routed = route(document_id, &facts, &form_type, letter, office);
     store
-        .record_correspondence(
-            job.id,
-            &record,
-            mail.as_ref().map(|(e, s, b)| (*e, s.as_str(), b.as_str())),
-            Utc::now(),
-        )
+        .record_correspondence(job.id, &routed.record, routed.mail(), Utc::now())
         .await
         .map_err(err)
 }
+
+/// The form type correspondence records for content that is not XML.
+pub(crate) const NOT_XML: &str = "not_xml";
 
 /// A UPD from ePUAP: the recipient opened a letter sent with `dorecz`. It must be sealed
 /// by ePUAP's certificate; its IdentyfikatorDokumentu (our reference `EUR.<request>`) names

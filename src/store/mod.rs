@@ -47,6 +47,9 @@ pub struct Judgement<'a> {
     /// What the document's content is (XML with this root, or why not), recorded with the
     /// judgement.
     pub classification: Option<&'a Classification>,
+    /// The correspondence the document becomes, with the mail to its department (recipients,
+    /// subject, body), recorded with the judgement instead of by a `correspond` job.
+    pub correspondence: Option<(&'a Correspondence, Option<(&'a [String], &'a str, &'a str)>)>,
 }
 
 /// Storage errors. `Database` carries sqlx's message, which names the table or constraint.
@@ -231,6 +234,7 @@ macro_rules! on_pool {
     };
 }
 
+#[macro_use]
 mod provisioning;
 mod pulled_sqlite;
 pub mod registers;
@@ -683,6 +687,9 @@ impl Store {
             .bind(judgement.classification.is_some())
             .execute(&mut *tx)
             .await?;
+            if let Some((letter, mail)) = judgement.correspondence {
+                correspondence_in_tx!(tx, letter, mail, now);
+            }
             if let Some(kind) = judgement.follow_up {
                 sqlx::query(
                     "INSERT INTO job (kind, key, document_id, run_after, created_at, updated_at) \

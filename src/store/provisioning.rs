@@ -44,6 +44,37 @@ macro_rules! notify_in_tx {
     }};
 }
 
+/// Records a letter as correspondence (once per document), linked to the account of its
+/// party when there is one, with the mail to its department, inside a transaction. Used by
+/// the `verify` step and by `correspond` jobs queued by earlier versions.
+macro_rules! correspondence_in_tx {
+    ($tx:expr, $letter:expr, $mail:expr, $now:expr) => {{
+        let letter: &$crate::store::Correspondence = $letter;
+        let mail: Option<(&[String], &str, &str)> = $mail;
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO correspondence (document_id, account_id, party_id_type, party_id, form_type, title, \
+             body, sender, box_address, department, received_at) \
+             VALUES ($1, (SELECT id FROM account WHERE $2 = 'PESEL' AND pesel = $3), $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (document_id) DO NOTHING RETURNING id",
+        )
+        .bind(letter.document_id)
+        .bind(letter.party_id_type.as_deref())
+        .bind(letter.party_id.as_deref())
+        .bind(&letter.form_type)
+        .bind(&letter.title)
+        .bind(&letter.body)
+        .bind(letter.sender.as_deref())
+        .bind(&letter.box_address)
+        .bind(letter.department.as_deref())
+        .bind(letter.received_at)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        if let (Some(id), Some((emails, subject, body))) = (inserted, mail) {
+            let _new = notify_in_tx!($tx, format!("route:{id}"), emails.join(", "), subject, body, $now);
+        }
+    }};
+}
+
 macro_rules! enqueue_in_tx {
     ($tx:expr, $kind:expr, $key:expr, $now:expr) => {
         sqlx::query(
@@ -929,27 +960,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO correspondence (document_id, account_id, party_id_type, party_id, form_type, title, \
-                 body, sender, box_address, department, received_at) \
-                 VALUES ($1, (SELECT id FROM account WHERE $2 = 'PESEL' AND pesel = $3), $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (document_id) DO NOTHING RETURNING id",
-            )
-            .bind(letter.document_id)
-            .bind(letter.party_id_type.as_deref())
-            .bind(letter.party_id.as_deref())
-            .bind(&letter.form_type)
-            .bind(&letter.title)
-            .bind(&letter.body)
-            .bind(letter.sender.as_deref())
-            .bind(&letter.box_address)
-            .bind(letter.department.as_deref())
-            .bind(letter.received_at)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let (Some(id), Some((emails, subject, body))) = (inserted, mail) {
-                let _new = notify_in_tx!(tx, format!("route:{id}"), emails.join(", "), subject, body, now);
-            }
+            correspondence_in_tx!(tx, letter, mail, now);
             sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
             tx.commit().await?;
         });
