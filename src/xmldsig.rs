@@ -454,9 +454,13 @@ pub fn verify_with_anchors(
     Ok(signer)
 }
 
+/// A chain verified before: (anchors, KeyInfo certificates) fingerprints, the signer (DER),
+/// and the window (UNIX seconds) in which every certificate in it is valid.
+type VerifiedChain = ((u64, u64), Vec<u8>, (i64, i64));
+
 thread_local! {
-    /// Chains verified on this thread: (anchors, KeyInfo certificates) -> (signer, validity window).
-    static CHAINS: RefCell<Vec<((u64, u64), Vec<u8>, (i64, i64))>> = const { RefCell::new(Vec::new()) };
+    /// Chains verified on this thread.
+    static CHAINS: RefCell<Vec<VerifiedChain>> = const { RefCell::new(Vec::new()) };
 }
 
 const CHAIN_CACHE_SIZE: usize = 256;

@@ -70,6 +70,29 @@ fn anchor_dir(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     anchors
 }
 
+/// A judged document as the first test reads it: file, form type, form error, the signer's
+/// PESEL, given name and surname, qualified, has a signing time, the chain.
+type JudgedRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i32,
+    i32,
+    Option<String>,
+);
+
+/// A document and its jobs as the second test reads them.
+type JobRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i32,
+    i64,
+);
 #[tokio::test(flavor = "multi_thread")]
 async fn each_kind_of_signature_has_its_own_anchors() {
     let signed = std::fs::read(fixture("signed/pismo-ogolne-signed.xml")).unwrap();
@@ -188,17 +211,7 @@ async fn the_form_and_the_signer_are_stored_with_the_document() {
          FROM inbound_document ORDER BY nazwa_pliku",
     )
     .await;
-    let row = |i: usize| -> (
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        i32,
-        i32,
-        Option<String>,
-    ) {
+    let row = |i: usize| -> JudgedRow {
         let r = &rows[i];
         (
             r.get(0),
@@ -285,14 +298,7 @@ async fn the_verify_step_names_the_form_of_each_document() {
          FROM inbound_document d ORDER BY d.nazwa_pliku",
     )
     .await;
-    let rows: Vec<(
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        i32,
-        i64,
-    )> = rows
+    let rows: Vec<JobRow> = rows
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
         .collect();

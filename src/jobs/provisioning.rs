@@ -22,7 +22,7 @@ use crate::provisioning::letter::{Letter, LetterKind};
 use crate::provisioning::{self};
 use crate::signature::{KindTrust, seal};
 use crate::store::{
-    Correspondence, CorrespondenceFacts, Job, Notice, RequestRow, Store, StoreError,
+    Correspondence, CorrespondenceFacts, Job, Notice, RequestRow, RoutedMail, Store, StoreError,
 };
 use crate::xmldsig::SigningKey;
 
@@ -323,7 +323,7 @@ pub(crate) struct Routed {
 
 impl Routed {
     /// The mail as the store takes it: recipients, subject, body.
-    pub fn mail(&self) -> Option<(&[String], &str, &str)> {
+    pub fn mail(&self) -> Option<RoutedMail<'_>> {
         self.mail
             .as_ref()
             .map(|(emails, subject, body)| (emails.as_slice(), subject.as_str(), body.as_str()))

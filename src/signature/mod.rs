@@ -237,6 +237,12 @@ pub fn verify(bytes: &[u8], trust: &TrustPolicy, at: DateTime<Utc>) -> Verdict {
 
 type Judged = Result<Verdict, Verdict>;
 
+// Both sides are the verdict itself, returned once per document: boxing the refusal would
+// only add an allocation.
+#[expect(
+    clippy::result_large_err,
+    reason = "the refusal is the verdict, returned once"
+)]
 fn judge(doc: &Document, trust: &TrustPolicy, at: DateTime<Utc>) -> Judged {
     let root = doc
         .get_root_element()
@@ -797,6 +803,10 @@ fn check_signing_certificate(signed_properties: &Node, signer_der: &[u8]) -> Res
 }
 
 /// XML-DSig core validation with the trust policy; returns the signer certificate (DER).
+#[expect(
+    clippy::result_large_err,
+    reason = "the refusal is the verdict, returned once"
+)]
 fn verify_core(
     signature: &Node,
     trust: &TrustPolicy,

@@ -49,8 +49,11 @@ pub struct Judgement<'a> {
     pub classification: Option<&'a Classification>,
     /// The correspondence the document becomes, with the mail to its department (recipients,
     /// subject, body), recorded with the judgement instead of by a `correspond` job.
-    pub correspondence: Option<(&'a Correspondence, Option<(&'a [String], &'a str, &'a str)>)>,
+    pub correspondence: Option<(&'a Correspondence, Option<RoutedMail<'a>>)>,
 }
+
+/// The mail a routed letter sends its department: recipients, subject, body.
+pub type RoutedMail<'a> = (&'a [String], &'a str, &'a str);
 
 /// Storage errors. `Database` carries sqlx's message, which names the table or constraint.
 #[derive(Debug, thiserror::Error)]

@@ -50,7 +50,7 @@ macro_rules! notify_in_tx {
 macro_rules! correspondence_in_tx {
     ($tx:expr, $letter:expr, $mail:expr, $now:expr) => {{
         let letter: &$crate::store::Correspondence = $letter;
-        let mail: Option<(&[String], &str, &str)> = $mail;
+        let mail: Option<$crate::store::RoutedMail<'_>> = $mail;
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO correspondence (document_id, account_id, party_id_type, party_id, form_type, title, \
              body, sender, box_address, department, received_at) \
@@ -955,7 +955,7 @@ impl Store {
         &self,
         job_id: i64,
         letter: &Correspondence,
-        mail: Option<(&[String], &str, &str)>,
+        mail: Option<super::RoutedMail<'_>>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
