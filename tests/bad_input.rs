@@ -100,17 +100,6 @@ async fn broken_answers_are_refused_clearly_and_the_daemon_keeps_running() {
     );
 
     // SIGTERM: a clean, prompt exit.
-    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = daemon.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "daemon did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = stop_with_sigterm(&mut daemon, Duration::from_secs(10)).await;
     assert!(status.success(), "clean exit on SIGTERM: {status}");
 }

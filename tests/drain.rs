@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use common::*;
 use sha2::{Digest, Sha256};
@@ -296,4 +297,56 @@ async fn a_box_writer_waits_for_another_writers_lock_and_then_stores() {
         stored_at > committing && stored_at - started >= held,
         "the store waited for the other writer's commit"
     );
+}
+
+/// SIGTERM while a document is in flight: the daemon finishes that document (stores it and
+/// confirms it), pulls no other, and exits cleanly. The `pobierzNastepny` answer is held back
+/// for 1.5 s by the emulator, and the signal arrives while the daemon waits for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_the_document_in_flight_and_pulls_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let boxes = [BOXES[0]];
+    let emulator = EmulatorProcess::start(&dir.path().join("emulator"), &boxes, &[]);
+    let db = test_database(dir.path()).await;
+    let config = daemon_config(dir.path(), &db.url, &emulator.url, &boxes, "");
+    for n in 0..3u64 {
+        emulator
+            .add_document(boxes[0].2, &format!("{n}.xml"), &content_for(n, 4))
+            .await;
+    }
+    emulator
+        .add_fault(serde_json::json!({
+            "kind": "slow", "operation": "pobierzNastepny", "count": 1, "delay_ms": 1500,
+        }))
+        .await;
+    let log = dir.path().join("daemon.log");
+    let mut daemon = spawn_daemon(&config, &log);
+    // The emulator counts a delivery when it has taken the head, before the held answer.
+    wait_until(
+        Duration::from_secs(30),
+        "the first pobierzNastepny",
+        || async { emulator.counters().await["delivered"].as_u64() == Some(1) },
+    )
+    .await;
+    let status = stop_with_sigterm(&mut daemon, Duration::from_secs(20)).await;
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.success(),
+        "clean exit on SIGTERM: {status}\n{logged}"
+    );
+
+    let counters = emulator.counters().await;
+    assert_eq!(
+        counters["delivered"], 1,
+        "no pull after the stop: {counters}"
+    );
+    assert_eq!(
+        counters["confirmed"], 1,
+        "the document in flight was confirmed: {counters}"
+    );
+    let rows = stored_rows(&db.url).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].nazwa_pliku, "0.xml");
+    assert_eq!(rows[0].content, content_for(0, 4));
+    assert!(rows[0].confirmed, "marked confirmed before the exit");
 }

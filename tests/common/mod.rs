@@ -285,6 +285,23 @@ pub fn spawn_daemon(config: &Path, log: &Path) -> Child {
         .expect("start the daemon")
 }
 
+/// Sends SIGTERM to `daemon` and waits for it to exit, at most `timeout`; its exit status.
+pub async fn stop_with_sigterm(daemon: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    // SAFETY: a plain kill(2) of our own child's pid.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let started = Instant::now();
+    loop {
+        if let Some(status) = daemon.try_wait().expect("the daemon's status") {
+            return status;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "the daemon did not stop within {timeout:?} of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// One stored row, as the tests check it.
 #[derive(Debug)]
 pub struct Row_ {
