@@ -194,8 +194,8 @@ impl InboxConnection {
             code: ffi::SQLITE_MISUSE,
         })?;
         let mut raw = null_mut();
-        // SAFETY: `name` is NUL-terminated; `raw` receives the handle, which is closed on
-        // every path below (by `InboxConnection`'s drop, or here on failure).
+        // SAFETY: `name` is NUL-terminated; `raw` receives the handle (even on failure),
+        // which `Handle` closes when dropped, on every path below.
         let rc = unsafe {
             ffi::sqlite3_open_v2(
                 name.as_ptr(),
