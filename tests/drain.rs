@@ -350,3 +350,122 @@ async fn sigterm_finishes_the_document_in_flight_and_pulls_no_more() {
     assert_eq!(rows[0].content, content_for(0, 4));
     assert!(rows[0].confirmed, "marked confirmed before the exit");
 }
+
+/// The database refuses writes for a while, and the daemon keeps running through it.
+/// First the inbox's transaction fails at its last statement (the `verify` job): the whole
+/// transaction is rolled back, so the document is neither stored nor confirmed, and it is
+/// pulled again until the store works. Then the job queue refuses updates: the job worker
+/// logs it and carries on, and the document's job is done once the queue works again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_database_confirms_nothing_and_stops_no_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let boxes = [BOXES[0]];
+    let emulator = EmulatorProcess::start(&dir.path().join("emulator"), &boxes, &[]);
+    let db = test_database(dir.path()).await;
+    let config = daemon_config(dir.path(), &db.url, &emulator.url, &boxes, "");
+    let log = dir.path().join("daemon.log");
+    let mut daemon = spawn_daemon(&config, &log);
+    wait_until(Duration::from_secs(30), "the daemon's tables", || async {
+        try_stored_rows(&db.url).await.is_some()
+    })
+    .await;
+    let pool = any_pool(&db.url).await;
+    // A trigger that refuses the statement, per backend.
+    let refuse = |event: &str| -> Vec<String> {
+        if db.kind == "sqlite" {
+            vec![format!(
+                "CREATE TRIGGER refuse_{event} BEFORE {event} ON job \
+                 BEGIN SELECT RAISE(ABORT, 'job table closed for the test'); END"
+            )]
+        } else {
+            vec![
+                "CREATE OR REPLACE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'job table closed for the test'; END $$"
+                    .to_string(),
+                format!(
+                    "CREATE TRIGGER refuse_{event} BEFORE {event} ON job \
+                     FOR EACH ROW EXECUTE FUNCTION refuse()"
+                ),
+            ]
+        }
+    };
+    let drop_trigger = |event: &str| {
+        if db.kind == "sqlite" {
+            format!("DROP TRIGGER refuse_{event}")
+        } else {
+            format!("DROP TRIGGER refuse_{event} ON job")
+        }
+    };
+    let logged = |needle: &'static str, times: usize| {
+        let log = log.clone();
+        move || {
+            let log = log.clone();
+            async move {
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .matches(needle)
+                    .count()
+                    >= times
+            }
+        }
+    };
+
+    for sql in refuse("INSERT") {
+        exec(&pool, &sql).await;
+    }
+    emulator
+        .add_document(boxes[0].2, "a.xml", &content_for(1, 6))
+        .await;
+    wait_until(
+        Duration::from_secs(30),
+        "two failed stores",
+        logged("job table closed for the test", 2),
+    )
+    .await;
+    assert!(daemon.try_wait().unwrap().is_none(), "still running");
+    let counters = emulator.counters().await;
+    assert_eq!(counters["confirmed"], 0, "nothing confirmed: {counters}");
+    assert!(
+        stored_rows(&db.url).await.is_empty(),
+        "the rolled-back transaction left no document"
+    );
+
+    // Now the inbox can store, and the job queue cannot take the job.
+    exec(&pool, &drop_trigger("INSERT")).await;
+    for sql in refuse("UPDATE") {
+        exec(&pool, &sql).await;
+    }
+    wait_until(Duration::from_secs(30), "the document stored", || async {
+        stored_rows(&db.url).await.iter().any(|r| r.confirmed)
+    })
+    .await;
+    wait_until(
+        Duration::from_secs(30),
+        "the job worker's failure",
+        logged("the job queue failed", 1),
+    )
+    .await;
+    exec(&pool, &drop_trigger("UPDATE")).await;
+    wait_until(
+        Duration::from_secs(30),
+        "the document's job done",
+        || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM job WHERE kind = 'verify' AND status = 'done'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+                == 1
+        },
+    )
+    .await;
+
+    let rows = stored_rows(&db.url).await;
+    assert_eq!(rows.len(), 1, "stored once: {rows:?}");
+    assert_eq!(rows[0].content, content_for(1, 6));
+    let counters = emulator.counters().await;
+    assert_eq!(counters["confirmed"], 1, "confirmed once: {counters}");
+    let status = stop_with_sigterm(&mut daemon, Duration::from_secs(20)).await;
+    assert!(status.success(), "clean exit: {status}");
+}

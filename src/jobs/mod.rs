@@ -89,6 +89,11 @@ pub struct JobSettings {
 /// Runs jobs until `stop`. With `until_idle`, returns once no job is left to run: it waits
 /// for jobs scheduled for a retry and for jobs leased by another (perhaps dead) process until
 /// their lease expires and it can take them over.
+///
+/// When the queue itself cannot be read or written (the database is down, a lock is held
+/// past the busy timeout), a worker that runs until `stop` logs it, waits (doubling from
+/// `idle_wait` up to a minute) and carries on: a failing database never ends it silently
+/// while the daemon keeps running. With `until_idle` (`run --once`) the error is returned.
 pub async fn run_worker(
     store: Store,
     settings: JobSettings,
@@ -96,14 +101,48 @@ pub async fn run_worker(
     until_idle: bool,
 ) -> Result<JobStats, StoreError> {
     let mut stats = JobStats::default();
+    let mut wait = settings.idle_wait.max(MIN_QUEUE_WAIT);
+    loop {
+        let before = stats;
+        let Err(error) = run_batches(&store, &settings, &mut stop, until_idle, &mut stats).await
+        else {
+            return Ok(stats);
+        };
+        if until_idle {
+            return Err(error);
+        }
+        if stats != before {
+            wait = settings.idle_wait.max(MIN_QUEUE_WAIT);
+        }
+        tracing::error!(%error, retry_in = ?wait, "the job queue failed; the worker carries on after a pause");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return Ok(stats),
+        }
+        wait = (wait * 2).min(MAX_QUEUE_WAIT);
+    }
+}
+
+/// The pauses after a failure of the queue itself, shortest and longest.
+const MIN_QUEUE_WAIT: Duration = Duration::from_millis(100);
+const MAX_QUEUE_WAIT: Duration = Duration::from_secs(60);
+
+/// Claims and runs batches of jobs until `stop` (or, with `until_idle`, until none is left).
+async fn run_batches(
+    store: &Store,
+    settings: &JobSettings,
+    stop: &mut watch::Receiver<bool>,
+    until_idle: bool,
+    stats: &mut JobStats,
+) -> Result<(), StoreError> {
     loop {
         if *stop.borrow() {
-            return Ok(stats);
+            return Ok(());
         }
         let batch = store.claim_jobs(settings.lease, BATCH).await?;
         if batch.is_empty() {
             if until_idle && store.next_job_due().await?.is_none() {
-                return Ok(stats);
+                return Ok(());
             }
             tokio::select! {
                 _ = tokio::time::sleep(settings.idle_wait) => {}
@@ -114,9 +153,9 @@ pub async fn run_worker(
         for job in batch {
             // A claimed job left behind at a stop is taken up again when its lease ends.
             if *stop.borrow() {
-                return Ok(stats);
+                return Ok(());
             }
-            match run_step(&store, &settings, &job).await {
+            match run_step(store, settings, &job).await {
                 Ok(()) => stats.done += 1,
                 Err(error) => {
                     let give_up = job.attempts >= i64::from(settings.max_attempts);
