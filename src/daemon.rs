@@ -413,6 +413,46 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     let watchdog = spawn_watchdog(stop_rx.clone());
     tracing::info!(endpoint = %base_url, database = %redact_url(&config.database.url), boxes = config.epuap.boxes.len(), once, "eurzad running");
 
+    // Until the stop, every task runs. One that ends before it (a panic, which is a bug)
+    // stops the daemon, which then exits with an error so that systemd starts it again
+    // (Restart=on-failure), instead of running on without that task.
+    let ended_early = if once {
+        None
+    } else {
+        let mut tasks: Vec<(String, &dyn Finished)> = box_tasks
+            .iter()
+            .map(|(adres, task)| (format!("the task of box {adres}"), task as &dyn Finished))
+            .collect();
+        let named = [
+            (
+                "the job worker",
+                job_task.as_ref().map(|t| t as &dyn Finished),
+            ),
+            (
+                "the scheduled syncs",
+                sync_task.as_ref().map(|t| t as &dyn Finished),
+            ),
+            (
+                "the deadline watch",
+                deadline_task.as_ref().map(|t| t as &dyn Finished),
+            ),
+            (
+                "the portal API",
+                portal_task.as_ref().map(|t| t as &dyn Finished),
+            ),
+            (
+                "the embedded emulator",
+                emulator_task.as_ref().map(|t| t as &dyn Finished),
+            ),
+        ];
+        tasks.extend(
+            named
+                .into_iter()
+                .filter_map(|(name, task)| Some((name.to_string(), task?))),
+        );
+        supervise(&tasks, &stop_tx, SUPERVISION_INTERVAL).await
+    };
+
     let mut report = RunReport {
         endpoint: if emulator_task.is_some() {
             format!("embedded emulator at {base_url}")
@@ -479,7 +519,50 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     report.documents = store.recent_documents(started).await?;
     report.provisioning = store.provisioning_counts().await?;
     store.close().await;
+    if let Some(task) = ended_early {
+        anyhow::bail!(
+            "{task} ended before the stop (see the log); eurzad stopped so as to be started again"
+        );
+    }
     Ok(report)
+}
+
+/// A task whose end can be seen without waiting for it.
+trait Finished {
+    fn is_finished(&self) -> bool;
+}
+
+impl<T> Finished for tokio::task::JoinHandle<T> {
+    fn is_finished(&self) -> bool {
+        tokio::task::JoinHandle::is_finished(self)
+    }
+}
+
+/// How often `supervise` looks at the tasks.
+const SUPERVISION_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Waits until `stop` is sent, or until one of `tasks` ends first: then it logs which, sends
+/// the stop to the others, and returns the task's name.
+async fn supervise(
+    tasks: &[(String, &dyn Finished)],
+    stop: &watch::Sender<bool>,
+    interval: Duration,
+) -> Option<String> {
+    let mut stopped = stop.subscribe();
+    loop {
+        if *stopped.borrow() {
+            return None;
+        }
+        if let Some((name, _)) = tasks.iter().find(|(_, task)| task.is_finished()) {
+            tracing::error!(task = %name, "a task ended before the stop: stopping the daemon");
+            let _ = stop.send(true);
+            return Some(name.clone());
+        }
+        tokio::select! {
+            _ = stopped.changed() => {}
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
 }
 
 async fn start_embedded_emulator(
@@ -548,4 +631,50 @@ fn spawn_watchdog(mut stop: watch::Receiver<bool>) -> Option<tokio::task::JoinHa
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task that panics while the others run on is named, and the stop is sent to the
+    /// others; a stop sent first ends the watch with no name.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn supervise_names_a_task_that_ends_before_the_stop_and_stops_the_rest() {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut stop = stop_rx.clone();
+        let steady = tokio::spawn(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        let failing = tokio::spawn(async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            panic!("a bug in a task");
+        });
+        let tasks: Vec<(String, &dyn Finished)> =
+            vec![("steady".into(), &steady), ("failing".into(), &failing)];
+        let ended = supervise(&tasks, &stop_tx, Duration::from_millis(10)).await;
+        assert_eq!(ended.as_deref(), Some("failing"));
+        assert!(*stop_rx.borrow(), "the others were told to stop");
+        steady.await.unwrap();
+        assert!(failing.await.unwrap_err().is_panic());
+
+        let (stop_tx, _stop_rx) = watch::channel(false);
+        let mut stop = stop_tx.subscribe();
+        let steady = tokio::spawn(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        let tasks: Vec<(String, &dyn Finished)> = vec![("steady".into(), &steady)];
+        let sender = stop_tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = sender.send(true);
+        });
+        let watched = tokio::time::timeout(
+            Duration::from_secs(30),
+            supervise(&tasks, &stop_tx, Duration::from_secs(600)),
+        )
+        .await
+        .expect("a stop ends the watch, not the next look ten minutes on");
+        assert_eq!(watched, None);
+    }
 }
