@@ -299,19 +299,35 @@ async fn a_box_writer_waits_for_another_writers_lock_and_then_stores() {
     );
 }
 
-/// SIGTERM while a document is in flight: the daemon finishes that document (stores it and
-/// confirms it), pulls no other, and exits cleanly. The `pobierzNastepny` answer is held back
-/// for 1.5 s by the emulator, and the signal arrives while the daemon waits for it.
-#[tokio::test(flavor = "multi_thread")]
-async fn sigterm_finishes_the_document_in_flight_and_pulls_no_more() {
+/// One box in an emulator of its own process, the database under test, and a daemon
+/// configuration for them: (the folder that holds it all, the box's address, the emulator,
+/// the database, the configuration file, the daemon's log file).
+async fn one_box() -> (
+    tempfile::TempDir,
+    &'static str,
+    EmulatorProcess,
+    TestDatabase,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
     let dir = tempfile::tempdir().unwrap();
     let boxes = [BOXES[0]];
     let emulator = EmulatorProcess::start(&dir.path().join("emulator"), &boxes, &[]);
     let db = test_database(dir.path()).await;
     let config = daemon_config(dir.path(), &db.url, &emulator.url, &boxes, "");
+    let log = dir.path().join("daemon.log");
+    (dir, boxes[0].2, emulator, db, config, log)
+}
+
+/// SIGTERM while a document is in flight: the daemon finishes that document (stores it and
+/// confirms it), pulls no other, and exits cleanly. The `pobierzNastepny` answer is held back
+/// for 1.5 s by the emulator, and the signal arrives while the daemon waits for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_the_document_in_flight_and_pulls_no_more() {
+    let (_dir, adres, emulator, db, config, log) = one_box().await;
     for n in 0..3u64 {
         emulator
-            .add_document(boxes[0].2, &format!("{n}.xml"), &content_for(n, 4))
+            .add_document(adres, &format!("{n}.xml"), &content_for(n, 4))
             .await;
     }
     emulator
@@ -319,7 +335,6 @@ async fn sigterm_finishes_the_document_in_flight_and_pulls_no_more() {
             "kind": "slow", "operation": "pobierzNastepny", "count": 1, "delay_ms": 1500,
         }))
         .await;
-    let log = dir.path().join("daemon.log");
     let mut daemon = spawn_daemon(&config, &log);
     // The emulator counts a delivery when it has taken the head, before the held answer.
     wait_until(
@@ -358,12 +373,7 @@ async fn sigterm_finishes_the_document_in_flight_and_pulls_no_more() {
 /// logs it and carries on, and the document's job is done once the queue works again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_database_confirms_nothing_and_stops_no_worker() {
-    let dir = tempfile::tempdir().unwrap();
-    let boxes = [BOXES[0]];
-    let emulator = EmulatorProcess::start(&dir.path().join("emulator"), &boxes, &[]);
-    let db = test_database(dir.path()).await;
-    let config = daemon_config(dir.path(), &db.url, &emulator.url, &boxes, "");
-    let log = dir.path().join("daemon.log");
+    let (_dir, adres, emulator, db, config, log) = one_box().await;
     let mut daemon = spawn_daemon(&config, &log);
     wait_until(Duration::from_secs(30), "the daemon's tables", || async {
         try_stored_rows(&db.url).await.is_some()
@@ -414,7 +424,7 @@ async fn a_failing_database_confirms_nothing_and_stops_no_worker() {
         exec(&pool, &sql).await;
     }
     emulator
-        .add_document(boxes[0].2, "a.xml", &content_for(1, 6))
+        .add_document(adres, "a.xml", &content_for(1, 6))
         .await;
     wait_until(
         Duration::from_secs(30),
@@ -468,4 +478,20 @@ async fn a_failing_database_confirms_nothing_and_stops_no_worker() {
     assert_eq!(counters["confirmed"], 1, "confirmed once: {counters}");
     let status = stop_with_sigterm(&mut daemon, Duration::from_secs(20)).await;
     assert!(status.success(), "clean exit: {status}");
+}
+
+/// The inbox writes through a connection of its own, so its database must be a file: an
+/// in-memory SQLite database (which another connection would not see) is refused with a
+/// message that says so, before anything is pulled.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_in_memory_sqlite_database_is_refused_for_the_inbox() {
+    let store = eurzad::store::Store::connect("sqlite::memory:", 1)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let error = match store.inbox_writer().await {
+        Ok(_) => panic!("an in-memory database was accepted"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("needs a database file"), "{error}");
 }

@@ -79,13 +79,13 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a box task stores its documents and their confirmations through, the same
 /// statements as [`Store::store_pulled`], [`Store::mark_confirmed`] and
-/// [`Store::infer_confirmed`]. On a SQLite file it is a connection of the task's own with
-/// its statements prepared, used on the calling thread (`pulled_sqlite`); elsewhere the pool.
+/// [`Store::infer_confirmed`]. On SQLite it is a connection of the task's own with its
+/// statements prepared, used on the calling thread (`pulled_sqlite`); on PostgreSQL the pool.
 pub struct InboxWriter(Writer);
 
 enum Writer {
     Sqlite(Box<pulled_sqlite::InboxConnection>),
-    Pool(Store),
+    Postgres(PgPool),
 }
 
 impl InboxWriter {
@@ -100,14 +100,14 @@ impl InboxWriter {
                 let key = document.identity_key();
                 Ok(connection.store(mailbox, document, skrot, &key, Utc::now())?)
             }
-            Writer::Pool(store) => store.store_pulled(mailbox, document, skrot).await,
+            Writer::Postgres(pool) => store_pulled_postgres(pool, mailbox, document, skrot).await,
         }
     }
 
     pub async fn mark_confirmed(&mut self, id: i64) -> Result<(), StoreError> {
         match &mut self.0 {
             Writer::Sqlite(connection) => Ok(connection.mark_confirmed(id, Utc::now())?),
-            Writer::Pool(store) => store.mark_confirmed(id).await,
+            Writer::Postgres(pool) => Store::Postgres(pool.clone()).mark_confirmed(id).await,
         }
     }
 
@@ -120,9 +120,74 @@ impl InboxWriter {
             Writer::Sqlite(connection) => {
                 Ok(connection.infer_confirmed(mailbox, head.unwrap_or(-1), Utc::now())?)
             }
-            Writer::Pool(store) => store.infer_confirmed(mailbox, head).await,
+            Writer::Postgres(pool) => {
+                Store::Postgres(pool.clone())
+                    .infer_confirmed(mailbox, head)
+                    .await
+            }
         }
     }
+}
+
+/// `Store::store_pulled` on PostgreSQL: the same statements as SQLite's, in one transaction
+/// (committed with the default `synchronous_commit = on`).
+async fn store_pulled_postgres(
+    pool: &PgPool,
+    mailbox: &str,
+    document: &PulledDocument,
+    skrot: &str,
+) -> Result<Stored, StoreError> {
+    let now = Utc::now();
+    let key = document.identity_key();
+    let p = &document.dane_podmiotu;
+    let mut tx = pool.begin().await?;
+    let inserted: Option<i64> = sqlx::query_scalar(INSERT_PULLED)
+        .bind(&key)
+        .bind(mailbox)
+        .bind(&p.identyfikator)
+        .bind(&p.typ_osoby)
+        .bind(&p.imie_skrot)
+        .bind(&p.nazwisko_nazwa)
+        .bind(&p.nip)
+        .bind(&p.pesel)
+        .bind(&p.regon)
+        .bind(p.zgoda)
+        .bind(&document.dane_nadawcy.uzytkownik)
+        .bind(&document.dane_nadawcy.system)
+        .bind(&document.data_nadania)
+        .bind(&document.nazwa_skrytki)
+        .bind(&document.adres_skrytki)
+        .bind(&document.adres_odpowiedzi)
+        .bind(document.czy_testowe)
+        .bind(&document.dane_dodatkowe)
+        .bind(&document.nazwa_pliku)
+        .bind(&document.typ_pliku)
+        .bind(&document.content)
+        .bind(document.content_sha256())
+        .bind(skrot)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let stored = match inserted {
+        Some(id) => {
+            sqlx::query(INSERT_VERIFY_JOB)
+                .bind(id.to_string())
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            Stored { id, new: true }
+        }
+        None => {
+            let id: i64 = sqlx::query_scalar(COUNT_PULL_AGAIN)
+                .bind(&key)
+                .fetch_one(&mut *tx)
+                .await?;
+            Stored { id, new: false }
+        }
+    };
+    tx.commit().await?;
+    Ok(stored)
 }
 
 /// A handle to the portal database. Cheap to clone.
@@ -373,11 +438,12 @@ impl Store {
         on_pool!(self, pool => pool.close().await)
     }
 
-    /// The writer of one box task (see [`InboxWriter`]). On a SQLite file it opens a
-    /// connection of the task's own.
+    /// The writer of one box task (see [`InboxWriter`]). On SQLite it opens a connection of
+    /// the task's own to the pool's database file.
     pub async fn inbox_writer(&self) -> Result<InboxWriter, StoreError> {
-        let Store::Sqlite(pool) = self else {
-            return Ok(InboxWriter(Writer::Pool(self.clone())));
+        let pool = match self {
+            Store::Postgres(pool) => return Ok(InboxWriter(Writer::Postgres(pool.clone()))),
+            Store::Sqlite(pool) => pool,
         };
         let file = {
             let mut connection = pool.acquire().await?;
@@ -393,19 +459,23 @@ impl Store {
             }
         };
         let Some(file) = file else {
-            // Another connection would open another database: the pool's it is.
-            return Ok(InboxWriter(Writer::Pool(self.clone())));
+            return Err(StoreError::Sqlite(
+                "the inbox needs a database file: an in-memory SQLite database is not shared \
+                 between connections"
+                    .into(),
+            ));
         };
         // The name as SQLite has it, bytes and all (a path need not be UTF-8).
         let path = std::path::PathBuf::from(
             <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(file),
         );
-        let connection = pulled_sqlite::InboxConnection::open(&path, SQLITE_BUSY_TIMEOUT)?;
+        let connection = pulled_sqlite::InboxConnection::open(&path)?;
         Ok(InboxWriter(Writer::Sqlite(Box::new(connection))))
     }
 
     /// Stores a pulled document and enqueues its processing, in one transaction. A document
-    /// whose identity key is already stored is not stored again: its pull count grows.
+    /// whose identity key is already stored is not stored again: its pull count grows. A box
+    /// task keeps an [`InboxWriter`] for this; on SQLite this opens one for the call.
     #[tracing::instrument(skip_all, fields(mailbox = mailbox, file = %document.nazwa_pliku))]
     pub async fn store_pulled(
         &self,
@@ -413,72 +483,12 @@ impl Store {
         document: &PulledDocument,
         skrot: &str,
     ) -> Result<Stored, StoreError> {
-        let now = Utc::now();
-        let key = document.identity_key();
-        let p = &document.dane_podmiotu;
         match self {
-            Store::Sqlite(pool) => {
-                // One transaction through SQLite's C API on a connection sqlx holds: through
-                // sqlx it was seven round trips to its worker thread per document.
-                let mut connection = pool.acquire().await?;
-                let mut handle = connection.lock_handle().await?;
-                let db = handle.as_raw_handle().as_ptr();
-                // Off the async worker (block_in_place): the commit waits for an fsync, and
-                // for the write lock while another writer (a register run) holds it.
-                Ok(sqlite_raw::blocking(|| {
-                    pulled_sqlite::store(db, mailbox, document, skrot, &key, now)
-                })?)
+            Store::Sqlite(_) => {
+                let mut writer = self.inbox_writer().await?;
+                writer.store_pulled(mailbox, document, skrot).await
             }
-            Store::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let inserted: Option<i64> = sqlx::query_scalar(INSERT_PULLED)
-                    .bind(&key)
-                    .bind(mailbox)
-                    .bind(&p.identyfikator)
-                    .bind(&p.typ_osoby)
-                    .bind(&p.imie_skrot)
-                    .bind(&p.nazwisko_nazwa)
-                    .bind(&p.nip)
-                    .bind(&p.pesel)
-                    .bind(&p.regon)
-                    .bind(p.zgoda)
-                    .bind(&document.dane_nadawcy.uzytkownik)
-                    .bind(&document.dane_nadawcy.system)
-                    .bind(&document.data_nadania)
-                    .bind(&document.nazwa_skrytki)
-                    .bind(&document.adres_skrytki)
-                    .bind(&document.adres_odpowiedzi)
-                    .bind(document.czy_testowe)
-                    .bind(&document.dane_dodatkowe)
-                    .bind(&document.nazwa_pliku)
-                    .bind(&document.typ_pliku)
-                    .bind(&document.content)
-                    .bind(document.content_sha256())
-                    .bind(skrot)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let stored = match inserted {
-                    Some(id) => {
-                        sqlx::query(INSERT_VERIFY_JOB)
-                            .bind(id.to_string())
-                            .bind(id)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                        Stored { id, new: true }
-                    }
-                    None => {
-                        let id: i64 = sqlx::query_scalar(COUNT_PULL_AGAIN)
-                            .bind(&key)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        Stored { id, new: false }
-                    }
-                };
-                tx.commit().await?;
-                Ok(stored)
-            }
+            Store::Postgres(pool) => store_pulled_postgres(pool, mailbox, document, skrot).await,
         }
     }
 

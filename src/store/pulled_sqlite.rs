@@ -10,24 +10,24 @@
 //! The calling thread is an async worker, so nothing here may wait long: the write lock is
 //! first tried without waiting, and only when another writer (a register run) holds it does
 //! the wait move off the async worker (`sqlite_raw::blocking`), with the pool's busy
-//! timeout. What remains on the worker is the commit's fsync: a fraction of a millisecond
+//! timeout (`SQLITE_BUSY_TIMEOUT`). What remains on the worker is the commit's fsync: a fraction of a millisecond
 //! on the disks measured (README, the drain bench), once per document.
 //!
-//! [`Store::store_pulled`](super::Store::store_pulled) runs the same transaction on a
-//! connection sqlx holds, for callers without a box task. The SQL is the PostgreSQL path's
-//! (`super::INSERT_PULLED` and the rest).
+//! [`Store::store_pulled`](super::Store::store_pulled), for callers without a box task,
+//! opens one for the call. The SQL is the PostgreSQL path's (`super::INSERT_PULLED` and the
+//! rest). The database must be a file: an in-memory one is not shared between connections.
 
 use std::ffi::{CString, c_int};
 use std::path::Path;
 use std::ptr::{NonNull, null_mut};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use libsqlite3_sys as ffi;
 
 use super::sqlite_raw::{RawError, Statement, blocking, execute};
 use super::{
-    COUNT_PULL_AGAIN, INFER_CONFIRMED, INSERT_PULLED, INSERT_VERIFY_JOB, MARK_CONFIRMED, Stored,
+    COUNT_PULL_AGAIN, INFER_CONFIRMED, INSERT_PULLED, INSERT_VERIFY_JOB, MARK_CONFIRMED,
+    SQLITE_BUSY_TIMEOUT, Stored,
 };
 use crate::document::PulledDocument;
 
@@ -37,14 +37,14 @@ fn timestamp(at: DateTime<Utc>) -> String {
 }
 
 /// The statements of one stored document.
-pub(super) struct StoreStatements {
+struct StoreStatements {
     insert: Statement,
     job: Statement,
     again: Statement,
 }
 
 impl StoreStatements {
-    pub(super) fn prepare(db: *mut ffi::sqlite3) -> Result<StoreStatements, RawError> {
+    fn prepare(db: *mut ffi::sqlite3) -> Result<StoreStatements, RawError> {
         Ok(StoreStatements {
             insert: Statement::prepare(db, INSERT_PULLED)?,
             job: Statement::prepare(db, INSERT_VERIFY_JOB)?,
@@ -126,35 +126,6 @@ impl StoreStatements {
     }
 }
 
-/// `Store::store_pulled` on a handle locked out of sqlx, its statements prepared for this
-/// one call: the transaction is committed with `synchronous = FULL` (the WAL fsynced) before
-/// ePUAP is told to forget the document; the connection goes back to `NORMAL` either way.
-pub(super) fn store(
-    db: *mut ffi::sqlite3,
-    mailbox: &str,
-    document: &PulledDocument,
-    skrot: &str,
-    key: &str,
-    now: DateTime<Utc>,
-) -> Result<Stored, RawError> {
-    let now = timestamp(now);
-    execute(db, "PRAGMA synchronous = FULL")?;
-    let stored = execute(db, "BEGIN IMMEDIATE")
-        .and_then(|()| {
-            let mut statements = StoreStatements::prepare(db)?;
-            statements.run(mailbox, document, skrot, key, &now)
-        })
-        .and_then(|stored| execute(db, "COMMIT").map(|()| stored));
-    if stored.is_err() {
-        // A failed statement may have ended the transaction already: nothing to report.
-        let _ = execute(db, "ROLLBACK");
-    }
-    let normal = execute(db, "PRAGMA synchronous = NORMAL");
-    let stored = stored?;
-    normal?;
-    Ok(stored)
-}
-
 /// A box task's own connection to the SQLite database, with its statements prepared.
 pub(crate) struct InboxConnection {
     // Fields drop in order: the statements are finalized before `db` closes the connection.
@@ -166,8 +137,6 @@ pub(crate) struct InboxConnection {
     full: Statement,
     normal: Statement,
     db: Handle,
-    /// The wait for the write lock once trying without waiting found it taken.
-    busy_timeout: Duration,
 }
 
 /// An open connection, closed when dropped.
@@ -188,7 +157,7 @@ unsafe impl Send for InboxConnection {}
 
 impl InboxConnection {
     /// Opens `path` (which exists: the pool created it and migrated it) for the inbox.
-    pub(crate) fn open(path: &Path, busy_timeout: Duration) -> Result<InboxConnection, RawError> {
+    pub(crate) fn open(path: &Path) -> Result<InboxConnection, RawError> {
         let name = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| RawError {
             message: format!("SQLite: the database path {} has a NUL", path.display()),
             code: ffi::SQLITE_MISUSE,
@@ -231,7 +200,6 @@ impl InboxConnection {
             full: Statement::prepare(db, "PRAGMA synchronous = FULL")?,
             normal: Statement::prepare(db, "PRAGMA synchronous = NORMAL")?,
             db: handle,
-            busy_timeout,
         })
     }
 
@@ -251,7 +219,7 @@ impl InboxConnection {
         unsafe { ffi::sqlite3_busy_timeout(db, 0) };
         match Self::run(&mut self.begin) {
             Err(error) if error.code & 0xff == ffi::SQLITE_BUSY => {
-                let wait = self.busy_timeout.as_millis().min(c_int::MAX as u128) as c_int;
+                let wait = SQLITE_BUSY_TIMEOUT.as_millis().min(c_int::MAX as u128) as c_int;
                 let begin = &mut self.begin;
                 blocking(|| {
                     // SAFETY: as above.

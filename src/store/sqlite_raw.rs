@@ -1,6 +1,7 @@
-//! SQLite's C API on a connection that sqlx holds (`lock_handle`): for the hot paths that
-//! would otherwise send one statement at a time through sqlx's worker thread (a register
-//! load, the inbox's durable store).
+//! SQLite's C API, for the hot paths that would otherwise send one statement at a time
+//! through sqlx's worker thread: a register load (on a connection sqlx holds, through
+//! `lock_handle`) and the inbox's durable store (on a box task's own connection,
+//! `pulled_sqlite`).
 
 use std::ffi::{CStr, c_char, c_int};
 use std::ptr::{NonNull, null_mut};
@@ -67,8 +68,8 @@ pub(crate) fn execute(db: *mut ffi::sqlite3, sql: &str) -> Result<(), RawError> 
         message: format!("SQLite, running {sql:?}: a NUL in the statement"),
         code: ffi::SQLITE_MISUSE,
     })?;
-    // SAFETY: `db` is a live handle that only this thread uses while the caller holds
-    // sqlx's handle lock; `sql` is NUL-terminated.
+    // SAFETY: `db` is a live handle that only this thread uses for now (sqlx's handle lock,
+    // or a box task's own connection held by `&mut`); `sql` is NUL-terminated.
     let rc = unsafe { ffi::sqlite3_exec(db, sql.as_ptr(), None, null_mut(), null_mut()) };
     if rc == ffi::SQLITE_OK {
         Ok(())
@@ -80,8 +81,8 @@ pub(crate) fn execute(db: *mut ffi::sqlite3, sql: &str) -> Result<(), RawError> 
 impl Statement {
     pub(crate) fn prepare(db: *mut ffi::sqlite3, sql: &str) -> Result<Statement, RawError> {
         let mut raw = null_mut();
-        // SAFETY: `db` is a live handle that only this thread uses while the caller holds
-        // sqlx's handle lock; `sql` is valid for `sql.len()` bytes.
+        // SAFETY: `db` is a live handle that only this thread uses for now (as in `execute`);
+        // `sql` is valid for `sql.len()` bytes.
         let rc = unsafe {
             ffi::sqlite3_prepare_v2(
                 db,
