@@ -29,13 +29,19 @@ use crate::forms;
 use crate::signature::{self, KindTrust};
 use crate::store::{Job, Judgement, Store, StoreError};
 
-/// The job that follows the judgement of a document of this form type.
-/// A UPD (ePUAP's proof of delivery) goes to `receipt`, an access request to `provision`,
-/// anything else to `correspond` (which the `verify` step does itself: [`correspond_here`]).
-fn follow_up(
-    classification: &forms::Classification,
-    form_type: forms::FormType,
-) -> Option<&'static str> {
+/// What follows the judgement of a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// A job of this kind: `receipt` for a UPD (ePUAP's proof of delivery), `provision` for
+    /// an access request.
+    Job(&'static str),
+    /// Anything else becomes correspondence in the `verify` step's own transaction (no
+    /// second job, read and transaction per document; `correspond` jobs queued by earlier
+    /// versions do the same).
+    Correspondence,
+}
+
+fn next_step(classification: &forms::Classification, form_type: forms::FormType) -> Next {
     match (classification, form_type) {
         (
             forms::Classification::Xml {
@@ -43,22 +49,9 @@ fn follow_up(
                 root,
             },
             _,
-        ) if ns == crate::epuap::soap::UPO_NS && root == "UPD" => Some("receipt"),
-        (_, forms::FormType::AccessRequest) => Some("provision"),
-        _ => Some("correspond"),
-    }
-}
-
-/// A document whose follow-up would be `correspond` becomes correspondence in the `verify`
-/// step's own transaction: no second job, read and transaction per document. Any other
-/// follow-up stays a job of its own.
-fn correspond_here(
-    follow_up: Option<&'static str>,
-    route: impl FnOnce() -> provisioning::Routed,
-) -> (Option<&'static str>, Option<provisioning::Routed>) {
-    match follow_up {
-        Some("correspond") => (None, Some(route())),
-        other => (other, None),
+        ) if ns == crate::epuap::soap::UPO_NS && root == "UPD" => Next::Job("receipt"),
+        (_, forms::FormType::AccessRequest) => Next::Job("provision"),
+        _ => Next::Correspondence,
     }
 }
 
@@ -202,70 +195,66 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
                 .map_err(|e| e.to_string())?;
             let content = std::mem::take(&mut facts.content);
             let classification = forms::classify(&content);
-            if let forms::Classification::NotXml { reason } = &classification {
-                let note = format!("signature not checked: {reason}");
-                let (follow_up, routed) =
-                    correspond_here(follow_up(&classification, forms::FormType::Unknown), || {
-                        provisioning::route(
-                            id,
-                            &facts,
-                            provisioning::NOT_XML,
-                            None,
-                            &settings.office,
-                        )
-                    });
-                let judgement = Judgement {
-                    not_checked: &note,
-                    follow_up,
-                    classification: Some(&classification),
-                    correspondence: routed.as_ref().map(|r| (&r.record, r.mail())),
-                    ..Judgement::default()
-                };
-                return store
-                    .finish_verify(job.id, id, &judgement)
+            // Content that is not XML has no signature to check and no form to read.
+            let (verdict, form, not_checked) = match &classification {
+                forms::Classification::NotXml { reason } => {
+                    (None, None, format!("signature not checked: {reason}"))
+                }
+                forms::Classification::Xml { .. } => {
+                    // xmlsec and libxml2 state is not Send: the checks run on a blocking
+                    // thread and stay there.
+                    let trust = settings.trust.clone();
+                    let registry = settings.forms.clone();
+                    let (verdict, form) = tokio::task::spawn_blocking(move || {
+                        let verdict =
+                            signature::verify_by_kind(&content, &trust, chrono::Utc::now());
+                        (verdict, registry.read(&content))
+                    })
                     .await
-                    .map_err(|e| e.to_string());
-            }
-            // xmlsec and libxml2 state is not Send: the checks run on a blocking thread and
-            // stay there.
-            let trust = settings.trust.clone();
-            let registry = settings.forms.clone();
-            let (verdict, form) = tokio::task::spawn_blocking(move || {
-                let verdict = signature::verify_by_kind(&content, &trust, chrono::Utc::now());
-                (verdict, registry.read(&content))
-            })
-            .await
-            .map_err(|e| format!("verification task failed: {e}"))?;
-            tracing::info!(document = id, indication = %verdict.indication, reason = %verdict.reason, "signature checked");
-            let (form_type, form_error) = match &form {
-                Ok(form) => (form.form_type(), None),
-                Err(error) => {
-                    tracing::warn!(document = id, %error, "form not readable");
-                    (error.form, Some(error.to_string()))
+                    .map_err(|e| format!("verification task failed: {e}"))?;
+                    tracing::info!(document = id, indication = %verdict.indication, reason = %verdict.reason, "signature checked");
+                    (Some(verdict), Some(form), String::new())
                 }
             };
-            let (follow_up, routed) =
-                correspond_here(follow_up(&classification, form_type), || {
-                    // The party is the signer when the signature passed, as the store
-                    // reads it back for a `correspond` job.
-                    facts.signer_pesel = verdict
-                        .passed()
-                        .then(|| verdict.identity.as_ref().and_then(|i| i.pesel.clone()))
-                        .flatten();
-                    let letter = match form {
-                        Ok(forms::Form::GeneralLetter(letter)) => Some(letter),
-                        _ => None,
-                    };
-                    provisioning::route(id, &facts, form_type.as_str(), letter, &settings.office)
-                });
+            let (form_type, form_error, letter) = match form {
+                None => (None, None, None),
+                Some(Ok(form)) => {
+                    let form_type = form.form_type();
+                    match form {
+                        forms::Form::GeneralLetter(letter) => (Some(form_type), None, Some(letter)),
+                        _ => (Some(form_type), None, None),
+                    }
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(document = id, %error, "form not readable");
+                    (Some(error.form), Some(error.to_string()), None)
+                }
+            };
+            let next = next_step(
+                &classification,
+                form_type.unwrap_or(forms::FormType::Unknown),
+            );
+            let routed = (next == Next::Correspondence).then(|| {
+                // The party is the signer when the signature passed, as the store reads it
+                // back for a `correspond` job.
+                facts.signer_pesel = verdict
+                    .as_ref()
+                    .filter(|v| v.passed())
+                    .and_then(|v| v.identity.as_ref()?.pesel.clone());
+                let form_type = form_type.map_or(provisioning::NOT_XML, |t| t.as_str());
+                provisioning::route(id, &facts, form_type, letter, &settings.office)
+            });
             let judgement = Judgement {
-                verdict: Some(&verdict),
-                form_type: Some(form_type),
+                verdict: verdict.as_ref(),
+                not_checked: &not_checked,
+                form_type,
                 form_error,
-                follow_up,
+                follow_up: match next {
+                    Next::Job(kind) => Some(kind),
+                    Next::Correspondence => None,
+                },
                 classification: Some(&classification),
                 correspondence: routed.as_ref().map(|r| (&r.record, r.mail())),
-                ..Judgement::default()
             };
             store
                 .finish_verify(job.id, id, &judgement)
