@@ -43,16 +43,12 @@ pub struct RunReport {
 pub struct PhaseCpu {
     pub drain: Duration,
     pub jobs: Duration,
+    /// Of `drain`: the WS-Security work of the ePUAP client, signing requests and verifying
+    /// and reading answers.
+    pub drain_security: crate::epuap::client::SecurityCpuTime,
 }
 
-/// This process's CPU time so far, user and system.
-fn process_cpu() -> Duration {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct it is given.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
+use crate::cputime::process as process_cpu;
 
 impl RunReport {
     /// True when every box drained and no job failed or is left waiting.
@@ -392,6 +388,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     // The boxes start once everything else is set up: a bad setting fails the start
     // before ePUAP is asked for anything.
     let cpu_start = process_cpu();
+    let security_start = client.security_cpu();
     let mut box_tasks = Vec::new();
     for mailbox in &config.epuap.boxes {
         let worker = BoxWorker {
@@ -472,6 +469,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         }
     }
     let cpu_drained = process_cpu();
+    let drain_security = client.security_cpu().since(security_start);
     report.jobs = match job_task {
         Some(task) => task.await.context("job worker panicked")??,
         None => {
@@ -488,6 +486,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
             report.cpu = Some(PhaseCpu {
                 drain: cpu_drained - cpu_start,
                 jobs: cpu_done - cpu_drained,
+                drain_security,
             });
             stats
         }

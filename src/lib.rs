@@ -7,6 +7,7 @@
 //! the store exactly once; [`jobs`] processes them afterwards; [`daemon`] supervises it all.
 
 pub mod config;
+pub mod cputime;
 pub mod daemon;
 pub mod delivery;
 pub mod document;

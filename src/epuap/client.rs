@@ -7,6 +7,7 @@
 //! and is never retried here: the caller records its intent first (see docs/delivery.md).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -120,6 +121,35 @@ pub struct ClientSettings {
 pub struct EpuapClient {
     http: reqwest::Client,
     settings: Arc<ClientSettings>,
+    security_cpu: Arc<SecurityCpu>,
+}
+
+/// CPU time spent on WS-Security by a client and all its clones, since it was made: signing
+/// requests, and verifying and reading answers. Both are synchronous calls, measured with
+/// the calling thread's CPU clock, so the figures are exact and cost two clock reads a call.
+#[derive(Debug, Default)]
+struct SecurityCpu {
+    signing_ns: AtomicU64,
+    verifying_ns: AtomicU64,
+}
+
+/// What [`EpuapClient::security_cpu`] reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecurityCpuTime {
+    /// Building and signing request envelopes.
+    pub signing: Duration,
+    /// Parsing answers, verifying their signatures and reading their payloads.
+    pub verifying: Duration,
+}
+
+impl SecurityCpuTime {
+    /// The time spent after the reading `earlier`.
+    pub fn since(self, earlier: SecurityCpuTime) -> SecurityCpuTime {
+        SecurityCpuTime {
+            signing: self.signing.saturating_sub(earlier.signing),
+            verifying: self.verifying.saturating_sub(earlier.verifying),
+        }
+    }
 }
 
 impl EpuapClient {
@@ -133,7 +163,17 @@ impl EpuapClient {
         Ok(EpuapClient {
             http,
             settings: Arc::new(settings),
+            security_cpu: Arc::default(),
         })
+    }
+
+    /// CPU time this client and its clones spent signing and verifying so far.
+    pub fn security_cpu(&self) -> SecurityCpuTime {
+        let read = |ns: &AtomicU64| Duration::from_nanos(ns.load(Ordering::Relaxed));
+        SecurityCpuTime {
+            signing: read(&self.security_cpu.signing_ns),
+            verifying: read(&self.security_cpu.verifying_ns),
+        }
     }
 
     /// `oczekujaceDokumenty`: how many documents wait in the box.
@@ -246,6 +286,7 @@ impl EpuapClient {
         let name = op.name();
         // Signed here, as the answer is verified below: a fraction of a millisecond each,
         // less than handing the work to another thread and back costs.
+        let started = crate::cputime::thread();
         let signed = wssec::sign_envelope(
             &Envelope {
                 header_blocks: &headers,
@@ -258,7 +299,11 @@ impl EpuapClient {
         .map_err(|source| EpuapError::Signing {
             operation: name,
             source,
-        })?;
+        });
+        self.security_cpu
+            .signing_ns
+            .fetch_add(crate::cputime::thread_since(started), Ordering::Relaxed);
+        let signed = signed?;
 
         let url = format!(
             "{}/pk_external_ws/services/{}",
@@ -285,6 +330,7 @@ impl EpuapClient {
         }
 
         let settings = &self.settings;
+        let started = crate::cputime::thread();
         let outcome = {
             let policy = VerifyPolicy {
                 limits: Limits {
@@ -307,6 +353,9 @@ impl EpuapClient {
                 },
             )
         };
+        self.security_cpu
+            .verifying_ns
+            .fetch_add(crate::cputime::thread_since(started), Ordering::Relaxed);
         match outcome {
             Ok(value) => Ok(value),
             Err(ReadError::Fault(kod, komunikat)) => Err(EpuapError::Fault {
