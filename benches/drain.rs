@@ -228,7 +228,10 @@ fn main() {
     );
     println!(
         "|     the rest: HTTP, store, confirm, tasks | {:>7.3} ms |",
-        drain_per_doc.saturating_sub(signing + verifying).as_secs_f64() * 1e3
+        drain_per_doc
+            .saturating_sub(signing + verifying)
+            .as_secs_f64()
+            * 1e3
     );
     println!(
         "|   of which the job steps that follow      | {:>7.3} ms |",

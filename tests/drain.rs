@@ -116,13 +116,20 @@ async fn stored_fields(through_writer: bool) {
     use eurzad::document::{PulledDocument, SenderData, SubjectData};
     let dir = tempfile::tempdir().unwrap();
     let db = test_database(dir.path()).await;
-    let url = if db.kind == "sqlite" {
-        format!("{}?mode=rwc", db.url)
-    } else {
-        db.url.clone()
-    };
+    let url = db.creating_url();
     let store = eurzad::store::Store::connect(&url, 2).await.unwrap();
     store.migrate().await.unwrap();
+    // Deliveries and confirmations never update the document's own row: on SQLite that
+    // would rewrite the whole row, content included.
+    let pool = any_pool(&db.url).await;
+    for sql in refuse(
+        db.kind,
+        "inbound_document",
+        "UPDATE",
+        "a stored document is written once",
+    ) {
+        exec(&pool, &sql).await;
+    }
     let document = PulledDocument {
         dane_podmiotu: SubjectData {
             identyfikator: "jan.kowalski".into(),
@@ -182,12 +189,11 @@ async fn stored_fields(through_writer: bool) {
     drop(writer);
     store.close().await;
 
-    let pool = any_pool(&db.url).await;
     let row = sqlx::query(
         "SELECT podmiot_identyfikator, podmiot_imie_skrot, podmiot_nazwisko_nazwa, podmiot_nip, podmiot_pesel, \
          CAST(podmiot_zgoda AS INTEGER), nadawca_uzytkownik, nadawca_system, data_nadania, adres_odpowiedzi, \
          CAST(czy_testowe AS INTEGER), dane_dodatkowe, nazwa_pliku, typ_pliku, content, content_sha256, skrot, pull_count \
-         FROM inbound_document ORDER BY id",
+         FROM inbound_document LEFT JOIN inbound_delivery ON document_id = id ORDER BY id",
     )
     .fetch_one(&pool)
     .await
@@ -221,7 +227,7 @@ async fn stored_fields(through_writer: bool) {
         .unwrap();
     assert_eq!(jobs, ["verify", "verify"]);
     let confirmations: Vec<Option<String>> =
-        sqlx::query_scalar("SELECT confirmation FROM inbound_document ORDER BY id")
+        sqlx::query_scalar("SELECT confirmation FROM inbound_delivery ORDER BY document_id")
             .fetch_all(&pool)
             .await
             .unwrap();
@@ -380,32 +386,6 @@ async fn a_failing_database_confirms_nothing_and_stops_no_worker() {
     })
     .await;
     let pool = any_pool(&db.url).await;
-    // A trigger that refuses the statement, per backend.
-    let refuse = |event: &str| -> Vec<String> {
-        if db.kind == "sqlite" {
-            vec![format!(
-                "CREATE TRIGGER refuse_{event} BEFORE {event} ON job \
-                 BEGIN SELECT RAISE(ABORT, 'job table closed for the test'); END"
-            )]
-        } else {
-            vec![
-                "CREATE OR REPLACE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
-                 $$ BEGIN RAISE EXCEPTION 'job table closed for the test'; END $$"
-                    .to_string(),
-                format!(
-                    "CREATE TRIGGER refuse_{event} BEFORE {event} ON job \
-                     FOR EACH ROW EXECUTE FUNCTION refuse()"
-                ),
-            ]
-        }
-    };
-    let drop_trigger = |event: &str| {
-        if db.kind == "sqlite" {
-            format!("DROP TRIGGER refuse_{event}")
-        } else {
-            format!("DROP TRIGGER refuse_{event} ON job")
-        }
-    };
     let logged = |needle: &'static str, times: usize| {
         let log = log.clone();
         move || {
@@ -420,7 +400,7 @@ async fn a_failing_database_confirms_nothing_and_stops_no_worker() {
         }
     };
 
-    for sql in refuse("INSERT") {
+    for sql in refuse(db.kind, "job", "INSERT", "job table closed for the test") {
         exec(&pool, &sql).await;
     }
     emulator
@@ -441,8 +421,8 @@ async fn a_failing_database_confirms_nothing_and_stops_no_worker() {
     );
 
     // Now the inbox can store, and the job queue cannot take the job.
-    exec(&pool, &drop_trigger("INSERT")).await;
-    for sql in refuse("UPDATE") {
+    exec(&pool, &drop_refusal(db.kind, "job", "INSERT")).await;
+    for sql in refuse(db.kind, "job", "UPDATE", "job table closed for the test") {
         exec(&pool, &sql).await;
     }
     wait_until(Duration::from_secs(30), "the document stored", || async {
@@ -455,7 +435,7 @@ async fn a_failing_database_confirms_nothing_and_stops_no_worker() {
         logged("the job queue failed", 1),
     )
     .await;
-    exec(&pool, &drop_trigger("UPDATE")).await;
+    exec(&pool, &drop_refusal(db.kind, "job", "UPDATE")).await;
     wait_until(
         Duration::from_secs(30),
         "the document's job done",
@@ -494,4 +474,135 @@ async fn an_in_memory_sqlite_database_is_refused_for_the_inbox() {
         Err(error) => error.to_string(),
     };
     assert!(error.contains("needs a database file"), "{error}");
+}
+
+/// Migration 0013 moves each document's delivery record (pull count, confirmation) out of
+/// `inbound_document` into `inbound_delivery`, keeping every value, and the inbox goes on
+/// from where it was: an unconfirmed document from before the upgrade is still found.
+#[tokio::test(flavor = "multi_thread")]
+async fn migration_0013_moves_the_delivery_records_beside_their_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = test_database(dir.path()).await;
+    let url = db.creating_url();
+    if db.kind == "sqlite" {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::migrate!("./migrations/sqlite")
+            .run_to(12, &pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::migrate!("./migrations/postgres")
+            .run_to(12, &pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    let pool = any_pool(&db.url).await;
+    let blob = if db.kind == "sqlite" {
+        "X'3C613E'"
+    } else {
+        "'\\x3c613e'::bytea"
+    };
+    // Before 0013: one document confirmed, one delivered twice and not confirmed.
+    for (key, pull_count, confirmed_at, confirmation) in [
+        ("k1", 1, "'2026-11-27T10:01:00Z'", "'confirmed'"),
+        ("k2", 2, "NULL", "NULL"),
+    ] {
+        exec(
+            &pool,
+            &format!(
+                "INSERT INTO inbound_document (identity_key, box_address, podmiot_identyfikator, \
+                 podmiot_typ_osoby, podmiot_zgoda, data_nadania, nazwa_skrytki, adres_skrytki, czy_testowe, \
+                 dane_dodatkowe, nazwa_pliku, content, content_sha256, skrot, received_at, pull_count, \
+                 confirmed_at, confirmation) VALUES ('{key}', '/u/s', 'jan', 'F', TRUE, \
+                 '2026-11-27T10:00:00Z', 's', '/u/s', FALSE, {blob}, 'a.xml', {blob}, 'x', 'x', \
+                 '2026-11-27T10:00:00Z', {pull_count}, {confirmed_at}, {confirmation})"
+            ),
+        )
+        .await;
+    }
+    let store = eurzad::store::Store::connect(&url, 2).await.unwrap();
+    store.migrate().await.unwrap();
+
+    use sqlx::Row;
+    let rows: Vec<(i64, String, i64, bool, Option<String>)> = sqlx::query(
+        "SELECT document_id, box_address, CAST(pull_count AS BIGINT), \
+         CASE WHEN confirmed_at IS NULL THEN 0 ELSE 1 END, confirmation \
+         FROM inbound_delivery ORDER BY document_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        (
+            r.get(0),
+            r.get(1),
+            r.get(2),
+            r.get::<i32, _>(3) == 1,
+            r.get(4),
+        )
+    })
+    .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                1,
+                "/u/s".to_string(),
+                1,
+                true,
+                Some("confirmed".to_string())
+            ),
+            (2, "/u/s".to_string(), 2, false, None),
+        ]
+    );
+    let gone = sqlx::query("SELECT pull_count FROM inbound_document")
+        .fetch_all(&pool)
+        .await;
+    assert!(gone.is_err(), "inbound_document keeps no delivery columns");
+    let content: Vec<u8> = sqlx::query_scalar("SELECT content FROM inbound_document WHERE id = 2")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(content, b"<a>");
+    // The inbox takes up the unconfirmed document from before the upgrade.
+    let mut writer = store.inbox_writer().await.unwrap();
+    assert_eq!(writer.infer_confirmed("/u/s", None).await.unwrap(), 1);
+    drop(writer);
+    store.close().await;
+    pool.close().await;
+}
+
+/// SQL that makes the database refuse `event` (INSERT or UPDATE) on `table` with `message`,
+/// per backend (`kind` is "sqlite" or "postgres").
+fn refuse(kind: &str, table: &str, event: &str, message: &str) -> Vec<String> {
+    if kind == "sqlite" {
+        vec![format!(
+            "CREATE TRIGGER refuse_{event} BEFORE {event} ON {table} \
+             BEGIN SELECT RAISE(ABORT, '{message}'); END"
+        )]
+    } else {
+        vec![
+            format!(
+                "CREATE OR REPLACE FUNCTION refuse_{event}() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION '{message}'; END $$"
+            ),
+            format!(
+                "CREATE TRIGGER refuse_{event} BEFORE {event} ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_{event}()"
+            ),
+        ]
+    }
+}
+
+/// SQL that lifts [`refuse`].
+fn drop_refusal(kind: &str, table: &str, event: &str) -> String {
+    if kind == "sqlite" {
+        format!("DROP TRIGGER refuse_{event}")
+    } else {
+        format!("DROP TRIGGER refuse_{event} ON {table}")
+    }
 }

@@ -170,6 +170,11 @@ async fn store_pulled_postgres(
         .await?;
     let stored = match inserted {
         Some(id) => {
+            sqlx::query(INSERT_DELIVERY)
+                .bind(id)
+                .bind(mailbox)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(INSERT_VERIFY_JOB)
                 .bind(id.to_string())
                 .bind(id)
@@ -320,17 +325,22 @@ const INSERT_PULLED: &str = "INSERT INTO inbound_document (identity_key, box_add
 const INSERT_VERIFY_JOB: &str = "INSERT INTO job (kind, key, document_id, run_after, created_at, updated_at) \
      VALUES ('verify', $1, $2, $3, $3, $3) ON CONFLICT (kind, key) DO NOTHING";
 
+/// A new document's delivery record, in the same transaction. The document's own row is
+/// never updated after this: SQLite would rewrite it, content and all.
+const INSERT_DELIVERY: &str =
+    "INSERT INTO inbound_delivery (document_id, box_address) VALUES ($1, $2)";
+
 /// A document delivered again: counted, not stored again.
-const COUNT_PULL_AGAIN: &str =
-    "UPDATE inbound_document SET pull_count = pull_count + 1 WHERE identity_key = $1 RETURNING id";
+const COUNT_PULL_AGAIN: &str = "UPDATE inbound_delivery SET pull_count = pull_count + 1 \
+     WHERE document_id = (SELECT id FROM inbound_document WHERE identity_key = $1) RETURNING document_id";
 
 /// ePUAP answered a document's confirmation.
-const MARK_CONFIRMED: &str = "UPDATE inbound_document SET confirmed_at = $1, confirmation = 'confirmed' \
-     WHERE id = $2 AND confirmed_at IS NULL";
+const MARK_CONFIRMED: &str = "UPDATE inbound_delivery SET confirmed_at = $1, confirmation = 'confirmed' \
+     WHERE document_id = $2 AND confirmed_at IS NULL";
 
 /// The queue head moved past these documents: their confirmations went through.
-const INFER_CONFIRMED: &str = "UPDATE inbound_document SET confirmed_at = $1, confirmation = 'inferred' \
-     WHERE box_address = $2 AND confirmed_at IS NULL AND id <> $3";
+const INFER_CONFIRMED: &str = "UPDATE inbound_delivery SET confirmed_at = $1, confirmation = 'inferred' \
+     WHERE box_address = $2 AND confirmed_at IS NULL AND document_id <> $3";
 
 pub use provisioning::{
     AUTOMATIC, Correspondence, CorrespondenceFacts, LetterRow, Notice, ProvisionFacts,
@@ -766,7 +776,7 @@ impl Store {
         on_pool!(self, pool => {
             let row = sqlx::query(
                 "SELECT (SELECT COUNT(*) FROM inbound_document) AS documents, \
-                 (SELECT COUNT(*) FROM inbound_document WHERE confirmed_at IS NULL) AS unconfirmed, \
+                 (SELECT COUNT(*) FROM inbound_delivery WHERE confirmed_at IS NULL) AS unconfirmed, \
                  (SELECT COUNT(*) FROM job WHERE status = 'pending') AS pending, \
                  (SELECT COUNT(*) FROM job WHERE status = 'running') AS running, \
                  (SELECT COUNT(*) FROM job WHERE status = 'done') AS done, \

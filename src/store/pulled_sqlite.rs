@@ -26,8 +26,8 @@ use libsqlite3_sys as ffi;
 
 use super::sqlite_raw::{RawError, Statement, blocking, execute};
 use super::{
-    COUNT_PULL_AGAIN, INFER_CONFIRMED, INSERT_PULLED, INSERT_VERIFY_JOB, MARK_CONFIRMED,
-    SQLITE_BUSY_TIMEOUT, Stored,
+    COUNT_PULL_AGAIN, INFER_CONFIRMED, INSERT_DELIVERY, INSERT_PULLED, INSERT_VERIFY_JOB,
+    MARK_CONFIRMED, SQLITE_BUSY_TIMEOUT, Stored,
 };
 use crate::document::PulledDocument;
 
@@ -39,6 +39,7 @@ fn timestamp(at: DateTime<Utc>) -> String {
 /// The statements of one stored document.
 struct StoreStatements {
     insert: Statement,
+    delivery: Statement,
     job: Statement,
     again: Statement,
 }
@@ -47,13 +48,14 @@ impl StoreStatements {
     fn prepare(db: *mut ffi::sqlite3) -> Result<StoreStatements, RawError> {
         Ok(StoreStatements {
             insert: Statement::prepare(db, INSERT_PULLED)?,
+            delivery: Statement::prepare(db, INSERT_DELIVERY)?,
             job: Statement::prepare(db, INSERT_VERIFY_JOB)?,
             again: Statement::prepare(db, COUNT_PULL_AGAIN)?,
         })
     }
 
-    /// The document's statements inside an open write transaction: the insert and its
-    /// `verify` job, or the pull count of a document stored before. Every statement is reset
+    /// The document's statements inside an open write transaction: the insert, its delivery
+    /// record and its `verify` job, or the pull count of a document stored before. Every statement is reset
     /// before it returns, so that the transaction can commit.
     fn run(
         &mut self,
@@ -99,6 +101,12 @@ impl StoreStatements {
         insert.reset();
         Ok(match inserted {
             Some(id) => {
+                let delivery = &mut self.delivery;
+                delivery.reset();
+                delivery.bind_i64(1, id)?;
+                delivery.bind_text(2, mailbox.as_bytes())?;
+                delivery.step()?;
+                delivery.reset();
                 let job = &mut self.job;
                 job.reset();
                 job.bind_text(1, id.to_string().as_bytes())?;

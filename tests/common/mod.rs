@@ -149,6 +149,17 @@ pub struct TestDatabase {
     postgres: Option<(String, String)>,
 }
 
+impl TestDatabase {
+    /// The URL for a pool of eurzad's own that may create the SQLite file.
+    pub fn creating_url(&self) -> String {
+        if self.kind == "sqlite" {
+            format!("{}?mode=rwc", self.url)
+        } else {
+            self.url.clone()
+        }
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let Some((admin_url, name)) = self.postgres.take() else {
@@ -326,7 +337,7 @@ pub async fn try_stored_rows(database_url: &str) -> Option<Vec<Row_>> {
     let rows = sqlx::query(
         "SELECT identity_key, content, content_sha256, nazwa_pliku, \
          CASE WHEN confirmed_at IS NULL THEN 0 ELSE 1 END AS confirmed, CAST(pull_count AS BIGINT) AS pull_count \
-         FROM inbound_document ORDER BY id",
+         FROM inbound_document LEFT JOIN inbound_delivery ON document_id = id ORDER BY id",
     )
     .fetch_all(&pool)
     .await
