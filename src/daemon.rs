@@ -232,11 +232,46 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&config.database.url, config.database.max_connections)
         .await
         .with_context(|| format!("opening database {}", redact_url(&config.database.url)))?;
-    store
-        .migrate()
-        .await
-        .with_context(|| format!("migrating database {}", redact_url(&config.database.url)))?;
+    extending_start(
+        "migrating the database",
+        store.migrate(),
+        EXTEND_START_EVERY,
+        notify_systemd,
+    )
+    .await
+    .with_context(|| format!("migrating database {}", redact_url(&config.database.url)))?;
     Ok(store)
+}
+
+/// How often a long step of the start tells systemd that the start goes on.
+const EXTEND_START_EVERY: Duration = Duration::from_secs(30);
+
+/// Awaits `work`, a step of the start such as migrating the database, and every `every`
+/// until it ends tells systemd that the start goes on (`EXTEND_TIMEOUT_USEC`, twice `every`)
+/// and what it waits for (`STATUS`). A migration that rewrites a large SQLite table can take
+/// minutes; killed at `TimeoutStartSec`, its transaction would roll back and every restart
+/// would begin it again.
+async fn extending_start<T>(
+    what: &str,
+    work: impl std::future::Future<Output = T>,
+    every: Duration,
+    notify: impl Fn(&[sd_notify::NotifyState<'_>]),
+) -> T {
+    let mut work = std::pin::pin!(work);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let extension = u32::try_from((2 * every).as_micros()).unwrap_or(u32::MAX);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = ticks.tick() => {
+                tracing::info!("still {what}");
+                notify(&[
+                    sd_notify::NotifyState::Status(what),
+                    sd_notify::NotifyState::ExtendTimeoutUsec(extension),
+                ]);
+            }
+        }
+    }
 }
 
 /// Runs the daemon. With `once`, drains every box, runs the jobs and returns; otherwise runs
@@ -635,6 +670,31 @@ fn spawn_watchdog(mut stop: watch::Receiver<bool>) -> Option<tokio::task::JoinHa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A long step of the start extends systemd's start timeout while it runs, and a short
+    /// one says nothing. (Paused time: the runtime advances the clock, so the ticks are exact.)
+    #[tokio::test(start_paused = true)]
+    async fn a_long_start_step_keeps_extending_the_start_timeout() {
+        let sent = std::sync::Mutex::new(Vec::new());
+        let record = |states: &[sd_notify::NotifyState<'_>]| {
+            let message: Vec<String> = states.iter().map(|s| s.to_string()).collect();
+            sent.lock().unwrap().push(message.join("\n"));
+        };
+        let every = Duration::from_millis(100);
+        let slow = async {
+            tokio::time::sleep(Duration::from_millis(350)).await;
+            7
+        };
+        assert_eq!(extending_start("migrating", slow, every, record).await, 7);
+        let messages = std::mem::take(&mut *sent.lock().unwrap());
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        for message in &messages {
+            assert_eq!(message, "STATUS=migrating\nEXTEND_TIMEOUT_USEC=200000");
+        }
+        let quick = tokio::time::sleep(Duration::from_millis(20));
+        extending_start("migrating", quick, every, record).await;
+        assert!(sent.lock().unwrap().is_empty());
+    }
 
     /// A task that panics while the others run on is named, and the stop is sent to the
     /// others; a stop sent first ends the watch with no name.
