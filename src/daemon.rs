@@ -11,6 +11,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use crate::config::{Config, Endpoint, redact_url};
+use crate::cputime::process as process_cpu;
 use crate::emulator::{Emulator, EmulatorSettings};
 use crate::epuap::{ClientSettings, EpuapClient};
 use crate::inbox::{BoxWorker, DrainStats, Pacing};
@@ -47,8 +48,6 @@ pub struct PhaseCpu {
     /// and reading answers.
     pub drain_security: crate::epuap::client::SecurityCpuTime,
 }
-
-use crate::cputime::process as process_cpu;
 
 impl RunReport {
     /// True when every box drained and no job failed or is left waiting.

@@ -55,8 +55,8 @@ impl StoreStatements {
     }
 
     /// The document's statements inside an open write transaction: the insert, its delivery
-    /// record and its `verify` job, or the pull count of a document stored before. Every statement is reset
-    /// before it returns, so that the transaction can commit.
+    /// record and its `verify` job, or the pull count of a document stored before. Every
+    /// statement is reset before it returns, so that the transaction can commit.
     fn run(
         &mut self,
         mailbox: &str,
