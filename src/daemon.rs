@@ -7,16 +7,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use crate::config::{Config, Endpoint, redact_url};
 use crate::cputime::process as process_cpu;
 use crate::emulator::{Emulator, EmulatorSettings};
 use crate::epuap::{ClientSettings, EpuapClient};
-use crate::inbox::{BoxWorker, DrainStats, Pacing};
+use crate::inbox::{BoxHealth, BoxWorker, DrainStats, Pacing, SharedHealth};
 use crate::jobs::{self, JobSettings, JobStats};
-use crate::store::{DocumentSummary, Store};
+use crate::store::{Counts, DocumentSummary, Store};
 
 /// What a run did, for the summary and the exit code.
 #[derive(Debug, Default)]
@@ -424,13 +424,17 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     let cpu_start = process_cpu();
     let security_start = client.security_cpu();
     let mut box_tasks = Vec::new();
+    let mut box_health = Vec::new();
     for mailbox in &config.epuap.boxes {
+        let health = SharedHealth::default();
+        box_health.push((mailbox.adres.clone(), health.clone()));
         let worker = BoxWorker {
             client: client.clone(),
             store: store.inbox_writer().await?,
             mailbox: mailbox.to_ref(),
             skrot: config.epuap.skrot,
             pacing: pacing.clone(),
+            health,
         };
         box_tasks.push((
             mailbox.adres.clone(),
@@ -442,6 +446,15 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         sd_notify::NotifyState::Status("draining ePUAP boxes"),
     ]);
     let watchdog = spawn_watchdog(stop_rx.clone());
+    let status_task = (!once && std::env::var_os("NOTIFY_SOCKET").is_some()).then(|| {
+        tokio::spawn(report_status(
+            store.clone(),
+            box_health,
+            stop_rx.clone(),
+            STATUS_EVERY,
+            notify_systemd,
+        ))
+    });
     tracing::info!(endpoint = %base_url, database = %redact_url(&config.database.url), boxes = config.epuap.boxes.len(), once, "eurzad running");
 
     // Until the stop, every task runs. One that ends before it (a panic, which is a bug)
@@ -474,6 +487,10 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
             (
                 "the embedded emulator",
                 emulator_task.as_ref().map(|t| t as &dyn Finished),
+            ),
+            (
+                "the status report",
+                status_task.as_ref().map(|t| t as &dyn Finished),
             ),
         ];
         tasks.extend(
@@ -538,6 +555,9 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
     if let Some(task) = watchdog {
+        task.abort();
+    }
+    if let Some(task) = status_task {
         task.abort();
     }
     if let Some(task) = emulator_task {
@@ -652,6 +672,74 @@ fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
     }
 }
 
+/// How often the running daemon tells systemd how it is doing (`systemctl status eurzad`).
+const STATUS_EVERY: Duration = Duration::from_secs(30);
+
+/// Tells systemd how the daemon is doing (`STATUS`, shown by `systemctl status eurzad`), now
+/// and then every `every` until the stop: the database's counts and each box's health.
+async fn report_status(
+    store: Store,
+    boxes: Vec<(String, SharedHealth)>,
+    mut stop: watch::Receiver<bool>,
+    every: Duration,
+    notify: impl Fn(&[sd_notify::NotifyState<'_>]),
+) {
+    loop {
+        let line = match store.counts().await {
+            Ok(counts) => {
+                let health: Vec<(String, BoxHealth)> = boxes
+                    .iter()
+                    .map(|(adres, h)| {
+                        let h = h.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        (adres.clone(), h)
+                    })
+                    .collect();
+                status_line(&counts, &health)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "reading the counts for the status line");
+                format!("the database cannot be read: {error}")
+            }
+        };
+        notify(&[sd_notify::NotifyState::Status(&line)]);
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// The status line: what the database holds and what waits, and each box's last drain or
+/// failure, e.g. `12 documents, 0 unconfirmed; jobs: 0 waiting, 1 failed; box /u/s: drained
+/// 2026-11-27 15:20:03 UTC`.
+pub fn status_line(counts: &Counts, boxes: &[(String, BoxHealth)]) -> String {
+    const MAX_ERROR: usize = 160;
+    let at = |t: &DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let mut line = format!(
+        "{} documents, {} unconfirmed; jobs: {} waiting, {} failed",
+        counts.documents,
+        counts.unconfirmed,
+        counts.jobs_pending + counts.jobs_running,
+        counts.jobs_failed
+    );
+    for (adres, health) in boxes {
+        line.push_str(&format!("; box {adres}: "));
+        match health {
+            BoxHealth::Starting => line.push_str("starting"),
+            BoxHealth::Drained { at: when } => line.push_str(&format!("drained {}", at(when))),
+            BoxHealth::Failing { since, error } => {
+                let mut error = error.replace('\n', " ");
+                if let Some((cut, _)) = error.char_indices().nth(MAX_ERROR) {
+                    error.truncate(cut);
+                    error.push('…');
+                }
+                line.push_str(&format!("failing since {}: {error}", at(since)));
+            }
+        }
+    }
+    line
+}
+
 /// Pings systemd's watchdog at half its interval while the runtime is alive.
 fn spawn_watchdog(mut stop: watch::Receiver<bool>) -> Option<tokio::task::JoinHandle<()>> {
     let interval = sd_notify::watchdog_enabled()? / 2;
@@ -693,6 +781,98 @@ mod tests {
         let quick = tokio::time::sleep(Duration::from_millis(20));
         extending_start("migrating", quick, every, record).await;
         assert!(sent.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_status_line_gives_the_counts_and_each_boxs_last_drain_or_failure() {
+        let at = DateTime::parse_from_rfc3339("2026-11-27T15:20:03Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let counts = Counts {
+            documents: 12,
+            unconfirmed: 1,
+            jobs_pending: 2,
+            jobs_running: 1,
+            jobs_done: 9,
+            jobs_failed: 1,
+        };
+        let boxes = [
+            ("/u/a".to_string(), BoxHealth::Drained { at }),
+            (
+                "/u/b".to_string(),
+                BoxHealth::Failing {
+                    since: at,
+                    error: format!("pobierzNastepny: cannot reach ePUAP:\n{}", "ż".repeat(300)),
+                },
+            ),
+            ("/u/c".to_string(), BoxHealth::Starting),
+        ];
+        let line = status_line(&counts, &boxes);
+        let expected_error = format!(
+            "pobierzNastepny: cannot reach ePUAP: {}…",
+            "ż".repeat(160 - "pobierzNastepny: cannot reach ePUAP: ".len())
+        );
+        assert_eq!(
+            line,
+            format!(
+                "12 documents, 1 unconfirmed; jobs: 3 waiting, 1 failed; \
+                 box /u/a: drained 2026-11-27 15:20:03 UTC; \
+                 box /u/b: failing since 2026-11-27 15:20:03 UTC: {expected_error}; box /u/c: starting"
+            )
+        );
+        assert!(!line.contains('\n'), "one line");
+    }
+
+    /// The status goes out at once, again every interval with what changed, and no more
+    /// after the stop.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_status_is_reported_at_once_and_then_every_interval_until_the_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let health = SharedHealth::default();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let record = {
+            let sent = sent.clone();
+            move |states: &[sd_notify::NotifyState<'_>]| {
+                let message: Vec<String> = states.iter().map(|s| s.to_string()).collect();
+                sent.lock().unwrap().push(message.join("\n"));
+            }
+        };
+        let task = tokio::spawn(report_status(
+            store,
+            vec![("/u/s".to_string(), health.clone())],
+            stop_rx,
+            Duration::from_millis(100),
+            record,
+        ));
+        let until = async |what: &'static str, done: &dyn Fn(&[String]) -> bool| {
+            let started = std::time::Instant::now();
+            while !done(&sent.lock().unwrap()) {
+                assert!(started.elapsed() < Duration::from_secs(10), "no {what}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        until("first status", &|sent| !sent.is_empty()).await;
+        *health.lock().unwrap() = BoxHealth::Failing {
+            since: Utc::now(),
+            error: "HTTP 500".into(),
+        };
+        until("status with the failure", &|sent| {
+            sent.iter().any(|m| m.ends_with(": HTTP 500"))
+        })
+        .await;
+        stop_tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the report ends at the stop")
+            .unwrap();
+        assert_eq!(
+            sent.lock().unwrap()[0],
+            "STATUS=0 documents, 0 unconfirmed; jobs: 0 waiting, 0 failed; box /u/s: starting"
+        );
     }
 
     /// A task that panics while the others run on is named, and the stop is sent to the

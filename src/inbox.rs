@@ -14,8 +14,10 @@
 //! Only slow-free work happens here: everything fallible about a document's meaning runs
 //! later from the job queue, so a bad document never blocks the box.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use crate::document::SkrotAlgorithm;
@@ -66,6 +68,36 @@ pub struct Pacing {
     pub once_max_failures: u32,
 }
 
+/// How a box task is doing, for the daemon's status line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BoxHealth {
+    /// No drain has ended yet.
+    #[default]
+    Starting,
+    /// The last drain ended with the box empty (or at a stop).
+    Drained { at: DateTime<Utc> },
+    /// The drains have failed since `since`; `error` is the last failure.
+    Failing { since: DateTime<Utc>, error: String },
+}
+
+impl BoxHealth {
+    /// The health after a drain that ended at `now`, with `error` if it failed. A failure
+    /// after failures keeps the time the failing began.
+    pub fn after(&self, error: Option<String>, now: DateTime<Utc>) -> BoxHealth {
+        match (error, self) {
+            (None, _) => BoxHealth::Drained { at: now },
+            (Some(error), BoxHealth::Failing { since, .. }) => BoxHealth::Failing {
+                since: *since,
+                error,
+            },
+            (Some(error), _) => BoxHealth::Failing { since: now, error },
+        }
+    }
+}
+
+/// A box task's health, shared with whoever reports it.
+pub type SharedHealth = Arc<Mutex<BoxHealth>>;
+
 /// One box's worker.
 pub struct BoxWorker {
     pub client: EpuapClient,
@@ -74,6 +106,8 @@ pub struct BoxWorker {
     pub mailbox: BoxRef,
     pub skrot: SkrotAlgorithm,
     pub pacing: Pacing,
+    /// Updated after every drain.
+    pub health: SharedHealth,
 }
 
 impl BoxWorker {
@@ -93,6 +127,7 @@ impl BoxWorker {
             let outcome = self.drain(&stop, &mut stats).await;
             let progressed = stats.stored + stats.duplicates + stats.confirmed > 0;
             total += stats;
+            self.record_health(&outcome);
             let wait = match outcome {
                 Ok(()) => {
                     backoff = self.pacing.backoff_initial;
@@ -123,6 +158,12 @@ impl BoxWorker {
                 _ = stop.changed() => return Ok(total),
             }
         }
+    }
+
+    fn record_health(&self, outcome: &Result<(), InboxError>) {
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        let error = outcome.as_ref().err().map(ToString::to_string);
+        *health = health.after(error, Utc::now());
     }
 
     /// Pulls until the box is empty or a stop is requested. The stop is only looked at
@@ -180,5 +221,37 @@ impl BoxWorker {
             stats.confirmed += 1;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_box_fails_from_its_first_failure_until_a_drain_ends_well() {
+        let at = |minute: u32| {
+            DateTime::parse_from_rfc3339(&format!("2026-11-27T15:{minute:02}:00Z"))
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let failing = BoxHealth::Starting.after(Some("cannot reach ePUAP".into()), at(1));
+        let still = failing.after(Some("HTTP 500".into()), at(2));
+        assert_eq!(
+            still,
+            BoxHealth::Failing {
+                since: at(1),
+                error: "HTTP 500".into()
+            }
+        );
+        let drained = still.after(None, at(3));
+        assert_eq!(drained, BoxHealth::Drained { at: at(3) });
+        assert_eq!(
+            drained.after(Some("timeout".into()), at(4)),
+            BoxHealth::Failing {
+                since: at(4),
+                error: "timeout".into()
+            }
+        );
     }
 }
