@@ -49,6 +49,16 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// How the database stands, for the office's IT admin and for monitoring: documents,
+    /// unconfirmed ones, jobs waiting and failed, the failed jobs' errors. Reads only.
+    /// Exit 0 when no job has failed, 1 when some have, 2 when the database cannot be read.
+    Status {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// How many failed jobs to list, the most recent first.
+        #[arg(long, default_value_t = 10)]
+        failed: i64,
+    },
     /// Run a local ePUAP emulator (pull + skrytka over SOAP with WS-Security, admin API).
     Emulator(EmulatorArgs),
     /// Verify signed XML files (XML-DSig, XAdES, WS-Security): exit 0 if all are TOTAL-PASSED.
@@ -279,6 +289,66 @@ fn describe(error: &anyhow::Error) -> String {
     text
 }
 
+/// `eurzad status`: reads the database without migrating it or writing to it.
+async fn status(config: &Config, failed: i64) -> anyhow::Result<ExitCode> {
+    let url = eurzad::config::redact_url(&config.database.url);
+    if let Ok(options) =
+        <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&config.database.url)
+        && !config.database.url.starts_with("postgres")
+        && !options.get_filename().exists()
+    {
+        anyhow::bail!(
+            "no database at {} (eurzad has not run with this configuration yet)",
+            options.get_filename().display()
+        );
+    }
+    let store = eurzad::store::Store::connect(&config.database.url, 1)
+        .await
+        .with_context(|| format!("opening database {url}"))?;
+    let read = async {
+        let counts = store.counts().await?;
+        let last = store.last_received().await?;
+        let jobs = store.failed_jobs(failed).await?;
+        Ok::<_, eurzad::store::StoreError>((counts, last, jobs))
+    };
+    let (counts, last, jobs) = read
+        .await
+        .with_context(|| format!("reading database {url} (has eurzad run and migrated it?)"))?;
+    store.close().await;
+    let at = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    println!("eurzad: database {url}");
+    println!(
+        "  {} documents{}, {} unconfirmed",
+        counts.documents,
+        last.map(|t| format!(" (the last stored {})", at(&t)))
+            .unwrap_or_default(),
+        counts.unconfirmed
+    );
+    println!(
+        "  jobs: {} waiting, {} running, {} done, {} failed",
+        counts.jobs_pending, counts.jobs_running, counts.jobs_done, counts.jobs_failed
+    );
+    if !jobs.is_empty() {
+        println!("  failed jobs, the most recent first:");
+        for job in &jobs {
+            println!(
+                "    #{} {} {} after {} attempts, {}: {}",
+                job.id,
+                job.kind,
+                job.key,
+                job.attempts,
+                at(&job.failed_at),
+                job.error.as_deref().unwrap_or("(no error recorded)")
+            );
+        }
+    }
+    Ok(if counts.jobs_failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn load_config(
     path: Option<&std::path::Path>,
     log_format: &Option<String>,
@@ -312,6 +382,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("eurzad: migrations applied ({})", store.backend());
             store.close().await;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { config, failed } => {
+            let config = load_config(config.as_deref(), &cli.log_format)?;
+            status(&config, failed).await
         }
         Command::Verify(args) => verify_files(args),
         Command::Sync {

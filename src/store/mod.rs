@@ -381,6 +381,17 @@ pub struct Job {
     pub attempts: i64,
 }
 
+/// A job that gave up, for `eurzad status`.
+#[derive(Debug, Clone)]
+pub struct FailedJob {
+    pub id: i64,
+    pub kind: String,
+    pub key: String,
+    pub attempts: i64,
+    pub failed_at: DateTime<Utc>,
+    pub error: Option<String>,
+}
+
 /// Counts for summaries and health.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Counts {
@@ -792,6 +803,42 @@ impl Store {
                 jobs_done: row.try_get("done")?,
                 jobs_failed: row.try_get("failed")?,
             })
+        })
+    }
+
+    /// The jobs that gave up, the most recent first, at most `limit`.
+    pub async fn failed_jobs(&self, limit: i64) -> Result<Vec<FailedJob>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, kind, key, attempts, updated_at, last_error FROM job \
+                 WHERE status = 'failed' ORDER BY updated_at DESC, id DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(FailedJob {
+                        id: row.try_get("id")?,
+                        kind: row.try_get("kind")?,
+                        key: row.try_get("key")?,
+                        attempts: row.try_get("attempts")?,
+                        failed_at: row.try_get("updated_at")?,
+                        error: row.try_get("last_error")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// When the newest document was stored, if any.
+    pub async fn last_received(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        on_pool!(self, pool => {
+            Ok(sqlx::query_scalar(
+                "SELECT received_at FROM inbound_document ORDER BY id DESC LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await?)
         })
     }
 

@@ -473,6 +473,12 @@ impl Drop for SmtpServer {
 
 /// Runs `eurzad ARGS --config CONFIG`: (success, stdout + stderr).
 pub fn eurzad_with_config(args: &[&str], config: &Path) -> (bool, String) {
+    let (code, out) = eurzad_exit_with_config(args, config);
+    (code == Some(0), out)
+}
+
+/// Runs `eurzad ARGS --config CONFIG`: (exit code, stdout + stderr).
+pub fn eurzad_exit_with_config(args: &[&str], config: &Path) -> (Option<i32>, String) {
     let out = Command::new(BIN)
         .args(args)
         .arg("--config")
@@ -481,7 +487,7 @@ pub fn eurzad_with_config(args: &[&str], config: &Path) -> (bool, String) {
         .output()
         .expect("run eurzad");
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
 }
