@@ -57,7 +57,7 @@ enum Command {
         config: Option<PathBuf>,
         /// How many failed jobs to list, the most recent first.
         #[arg(long, default_value_t = 10)]
-        failed: i64,
+        failed: u32,
     },
     /// Run a local ePUAP emulator (pull + skrytka over SOAP with WS-Security, admin API).
     Emulator(EmulatorArgs),
@@ -290,7 +290,7 @@ fn describe(error: &anyhow::Error) -> String {
 }
 
 /// `eurzad status`: reads the database without migrating it or writing to it.
-async fn status(config: &Config, failed: i64) -> anyhow::Result<ExitCode> {
+async fn status(config: &Config, failed: u32) -> anyhow::Result<ExitCode> {
     let url = eurzad::config::redact_url(&config.database.url);
     if let Ok(options) =
         <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&config.database.url)
@@ -308,7 +308,7 @@ async fn status(config: &Config, failed: i64) -> anyhow::Result<ExitCode> {
     let read = async {
         let counts = store.counts().await?;
         let last = store.last_received().await?;
-        let jobs = store.failed_jobs(failed).await?;
+        let jobs = store.failed_jobs(i64::from(failed)).await?;
         Ok::<_, eurzad::store::StoreError>((counts, last, jobs))
     };
     let (counts, last, jobs) = read
