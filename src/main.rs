@@ -59,6 +59,15 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         failed: u32,
     },
+    /// Copy the SQLite database to a new file, consistent, while the daemon may be running
+    /// (SQLite's VACUUM INTO). A PostgreSQL database is backed up with pg_dump.
+    Backup {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The new file.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Run a local ePUAP emulator (pull + skrytka over SOAP with WS-Security, admin API).
     Emulator(EmulatorArgs),
     /// Verify signed XML files (XML-DSig, XAdES, WS-Security): exit 0 if all are TOTAL-PASSED.
@@ -289,12 +298,12 @@ fn describe(error: &anyhow::Error) -> String {
     text
 }
 
-/// `eurzad status`: reads the database without migrating it or writing to it.
-async fn status(config: &Config, failed: u32) -> anyhow::Result<ExitCode> {
-    let url = eurzad::config::redact_url(&config.database.url);
+/// Opens the configured database for an admin command, without migrating it, and without
+/// creating a SQLite file where there is none.
+async fn open_existing(database_url: &str) -> anyhow::Result<eurzad::store::Store> {
     if let Ok(options) =
-        <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&config.database.url)
-        && !config.database.url.starts_with("postgres")
+        <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(database_url)
+        && !database_url.starts_with("postgres")
         && !options.get_filename().exists()
     {
         anyhow::bail!(
@@ -302,9 +311,20 @@ async fn status(config: &Config, failed: u32) -> anyhow::Result<ExitCode> {
             options.get_filename().display()
         );
     }
-    let store = eurzad::store::Store::connect(&config.database.url, 1)
+    eurzad::store::Store::connect(database_url, 1)
         .await
-        .with_context(|| format!("opening database {url}"))?;
+        .with_context(|| {
+            format!(
+                "opening database {}",
+                eurzad::config::redact_url(database_url)
+            )
+        })
+}
+
+/// `eurzad status`: reads the database without migrating it or writing to it.
+async fn status(config: &Config, failed: u32) -> anyhow::Result<ExitCode> {
+    let url = eurzad::config::redact_url(&config.database.url);
+    let store = open_existing(&config.database.url).await?;
     let read = async {
         let counts = store.counts().await?;
         let last = store.last_received().await?;
@@ -381,6 +401,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = eurzad::daemon::open_store(&config).await?;
             println!("eurzad: migrations applied ({})", store.backend());
             store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { config, to } => {
+            let config = load_config(config.as_deref(), &cli.log_format)?;
+            let url = eurzad::config::redact_url(&config.database.url);
+            let store = open_existing(&config.database.url).await?;
+            let done = store.backup(&to).await;
+            store.close().await;
+            done.with_context(|| format!("backing up {url}"))?;
+            let size = std::fs::metadata(&to).map(|m| m.len()).unwrap_or(0);
+            println!("eurzad: {url} copied to {} ({size} bytes)", to.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config, failed } => {

@@ -14,18 +14,7 @@ fn status(config: &std::path::Path) -> (Option<i32>, String) {
 async fn status_gives_the_counts_and_the_failed_jobs_and_exits_1_while_some_failed() {
     let dir = tempfile::tempdir().unwrap();
     let db = test_database(dir.path()).await;
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[database]\nurl = \"{}\"\n[epuap]\nendpoint = \"embedded\"\n[[epuap.boxes]]\n\
-             podmiot = \"urzad_testowy\"\nnazwa = \"skrytka\"\nadres = \"/urzad_testowy/skrytka\"\n\
-             [emulator]\nstate_dir = \"{}\"\n",
-            db.url,
-            dir.path().join("emulator").display()
-        ),
-    )
-    .unwrap();
+    let config = embedded_config(dir.path(), &db.url, "");
 
     if db.kind == "sqlite" {
         // Nothing to read yet, and reading creates nothing.

@@ -455,6 +455,31 @@ impl Store {
         }
     }
 
+    /// Writes a consistent copy of a SQLite database to the new file `to` (`VACUUM INTO`):
+    /// the view of one read transaction, taken while the daemon may go on writing. On
+    /// PostgreSQL, `pg_dump` does this and is refused here.
+    pub async fn backup(&self, to: &std::path::Path) -> Result<(), StoreError> {
+        let Store::Sqlite(pool) = self else {
+            return Err(StoreError::Conflict(
+                "a PostgreSQL database is backed up with pg_dump".into(),
+            ));
+        };
+        if to.exists() {
+            return Err(StoreError::Conflict(format!(
+                "{} exists already: a backup goes to a new file",
+                to.display()
+            )));
+        }
+        let path = to
+            .to_str()
+            .ok_or_else(|| StoreError::Conflict(format!("{} is not a UTF-8 path", to.display())))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(path)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         on_pool!(self, pool => pool.close().await)
     }

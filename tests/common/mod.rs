@@ -471,6 +471,24 @@ impl Drop for SmtpServer {
     }
 }
 
+/// Writes `dir/config.toml` for a daemon on `database_url` with the embedded emulator (its
+/// state in `dir/emulator`) and one box, `/urzad_testowy/skrytka`; `epuap` adds keys to
+/// `[epuap]` (one per line).
+pub fn embedded_config(dir: &Path, database_url: &str, epuap: &str) -> PathBuf {
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{database_url}\"\n[epuap]\nendpoint = \"embedded\"\n{epuap}\n\
+             [[epuap.boxes]]\npodmiot = \"urzad_testowy\"\nnazwa = \"skrytka\"\n\
+             adres = \"/urzad_testowy/skrytka\"\n[emulator]\nstate_dir = \"{}\"\n",
+            dir.join("emulator").display()
+        ),
+    )
+    .expect("write the test config");
+    config
+}
+
 /// Runs `eurzad ARGS --config CONFIG`: (success, stdout + stderr).
 pub fn eurzad_with_config(args: &[&str], config: &Path) -> (bool, String) {
     let (code, out) = eurzad_exit_with_config(args, config);
