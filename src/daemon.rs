@@ -467,36 +467,17 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
             .iter()
             .map(|(adres, task)| (format!("the task of box {adres}"), task as &dyn Finished))
             .collect();
-        let named = [
-            (
-                "the job worker",
-                job_task.as_ref().map(|t| t as &dyn Finished),
-            ),
-            (
-                "the scheduled syncs",
-                sync_task.as_ref().map(|t| t as &dyn Finished),
-            ),
-            (
-                "the deadline watch",
-                deadline_task.as_ref().map(|t| t as &dyn Finished),
-            ),
-            (
-                "the portal API",
-                portal_task.as_ref().map(|t| t as &dyn Finished),
-            ),
-            (
-                "the embedded emulator",
-                emulator_task.as_ref().map(|t| t as &dyn Finished),
-            ),
-            (
-                "the status report",
-                status_task.as_ref().map(|t| t as &dyn Finished),
-            ),
-        ];
         tasks.extend(
-            named
-                .into_iter()
-                .filter_map(|(name, task)| Some((name.to_string(), task?))),
+            [
+                ("the job worker", as_finished(&job_task)),
+                ("the scheduled syncs", as_finished(&sync_task)),
+                ("the deadline watch", as_finished(&deadline_task)),
+                ("the portal API", as_finished(&portal_task)),
+                ("the embedded emulator", as_finished(&emulator_task)),
+                ("the status report", as_finished(&status_task)),
+            ]
+            .into_iter()
+            .filter_map(|(name, task)| Some((name.to_string(), task?))),
         );
         supervise(&tasks, &stop_tx, SUPERVISION_INTERVAL).await
     };
@@ -589,6 +570,11 @@ impl<T> Finished for tokio::task::JoinHandle<T> {
     fn is_finished(&self) -> bool {
         tokio::task::JoinHandle::is_finished(self)
     }
+}
+
+/// An optional task (one the configuration may leave out) as `supervise` watches it.
+fn as_finished<T: Finished>(task: &Option<T>) -> Option<&dyn Finished> {
+    task.as_ref().map(|t| t as &dyn Finished)
 }
 
 /// How often `supervise` looks at the tasks.
