@@ -164,40 +164,43 @@ pub fn only_child(node: &Node, ns: Option<&str>, local: &str) -> Result<Option<N
     }
 }
 
-/// How many elements named `local` in namespace `ns` the document holds, anywhere. A walk
-/// over libxml2's own tree: no XPath to compile, no node wrappers to make.
-pub fn count_elements(doc: &Document, ns: &str, local: &str) -> usize {
-    use libxml::bindings::{_xmlNode, xmlElementType_XML_ELEMENT_NODE};
+/// Whether `node` is an element named `local` in namespace `ns`.
+///
+/// # Safety
+/// `node` must be a live node of a live document.
+unsafe fn is_named(node: *const libxml::bindings::_xmlNode, ns: &str, local: &str) -> bool {
+    use libxml::bindings::xmlElementType_XML_ELEMENT_NODE;
     use std::ffi::CStr;
-    let wanted = |node: *const _xmlNode| -> bool {
-        // SAFETY: `node` is a live node of `doc`, which the borrow keeps alive; names and
-        // namespace URIs are NUL-terminated strings libxml2 owns.
-        unsafe {
-            (*node).type_ == xmlElementType_XML_ELEMENT_NODE
-                && !(*node).name.is_null()
-                && CStr::from_ptr((*node).name.cast()).to_bytes() == local.as_bytes()
-                && !(*node).ns.is_null()
-                && !(*(*node).ns).href.is_null()
-                && CStr::from_ptr((*(*node).ns).href.cast()).to_bytes() == ns.as_bytes()
-        }
-    };
+    // SAFETY: names and namespace URIs are NUL-terminated strings libxml2 owns.
+    unsafe {
+        (*node).type_ == xmlElementType_XML_ELEMENT_NODE
+            && !(*node).name.is_null()
+            && CStr::from_ptr((*node).name.cast()).to_bytes() == local.as_bytes()
+            && !(*node).ns.is_null()
+            && !(*(*node).ns).href.is_null()
+            && CStr::from_ptr((*(*node).ns).href.cast()).to_bytes() == ns.as_bytes()
+    }
+}
+
+/// Visits the root and every element under it, depth first in document order, by libxml2's
+/// own links: no XPath to compile, no node wrappers to make. `visit` says whether to go into
+/// the element's children.
+fn walk_elements(doc: &Document, mut visit: impl FnMut(*mut libxml::bindings::_xmlNode) -> bool) {
+    use libxml::bindings::{_xmlNode, xmlElementType_XML_ELEMENT_NODE};
     let Some(root) = doc.get_root_element() else {
-        return 0;
+        return;
     };
-    let root: *const _xmlNode = root.node_ptr();
-    let mut count = 0;
+    let root: *mut _xmlNode = root.node_ptr();
     let mut node = root;
-    // Depth first, in document order, by the tree's own links: down to the first child,
-    // else on to the next sibling, else back up until an ancestor has one.
+    // Down to the first child, else on to the next sibling, else back up until an ancestor
+    // has one.
     loop {
-        if wanted(node) {
-            count += 1;
-        }
-        // SAFETY: as above; `children`, `next` and `parent` link live nodes of `doc` or are
-        // null, and the walk never climbs above `root`.
+        let descend = unsafe { (*node).type_ == xmlElementType_XML_ELEMENT_NODE } && visit(node);
+        // SAFETY: `doc` is borrowed, so its nodes are alive; `children`, `next` and `parent`
+        // link live nodes of `doc` or are null, and the walk never climbs above `root`.
         unsafe {
             let first = (*node).children;
-            if !first.is_null() && (*node).type_ == xmlElementType_XML_ELEMENT_NODE {
+            if descend && !first.is_null() {
                 node = first;
                 continue;
             }
@@ -205,11 +208,59 @@ pub fn count_elements(doc: &Document, ns: &str, local: &str) -> usize {
                 node = (*node).parent;
             }
             if node == root {
-                return count;
+                return;
             }
             node = (*node).next;
         }
     }
+}
+
+/// How many elements named `local` in namespace `ns` the document holds, anywhere.
+pub fn count_elements(doc: &Document, ns: &str, local: &str) -> usize {
+    let mut count = 0;
+    walk_elements(doc, |node| {
+        // SAFETY: the walk hands out live nodes of `doc`.
+        if unsafe { is_named(node, ns, local) } {
+            count += 1;
+        }
+        true
+    });
+    count
+}
+
+/// Parses `bytes` as [`parse`] does, then removes every element named `local` in namespace
+/// `ns` below the root, with everything inside it. For reading a signed form: without its
+/// `ds:Signature` elements, an enveloped-signed document is exactly what its signature covers,
+/// so nothing an attacker adds to the unsigned parts of a signature (KeyInfo, an Object,
+/// UnsignedProperties) can be read as signed content.
+pub fn parse_without(
+    bytes: &[u8],
+    limits: Limits,
+    (ns, local): (&str, &str),
+) -> Result<Document, XmlError> {
+    let doc = parse(bytes, limits)?;
+    let mut found = Vec::new();
+    let mut first = true;
+    walk_elements(&doc, |node| {
+        let root = std::mem::take(&mut first);
+        // SAFETY: the walk hands out live nodes of `doc`.
+        if !root && unsafe { is_named(node, ns, local) } {
+            found.push(node);
+            return false;
+        }
+        true
+    });
+    for node in found {
+        // SAFETY: `node` is a live element of `doc` that is not the root, and none is inside
+        // another (the walk does not go into a match). No wrapper of it or of anything under
+        // it exists: the document was just parsed and only the root's wrapper was made. So it
+        // is unlinked and freed once, while its document is alive.
+        unsafe {
+            libxml::bindings::xmlUnlinkNode(node);
+            libxml::bindings::xmlFreeNode(node);
+        }
+    }
+    Ok(doc)
 }
 
 /// The whole text content of an element: every text node under it, so that a comment cannot

@@ -202,6 +202,64 @@ unsafe extern "C" fn collect_error(
     });
 }
 
+/// Starts collecting one operation's errors: empties the collector (so that nothing left by
+/// an earlier operation that succeeded is blamed on this one) and routes libxml2's own errors
+/// (c14n, XPath, tree) raised on this thread into it while alive, restoring the previous
+/// handler when dropped. Without it libxml2 prints them to stderr, outside the log and the
+/// verdict. libxml2 keeps the handler per thread.
+struct LibxmlErrors {
+    saved_handler: libxml::bindings::xmlStructuredErrorFunc,
+    saved_data: *mut std::ffi::c_void,
+}
+
+impl LibxmlErrors {
+    fn install() -> LibxmlErrors {
+        use libxml::bindings::{
+            __xmlStructuredError, __xmlStructuredErrorContext, xmlSetStructuredErrorFunc,
+        };
+        ERRORS.with(|errors| errors.borrow_mut().clear());
+        // SAFETY: reading and setting this thread's handler; the handler needs no data.
+        unsafe {
+            let saved = LibxmlErrors {
+                saved_handler: *__xmlStructuredError(),
+                saved_data: *__xmlStructuredErrorContext(),
+            };
+            xmlSetStructuredErrorFunc(std::ptr::null_mut(), Some(collect_libxml_error));
+            saved
+        }
+    }
+}
+
+impl Drop for LibxmlErrors {
+    fn drop(&mut self) {
+        // SAFETY: puts back what `install` found on this thread.
+        unsafe { libxml::bindings::xmlSetStructuredErrorFunc(self.saved_data, self.saved_handler) }
+    }
+}
+
+unsafe extern "C" fn collect_libxml_error(
+    _data: *mut std::ffi::c_void,
+    error: libxml::bindings::xmlErrorPtr,
+) {
+    if error.is_null() {
+        return;
+    }
+    // SAFETY: libxml2 passes a valid error whose message, if any, is NUL-terminated.
+    let message = unsafe {
+        let message = (*error).message;
+        if message.is_null() {
+            return;
+        }
+        CStr::from_ptr(message).to_string_lossy().into_owned()
+    };
+    ERRORS.with(|errors| {
+        let mut errors = errors.borrow_mut();
+        if errors.len() < 16 {
+            errors.push(format!("libxml2: {}", message.trim()));
+        }
+    });
+}
+
 fn take_errors() -> String {
     ERRORS.with(|errors| {
         let drained: Vec<String> = errors.borrow_mut().drain(..).collect();
@@ -258,6 +316,7 @@ fn with_cached_key<T>(
             .2;
         let ctx = XmlSecSignatureContext::new();
         restrict(&ctx, allow);
+        let _errors = LibxmlErrors::install();
         unsafe { (*ctx.as_ptr()).signKey = key.as_ptr() };
         // Dropped before `ctx`, even on a panic: the context must never destroy the lent key.
         let lent = Lent(&ctx);
@@ -562,6 +621,7 @@ fn verify_building_chain(
             .find(|(k, _)| *k == key)
             .expect("just cached")
             .1;
+        let _errors = LibxmlErrors::install();
         unsafe { verify_with_manager(signature, manager, at, allow) }
     })
 }

@@ -577,3 +577,40 @@ fn claiming_the_trusted_profile_only_narrows_trust() {
     let verdict = signature::verify_by_kind(claiming.as_bytes(), &trust, now());
     assert!(!verdict.passed() && verdict.kind.is_none(), "{verdict:?}");
 }
+
+/// Found by tests/mutations.rs: XML-DSig leaves KeyInfo unsigned, so an attacker may add
+/// elements there without breaking the signature. A letter's text copied into KeyInfo must
+/// not be read as part of the signed letter, and a signature moved from the root into a text
+/// element (which the enveloped transform would still take out) must be refused.
+#[test]
+fn text_slipped_into_a_signature_is_not_read_as_signed() {
+    use eurzad::forms::{Form, Registry};
+    let genuine = signed();
+    let read_body = |document: &str| match Registry::default().read(document.as_bytes()) {
+        Ok(Form::GeneralLetter(letter)) => letter.body,
+        other => panic!("not a letter: {other:?}"),
+    };
+    let injected = once(
+        &genuine,
+        "<ds:X509Certificate>",
+        "<Informacja xmlns=\"http://crd.gov.pl/xml/schematy/meta/2009/11/16/\" rodzaj=\"tresc\">Proszę umorzyć cały podatek.</Informacja><ds:X509Certificate>",
+    );
+    let verdict = signature::verify(injected.as_bytes(), &ca_trust(), now());
+    assert!(verdict.passed(), "KeyInfo is not signed: {verdict:?}");
+    assert_eq!(read_body(&injected), read_body(&genuine));
+    assert!(!read_body(&injected).contains("umorzyć"));
+
+    let signature = signature_element(&genuine);
+    let moved = once(
+        &genuine.replacen(signature, "", 1),
+        "<Informacja rodzaj=\"tytul\">",
+        &format!("<Informacja rodzaj=\"tytul\">{signature}"),
+    );
+    let verdict = signature::verify(moved.as_bytes(), &ca_trust(), now());
+    assert_eq!(verdict.indication, Indication::TotalFailed, "{verdict:?}");
+    assert!(
+        verdict.reason.contains("must be a child of"),
+        "{}",
+        verdict.reason
+    );
+}

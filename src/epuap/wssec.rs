@@ -129,11 +129,13 @@ fn serialize(doc: &Document) -> String {
     doc.to_string_with_options(libxml::tree::SaveOptions::default())
 }
 
-/// The parts of a received envelope the caller may read, all inside the signed scope.
+/// The parts of a received envelope the caller may read.
 pub struct Opened<'a> {
-    /// The `soap:Header` element, if any (nadaj carries its parameters there).
+    /// The `soap:Header` element, if any. Not signed: ePUAP's contract signs the Body and the
+    /// Timestamp only (SignedParts = Body), yet `nadaj` carries its addressing here, so the
+    /// emulator reads those blocks unsigned, as ePUAP does (docs/wssecurity.md).
     pub header: Option<&'a Node>,
-    /// The first element child of `soap:Body`: the payload or a `soap:Fault`.
+    /// The first element child of `soap:Body`, the signed part: the payload or a `soap:Fault`.
     pub payload: &'a Node,
 }
 

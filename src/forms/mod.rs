@@ -28,6 +28,7 @@ pub use classify::{Classification, classify};
 pub use general_letter::GeneralLetter;
 
 use crate::xml::{self, Limits};
+use crate::xmldsig::DSIG_NS;
 
 pub const ACCESS_REQUEST_NS: &str =
     "http://epuap.gov.pl/fe-model-web/wzor_lokalny/eurzad/wniosek_o_dostep/";
@@ -147,9 +148,14 @@ impl Registry {
     }
 
     /// Reads a document as the form its root names: validates it against the type's XSD
-    /// (when there is one), then parses it. Not XML at all is an error of type `Unknown`.
+    /// (when there is one), then parses it. Every `ds:Signature` below the root is left out
+    /// first, so only what an enveloped signature covers is read (the signature check requires
+    /// an enveloped signature to sit directly in the root). Not XML at all is an error of
+    /// type `Unknown`.
     pub fn read(&self, bytes: &[u8]) -> Result<Form, FormError> {
-        let doc = xml::parse(bytes, LIMITS)
+        // Read without its signatures: what an enveloped signature covers, and nothing that
+        // could be slipped into a signature's unsigned parts.
+        let doc = xml::parse_without(bytes, LIMITS, (DSIG_NS, "Signature"))
             .map_err(|e| FormError::new(FormType::Unknown, "document", e.to_string()))?;
         let root = doc
             .get_root_element()

@@ -309,7 +309,7 @@ fn judge(doc: &Document, trust: &TrustPolicy, at: DateTime<Utc>) -> Judged {
         .count();
     let ids = register_ids(doc, &root)
         .map_err(|reason| Verdict::failed(profile, "FORMAT_FAILURE", reason))?;
-    let references = check_references(&signature, &ids, trust.allow_sha1)
+    let references = check_references(&root, &signature, &ids, trust.allow_sha1)
         .map_err(|reason| Verdict::failed(profile, "FORMAT_FAILURE", reason))?;
     check_coverage(&root, &signature, soap, &references)
         .map_err(|reason| Verdict::indeterminate(profile, "SIGNED_DATA_NOT_FOUND", reason))?;
@@ -484,6 +484,7 @@ struct Reference {
 }
 
 fn check_references(
+    root: &Node,
     signature: &Node,
     ids: &HashMap<String, Node>,
     allow_sha1: bool,
@@ -568,14 +569,24 @@ fn check_references(
             }
         }
         if enveloped {
-            let contains_signature = match &target {
-                None => true,
-                Some(element) => is_ancestor_or_self(element, signature),
-            };
-            if !contains_signature {
-                return Err(format!(
-                    "Reference {uri:?} uses the enveloped-signature transform but its target does not contain the signature"
-                ));
+            // The signature sits directly in the element it signs, as every signing tool puts
+            // it. The transform would also take it out from deeper down, but then a reader of
+            // that deeper element's text would read the signature's text (and anything an
+            // attacker adds to its unsigned parts) as signed content.
+            let covered = target.as_ref().unwrap_or(root);
+            let parent = signature.get_parent();
+            if parent.as_ref() != Some(covered) {
+                return Err(if is_ancestor_or_self(covered, signature) {
+                    format!(
+                        "Reference {uri:?} uses the enveloped-signature transform: the signature must be a child of <{}>, the element it covers, but it is inside <{}>",
+                        covered.get_name(),
+                        parent.map(|p| p.get_name()).unwrap_or_default()
+                    )
+                } else {
+                    format!(
+                        "Reference {uri:?} uses the enveloped-signature transform but its target does not contain the signature"
+                    )
+                });
             }
         }
         check_digest_method(&method(&reference, "DigestMethod"), allow_sha1)?;
