@@ -1,6 +1,8 @@
-//! Mutation tests of the two verifiers an attacker aims at: the signed-form check (XAdES by a
-//! qualified certificate, the trusted-profile seal, plain XML-DSig signed by `xmlsec1`) and
-//! the WS-Security check of ePUAP's answers.
+//! Mutation tests of the verifiers an attacker aims at: the signed-form check (XAdES by a
+//! qualified certificate, ePUAP's trusted-profile seal in both layouts, a company's
+//! authorization, plain XML-DSig signed by `xmlsec1`), the UPD check, and the WS-Security
+//! checks of ePUAP's answers (the daemon's side) and of the office's requests (the
+//! emulator's side).
 //!
 //! Each subject starts from one genuinely signed input and judges thousands of seeded mutants
 //! of it: bytes flipped, cut, copied and truncated; elements duplicated, copied and moved into
@@ -29,9 +31,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use eurzad::document::{PulledDocument, SenderData, SubjectData};
 use eurzad::emulator::demo_pki;
-use eurzad::epuap::soap::{self, Status};
+use eurzad::emulator::upp;
+use eurzad::epuap::soap::{self, NadajRequest, Status};
 use eurzad::epuap::wssec::{self, Envelope, SecurityError, VerifyPolicy};
 use eurzad::forms::Registry;
+use eurzad::provisioning;
 use eurzad::signature::{self, KindTrust, TrustPolicy, seal};
 use eurzad::xml::Limits;
 use eurzad::xmldsig::SigningKey;
@@ -128,15 +132,15 @@ fn qualified_request() -> Subject {
     form_subject("qualified access request", signed, qualified_trust())
 }
 
-/// The same request sealed by "ePUAP" as a trusted-profile signature (EPSignature layout).
-fn trusted_profile_request() -> Subject {
-    let role = seal::trusted_profile_role("Jan", "Kowalski", "85031412347");
+/// Jan Kowalski's request sealed by "ePUAP" as a trusted-profile signature naming him in
+/// `role`, judged with the ePUAP seal pinned.
+fn sealed_by_epuap(name: &'static str, role: &str) -> Subject {
     let signed = seal::xades_enveloped_with_role(
         &fixture("forms/wniosek-dla-siebie.xml"),
         &key("pki", "epuap"),
         now() - chrono::TimeDelta::minutes(5),
         "podpis",
-        Some(&role),
+        Some(role),
     )
     .unwrap();
     let trust = KindTrust {
@@ -146,7 +150,147 @@ fn trusted_profile_request() -> Subject {
         },
         ..qualified_trust()
     };
-    form_subject("trusted-profile access request", signed, trust)
+    form_subject(name, signed, trust)
+}
+
+/// The new trusted-profile layout (`pz:EPSignature`).
+fn trusted_profile_request() -> Subject {
+    let role = seal::trusted_profile_role("Jan", "Kowalski", "85031412347");
+    sealed_by_epuap("trusted-profile access request", &role)
+}
+
+/// The old trusted-profile layout (`ppZP:PodpisZP`).
+fn podpis_zp_request() -> Subject {
+    let role = concat!(
+        r#"<ppZP:PodpisZP xmlns:ppZP="http://crd.gov.pl/xml/schematy/ppzp/"><ppZP:DaneZP>"#,
+        "<ppZP:DaneZPOsobyFizycznej><ppZP:Imie>Jan</ppZP:Imie><ppZP:Nazwisko>Kowalski</ppZP:Nazwisko>",
+        "<ppZP:PESEL>85031412347</ppZP:PESEL><ppZP:IdKontaUzytkownikaEpuap>jkowalski</ppZP:IdKontaUzytkownikaEpuap>",
+        "</ppZP:DaneZPOsobyFizycznej></ppZP:DaneZP></ppZP:PodpisZP>"
+    );
+    sealed_by_epuap("PodpisZP access request", role)
+}
+
+/// A company's authorization (upoważnienie), signed by its board member's certificate,
+/// which names the company's NIP: what proves a representation.
+fn company_authorization() -> Subject {
+    let signed = seal::xades_enveloped(
+        &fixture("forms/upowaznienie-firma.xml"),
+        &key("pki/citizens", "firma-zarzad"),
+        now() - chrono::TimeDelta::minutes(5),
+        "podpis",
+    )
+    .unwrap();
+    form_subject("company authorization", signed, qualified_trust())
+}
+
+/// A UPD sealed by ePUAP, read as the receipt job reads it.
+fn upd() -> Subject {
+    let signed = upp::build_upd(
+        &upp::UpdFields {
+            wystawca: "ePUAP",
+            adresat: "/demo/skrytka",
+            data_odbioru: "2026-11-27T11:00:00Z",
+            identyfikator_sprawy: "SPR-1",
+            identyfikator_dokumentu: "EUR.42",
+        },
+        &demo_pki::epuap_key(),
+        now() - chrono::TimeDelta::minutes(5),
+    )
+    .unwrap();
+    Subject {
+        name: "UPD",
+        genuine: signed,
+        judge: Box::new(
+            |bytes| match provisioning::read_upd(bytes, demo_pki::EPUAP_CERT, now()) {
+                Ok(read) => Judged::Passed(format!("{read:?}")),
+                Err(reason) => Judged::Refused(reason),
+            },
+        ),
+        read_unchecked: Box::new(|bytes| {
+            let doc = parse_unchecked(bytes)?;
+            let root = doc.get_root_element()?;
+            let fields: Vec<String> = root
+                .get_child_elements()
+                .iter()
+                .filter(|e| e.get_name() != "Signature")
+                .map(|e| format!("{}={}", e.get_name(), e.get_content()))
+                .collect();
+            Some(fields.join("\n"))
+        }),
+    }
+}
+
+/// A `nadaj` request signed by the office, opened and read as the emulator does. Only the
+/// Body is signed (ePUAP's contract); the addressing header blocks are not, so what must not
+/// change is what the Body carries: the file's name, type and content.
+fn nadaj_request() -> Subject {
+    let (headers, body) = soap::nadaj_request(&NadajRequest {
+        podmiot: "urzad_testowy".into(),
+        adres_skrytki: "/demo/skrytka".into(),
+        adres_odpowiedzi: "/urzad_testowy/skrytka".into(),
+        czy_probne: false,
+        dane_dodatkowe: Vec::new(),
+        nazwa_pliku: "odpowiedz.xml".into(),
+        typ_pliku: Some("text/xml".into()),
+        content: fixture("demo/pismo-ogolne-demo.xml"),
+    });
+    let signed = wssec::sign_envelope(
+        &Envelope {
+            header_blocks: &headers,
+            body: &body,
+        },
+        &demo_pki::office_key(),
+        now() - chrono::TimeDelta::seconds(1),
+        Duration::from_secs(300),
+    )
+    .unwrap();
+    let body_fields =
+        |r: NadajRequest| format!("{:?} {:?} {:?}", r.nazwa_pliku, r.typ_pliku, r.content);
+    Subject {
+        name: "nadaj request (WS-Security, the emulator's side)",
+        genuine: signed.into_bytes(),
+        judge: Box::new(move |bytes| {
+            let opened = wssec::open_envelope(
+                bytes,
+                demo_pki::OFFICE_CERT,
+                &wss_policy(),
+                now(),
+                |opened| {
+                    Ok::<_, SecurityError>(
+                        soap::read_nadaj_request(opened.header, opened.payload, usize::MAX)
+                            .map(body_fields),
+                    )
+                },
+            );
+            // An unreadable (unsigned) header block makes the emulator refuse the request.
+            match opened {
+                Ok(Ok(read)) => Judged::Passed(read),
+                Ok(Err(e)) => Judged::Refused(format!("unreadable: {e}")),
+                Err(e) => Judged::Refused(e.to_string()),
+            }
+        }),
+        read_unchecked: Box::new(move |bytes| {
+            let doc = parse_unchecked(bytes)?;
+            let root = doc.get_root_element()?;
+            let children = root.get_child_elements();
+            let header = children.iter().find(|e| e.get_name() == "Header");
+            let payload = children
+                .iter()
+                .find(|e| e.get_name() == "Body")?
+                .get_first_element_child()?;
+            soap::read_nadaj_request(header, &payload, usize::MAX)
+                .ok()
+                .map(body_fields)
+        }),
+    }
+}
+
+fn wss_policy() -> VerifyPolicy {
+    VerifyPolicy {
+        limits: Limits::default(),
+        require_timestamp: true,
+        clock_skew: Duration::from_secs(300),
+    }
 }
 
 /// A "pismo ogólne" signed by the `xmlsec1` tool (plain XML-DSig, fixtures/signed).
@@ -206,11 +350,7 @@ fn pobierz_answer() -> Subject {
         Duration::from_secs(300),
     )
     .unwrap();
-    let policy = VerifyPolicy {
-        limits: Limits::default(),
-        require_timestamp: true,
-        clock_skew: Duration::from_secs(300),
-    };
+    let policy = wss_policy();
     Subject {
         name: "pobierzNastepny answer (WS-Security)",
         genuine: signed.into_bytes(),
@@ -229,7 +369,7 @@ fn pobierz_answer() -> Subject {
         }),
         read_unchecked: Box::new(|bytes| {
             // The first element child of any element named Body, as a careless reader takes it.
-            let doc = libxml::parser::Parser::default().parse_string(bytes).ok()?;
+            let doc = parse_unchecked(bytes)?;
             let root = doc.get_root_element()?;
             let body = root
                 .get_child_elements()
@@ -241,6 +381,20 @@ fn pobierz_answer() -> Subject {
                 .map(|r| format!("{r:?}"))
         }),
     }
+}
+
+/// Parses as a careless reader would (no limits, no signature check), quietly.
+fn parse_unchecked(bytes: &[u8]) -> Option<libxml::tree::Document> {
+    let options = libxml::parser::ParserOptions {
+        no_error: true,
+        no_warning: true,
+        no_net: true,
+        ..Default::default()
+    };
+    libxml::parser::Parser::default()
+        .parse_string_with_diagnostics(bytes, options)
+        .ok()
+        .map(|(doc, _)| doc)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -666,6 +820,11 @@ fn run(subject: &Subject) -> Tally {
     tally
 }
 
+fn survives(subject: Subject) {
+    let tally = run(&subject);
+    assert_teeth(subject.name, &tally);
+}
+
 /// The checks that keep the test from being vacuous: mutants reach what is read, and the
 /// verifier does not simply refuse everything.
 fn assert_teeth(subject: &str, tally: &Tally) {
@@ -688,28 +847,40 @@ fn assert_teeth(subject: &str, tally: &Tally) {
 
 #[test]
 fn a_qualified_access_request_survives_its_mutants() {
-    let subject = qualified_request();
-    let tally = run(&subject);
-    assert_teeth(subject.name, &tally);
+    survives(qualified_request());
 }
 
 #[test]
 fn a_trusted_profile_access_request_survives_its_mutants() {
-    let subject = trusted_profile_request();
-    let tally = run(&subject);
-    assert_teeth(subject.name, &tally);
+    survives(trusted_profile_request());
 }
 
 #[test]
 fn a_letter_signed_by_xmlsec1_survives_its_mutants() {
-    let subject = xmlsec1_letter();
-    let tally = run(&subject);
-    assert_teeth(subject.name, &tally);
+    survives(xmlsec1_letter());
 }
 
 #[test]
 fn a_signed_pobierz_answer_survives_its_mutants() {
-    let subject = pobierz_answer();
-    let tally = run(&subject);
-    assert_teeth(subject.name, &tally);
+    survives(pobierz_answer());
+}
+
+#[test]
+fn a_podpis_zp_access_request_survives_its_mutants() {
+    survives(podpis_zp_request());
+}
+
+#[test]
+fn a_company_authorization_survives_its_mutants() {
+    survives(company_authorization());
+}
+
+#[test]
+fn a_upd_survives_its_mutants() {
+    survives(upd());
+}
+
+#[test]
+fn a_signed_nadaj_request_survives_its_mutants() {
+    survives(nadaj_request());
 }

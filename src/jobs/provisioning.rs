@@ -434,29 +434,8 @@ pub(super) async fn receipt(store: &Store, job: &Job, office: &Office) -> Result
     let content = store.document_content(document_id).await.map_err(err)?;
     let certificate = office.epuap_certificate.clone();
     let bytes = content.clone();
-    let read = tokio::task::spawn_blocking(move || -> Result<(String, Option<String>), String> {
-        let policy = crate::signature::TrustPolicy {
-            pinned: vec![certificate],
-            ..Default::default()
-        };
-        let verdict = crate::signature::verify(&bytes, &policy, Utc::now());
-        if !verdict.passed() {
-            return Err(format!(
-                "the UPD is not sealed by ePUAP: {}",
-                verdict.reason
-            ));
-        }
-        let doc = crate::xml::parse(&bytes, crate::xml::Limits::default()).map_err(err)?;
-        let root = doc.get_root_element().ok_or("an empty UPD")?;
-        let field = |name: &str| {
-            crate::xml::only_child(&root, Some(crate::epuap::soap::UPO_NS), name)
-                .ok()
-                .flatten()
-                .map(|n| crate::xml::text_of(&n).trim().to_string())
-        };
-        let reference =
-            field("IdentyfikatorDokumentu").ok_or("the UPD names no IdentyfikatorDokumentu")?;
-        Ok((reference, field("DataOdbioru")))
+    let read = tokio::task::spawn_blocking(move || {
+        crate::provisioning::read_upd(&bytes, &certificate, Utc::now())
     })
     .await
     .map_err(|e| format!("UPD task failed: {e}"))?;

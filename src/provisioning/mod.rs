@@ -195,3 +195,36 @@ fn check_representation(
         authorization.valid_to,
     )
 }
+
+/// What a UPD (urzędowe poświadczenie doręczenia) from ePUAP certifies: the document it
+/// names (`IdentyfikatorDokumentu`, our `EUR.<request>` reference) and when it was opened
+/// (`DataOdbioru`, if given). The UPD must be sealed by `epuap_certificate`; only the signed
+/// fields, the root's direct children, are read.
+pub fn read_upd(
+    bytes: &[u8],
+    epuap_certificate: &[u8],
+    at: DateTime<Utc>,
+) -> Result<(String, Option<String>), String> {
+    let policy = signature::TrustPolicy {
+        pinned: vec![epuap_certificate.to_vec()],
+        ..Default::default()
+    };
+    let verdict = signature::verify(bytes, &policy, at);
+    if !verdict.passed() {
+        return Err(format!(
+            "the UPD is not sealed by ePUAP: {}",
+            verdict.reason
+        ));
+    }
+    let doc = crate::xml::parse(bytes, crate::xml::Limits::default()).map_err(|e| e.to_string())?;
+    let root = doc.get_root_element().ok_or("an empty UPD")?;
+    let field = |name: &str| {
+        crate::xml::only_child(&root, Some(crate::epuap::soap::UPO_NS), name)
+            .ok()
+            .flatten()
+            .map(|n| crate::xml::text_of(&n).trim().to_string())
+    };
+    let reference =
+        field("IdentyfikatorDokumentu").ok_or("the UPD names no IdentyfikatorDokumentu")?;
+    Ok((reference, field("DataOdbioru")))
+}
