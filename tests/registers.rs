@@ -619,21 +619,7 @@ async fn the_xml_format_gives_the_same_register_and_refuses_what_it_should() {
     town.drop_basic(&["parties", "accounts", "obligors", "installments"]);
     // The hand-checked ledger, as XML.
     let csv = std::fs::read_to_string(fixture("registers/basic/ledger.csv")).unwrap();
-    let mut lines = csv.lines();
-    let headers: Vec<&str> = lines.next().unwrap().split(';').collect();
-    let mut xml = String::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Rejestr xmlns=\"http://epuap.gov.pl/fe-model-web/wzor_lokalny/eurzad/rejestr/\" rejestr=\"ledger\">\n",
-    );
-    for line in lines {
-        let attributes: String = headers
-            .iter()
-            .zip(line.split(';'))
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(h, v)| format!(" {h}=\"{v}\""))
-            .collect();
-        xml.push_str(&format!("  <Wiersz{attributes}/>\n"));
-    }
-    xml.push_str("</Rejestr>\n");
+    let xml = register_csv_as_xml(&csv, "ledger");
     std::fs::write(town.import().join("ledger.xml"), &xml).unwrap();
     let (ok, out) = town.sync(&[]);
     assert!(ok, "{out}");
