@@ -36,6 +36,9 @@ pub enum FaultKind {
     WrongKey,
     /// The Body is changed after signing.
     TamperedBody,
+    /// After processing: one to three random byte edits of the signed answer (a bit flipped,
+    /// a byte replaced by markup, a span deleted or copied), seeded by the plan.
+    Corrupt,
 }
 
 impl FaultKind {
@@ -93,6 +96,11 @@ impl FaultPlan {
         &self.rules
     }
 
+    /// A seed for one `corrupt` fault, from the plan's seeded source.
+    pub fn corruption_seed(&mut self) -> u64 {
+        self.rng.random()
+    }
+
     /// The fault for this request, if any; `Random` is resolved to a concrete kind.
     pub fn decide(&mut self, operation: &str) -> Option<(FaultKind, u64)> {
         let mut fired = None;
@@ -127,6 +135,43 @@ impl FaultPlan {
         };
         Some((kind, delay))
     }
+}
+
+/// Applies one to three random byte edits to `bytes`, chosen by `seed`; says which.
+pub fn corrupt(bytes: &mut Vec<u8>, seed: u64) -> String {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut edits = Vec::new();
+    for _ in 0..rng.random_range(1..=3) {
+        if bytes.is_empty() {
+            break;
+        }
+        let len = bytes.len();
+        let at = rng.random_range(0..len);
+        match rng.random_range(0..4) {
+            0 => {
+                bytes[at] ^= 1 << rng.random_range(0..8);
+                edits.push(format!("bit flipped at {at}"));
+            }
+            1 => {
+                let markup = b"<>&\"'/="[rng.random_range(0..7)];
+                bytes[at] = markup;
+                edits.push(format!("{:?} at {at}", markup as char));
+            }
+            2 => {
+                let n = rng.random_range(1..=32).min(len - at);
+                bytes.drain(at..at + n);
+                edits.push(format!("{n} bytes deleted at {at}"));
+            }
+            _ => {
+                let n = rng.random_range(1..=32).min(len - at);
+                let copy = bytes[at..at + n].to_vec();
+                let to = rng.random_range(0..=len);
+                bytes.splice(to..to, copy);
+                edits.push(format!("{n} bytes from {at} copied to {to}"));
+            }
+        }
+    }
+    edits.join(", ")
 }
 
 #[cfg(test)]
@@ -170,5 +215,22 @@ mod tests {
             .filter(|_| plan.decide("pobierzNastepny").is_some())
             .count();
         assert!((800..1200).contains(&fired), "{fired}");
+    }
+
+    #[test]
+    fn a_corruption_is_repeatable_from_its_seed_and_changes_the_answer() {
+        let answer = b"<soap:Envelope><soap:Body><ok/></soap:Body></soap:Envelope>".to_vec();
+        let (mut a, mut b) = (answer.clone(), answer.clone());
+        let said = corrupt(&mut a, 7);
+        assert_eq!(said, corrupt(&mut b, 7));
+        assert_eq!(a, b);
+        let changed = (0..100)
+            .filter(|seed| {
+                let mut c = answer.clone();
+                corrupt(&mut c, *seed);
+                c != answer
+            })
+            .count();
+        assert!(changed >= 90, "{changed} of 100 seeds changed the answer");
     }
 }

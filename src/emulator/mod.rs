@@ -296,12 +296,13 @@ impl Emulator {
             }
         };
         let operation = request.operation();
-        let fault = self
-            .inner
-            .faults
-            .lock()
-            .expect("faults lock")
-            .decide(operation.name());
+        let (fault, corruption) = {
+            let mut plan = self.inner.faults.lock().expect("faults lock");
+            let fault = plan.decide(operation.name());
+            let corruption =
+                matches!(fault, Some((FaultKind::Corrupt, _))).then(|| plan.corruption_seed());
+            (fault, corruption)
+        };
         if let Some((kind, _)) = fault {
             tracing::debug!(operation = operation.name(), ?kind, "injecting fault");
             let mut state = self.inner.state.lock().expect("state lock");
@@ -341,9 +342,17 @@ impl Emulator {
                 Err(answer) => return answer,
             },
         };
+        let mut body = corrupt_envelope(envelope, kind);
+        if let Some(seed) = corruption {
+            let mut bytes = body.into_bytes();
+            let edits = faults::corrupt(&mut bytes, seed);
+            tracing::debug!(operation = operation.name(), %edits, "answer corrupted");
+            // The answer is text on the wire; a broken UTF-8 sequence becomes U+FFFD.
+            body = String::from_utf8_lossy(&bytes).into_owned();
+        }
         Answer {
             status: StatusCode::OK,
-            body: corrupt_envelope(envelope, kind),
+            body,
             after: fault.filter(|(k, _)| matches!(k, FaultKind::Drop | FaultKind::Slow)),
         }
     }
