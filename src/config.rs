@@ -274,6 +274,9 @@ impl FormsConfig {
 }
 
 /// Access requests and the office's replies (docs/provisioning.md).
+/// The letter kinds `provisioning.proof_of_delivery` may name.
+pub const PROOF_KINDS: [&str; 2] = ["registration_info", "registration_refusal"];
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProvisioningConfig {
@@ -638,17 +641,89 @@ impl Config {
             ));
         }
         self.kind_trust()?;
-        crate::sync::schedules(self).map_err(|message| ConfigError::Parse {
-            file: self.source.clone(),
-            message,
-        })?;
+        crate::sync::schedules(self).map_err(|e| self.invalid(&e.key, e.message))?;
         crate::notify::schedule::Schedule::new(&self.notify.digest_cron, &self.notify.timezone)
             .map_err(|e| self.invalid("notify.digest_cron", e.to_string()))?;
         if self.endpoint()? != Endpoint::Embedded {
             self.office_key()?;
             self.server_certificate()?;
         }
+        // What the daemon needs once it runs, checked now: a mistake here must stop the
+        // start before the database is opened, not after the boxes were drained.
+        self.seal_key()?;
+        for kind in &self.provisioning.proof_of_delivery {
+            if !PROOF_KINDS.contains(&kind.as_str()) {
+                return Err(self.invalid(
+                    "provisioning.proof_of_delivery",
+                    format!(
+                        "unknown letter kind {kind:?} (known: {})",
+                        PROOF_KINDS.join(", ")
+                    ),
+                ));
+            }
+        }
+        crate::notify::check_addresses(self)?;
+        chrono::TimeDelta::from_std(self.notify.reminder_before)
+            .map_err(|_| self.invalid("notify.reminder_before", "too long"))?;
+        self.portal_token()?;
         Ok(())
+    }
+
+    /// The key letters are sealed with: `provisioning.seal_*`, else the WS-Security key.
+    pub fn seal_key(&self) -> Result<SigningKey, ConfigError> {
+        let provisioning = &self.provisioning;
+        match (
+            &provisioning.seal_private_key,
+            &provisioning.seal_certificate,
+        ) {
+            (Some(key), Some(certificate)) => {
+                let read = |k: &str, v: &str| {
+                    let path = self.resolve_path(k, v)?;
+                    std::fs::read(&path).map_err(|e| {
+                        self.invalid(k, format!("cannot read {}: {e}", path.display()))
+                    })
+                };
+                let key = SigningKey {
+                    private_key_pem: read("provisioning.seal_private_key", key)?,
+                    certificate_pem: read("provisioning.seal_certificate", certificate)?,
+                };
+                key.validate().map_err(|e| {
+                    self.invalid(
+                        "provisioning.seal_private_key / provisioning.seal_certificate",
+                        e.to_string(),
+                    )
+                })?;
+                Ok(key)
+            }
+            (None, None) => self.office_key(),
+            _ => Err(self.invalid(
+                "provisioning.seal_private_key",
+                "goes together with provisioning.seal_certificate: set both or neither",
+            )),
+        }
+    }
+
+    /// The portal API's bearer token, when `portal.listen` is set: read from
+    /// `portal.token_file`, at least 16 characters.
+    pub fn portal_token(&self) -> Result<Option<String>, ConfigError> {
+        if self.portal.listen.is_none() {
+            return Ok(None);
+        }
+        let key = "portal.token_file";
+        let file = self
+            .portal
+            .token_file
+            .as_deref()
+            .ok_or_else(|| self.invalid(key, "required with portal.listen"))?;
+        let path = self.resolve_path(key, file)?;
+        let token = std::fs::read_to_string(&path)
+            .map_err(|e| self.invalid(key, format!("cannot read {}: {e}", path.display())))?
+            .trim()
+            .to_string();
+        if token.chars().count() < 16 {
+            return Err(self.invalid(key, "the token must have at least 16 characters"));
+        }
+        Ok(Some(token))
     }
 
     /// The trust for inbound documents, per kind of signature, read from the `[trust]` files.

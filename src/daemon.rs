@@ -140,28 +140,7 @@ fn hostname() -> String {
 /// The office as provisioning sees it: its seal, its reply channel, its officials and mail.
 fn office(config: &Config, client: &EpuapClient) -> anyhow::Result<jobs::Office> {
     let provisioning = &config.provisioning;
-    let seal = match (
-        &provisioning.seal_private_key,
-        &provisioning.seal_certificate,
-    ) {
-        (Some(key), Some(certificate)) => {
-            let read = |k: &str, v: &str| -> anyhow::Result<Vec<u8>> {
-                let path = config.resolve_path(k, v)?;
-                std::fs::read(&path).with_context(|| {
-                    format!("{}: {k}: cannot read {}", config.source, path.display())
-                })
-            };
-            crate::xmldsig::SigningKey {
-                private_key_pem: read("provisioning.seal_private_key", key)?,
-                certificate_pem: read("provisioning.seal_certificate", certificate)?,
-            }
-        }
-        (None, None) => config.office_key()?,
-        _ => anyhow::bail!(
-            "{}: provisioning.seal_private_key and provisioning.seal_certificate go together",
-            config.source
-        ),
-    };
+    let seal = config.seal_key()?;
     let office_box = config
         .epuap
         .boxes
@@ -183,14 +162,6 @@ fn office(config: &Config, client: &EpuapClient) -> anyhow::Result<jobs::Office>
         crate::config::ReplyChannel::Skrytka => channel,
         crate::config::ReplyChannel::Doreczyciel => proof_channel.clone(),
     };
-    for kind in &provisioning.proof_of_delivery {
-        if !["registration_info", "registration_refusal"].contains(&kind.as_str()) {
-            anyhow::bail!(
-                "{}: provisioning.proof_of_delivery: unknown letter kind {kind:?} (registration_info, registration_refusal)",
-                config.source
-            );
-        }
-    }
     let notify = &config.notify;
     Ok(jobs::Office {
         name: provisioning.office_name.clone(),
@@ -357,29 +328,9 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     });
     let portal_task = match (config.portal.listen, once) {
         (Some(listen), false) => {
-            let file = config.portal.token_file.as_deref().with_context(|| {
-                format!(
-                    "{}: portal.token_file is required with portal.listen",
-                    config.source
-                )
-            })?;
-            let path = config.resolve_path("portal.token_file", file)?;
-            let token = std::fs::read_to_string(&path)
-                .with_context(|| {
-                    format!(
-                        "{}: portal.token_file: cannot read {}",
-                        config.source,
-                        path.display()
-                    )
-                })?
-                .trim()
-                .to_string();
-            if token.len() < 16 {
-                anyhow::bail!(
-                    "{}: portal.token_file: the token must have at least 16 characters",
-                    config.source
-                );
-            }
+            let token = config
+                .portal_token()?
+                .context("portal.listen is set, so the token was checked at load")?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("portal.listen: binding {listen}"))?;

@@ -44,6 +44,15 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Check a configuration as the daemon's start would, without opening the database or
+    /// reaching ePUAP: every key, the files it names (keys, certificates, trusted lists,
+    /// CRLs, the portal token), the schedules and the addresses. Prints what it would run
+    /// with. Exit 0 when it is sound, 2 with the error (file and key) when not. For use
+    /// before `systemctl restart eurzad`.
+    Check {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Apply the database migrations and exit.
     Migrate {
         #[arg(long, short)]
@@ -369,6 +378,69 @@ async fn status(config: &Config, failed: u32) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// What `eurzad check` prints for a configuration that loaded (and so passed every check).
+fn check_summary(config: &Config) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let endpoint = match config.endpoint()? {
+        eurzad::config::Endpoint::Embedded => "the embedded emulator".to_string(),
+        eurzad::config::Endpoint::Url(url) => url,
+    };
+    let trust = config.kind_trust()?;
+    let schedules = eurzad::sync::schedules(config)?;
+    writeln!(out, "eurzad: {} is sound", config.source)?;
+    writeln!(
+        out,
+        "  database: {}",
+        eurzad::config::redact_url(&config.database.url)
+    )?;
+    writeln!(
+        out,
+        "  ePUAP: {endpoint}; boxes: {}",
+        config
+            .epuap
+            .boxes
+            .iter()
+            .map(|b| b.adres.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    writeln!(
+        out,
+        "  trust: {} qualified anchor(s){}, {} trusted-profile seal(s), {} personal anchor(s)",
+        trust.qualified.anchors.len(),
+        trust
+            .trusted_list
+            .as_ref()
+            .map(|l| format!(
+                " from the {} trusted list no. {}",
+                l.territory, l.sequence_number
+            ))
+            .unwrap_or_default(),
+        trust.trusted_profile.pinned.len(),
+        trust.personal.anchors.len()
+    )?;
+    writeln!(
+        out,
+        "  mail: {} official(s), {}",
+        config.notify.officials.len(),
+        match &config.notify.smtp_host {
+            Some(host) => format!("SMTP via {host}"),
+            None => format!("written to {}", config.notify.mail_dir),
+        }
+    )?;
+    writeln!(
+        out,
+        "  registers: {} schedule(s); portal API: {}",
+        schedules.len(),
+        config
+            .portal
+            .listen
+            .map_or("off".to_string(), |a| format!("on {a}"))
+    )?;
+    Ok(out)
+}
+
 fn load_config(
     path: Option<&std::path::Path>,
     log_format: &Option<String>,
@@ -412,6 +484,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             done.with_context(|| format!("backing up {url}"))?;
             let size = std::fs::metadata(&to).map(|m| m.len()).unwrap_or(0);
             println!("eurzad: {url} copied to {} ({size} bytes)", to.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config } => {
+            let config = Config::load(config.as_deref())?;
+            print!("{}", check_summary(&config)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config, failed } => {

@@ -350,17 +350,32 @@ pub async fn claim_due(
     Ok(due)
 }
 
+/// A `[registers.schedule]` entry that cannot run.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ScheduleError {
+    /// `registers.schedule.<register>`.
+    pub key: String,
+    pub message: String,
+}
+
 /// The configured schedules, checked.
-pub fn schedules(config: &Config) -> Result<Vec<(&'static Register, Schedule)>, String> {
+pub fn schedules(config: &Config) -> Result<Vec<(&'static Register, Schedule)>, ScheduleError> {
     config
         .registers
         .schedule
         .iter()
         .map(|(name, pattern)| {
-            let register = crate::registers::register(name)
-                .ok_or_else(|| format!("registers.schedule: unknown register {name:?}"))?;
-            let schedule = Schedule::new(pattern, &config.notify.timezone)
-                .map_err(|e| format!("registers.schedule.{name}: {e}"))?;
+            let key = format!("registers.schedule.{name}");
+            let register = crate::registers::register(name).ok_or_else(|| ScheduleError {
+                key: key.clone(),
+                message: format!("unknown register {name:?}"),
+            })?;
+            let schedule =
+                Schedule::new(pattern, &config.notify.timezone).map_err(|e| ScheduleError {
+                    key,
+                    message: e.to_string(),
+                })?;
             Ok((register, schedule))
         })
         .collect()

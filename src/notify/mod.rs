@@ -58,6 +58,15 @@ fn mailbox(address: &str) -> Result<Mailbox, NotifyError> {
         })
 }
 
+/// Checks `notify.from` and `notify.officials` as addresses; errors name the key.
+pub fn check_addresses(config: &Config) -> Result<(), ConfigError> {
+    mailbox(&config.notify.from).map_err(|e| config_error(config, "notify.from", e))?;
+    for official in &config.notify.officials {
+        mailbox(official).map_err(|e| config_error(config, "notify.officials", e))?;
+    }
+    Ok(())
+}
+
 impl Mailer {
     /// The mailer `[notify]` describes. Errors name the key.
     pub fn from_config(config: &Config) -> Result<Mailer, ConfigError> {

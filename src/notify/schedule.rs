@@ -41,6 +41,17 @@ impl Schedule {
             .parse(pattern)
             .map_err(|e| error(e.to_string()))?;
         let zone = Tz::from_str(zone).map_err(|e| error(e.to_string()))?;
+        // A valid pattern can still name a day that never comes (30 February): the job would
+        // silently never run.
+        let now = Utc::now();
+        match cron.find_next_occurrence(&now.with_timezone(&zone), false) {
+            Ok(next) if next.with_timezone(&Utc) - now <= chrono::TimeDelta::days(5 * 366) => {}
+            _ => {
+                return Err(error(
+                    "it never fires (no occurrence in the next five years)".into(),
+                ));
+            }
+        }
         Ok(Schedule {
             cron,
             zone,
@@ -173,5 +184,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("Europe/Warszawa"), "{err}");
+    }
+
+    #[test]
+    fn a_day_that_never_comes_is_refused_and_a_leap_day_is_not() {
+        let err = Schedule::new("0 2 30 2 *", "Europe/Warsaw")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("never fires"), "{err}");
+        assert!(Schedule::new("0 2 29 2 *", "Europe/Warsaw").is_ok());
     }
 }

@@ -1,0 +1,246 @@
+//! The configuration is the IT admin's input: `eurzad check` judges it as the daemon's start
+//! would, and a bad one is refused with the file and the key, never with a panic. Seeded
+//! mutants of the shipped config.toml (values replaced by wrong ones, lines dropped or
+//! doubled, unknown keys, bytes flipped) are loaded as the daemon loads them: each loads, or
+//! fails naming the file and what is wrong. `EURZAD_MUTANTS=N` sets the number (default
+//! 2000), `EURZAD_MUTATION_SEED=S` the first seed.
+
+mod common;
+
+use std::process::Command;
+
+use common::BIN;
+use eurzad::config::{Config, ConfigError};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn shipped() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")).unwrap()
+}
+
+/// Runs `eurzad check` in the config's folder, where its relative paths (`var/…`) point.
+fn check(config: &std::path::Path) -> (i32, String, String) {
+    let output = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(config)
+        .current_dir(config.parent().unwrap())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_shipped_config_and_names_what_it_would_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("eurzad.toml");
+    std::fs::write(&path, shipped()).unwrap();
+    let (code, stdout, stderr) = check(&path);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("is sound"), "{stdout}");
+    assert!(stdout.contains("sqlite://var/eurzad.db"), "{stdout}");
+    assert!(
+        stdout.contains("the embedded emulator; boxes: /urzad_testowy/skrytka"),
+        "{stdout}"
+    );
+    // It opened no database and made no folder (`var/eurzad.db`, `var/mail`): the folder
+    // still holds the config alone.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("eurzad.toml")]);
+}
+
+/// Mistakes that the daemon used to find only after it had opened the database and drained
+/// the boxes are now found at load, by `check` and by the start alike.
+#[test]
+fn check_refuses_what_the_start_would_refuse_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "proof_of_delivery = []",
+            "proof_of_delivery = [\"registration_refusl\"]",
+            "provisioning.proof_of_delivery: unknown letter kind \"registration_refusl\"",
+        ),
+        (
+            "[provisioning]",
+            "[provisioning]\nseal_private_key = \"/nonexistent/seal.key\"",
+            "provisioning.seal_private_key: goes together with provisioning.seal_certificate",
+        ),
+        (
+            "[provisioning]",
+            "[provisioning]\nseal_private_key = \"/nonexistent/seal.key\"\nseal_certificate = \"/nonexistent/seal.pem\"",
+            "provisioning.seal_private_key: cannot read /nonexistent/seal.key",
+        ),
+        (
+            "officials = [\"sekretariat@urzad.example\"]",
+            "officials = [\"sekretariat(at)urzad.example\"]",
+            "notify.officials",
+        ),
+        (
+            "[log]",
+            "[portal]\nlisten = \"127.0.0.1:8090\"\n\n[log]",
+            "portal.token_file: required with portal.listen",
+        ),
+        (
+            "digest_cron = \"0 8 * * *\"",
+            "digest_cron = \"0 8 * *\"",
+            "notify.digest_cron",
+        ),
+        (
+            "[registers.schedule]",
+            "[registers.schedule]\nledger = \"0 2 30 2 *\"",
+            "registers.schedule.ledger: schedule \"0 2 30 2 *\" in Europe/Warsaw: it never fires",
+        ),
+        (
+            "poll_interval = \"30s\"",
+            "poll_interval = \"30 sekund\"",
+            "poll_interval",
+        ),
+    ];
+    for (n, (from, to, expected)) in cases.iter().enumerate() {
+        let text = shipped();
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "{from:?} is in config.toml once"
+        );
+        let path = dir.path().join(format!("case-{n}.toml"));
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        let (code, stdout, stderr) = check(&path);
+        assert_eq!(code, 2, "{to}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(&path.display().to_string()) && stderr.contains(expected),
+            "{to}: the error names the file and {expected:?}: {stderr}"
+        );
+        assert!(stdout.is_empty(), "{stdout}");
+    }
+}
+
+const WRONG_VALUES: [&str; 30] = [
+    "\"0 2 30 2 *\"",
+    "\"*/0 * * * *\"",
+    "\"0 0 * * 8\"",
+    "\"@reboot\"",
+    "\"0 2 * * * *\"",
+    "\"L * * * *\"",
+    "\"0 2 31 4 *\"",
+    "\"59 23 29 2 *\"",
+    "\"\"",
+    "\"x\"",
+    "-1",
+    "0",
+    "99999999999999999999",
+    "\"0s\"",
+    "\"-5s\"",
+    "\"99999999999y\"",
+    "\"* * * * * * * *\"",
+    "\"61 * * * *\"",
+    "true",
+    "[]",
+    "{}",
+    "[\"\"]",
+    "\"🙂\"",
+    "\"../../etc/passwd\"",
+    "\"sqlite://\"",
+    "\"postgres://\"",
+    "\"http://\"",
+    "\"https://ws.epuap.gov.pl\"",
+    "1.5",
+    "\"credential:missing\"",
+];
+
+fn mutate(text: &str, rng: &mut StdRng) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let settings: Vec<usize> = (0..lines.len())
+        .filter(|&i| {
+            let l = lines[i].trim_start();
+            !l.starts_with('#') && l.contains(" = ")
+        })
+        .collect();
+    for _ in 0..rng.random_range(1..=2) {
+        let i = settings[rng.random_range(0..settings.len())];
+        match rng.random_range(0..6) {
+            0..=2 => {
+                let key = lines[i].split(" = ").next().unwrap().to_string();
+                let value = WRONG_VALUES[rng.random_range(0..WRONG_VALUES.len())];
+                lines[i] = format!("{key} = {value}");
+            }
+            3 => lines[i] = format!("# {}", lines[i]),
+            4 => {
+                let copy = lines[i].clone();
+                lines.insert(i, copy);
+            }
+            _ => lines.insert(i, "bogus_key = 1".to_string()),
+        }
+    }
+    let mut text = lines.join("\n");
+    if rng.random_bool(0.2) {
+        let mut bytes = text.into_bytes();
+        let at = rng.random_range(0..bytes.len());
+        let markup = b"=[]\"'#\n{}.";
+        bytes[at] = markup[rng.random_range(0..markup.len())];
+        text = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    text
+}
+
+#[test]
+fn mutants_of_the_shipped_config_load_or_name_file_and_fault() {
+    let count: u64 = std::env::var("EURZAD_MUTANTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let first: u64 = std::env::var("EURZAD_MUTATION_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_261_127);
+    // With two register schedules, so that cron patterns are mutated too.
+    let genuine = shipped().replacen(
+        "[registers.schedule]",
+        "[registers.schedule]\nledger = \"30 2 * * *\"\nparties = \"0 3 * * 1-5\"",
+        1,
+    );
+    Config::from_toml("config.toml", &genuine).expect("the shipped config loads");
+    let (mut loaded, mut refused) = (0u64, 0u64);
+    for seed in first..first + count {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mutant = mutate(&genuine, &mut rng);
+        match Config::from_toml("config.toml", &mutant) {
+            Ok(_) => loaded += 1,
+            Err(error) => {
+                refused += 1;
+                let text = error.to_string();
+                assert!(
+                    text.starts_with("config.toml: ") && text.len() > "config.toml: ".len(),
+                    "mutant {seed}: the error names the file and the fault: {text}"
+                );
+                match &error {
+                    ConfigError::Parse { message, .. } => assert!(
+                        message.contains("line") || message.contains("epuap.boxes"),
+                        "mutant {seed}: a parse error says where: {text}\n{mutant}"
+                    ),
+                    ConfigError::Invalid { key, .. } => {
+                        assert!(!key.is_empty(), "mutant {seed}: {text}")
+                    }
+                    ConfigError::Read { .. } => panic!("mutant {seed}: nothing to read: {text}"),
+                }
+            }
+        }
+    }
+    println!("{count} mutants: {loaded} loaded, {refused} refused");
+    if count >= 500 {
+        assert!(
+            refused * 2 >= count,
+            "most mutants are wrong: {refused} of {count}"
+        );
+        assert!(
+            loaded * 50 >= count,
+            "some mutants still load: {loaded} of {count}"
+        );
+    }
+}
