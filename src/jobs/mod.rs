@@ -116,6 +116,9 @@ pub async fn run_worker(
     }
 }
 
+/// The longest a job interrupted by a database outage waits before it runs again.
+const OUTAGE_RETRY: Duration = Duration::from_secs(5);
+
 /// The pauses after a failure of the queue itself, shortest and longest.
 const MIN_QUEUE_WAIT: Duration = Duration::from_millis(100);
 const MAX_QUEUE_WAIT: Duration = Duration::from_secs(60);
@@ -150,11 +153,25 @@ async fn run_batches(
             }
             match run_step(store, settings, &job).await {
                 Ok(()) => stats.done += 1,
+                Err(error) if error.outage => {
+                    // Not the step's failure: the job gets its attempt back. If the database
+                    // cannot take even that, the queue is failing and the worker pauses; the
+                    // job is taken up again when its lease ends.
+                    tracing::warn!(job = job.id, kind = %job.kind, %error, "job interrupted by a database outage; it will run again");
+                    store
+                        .release_job(
+                            job.id,
+                            &error.message,
+                            settings.retry_delay.min(OUTAGE_RETRY),
+                        )
+                        .await?;
+                    stats.retried += 1;
+                }
                 Err(error) => {
                     let give_up = job.attempts >= i64::from(settings.max_attempts);
                     tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, give_up, %error, "job failed");
                     store
-                        .fail_job(job.id, &error, settings.retry_delay, give_up)
+                        .fail_job(job.id, &error.message, settings.retry_delay, give_up)
                         .await?;
                     if give_up {
                         stats.failed += 1;
@@ -170,21 +187,57 @@ async fn run_batches(
 /// Jobs claimed at once: one claim statement serves the batch.
 const BATCH: i64 = 32;
 
+/// Why a job's step did not finish.
+#[derive(Debug)]
+pub struct StepError {
+    pub message: String,
+    /// The database could not be reached or dropped the connection during the step: the
+    /// step itself did not fail, so the attempt is given back.
+    pub outage: bool,
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<StoreError> for StepError {
+    fn from(error: StoreError) -> StepError {
+        StepError {
+            outage: error.is_outage(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<String> for StepError {
+    fn from(message: String) -> StepError {
+        StepError {
+            message,
+            outage: false,
+        }
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(message: &str) -> StepError {
+        message.to_string().into()
+    }
+}
+
 /// Runs one job's step. A step commits its effect together with the job's completion.
-async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<(), String> {
+async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<(), StepError> {
     match job.kind.as_str() {
         "classify" => {
             let id = job.document_id.ok_or("classify job without a document")?;
-            let content = store
-                .document_content(id)
-                .await
-                .map_err(|e| e.to_string())?;
+            let content = store.document_content(id).await.map_err(StepError::from)?;
             let classification = forms::classify(&content);
             tracing::debug!(document = id, ?classification, "classified");
             store
                 .finish_classify(job.id, id, &classification)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(StepError::from)
         }
         "verify" => {
             let id = job.document_id.ok_or("verify job without a document")?;
@@ -192,7 +245,7 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
             let mut facts = store
                 .correspondence_facts(id)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(StepError::from)?;
             let content = std::mem::take(&mut facts.content);
             let classification = forms::classify(&content);
             // Content that is not XML has no signature to check and no form to read.
@@ -259,7 +312,7 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
             store
                 .finish_verify(job.id, id, &judgement)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(StepError::from)
         }
         "provision" => {
             provisioning::provision(
@@ -277,6 +330,6 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
         }
         "mail" => provisioning::mail(store, job, &settings.office).await,
         "receipt" => provisioning::receipt(store, job, &settings.office).await,
-        other => Err(format!("unknown job kind {other:?}")),
+        other => Err(format!("unknown job kind {other:?}").into()),
     }
 }

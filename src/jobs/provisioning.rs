@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
+use super::StepError;
 use crate::config::RoutingRule;
 use crate::delivery::{DeliveryChannel, DeliveryError, OutgoingLetter};
 use crate::forms::{Form, FormType, GeneralLetter, Registry};
@@ -97,8 +98,8 @@ fn summary(row: &RequestRow) -> RequestSummary {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+fn err(e: impl Into<StepError>) -> StepError {
+    e.into()
 }
 
 pub(super) async fn provision(
@@ -107,7 +108,7 @@ pub(super) async fn provision(
     office: &Office,
     trust: &Arc<KindTrust>,
     registry: &Arc<Registry>,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let document_id = job.document_id.ok_or("provision job without a document")?;
     let facts = store.provision_facts(document_id).await.map_err(err)?;
     if facts.existing.is_some() {
@@ -170,7 +171,7 @@ pub(super) async fn provision(
     Ok(())
 }
 
-pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(), String> {
+pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(), StepError> {
     let request_id: i64 = job
         .key
         .parse()
@@ -190,9 +191,9 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
                 "approved" => LetterKind::RegistrationInfo,
                 "rejected" => LetterKind::RegistrationRefusal,
                 other => {
-                    return Err(format!(
-                        "request {request_id} is {other}: nothing to reply yet"
-                    ));
+                    return Err(
+                        format!("request {request_id} is {other}: nothing to reply yet").into(),
+                    );
                 }
             };
             let Some(recipient) = facts.recipient.clone() else {
@@ -288,13 +289,13 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
                 .letter_refused(letter.id, &e, Utc::now())
                 .await
                 .map_err(err)?;
-            Err(format!("the channel refused the letter: {e}"))
+            Err(format!("the channel refused the letter: {e}").into())
         }
-        Err(error @ DeliveryError::Uncertain(_)) => Err(error.to_string()),
+        Err(error @ DeliveryError::Uncertain(_)) => Err(error.to_string().into()),
     }
 }
 
-pub(super) async fn mail(store: &Store, job: &Job, office: &Office) -> Result<(), String> {
+pub(super) async fn mail(store: &Store, job: &Job, office: &Office) -> Result<(), StepError> {
     let id: i64 = job
         .key
         .parse()
@@ -399,7 +400,7 @@ pub(super) async fn correspond(
     job: &Job,
     office: &Office,
     registry: &Arc<Registry>,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let document_id = job.document_id.ok_or("correspond job without a document")?;
     let facts = store.correspondence_facts(document_id).await.map_err(err)?;
     let form_type = facts.form_type.clone().unwrap_or_else(|| NOT_XML.into());
@@ -429,7 +430,7 @@ pub(crate) const NOT_XML: &str = "not_xml";
 /// A UPD from ePUAP: the recipient opened a letter sent with `dorecz`. It must be sealed
 /// by ePUAP's certificate; its IdentyfikatorDokumentu (our reference `EUR.<request>`) names
 /// the letter, which becomes `delivered` with the UPD stored beside it.
-pub(super) async fn receipt(store: &Store, job: &Job, office: &Office) -> Result<(), String> {
+pub(super) async fn receipt(store: &Store, job: &Job, office: &Office) -> Result<(), StepError> {
     let document_id = job.document_id.ok_or("receipt job without a document")?;
     let content = store.document_content(document_id).await.map_err(err)?;
     let certificate = office.epuap_certificate.clone();

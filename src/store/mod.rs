@@ -74,6 +74,33 @@ pub enum StoreError {
     Conflict(String),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached or dropped the connection (PostgreSQL
+    /// restarting, failing over, ending sessions; the network; the pool waiting in vain),
+    /// as opposed to refusing what was asked of it.
+    pub fn is_outage(&self) -> bool {
+        let StoreError::Database(error) = self else {
+            return false;
+        };
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some_and(|pg| {
+                    let code = pg.code();
+                    // 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown,
+                    // cannot connect now; 53300: too many connections.
+                    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+                }),
+            _ => false,
+        }
+    }
+}
+
 /// How long a SQLite connection waits for another's write lock.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -646,6 +673,32 @@ impl Store {
         Ok(())
     }
 
+    /// Gives a claimed job back after its step met a database outage, not counting the
+    /// attempt: pending again after `retry_after`, `error` kept as its last error.
+    pub async fn release_job(
+        &self,
+        id: i64,
+        error: &str,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let run_after =
+            now + chrono::Duration::from_std(retry_after).unwrap_or(chrono::Duration::seconds(30));
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE job SET status = 'pending', attempts = attempts - 1, locked_until = NULL, \
+                 last_error = $1, run_after = $2, updated_at = $3 WHERE id = $4 AND status = 'running'",
+            )
+            .bind(error)
+            .bind(run_after)
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
     /// The content bytes of a stored document.
     pub async fn document_content(&self, id: i64) -> Result<Vec<u8>, StoreError> {
         let content: Option<Vec<u8>> = on_pool!(self, pool => {
@@ -917,4 +970,19 @@ pub struct DocumentSummary {
     /// The signature verdict, `INDICATION[/SUBINDICATION]`, once checked.
     pub signature: Option<String>,
     pub size: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_an_outage_and_a_refusal_is_not() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        assert!(StoreError::Database(sqlx::Error::Io(io)).is_outage());
+        assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_outage());
+        assert!(!StoreError::Database(sqlx::Error::RowNotFound).is_outage());
+        assert!(!StoreError::Conflict("decided already".into()).is_outage());
+        assert!(!StoreError::Sqlite("disk I/O error".into()).is_outage());
+    }
 }
