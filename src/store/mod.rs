@@ -654,23 +654,8 @@ impl Store {
         retry_after: Duration,
         give_up: bool,
     ) -> Result<(), StoreError> {
-        let now = Utc::now();
-        let run_after =
-            now + chrono::Duration::from_std(retry_after).unwrap_or(chrono::Duration::seconds(30));
         let status = if give_up { "failed" } else { "pending" };
-        on_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE job SET status = $1, locked_until = NULL, last_error = $2, run_after = $3, updated_at = $4 WHERE id = $5",
-            )
-            .bind(status)
-            .bind(error)
-            .bind(run_after)
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
+        self.put_back(id, error, retry_after, status, 0).await
     }
 
     /// Gives a claimed job back after its step met a database outage, not counting the
@@ -681,14 +666,30 @@ impl Store {
         error: &str,
         retry_after: Duration,
     ) -> Result<(), StoreError> {
+        self.put_back(id, error, retry_after, "pending", 1).await
+    }
+
+    /// Ends a claim that did not finish the job: `status`, the attempt count lowered by
+    /// `given_back`. Only a job still `running`: one whose step committed although its
+    /// caller saw an error (the answer to the COMMIT was lost) stays `done`.
+    async fn put_back(
+        &self,
+        id: i64,
+        error: &str,
+        retry_after: Duration,
+        status: &str,
+        given_back: i64,
+    ) -> Result<(), StoreError> {
         let now = Utc::now();
         let run_after =
             now + chrono::Duration::from_std(retry_after).unwrap_or(chrono::Duration::seconds(30));
         on_pool!(self, pool => {
             sqlx::query(
-                "UPDATE job SET status = 'pending', attempts = attempts - 1, locked_until = NULL, \
-                 last_error = $1, run_after = $2, updated_at = $3 WHERE id = $4 AND status = 'running'",
+                "UPDATE job SET status = $1, attempts = attempts - $2, locked_until = NULL, \
+                 last_error = $3, run_after = $4, updated_at = $5 WHERE id = $6 AND status = 'running'",
             )
+            .bind(status)
+            .bind(given_back)
             .bind(error)
             .bind(run_after)
             .bind(now)
