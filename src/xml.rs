@@ -195,6 +195,7 @@ fn walk_elements(doc: &Document, mut visit: impl FnMut(*mut libxml::bindings::_x
     // Down to the first child, else on to the next sibling, else back up until an ancestor
     // has one.
     loop {
+        // SAFETY: `node` is `root` or was reached by the links below: a live node of `doc`.
         let descend = unsafe { (*node).type_ == xmlElementType_XML_ELEMENT_NODE } && visit(node);
         // SAFETY: `doc` is borrowed, so its nodes are alive; `children`, `next` and `parent`
         // link live nodes of `doc` or are null, and the walk never climbs above `root`.
