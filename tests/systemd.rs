@@ -57,15 +57,17 @@ fn notifies_ready_watchdog_and_stopping() {
         ),
     )
     .unwrap();
-    let mut daemon = Command::new(common::BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "400000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = common::Daemon::from(
+        Command::new(common::BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("WATCHDOG_USEC", "400000")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut seen = Vec::new();
     receive_until(&socket, "READY=1", Duration::from_secs(20), &mut seen);
     // Then the status line for `systemctl status`: the counts and the box's health.

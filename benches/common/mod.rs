@@ -36,9 +36,33 @@ pub fn openssl_rsa2048_sign() -> Duration {
     Duration::from_secs_f64(sign)
 }
 
+/// An emulator process, killed when dropped: a bench that panics leaves none behind.
+pub struct Emulator(std::process::Child);
+
+impl std::ops::Deref for Emulator {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Emulator {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// An `eurzad emulator` process with one box on a free loopback port: (process, base URL).
-/// The caller kills it when done.
-pub fn start_emulator(state_dir: &std::path::Path, adres: &str) -> (std::process::Child, String) {
+pub fn start_emulator(state_dir: &std::path::Path, adres: &str) -> (Emulator, String) {
     use std::io::{BufRead, BufReader};
     let mut emulator = Command::new(env!("CARGO_BIN_EXE_eurzad"))
         .args(["emulator", "--listen", "127.0.0.1:0", "--state-dir"])
@@ -53,7 +77,7 @@ pub fn start_emulator(state_dir: &std::path::Path, adres: &str) -> (std::process
         .read_line(&mut line)
         .expect("the emulator says where it listens");
     let url = line.trim().rsplit(' ').next().expect("a URL").to_string();
-    (emulator, url)
+    (Emulator(emulator), url)
 }
 
 /// A whole number from the environment, or `default` when unset or unreadable.

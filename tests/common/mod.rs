@@ -283,17 +283,51 @@ pub fn run_once(config: &Path) -> (std::process::ExitStatus, String, String) {
     )
 }
 
+/// A daemon started by a test. It is killed if the test ends without stopping it (a failed
+/// assertion), so that a failing test leaves no daemon behind; a `Child` otherwise.
+pub struct Daemon(Child);
+
+impl std::ops::Deref for Daemon {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl From<Child> for Daemon {
+    fn from(child: Child) -> Daemon {
+        Daemon(child)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `eurzad run` in the background, logging to `log`.
-pub fn spawn_daemon(config: &Path, log: &Path) -> Child {
+pub fn spawn_daemon(config: &Path, log: &Path) -> Daemon {
     let log = std::fs::File::create(log).expect("log file");
-    Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "eurzad=info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start the daemon")
+    Daemon(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "eurzad=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the daemon"),
+    )
 }
 
 /// Sends SIGTERM to `daemon` and waits for it to exit, at most `timeout`; its exit status.
