@@ -150,3 +150,57 @@ fn a_changed_status_or_another_signer_is_refused() {
         "{error}"
     );
 }
+
+/// A trusted list's signature leaves KeyInfo unsigned. A whole TrustServiceProvider copied
+/// into it, with its granted CAs, must not become trust: the list either fails or reads
+/// exactly as the genuine one (found by the same wrapping class as tests/mutations.rs).
+#[test]
+fn a_provider_slipped_into_the_signature_adds_no_trust() {
+    let text = String::from_utf8(fixture("PL_TSL-seq160-2026-06-03.xml")).unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 7, 1, 0, 0, 0).unwrap();
+    let genuine = tsl::load(text.as_bytes(), &pl_signers(), None).unwrap();
+    // The first provider with a granted CA/QC service.
+    let provider = text
+        .match_indices("<TrustServiceProvider>")
+        .map(|(start, _)| {
+            let end = text[start..].find("</TrustServiceProvider>").unwrap()
+                + start
+                + "</TrustServiceProvider>".len();
+            &text[start..end]
+        })
+        .find(|p| p.contains("Svcstatus/granted") && p.contains("Svctype/CA/QC"))
+        .expect("a provider with a granted CA/QC service");
+    // Renamed, so that a reader that took it would show it.
+    let name_at = provider.find("<TSPName>").unwrap();
+    let name_at = name_at + provider[name_at..].find("<Name").unwrap();
+    let name_at = name_at + provider[name_at..].find('>').unwrap() + 1;
+    let injected_provider = format!(
+        "{}WSTRZYKNIETY {}",
+        &provider[..name_at],
+        &provider[name_at..]
+    );
+    assert_ne!(injected_provider, provider);
+    assert_eq!(text.matches("<ds:KeyInfo>").count(), 1);
+    let injected = text.replacen(
+        "<ds:KeyInfo>",
+        &format!("<ds:KeyInfo>{injected_provider}"),
+        1,
+    );
+    match tsl::load(injected.as_bytes(), &pl_signers(), None) {
+        Err(error) => println!("refused: {error}"),
+        Ok(list) => {
+            assert!(
+                !list
+                    .services
+                    .iter()
+                    .any(|s| s.provider.contains("WSTRZYKNIETY")),
+                "a provider from the unsigned KeyInfo was read as trusted"
+            );
+            assert_eq!(list.services.len(), genuine.services.len());
+            assert_eq!(
+                list.qualified_ca_anchors(at),
+                genuine.qualified_ca_anchors(at)
+            );
+        }
+    }
+}

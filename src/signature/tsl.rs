@@ -180,7 +180,10 @@ pub fn load(
     signers: &[Vec<u8>],
     loaded: Option<u64>,
 ) -> Result<TrustedList, TslError> {
-    let doc = xml::parse(bytes, limits()).map_err(|e| TslError::Format(e.to_string()))?;
+    // Read without the list's signature: what it covers. Its KeyInfo and unsigned properties
+    // are not covered, and a TrustServiceProvider put there must not count.
+    let doc = xml::parse_without(bytes, limits(), (crate::xmldsig::DSIG_NS, "Signature"))
+        .map_err(|e| TslError::Format(e.to_string()))?;
     let root = doc
         .get_root_element()
         .ok_or_else(|| TslError::Format("empty document".into()))?;
