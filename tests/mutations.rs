@@ -16,6 +16,12 @@
 //!   same pulled document) and the same signer. So nothing the office acts on can change
 //!   without the signature failing, whatever the change.
 //!
+//! Then a systematic wrapping sweep: one element of each kind the input holds, its text
+//! changed, copied into each place the signature leaves unsigned (KeyInfo, the Signature
+//! itself, unsigned properties, the SOAP Header and Security), each refused or read exactly
+//! as the genuine input. Random mutants rarely hit such a pair in a large input; the sweep
+//! finds the two reader holes of session 8 on the code before their fixes.
+//!
 //! The last check has teeth only if mutants do change what is read. Each subject therefore
 //! counts the mutants that read differently when read without the signature check, and
 //! requires many of them; and it requires that some mutants pass (character references, CDATA,
@@ -861,6 +867,102 @@ fn run(subject: &Subject) -> Tally {
 fn survives(subject: Subject) {
     let tally = run(&subject);
     assert_teeth(&subject, &tally);
+    wrapping_sweep(&subject);
+}
+
+/// Where a signature leaves room that its digests do not cover: anything put there keeps the
+/// signature valid, so a reader must never take it for signed content.
+const UNSIGNED_PLACES: [&str; 6] = [
+    "KeyInfo",
+    "UnsignedProperties",
+    "UnsignedSignatureProperties",
+    "Signature",
+    "Security",
+    "Header",
+];
+
+/// The local name of the element whose start tag begins at `start`.
+fn local_name(text: &[u8], start: usize) -> &[u8] {
+    let end = (start + 1..text.len())
+        .find(|&i| matches!(text[i], b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/'))
+        .unwrap_or(text.len());
+    let name = &text[start + 1..end];
+    name.iter()
+        .position(|&c| c == b':')
+        .map_or(name, |colon| &name[colon + 1..])
+}
+
+/// Signature wrapping, systematically: one element of each kind the input holds, with its
+/// text changed (so that a reader that took it would read something else), copied into each
+/// place the signature leaves unsigned. Each copy is refused or reads exactly as the genuine
+/// input. Random mutants rarely hit such a pair in a large input (a trusted list has
+/// thousands of elements); this tries every kind once.
+fn wrapping_sweep(subject: &Subject) {
+    let Judged::Passed(genuine) = (subject.judge)(&subject.genuine) else {
+        panic!("{}: the genuine input must pass", subject.name);
+    };
+    let text = &subject.genuine;
+    let spans = elements(text);
+    let mut kinds: Vec<(usize, usize)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for &(start, end) in &spans {
+        if seen.insert(local_name(text, start).to_vec()) {
+            kinds.push((start, end));
+        }
+    }
+    let places: Vec<usize> = spans
+        .iter()
+        .filter(|(start, _)| {
+            UNSIGNED_PLACES.contains(&std::str::from_utf8(local_name(text, *start)).unwrap_or(""))
+        })
+        .filter_map(|&(start, end)| {
+            let open_end = start + text[start..end].iter().position(|&c| c == b'>')? + 1;
+            (text[open_end - 2] != b'/').then_some(open_end)
+        })
+        .collect();
+    assert!(
+        !places.is_empty(),
+        "{}: the signature has an unsigned place",
+        subject.name
+    );
+    let (mut tried, mut passed) = (0, 0);
+    for &(start, end) in &kinds {
+        let mut copy = text[start..end].to_vec();
+        // Changed text: after the start tag, where an element with content has its text.
+        let Some(open_end) = copy.iter().position(|&c| c == b'>') else {
+            continue;
+        };
+        if copy[open_end - 1] != b'/' {
+            copy.splice(open_end + 1..open_end + 1, b"ZMIENIONE".iter().copied());
+        }
+        for &at in &places {
+            if at > start && at < end {
+                continue; // not into itself
+            }
+            let mut mutant = text.clone();
+            mutant.splice(at..at, copy.iter().copied());
+            tried += 1;
+            if let Judged::Passed(read) = (subject.judge)(&mutant) {
+                passed += 1;
+                if read != genuine {
+                    let path = save(subject.name, 0, &mutant);
+                    panic!(
+                        "{}: <{}> copied into an unsigned place at byte {at} passed and reads \
+                         differently (saved to {path}).\nGenuine:\n{genuine}\nMutant:\n{read}",
+                        subject.name,
+                        String::from_utf8_lossy(local_name(text, start))
+                    );
+                }
+            }
+        }
+    }
+    println!(
+        "{}: wrapping sweep: {} kinds of element x {} unsigned places: {tried} copies, {passed} passed reading the same",
+        subject.name,
+        kinds.len(),
+        places.len()
+    );
+    assert!(tried > 0);
 }
 
 /// The checks that keep the test from being vacuous: mutants reach what is read, and the
