@@ -273,10 +273,10 @@ impl FormsConfig {
     }
 }
 
-/// Access requests and the office's replies (docs/provisioning.md).
 /// The letter kinds `provisioning.proof_of_delivery` may name.
 pub const PROOF_KINDS: [&str; 2] = ["registration_info", "registration_refusal"];
 
+/// Access requests and the office's replies (docs/provisioning.md).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProvisioningConfig {

@@ -353,29 +353,32 @@ pub async fn claim_due(
 /// A `[registers.schedule]` entry that cannot run.
 #[derive(Debug, thiserror::Error)]
 #[error("{key}: {message}")]
-pub struct ScheduleError {
+pub struct ScheduleEntryError {
     /// `registers.schedule.<register>`.
     pub key: String,
     pub message: String,
 }
 
 /// The configured schedules, checked.
-pub fn schedules(config: &Config) -> Result<Vec<(&'static Register, Schedule)>, ScheduleError> {
+pub fn schedules(
+    config: &Config,
+) -> Result<Vec<(&'static Register, Schedule)>, ScheduleEntryError> {
     config
         .registers
         .schedule
         .iter()
         .map(|(name, pattern)| {
             let key = format!("registers.schedule.{name}");
-            let register = crate::registers::register(name).ok_or_else(|| ScheduleError {
+            let register = crate::registers::register(name).ok_or_else(|| ScheduleEntryError {
                 key: key.clone(),
                 message: format!("unknown register {name:?}"),
             })?;
-            let schedule =
-                Schedule::new(pattern, &config.notify.timezone).map_err(|e| ScheduleError {
+            let schedule = Schedule::new(pattern, &config.notify.timezone).map_err(|e| {
+                ScheduleEntryError {
                     key,
                     message: e.to_string(),
-                })?;
+                }
+            })?;
             Ok((register, schedule))
         })
         .collect()
