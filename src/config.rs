@@ -450,6 +450,18 @@ fn any() -> String {
     "*".into()
 }
 
+/// Whether a start-up notice is logged for the first time in this process: a configuration's
+/// trust is read when it loads and again when the daemon starts, and its notices are said once.
+fn first_time(notice: &'static str) -> bool {
+    static SAID: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if said.contains(&notice) {
+        return false;
+    }
+    said.push(notice);
+    true
+}
+
 /// The shipped trusted-profile seal (`trust/pz-seal-minister-cyfryzacji-2024.pem`).
 pub const TRUSTED_PROFILE_SEAL: &[u8] =
     include_bytes!("../trust/pz-seal-minister-cyfryzacji-2024.pem");
@@ -463,6 +475,26 @@ pub struct LogConfig {
     /// A tracing filter, e.g. `info` or `eurzad=debug`. `RUST_LOG` wins when set.
     #[serde(default = "default_log_level")]
     pub level: String,
+}
+
+impl LogConfig {
+    /// The `[log]` table of a configuration file, read before the rest is loaded and checked,
+    /// so that what the load warns about reaches the log. The defaults when there is none,
+    /// or when the file cannot be read or parsed (the load then reports why).
+    pub fn peek(path: Option<&Path>) -> LogConfig {
+        #[derive(Deserialize)]
+        struct Peek {
+            #[serde(default)]
+            log: LogConfig,
+        }
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
+            None => EMBEDDED_DEFAULT.to_string(),
+        };
+        toml::from_str::<Peek>(&text)
+            .map(|p| p.log)
+            .unwrap_or_default()
+    }
 }
 
 impl Default for LogConfig {
@@ -768,9 +800,11 @@ impl Config {
         if self.endpoint()? == Endpoint::Embedded {
             // Documents come only from the embedded emulator, whose demo requests carry a
             // trusted profile sealed by its own demo key.
-            tracing::warn!(
-                "embedded emulator: its demo key is trusted as a trusted-profile seal (demo only)"
-            );
+            if first_time("demo key") {
+                tracing::warn!(
+                    "embedded emulator: its demo key is trusted as a trusted-profile seal (demo only)"
+                );
+            }
             pinned.push(crate::emulator::demo_pki::EPUAP_CERT.to_vec());
         }
         let crls = self.crls(&[qualified.as_slice(), personal.as_slice()].concat())?;
@@ -876,7 +910,7 @@ impl Config {
         let list = crate::signature::tsl::load(&list, &signers, loaded_sequence)
             .map_err(|e| self.invalid("trust.tsl", e.to_string()))?;
         let now = chrono::Utc::now();
-        if list.next_update.is_some_and(|next| next < now) {
+        if list.next_update.is_some_and(|next| next < now) && first_time("stale trusted list") {
             tracing::warn!(sequence = list.sequence_number, next_update = ?list.next_update, "the trusted list is past its NextUpdate: fetch a new one");
         }
         let anchors = list.qualified_ca_anchors(now);

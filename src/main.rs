@@ -445,12 +445,11 @@ fn load_config(
     path: Option<&std::path::Path>,
     log_format: &Option<String>,
 ) -> anyhow::Result<Config> {
-    let config = Config::load(path)?;
-    init_logging(
-        log_format.as_deref().unwrap_or(&config.log.format),
-        &config.log.level,
-    );
-    Ok(config)
+    // Logging first, from the file's [log] table alone: loading the rest may warn (a
+    // trusted list past its NextUpdate, the embedded emulator's demo key).
+    let log = eurzad::config::LogConfig::peek(path);
+    init_logging(log_format.as_deref().unwrap_or(&log.format), &log.level);
+    Ok(Config::load(path)?)
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -487,7 +486,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => {
-            let config = Config::load(config.as_deref())?;
+            let config = load_config(config.as_deref(), &cli.log_format)?;
             print!("{}", check_summary(&config)?);
             Ok(ExitCode::SUCCESS)
         }

@@ -41,6 +41,14 @@ fn check_accepts_the_shipped_config_and_names_what_it_would_run() {
     let (code, stdout, stderr) = check(&path);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("is sound"), "{stdout}");
+    // What the load warns about reaches the log (it is set up before the load), once.
+    assert_eq!(
+        stderr
+            .matches("its demo key is trusted as a trusted-profile seal")
+            .count(),
+        1,
+        "{stderr}"
+    );
     assert!(stdout.contains("sqlite://var/eurzad.db"), "{stdout}");
     assert!(
         stdout.contains("the embedded emulator; boxes: /urzad_testowy/skrytka"),
