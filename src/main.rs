@@ -438,6 +438,12 @@ fn check_summary(config: &Config) -> anyhow::Result<String> {
             .listen
             .map_or("off".to_string(), |a| format!("on {a}"))
     )?;
+    if config.notify.officials.is_empty() {
+        writeln!(
+            out,
+            "  warning: notify.officials is empty: no official will be e-mailed about access requests or deadlines"
+        )?;
+    }
     Ok(out)
 }
 

@@ -63,6 +63,28 @@ fn check_accepts_the_shipped_config_and_names_what_it_would_run() {
     assert_eq!(left, vec![std::ffi::OsString::from("eurzad.toml")]);
 }
 
+/// A configuration that runs but leaves officials uninformed is sound, with a warning.
+#[test]
+fn check_warns_when_no_official_would_be_mailed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("eurzad.toml");
+    let text = shipped();
+    let from = "officials = [\"sekretariat@urzad.example\"]";
+    assert_eq!(text.matches(from).count(), 1);
+    std::fs::write(&path, text.replacen(from, "officials = []", 1)).unwrap();
+    let (code, stdout, stderr) = check(&path);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("warning: notify.officials is empty"),
+        "{stdout}"
+    );
+    let (_, shipped_out, _) = {
+        std::fs::write(&path, shipped()).unwrap();
+        check(&path)
+    };
+    assert!(!shipped_out.contains("warning:"), "{shipped_out}");
+}
+
 /// Mistakes that the daemon used to find only after it had opened the database and drained
 /// the boxes are now found at load, by `check` and by the start alike.
 #[test]
