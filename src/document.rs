@@ -6,6 +6,10 @@ use base64::Engine;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+/// The namespace of UPP and UPD, ePUAP's receipts: documents of their own, stored and read by
+/// the domain, whichever transport brought them.
+pub const UPO_NS: &str = "http://crd.gov.pl/xml/schematy/UPO/2008/05/09/";
+
 /// `danePodmiotu`: the party in whose name the sender acted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SubjectData {

@@ -151,8 +151,7 @@ pub struct NadajRequest {
     pub content: Vec<u8>,
 }
 
-/// The namespace of UPP and UPD (ePUAP's receipts).
-pub const UPO_NS: &str = "http://crd.gov.pl/xml/schematy/UPO/2008/05/09/";
+pub use crate::document::UPO_NS;
 
 /// The parameters of doręczyciel `dorecz`: those of `nadaj`, plus the delivery deadline, the
 /// sender's document and case identifiers, and the UPD form the recipient will sign.

@@ -49,7 +49,7 @@ fn next_step(classification: &forms::Classification, form_type: forms::FormType)
                 root,
             },
             _,
-        ) if ns == crate::epuap::soap::UPO_NS && root == "UPD" => Next::Job("receipt"),
+        ) if ns == crate::document::UPO_NS && root == "UPD" => Next::Job("receipt"),
         (_, forms::FormType::AccessRequest) => Next::Job("provision"),
         _ => Next::Correspondence,
     }

@@ -219,7 +219,7 @@ pub fn read_upd(
     let doc = crate::xml::parse(bytes, crate::xml::Limits::default()).map_err(|e| e.to_string())?;
     let root = doc.get_root_element().ok_or("an empty UPD")?;
     let field = |name: &str| {
-        crate::xml::only_child(&root, Some(crate::epuap::soap::UPO_NS), name)
+        crate::xml::only_child(&root, Some(crate::document::UPO_NS), name)
             .ok()
             .flatten()
             .map(|n| crate::xml::text_of(&n).trim().to_string())
