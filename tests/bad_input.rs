@@ -131,27 +131,8 @@ async fn randomly_corrupted_answers_lose_and_duplicate_nothing() {
         .await;
     let db = test_database(dir.path()).await;
     let config = daemon_config(dir.path(), &db.url, &emulator.url, &[GOOD], "");
-    let (status, stdout, stderr) = run_once(&config);
-    assert!(
-        status.success(),
-        "daemon failed ({status}) on {}:\n{stdout}\n{stderr}",
-        db.kind
-    );
-
-    let rows = stored_rows(&db.url).await;
-    assert_eq!(
-        rows.len() as u64,
-        DOCUMENTS,
-        "each document once on {}",
-        db.kind
-    );
-    for row in &rows {
-        let content = expected
-            .remove(&row.content_sha256)
-            .expect("stored content is one we sent, once");
-        assert_eq!(row.content, content, "byte for byte");
-        assert!(row.confirmed, "{} confirmed", row.nazwa_pliku);
-    }
+    let stdout = run_once_ok(&config, db.kind);
+    assert_stored_exactly_once(&db.url, &expected, db.kind).await;
     let counters = emulator.counters().await;
     assert_eq!(counters["confirmed"], DOCUMENTS, "{counters}");
     assert_eq!(counters["pending"][GOOD.2], 0, "{counters}");

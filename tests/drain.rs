@@ -51,41 +51,8 @@ async fn drains_two_boxes_exactly_once_despite_faults() {
         "request_timeout = \"1s\"",
     );
 
-    let (status, stdout, stderr) = run_once(&config);
-    assert!(
-        status.success(),
-        "daemon failed ({status}) on {}:\n{stdout}\n{stderr}",
-        db.kind
-    );
-
-    let rows = stored_rows(&db.url).await;
-    assert_eq!(
-        rows.len(),
-        expected.len(),
-        "every document stored exactly once on {}",
-        db.kind
-    );
-    let mut seen = std::collections::HashSet::new();
-    for row in &rows {
-        assert!(
-            seen.insert(row.content_sha256.clone()),
-            "duplicate content {}",
-            row.content_sha256
-        );
-        let content = expected
-            .get(&row.content_sha256)
-            .expect("stored content is one we sent");
-        assert_eq!(&row.content, content, "byte for byte");
-        assert_eq!(
-            hex::encode(Sha256::digest(&row.content)),
-            row.content_sha256
-        );
-        assert!(
-            row.confirmed,
-            "{} confirmed in the database",
-            row.nazwa_pliku
-        );
-    }
+    let stdout = run_once_ok(&config, db.kind);
+    assert_stored_exactly_once(&db.url, &expected, db.kind).await;
 
     let counters = emulator.counters().await;
     assert_eq!(counters["confirmed"], 2 * PER_BOX, "{counters}");

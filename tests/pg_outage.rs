@@ -122,15 +122,7 @@ async fn cut_database_connections_lose_and_duplicate_nothing() {
         "the daemon kept running through the cuts"
     );
 
-    let rows = stored_rows(&db.url).await;
-    assert_eq!(rows.len() as u64, DOCUMENTS, "each document once");
-    for row in &rows {
-        let content = expected
-            .remove(&row.content_sha256)
-            .expect("stored content is one we sent, once");
-        assert_eq!(row.content, content, "byte for byte");
-        assert!(row.confirmed);
-    }
+    assert_stored_exactly_once(&db.url, &expected, db.kind).await;
     let counters = emulator.counters().await;
     assert_eq!(counters["confirmed"], DOCUMENTS, "{counters}");
     assert_eq!(counters["pending"][BOX.2], 0, "{counters}");

@@ -358,6 +358,51 @@ pub struct Row_ {
     pub pull_count: i64,
 }
 
+/// Asserts that the database holds exactly the documents of `expected` (content by its
+/// SHA-256 in hex): each once, byte for byte, its digest right, and confirmed. `on` names the
+/// backend for the messages. Returns the rows.
+pub async fn assert_stored_exactly_once(
+    database_url: &str,
+    expected: &std::collections::HashMap<String, Vec<u8>>,
+    on: &str,
+) -> Vec<Row_> {
+    use sha2::Digest;
+    let rows = stored_rows(database_url).await;
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "every document stored exactly once on {on}"
+    );
+    let mut seen = std::collections::HashSet::new();
+    for row in &rows {
+        assert!(
+            seen.insert(row.content_sha256.clone()),
+            "duplicate content {} on {on}",
+            row.content_sha256
+        );
+        let content = expected
+            .get(&row.content_sha256)
+            .expect("stored content is one we sent");
+        assert_eq!(&row.content, content, "byte for byte");
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&row.content)),
+            row.content_sha256
+        );
+        assert!(row.confirmed, "{} confirmed on {on}", row.nazwa_pliku);
+    }
+    rows
+}
+
+/// `run_once`, which must exit 0: its stdout; the output in the message when it does not.
+pub fn run_once_ok(config: &Path, on: &str) -> String {
+    let (status, stdout, stderr) = run_once(config);
+    assert!(
+        status.success(),
+        "daemon failed ({status}) on {on}:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
 pub async fn stored_rows(database_url: &str) -> Vec<Row_> {
     try_stored_rows(database_url)
         .await
