@@ -71,11 +71,8 @@ fn mutate_once(text: &mut Vec<u8>, rng: &mut StdRng) -> String {
     let len = text.len();
     let starts = line_starts(text);
     match rng.random_range(0..10) {
-        0 => {
-            let i = rng.random_range(0..len);
-            text[i] ^= 1 << rng.random_range(0..8);
-            format!("flip a bit at {i}")
-        }
+        // Bits flipped, markup put in, spans cut or copied: the emulator's `corrupt` fault.
+        0 | 3 | 4 => eurzad::emulator::faults::corrupt(text, rng.random()),
         1 | 2 => {
             let i = rng.random_range(0..len);
             let bytes: [&[u8]; 12] = [
@@ -95,20 +92,6 @@ fn mutate_once(text: &mut Vec<u8>, rng: &mut StdRng) -> String {
             let with = bytes[rng.random_range(0..bytes.len())];
             text.splice(i..i + 1, with.iter().copied());
             format!("byte(s) {with:?} at {i}")
-        }
-        3 => {
-            let i = rng.random_range(0..len);
-            let n = rng.random_range(1..=16).min(len - i);
-            text.drain(i..i + n);
-            format!("delete {n} at {i}")
-        }
-        4 => {
-            let i = rng.random_range(0..len);
-            let n = rng.random_range(1..=16).min(len - i);
-            let copy = text[i..i + n].to_vec();
-            let to = rng.random_range(0..=len);
-            text.splice(to..to, copy);
-            format!("copy {n} from {i} to {to}")
         }
         5 => {
             let i = rng.random_range(0..len);
