@@ -328,7 +328,8 @@ pub struct NotifyConfig {
     /// The SMTP server; without it mail is written to `mail_dir` and the log says so.
     pub smtp_host: Option<String>,
     pub smtp_port: Option<u16>,
-    /// `starttls` (default), `tls` (implicit TLS, port 465) or `none` (loopback tests only).
+    /// `starttls` (default), `tls` (implicit TLS, port 465) or `none` (plain SMTP: refused
+    /// unless `smtp_host` is a loopback address).
     pub smtp_security: SmtpSecurity,
     pub smtp_user: Option<String>,
     /// A file holding the SMTP password (`credential:NAME` works).
@@ -672,7 +673,7 @@ impl Config {
                 format!("{:?}: expected \"text\" or \"json\"", self.log.format),
             ));
         }
-        self.kind_trust()?;
+        self.inbound_trust_after(None)?;
         crate::sync::schedules(self).map_err(|e| self.invalid(&e.key, e.message))?;
         crate::notify::schedule::Schedule::new(&self.notify.digest_cron, &self.notify.timezone)
             .map_err(|e| self.invalid("notify.digest_cron", e.to_string()))?;
@@ -695,6 +696,7 @@ impl Config {
             }
         }
         crate::notify::check_addresses(self)?;
+        crate::notify::check_smtp(self)?;
         chrono::TimeDelta::from_std(self.notify.reminder_before)
             .map_err(|_| self.invalid("notify.reminder_before", "too long"))?;
         self.portal_token()?;
@@ -781,7 +783,7 @@ impl Config {
             .extend(self.anchor_dir("trust.qualified_ca_dir", trust.qualified_ca_dir.as_deref())?);
         let personal =
             self.anchor_dir("trust.personal_ca_dir", trust.personal_ca_dir.as_deref())?;
-        let pinned = match &trust.trusted_profile_certificates {
+        let pinned: Vec<Vec<u8>> = match &trust.trusted_profile_certificates {
             None => vec![TRUSTED_PROFILE_SEAL.to_vec()],
             Some(files) => files
                 .iter()
@@ -796,17 +798,6 @@ impl Config {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let mut pinned = pinned;
-        if self.endpoint()? == Endpoint::Embedded {
-            // Documents come only from the embedded emulator, whose demo requests carry a
-            // trusted profile sealed by its own demo key.
-            if first_time("demo key") {
-                tracing::warn!(
-                    "embedded emulator: its demo key is trusted as a trusted-profile seal (demo only)"
-                );
-            }
-            pinned.push(crate::emulator::demo_pki::EPUAP_CERT.to_vec());
-        }
         let crls = self.crls(&[qualified.as_slice(), personal.as_slice()].concat())?;
         let policy = |anchors: Vec<Vec<u8>>, pinned: Vec<Vec<u8>>, crls: Vec<_>| {
             crate::signature::TrustPolicy {
@@ -824,6 +815,36 @@ impl Config {
             personal: policy(personal, Vec::new(), crls),
             trusted_list,
         })
+    }
+
+    /// Whether documents come from the embedded emulator, whose demo requests carry a trusted
+    /// profile sealed by its own demo key: a key whose private half is public (it is in the
+    /// repository and the binary).
+    pub fn trusts_demo_seal(&self) -> Result<bool, ConfigError> {
+        Ok(self.endpoint()? == Endpoint::Embedded)
+    }
+
+    /// The trust for the documents this configuration's ePUAP delivers: [`Config::kind_trust_after`],
+    /// and with the embedded emulator its demo seal as a trusted-profile signer too. Only a
+    /// daemon that runs the embedded emulator judges by this, and `eurzad verify --config`
+    /// naming such a configuration, which says so; nothing else ever trusts the demo key.
+    pub fn inbound_trust_after(
+        &self,
+        loaded_sequence: Option<u64>,
+    ) -> Result<crate::signature::KindTrust, ConfigError> {
+        let mut trust = self.kind_trust_after(loaded_sequence)?;
+        if self.trusts_demo_seal()? {
+            if first_time("demo key") {
+                tracing::warn!(
+                    "embedded emulator: its demo key is trusted as a trusted-profile seal (demo only)"
+                );
+            }
+            trust
+                .trusted_profile
+                .pinned
+                .push(crate::emulator::demo_pki::EPUAP_CERT.to_vec());
+        }
+        Ok(trust)
     }
 
     /// The CRLs of `trust.crl_dir`, each verified against `issuers`.
@@ -1077,15 +1098,22 @@ mod tests {
         let text = format!(
             "{base}[trust]\ntsl = \"{fixtures}/trust/PL_TSL-seq160-2026-06-03.xml\"\ntsl_signers = \"{fixtures}/trust/eu-lotl-seq390-2026-08-03.xml\"\n"
         );
-        let trust = Config::from_toml("t.toml", &text)
-            .unwrap()
-            .kind_trust()
-            .unwrap();
+        let config = Config::from_toml("t.toml", &text).unwrap();
+        let trust = config.kind_trust().unwrap();
         assert!(!trust.qualified.anchors.is_empty());
         assert!(trust.personal.anchors.is_empty());
-        // The shipped seal, and with the embedded emulator its demo seal (demo only).
+        // The shipped seal only: the demo seal is never part of the configured trust.
         assert_eq!(
             trust.trusted_profile.pinned,
+            vec![TRUSTED_PROFILE_SEAL.to_vec()]
+        );
+        // The trust for what the embedded emulator delivers adds its demo seal (demo only).
+        assert_eq!(
+            config
+                .inbound_trust_after(None)
+                .unwrap()
+                .trusted_profile
+                .pinned,
             vec![
                 TRUSTED_PROFILE_SEAL.to_vec(),
                 crate::emulator::demo_pki::EPUAP_CERT.to_vec()

@@ -191,7 +191,7 @@ fn office(config: &Config, client: &EpuapClient) -> anyhow::Result<jobs::Office>
 async fn load_trust(config: &Config, store: &Store) -> anyhow::Result<crate::signature::KindTrust> {
     let territory = "PL";
     let loaded = store.trusted_list_sequence(territory).await?;
-    let trust = config.kind_trust_after(loaded)?;
+    let trust = config.inbound_trust_after(loaded)?;
     if let Some(list) = &trust.trusted_list {
         store.record_trusted_list(list).await?;
     }

@@ -248,6 +248,10 @@ struct EmulatorArgs {
     /// Put the demo documents into the first box when the state directory is new.
     #[arg(long)]
     seed_demo: bool,
+    /// Refuse requests without a signed wsu:Timestamp (ePUAP accepts a signature over the
+    /// Body alone; a Timestamp that is present is checked either way).
+    #[arg(long)]
+    strict: bool,
 }
 
 fn parse_box(text: &str) -> Result<BoxRef, String> {
@@ -269,10 +273,13 @@ fn parse_box(text: &str) -> Result<BoxRef, String> {
 }
 
 fn init_logging(format: &str, level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Colours only for a person at a terminal: the journal and log files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
@@ -386,7 +393,7 @@ fn check_summary(config: &Config) -> anyhow::Result<String> {
         eurzad::config::Endpoint::Embedded => "the embedded emulator".to_string(),
         eurzad::config::Endpoint::Url(url) => url,
     };
-    let trust = config.kind_trust()?;
+    let trust = config.inbound_trust_after(None)?;
     let schedules = eurzad::sync::schedules(config)?;
     writeln!(out, "eurzad: {} is sound", config.source)?;
     writeln!(
@@ -405,21 +412,7 @@ fn check_summary(config: &Config) -> anyhow::Result<String> {
             .collect::<Vec<_>>()
             .join(", ")
     )?;
-    writeln!(
-        out,
-        "  trust: {} qualified anchor(s){}, {} trusted-profile seal(s), {} personal anchor(s)",
-        trust.qualified.anchors.len(),
-        trust
-            .trusted_list
-            .as_ref()
-            .map(|l| format!(
-                " from the {} trusted list no. {}",
-                l.territory, l.sequence_number
-            ))
-            .unwrap_or_default(),
-        trust.trusted_profile.pinned.len(),
-        trust.personal.anchors.len()
-    )?;
+    writeln!(out, "  trust: {}", trust_summary(&trust))?;
     writeln!(
         out,
         "  mail: {} official(s), {}",
@@ -500,7 +493,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(config.as_deref(), &cli.log_format)?;
             status(&config, failed).await
         }
-        Command::Verify(args) => verify_files(args),
+        Command::Verify(args) => verify_files(args, &cli.log_format),
         Command::Sync {
             config,
             register,
@@ -570,6 +563,7 @@ async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
     settings.seed = args.seed;
     settings.fault_rate = args.fault_rate;
     settings.slow_delay = args.slow_delay;
+    settings.strict = args.strict;
     let (emulator, fresh) = Emulator::open(settings)?;
     if fresh && args.seed_demo {
         let first = args.boxes.first().context("--seed-demo needs a --box")?;
@@ -866,7 +860,71 @@ async fn requests(config: &Config, action: RequestsAction) -> anyhow::Result<Exi
     }
 }
 
-fn verify_files(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+/// The trust `eurzad verify` judges by when no trust flag is given, and what to call it: the
+/// configuration named by `--config`, else the system's (`$EURZAD_CONFIG`, else
+/// `/etc/eurzad/config.toml` when present), else the shipped production trust. The embedded
+/// emulator's demo seal is trusted only when the configuration used runs that emulator, and
+/// the description says so.
+fn configured_trust(
+    config: Option<&std::path::Path>,
+    log_format: &Option<String>,
+) -> anyhow::Result<(eurzad::signature::KindTrust, String)> {
+    let system = || {
+        std::env::var_os("EURZAD_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                let path = PathBuf::from(SYSTEM_CONFIG);
+                path.exists().then_some(path)
+            })
+    };
+    let path = config.map(PathBuf::from).or_else(system);
+    let config = load_config(path.as_deref(), log_format)?;
+    let Some(path) = path else {
+        let trust = config.kind_trust()?;
+        let summary = trust_summary(&trust);
+        return Ok((
+            trust,
+            format!(
+                "the shipped production trust ({summary}; no configuration given, none at {SYSTEM_CONFIG})"
+            ),
+        ));
+    };
+    let trust = config.inbound_trust_after(None)?;
+    let summary = trust_summary(&trust);
+    let demo = if config.trusts_demo_seal()? {
+        "; DEMO: it runs the embedded emulator, whose demo seal (a public key pair) is trusted as a trusted-profile signer"
+    } else {
+        ""
+    };
+    Ok((
+        trust,
+        format!("the configuration {} ({summary}{demo})", path.display()),
+    ))
+}
+
+/// Where eurzad's configuration lives on an installed system (systemd/eurzad.service).
+const SYSTEM_CONFIG: &str = "/etc/eurzad/config.toml";
+
+/// How many anchors and seals of each kind a trust holds, and from which trusted list.
+fn trust_summary(trust: &eurzad::signature::KindTrust) -> String {
+    format!(
+        "{} qualified anchor(s){}, {} trusted-profile seal(s), {} personal anchor(s)",
+        trust.qualified.anchors.len(),
+        trust
+            .trusted_list
+            .as_ref()
+            .map(|l| format!(
+                " from the {} trusted list no. {}",
+                l.territory, l.sequence_number
+            ))
+            .unwrap_or_default(),
+        trust.trusted_profile.pinned.len(),
+        trust.personal.anchors.len()
+    )
+}
+
+fn verify_files(args: VerifyArgs, log_format: &Option<String>) -> anyhow::Result<ExitCode> {
     use eurzad::signature::{self, TrustPolicy};
     let read_all = |paths: &[PathBuf]| -> anyhow::Result<Vec<Vec<u8>>> {
         paths
@@ -896,16 +954,23 @@ fn verify_files(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         let list = signature::tsl::load(&list, &signers, None)?;
         trust.anchors.extend(list.qualified_ca_anchors(at));
     }
-    // No trust flag at all: the trust configured in config.toml, judged by kind (qualified,
-    // trusted profile, personal), as the daemon judges inbound documents.
+    // No trust flag at all: a configuration's trust, judged by kind (qualified, trusted
+    // profile, personal), as the daemon judges inbound documents.
     let configured = if args.ca.is_empty()
         && args.pinned.is_empty()
         && args.tsl.is_none()
         && args.crl.is_empty()
     {
-        let config = Config::load(args.config.as_deref())?;
-        Some(config.kind_trust()?)
+        let (trust, source) = configured_trust(args.config.as_deref(), log_format)?;
+        if !args.json {
+            println!("trust: {source}");
+        }
+        Some((trust, source))
     } else {
+        init_logging(log_format.as_deref().unwrap_or("text"), "info");
+        if !args.json {
+            println!("trust: the certificates given on the command line");
+        }
         None
     };
     let issuers = [trust.anchors.as_slice(), trust.intermediates.as_slice()].concat();
@@ -933,7 +998,7 @@ fn verify_files(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                     let Some(path) = args.files.get(i) else { break };
                     let outcome = std::fs::read(path)
                         .map(|bytes| match &configured {
-                            Some(kinds) => signature::verify_by_kind(&bytes, kinds, at),
+                            Some((kinds, _)) => signature::verify_by_kind(&bytes, kinds, at),
                             None => signature::verify(&bytes, &trust, at),
                         })
                         .map_err(|e| e.to_string());
@@ -955,6 +1020,10 @@ fn verify_files(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 if args.json {
                     let mut line = serde_json::to_value(&verdict).expect("verdict serializes");
                     line["file"] = serde_json::Value::String(file);
+                    line["trust"] = serde_json::Value::String(configured.as_ref().map_or_else(
+                        || "the certificates given on the command line".to_string(),
+                        |(_, source)| source.clone(),
+                    ));
                     // The kind when judged by kind (qualified, trusted_profile, personal),
                     // else the format that was judged (wss, xmldsig, xades).
                     line["signature_kind"] = if line["kind"].is_null() {

@@ -50,6 +50,9 @@ fn check_accepts_the_shipped_config_and_names_what_it_would_run() {
         "{stderr}"
     );
     assert!(stdout.contains("sqlite://var/eurzad.db"), "{stdout}");
+    // Logs to a pipe (the journal, a file) carry no colour codes (issue 15, point 6).
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "ANSI escapes in {stderr:?}");
     assert!(
         stdout.contains("the embedded emulator; boxes: /urzad_testowy/skrytka"),
         "{stdout}"
@@ -130,6 +133,23 @@ fn check_refuses_what_the_start_would_refuse_naming_file_and_key() {
             "poll_interval = \"30s\"",
             "poll_interval = \"30 sekund\"",
             "poll_interval",
+        ),
+        // Plain SMTP, with a password, to another machine (issue 15, point 4).
+        (
+            "# smtp_host = \"smtp.urzad.example\"",
+            "smtp_host = \"smtp.urzad.example\"\nsmtp_security = \"none\"\nsmtp_user = \"eurzad\"\nsmtp_password_file = \"/etc/hostname\"",
+            "notify.smtp_security: SMTP: \"none\" (plain SMTP) is allowed only to a loopback host, not \"smtp.urzad.example\"",
+        ),
+        (
+            "# smtp_host = \"smtp.urzad.example\"",
+            "smtp_host = \"10.0.0.25\"\nsmtp_security = \"none\"",
+            "notify.smtp_security",
+        ),
+        // `check` reads the password file as the mailer would.
+        (
+            "# smtp_host = \"smtp.urzad.example\"",
+            "smtp_host = \"smtp.urzad.example\"\nsmtp_user = \"eurzad\"\nsmtp_password_file = \"/nonexistent/smtp-password\"",
+            "notify.smtp_password_file: SMTP: cannot read /nonexistent/smtp-password",
         ),
     ];
     for (n, (from, to, expected)) in cases.iter().enumerate() {

@@ -246,3 +246,111 @@ fn verify_without_trust_flags_uses_the_configured_trust() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("revoked"), "{out}");
 }
+
+/// A trusted-profile-shaped access request sealed with the embedded emulator's demo key, whose
+/// private half is public (fixtures/pki/epuap.key, and in the binary): a forgery anyone can make.
+fn forged_with_the_demo_key(dir: &std::path::Path) -> std::path::PathBuf {
+    let forged = seal::xades_enveloped_with_role(
+        &fixture("forms/wniosek-dla-siebie.xml"),
+        &SigningKey {
+            private_key_pem: fixture("pki/epuap.key"),
+            certificate_pem: fixture("pki/epuap.pem"),
+        },
+        Utc::now(),
+        "podpis",
+        Some(&seal::trusted_profile_role(
+            "Jan",
+            "Kowalski",
+            "85031412347",
+        )),
+    )
+    .unwrap();
+    let path = dir.join("wniosek-podrobiony.xml");
+    std::fs::write(&path, forged).unwrap();
+    path
+}
+
+fn eurzad_in(dir: &std::path::Path, args: &[&str], system_config: Option<&str>) -> (i32, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_eurzad"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("EURZAD_CONFIG");
+    if let Some(config) = system_config {
+        command.env("EURZAD_CONFIG", config);
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// Issue 15, point 1: `eurzad verify` with no trust flag and no configuration used to load the
+/// compiled-in config.toml, whose embedded emulator pins the demo seal, and called this
+/// forgery TOTAL-PASSED, exit 0.
+#[test]
+fn verify_never_trusts_the_demo_key_unless_a_demo_configuration_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let forged = forged_with_the_demo_key(dir.path());
+    let forged = forged.to_str().unwrap();
+    let system = std::path::Path::new("/etc/eurzad/config.toml").exists();
+
+    let (code, out) = eurzad_in(dir.path(), &["verify", forged], None);
+    assert_eq!(code, 1, "the forgery is refused: {out}");
+    assert!(
+        out.contains("TOTAL-FAILED") || out.contains("INDETERMINATE"),
+        "{out}"
+    );
+    if !system {
+        assert!(
+            out.starts_with("trust: the shipped production trust (0 qualified anchor(s), 1 trusted-profile seal(s)"),
+            "{out}"
+        );
+    }
+    assert!(!out.contains("DEMO"), "{out}");
+    let (code, out) = eurzad_in(dir.path(), &["verify", "--json", forged], None);
+    assert_eq!(code, 1, "{out}");
+    let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_ne!(line["indication"], "TOTAL-PASSED", "{line}");
+    assert!(line["trust"].as_str().unwrap().contains("trust"), "{line}");
+
+    // A configuration that runs the embedded emulator judges the emulator's demo documents by
+    // its demo trust, and says so.
+    let embedded = dir.path().join("demo.toml");
+    std::fs::write(&embedded, fixture("../config.toml")).unwrap();
+    let embedded = embedded.to_str().unwrap();
+    let (code, out) = eurzad_in(dir.path(), &["verify", "--config", embedded, forged], None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("TOTAL-PASSED"), "{out}");
+    assert!(
+        out.starts_with(&format!("trust: the configuration {embedded} (")) && out.contains("DEMO"),
+        "{out}"
+    );
+
+    // The system configuration ($EURZAD_CONFIG here) is used when present: a production one
+    // does not trust the demo key.
+    let production = dir.path().join("production.toml");
+    std::fs::write(
+        &production,
+        String::from_utf8(fixture("../config.toml"))
+            .unwrap()
+            .replacen(
+                "endpoint = \"embedded\"",
+                &format!(
+                    "endpoint = \"https://ws.epuap.gov.pl\"\nwss_certificate = \"{0}/fixtures/pki/office.pem\"\nwss_private_key = \"{0}/fixtures/pki/office.key\"\nserver_certificate = \"{0}/fixtures/pki/epuap.pem\"",
+                    env!("CARGO_MANIFEST_DIR")
+                ),
+                1,
+            ),
+    )
+    .unwrap();
+    let production = production.to_str().unwrap();
+    let (code, out) = eurzad_in(dir.path(), &["verify", forged], Some(production));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with(&format!("trust: the configuration {production} ("))
+            && !out.contains("DEMO"),
+        "{out}"
+    );
+}

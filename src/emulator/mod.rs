@@ -72,6 +72,10 @@ pub struct EmulatorSettings {
     pub fault_rate: Option<f64>,
     /// Delay of the `slow` fault.
     pub slow_delay: Duration,
+    /// Refuse a request without a signed `wsu:Timestamp`. ePUAP itself accepts a signature
+    /// over the Body alone (a widely used .NET client signs so), and so does the emulator by
+    /// default; a Timestamp that is present must be signed and fresh either way.
+    pub strict: bool,
 }
 
 impl EmulatorSettings {
@@ -87,6 +91,7 @@ impl EmulatorSettings {
             seed: 1,
             fault_rate: None,
             slow_delay: Duration::from_secs(40),
+            strict: false,
         }
     }
 }
@@ -392,7 +397,7 @@ impl Emulator {
                 max_bytes: self.inner.settings.max_request_bytes,
                 max_depth: 32,
             },
-            require_timestamp: true,
+            require_timestamp: self.inner.settings.strict,
             clock_skew: Duration::from_secs(300),
         };
         let mut last = (3, "Brak zaufanych certyfikatów klienta".to_string());

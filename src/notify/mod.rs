@@ -67,6 +67,62 @@ pub fn check_addresses(config: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Whether `host` names this machine: plain SMTP (`smtp_security = "none"`) is allowed only
+/// there, where nothing but the machine itself can read the password and the mail.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Checks the SMTP settings as the mailer would use them, touching nothing: plain SMTP only to
+/// a loopback host, and the password file readable when a user is set.
+pub fn check_smtp(config: &Config) -> Result<(), ConfigError> {
+    let notify = &config.notify;
+    let Some(host) = &notify.smtp_host else {
+        return Ok(());
+    };
+    if notify.smtp_security == SmtpSecurity::None && !is_loopback_host(host) {
+        return Err(config_error(
+            config,
+            "notify.smtp_security",
+            NotifyError::Smtp(format!(
+                "\"none\" (plain SMTP) is allowed only to a loopback host, not {host:?}: \
+                 use \"starttls\" or \"tls\""
+            )),
+        ));
+    }
+    smtp_credentials(config)?;
+    Ok(())
+}
+
+/// The SMTP login, when `notify.smtp_user` is set: the user and the password read from
+/// `notify.smtp_password_file`.
+fn smtp_credentials(config: &Config) -> Result<Option<Credentials>, ConfigError> {
+    let notify = &config.notify;
+    let Some(user) = &notify.smtp_user else {
+        return Ok(None);
+    };
+    let file = notify.smtp_password_file.as_deref().ok_or_else(|| {
+        config_error(
+            config,
+            "notify.smtp_password_file",
+            NotifyError::Smtp("required with notify.smtp_user".into()),
+        )
+    })?;
+    let path = config.resolve_path("notify.smtp_password_file", file)?;
+    let password = std::fs::read_to_string(&path).map_err(|e| {
+        config_error(
+            config,
+            "notify.smtp_password_file",
+            NotifyError::Smtp(format!("cannot read {}: {e}", path.display())),
+        )
+    })?;
+    Ok(Some(Credentials::new(user.clone(), password.trim().into())))
+}
+
 impl Mailer {
     /// The mailer `[notify]` describes. Errors name the key.
     pub fn from_config(config: &Config) -> Result<Mailer, ConfigError> {
@@ -90,6 +146,7 @@ impl Mailer {
                 from,
             });
         };
+        check_smtp(config)?;
         let smtp_error = |e: lettre::transport::smtp::Error| {
             config_error(config, "notify.smtp_host", NotifyError::Smtp(e.to_string()))
         };
@@ -105,23 +162,8 @@ impl Mailer {
         if let Some(port) = notify.smtp_port {
             builder = builder.port(port);
         }
-        if let Some(user) = &notify.smtp_user {
-            let file = notify.smtp_password_file.as_deref().ok_or_else(|| {
-                config_error(
-                    config,
-                    "notify.smtp_password_file",
-                    NotifyError::Smtp("required with notify.smtp_user".into()),
-                )
-            })?;
-            let path = config.resolve_path("notify.smtp_password_file", file)?;
-            let password = std::fs::read_to_string(&path).map_err(|e| {
-                config_error(
-                    config,
-                    "notify.smtp_password_file",
-                    NotifyError::Smtp(format!("cannot read {}: {e}", path.display())),
-                )
-            })?;
-            builder = builder.credentials(Credentials::new(user.clone(), password.trim().into()));
+        if let Some(credentials) = smtp_credentials(config)? {
+            builder = builder.credentials(credentials);
         }
         Ok(Mailer::Smtp {
             transport: builder.build(),
@@ -175,5 +217,26 @@ fn config_error(config: &Config, key: &str, error: NotifyError) -> ConfigError {
         file: config.source.clone(),
         key: key.into(),
         message: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        for host in ["localhost", "127.0.0.1", "127.0.0.53", "::1", "[::1]"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "smtp.urzad.example",
+            "10.0.0.25",
+            "::2",
+            "localhost.example",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 }
