@@ -4,6 +4,8 @@
 //! tampering, algorithms, references and transforms, signature wrapping, XAdES, trust. Each
 //! must be refused, with the reason that names the attack, and quickly.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -613,4 +615,64 @@ fn text_slipped_into_a_signature_is_not_read_as_signed() {
         "{}",
         verdict.reason
     );
+}
+
+/// Issue 15, point 2: the DOCTYPE rule does not depend on the encoding. The parser attacks in
+/// UTF-16 and UTF-32, either byte order, with and without a BOM, are refused for their
+/// DOCTYPE; before, a UTF-16 DOCTYPE passed the pre-scan and libxml2 parsed its internal subset.
+#[test]
+fn parser_attacks_are_refused_for_their_doctype_in_every_encoding() {
+    let parser_attacks = [
+        "internal entity",
+        "XXE file",
+        "XXE over HTTP",
+        "parameter entity",
+        "billion laughs",
+    ];
+    let cases: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| parser_attacks.contains(&c.name))
+        .collect();
+    assert_eq!(cases.len(), parser_attacks.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        for encoding in common::XML_ENCODINGS {
+            let bytes = common::xml_in_encoding(&case.document, encoding);
+            let verdict = signature::verify(&bytes, &case.trust, case.at);
+            if verdict.passed() || !verdict.reason.contains("DOCTYPE") {
+                failures.push(format!(
+                    "{} in {encoding}: {} {}",
+                    case.name, verdict.indication, verdict.reason
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A genuine signed letter in UTF-16 or UTF-32 verifies (canonical XML is UTF-8 whatever the
+/// encoding) and reads exactly as its UTF-8 twin; before, the form was stored as `< ? x m l >`.
+#[test]
+fn a_genuine_letter_in_utf16_or_utf32_reads_as_its_utf8_twin() {
+    let registry = eurzad::forms::Registry::default();
+    for path in [
+        "signed/pismo-ogolne-signed.xml",
+        "signed/pismo-ogolne-xades.xml",
+    ] {
+        let utf8 = text(path);
+        let twin = registry.read(utf8.as_bytes()).unwrap();
+        let twin_class = eurzad::forms::classify(utf8.as_bytes());
+        for encoding in common::XML_ENCODINGS {
+            let bytes = common::xml_in_encoding(&utf8, encoding);
+            assert_ne!(bytes, utf8.as_bytes());
+            let verdict = signature::verify(&bytes, &ca_trust(), now());
+            assert_eq!(
+                verdict.indication,
+                Indication::TotalPassed,
+                "{path} in {encoding}: {verdict:?}"
+            );
+            assert_eq!(registry.read(&bytes).unwrap(), twin, "{path} in {encoding}");
+            assert_eq!(eurzad::forms::classify(&bytes), twin_class);
+        }
+    }
 }

@@ -326,3 +326,104 @@ async fn the_verify_step_names_the_form_of_each_document() {
     assert_eq!((signed.4, scan.4), (1, 1), "both classified: {rows:?}");
     assert_eq!((signed.5, scan.5), (1, 1), "one job each: {rows:?}");
 }
+
+/// Issue 15, point 2, on the inbox path: the parser attacks in UTF-16 and UTF-32 (either byte
+/// order, with and without a BOM) are stored and judged "DOCTYPE refused", in the verdict and
+/// in the classification; a genuine letter in UTF-16 passes and is read as its UTF-8 twin.
+#[tokio::test(flavor = "multi_thread")]
+async fn doctype_attacks_in_every_encoding_are_refused_in_the_inbox() {
+    let letter = std::fs::read_to_string(fixture("signed/pismo-ogolne-signed.xml")).unwrap();
+    let declaration_end = letter.find("?>").unwrap() + 2;
+    let with_doctype = |doctype: &str| {
+        format!(
+            "{}{doctype}{}",
+            &letter[..declaration_end],
+            &letter[declaration_end..]
+        )
+    };
+    let laughs = (1..10).fold(
+        String::from("<!DOCTYPE Dokument [<!ENTITY l0 \"ha\">"),
+        |d, i| d + &format!("<!ENTITY l{i} \"{}\">", format!("&l{};", i - 1).repeat(10)),
+    ) + "]>";
+    let attacks = [
+        (
+            "entity",
+            with_doctype("<!DOCTYPE Dokument [<!ENTITY x \"y\">]>"),
+        ),
+        (
+            "xxe",
+            with_doctype("<!DOCTYPE Dokument [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"),
+        ),
+        (
+            "parameter",
+            with_doctype(
+                "<!DOCTYPE Dokument [<!ENTITY % p SYSTEM \"http://127.0.0.1:9/p.dtd\"> %p;]>",
+            ),
+        ),
+        ("bomb", with_doctype(&laughs)),
+    ];
+    let mut documents = Vec::new();
+    for (name, text) in &attacks {
+        for encoding in XML_ENCODINGS {
+            documents.push((
+                format!("{name}-{encoding}.xml"),
+                xml_in_encoding(text, encoding),
+            ));
+        }
+    }
+    documents.push((
+        "genuine-UTF-16LE+BOM.xml".into(),
+        xml_in_encoding(&letter, "UTF-16LE+BOM"),
+    ));
+    documents.push(("genuine-UTF-8.xml".into(), letter.clone().into_bytes()));
+    let documents: Vec<(&str, Vec<u8>)> = documents
+        .iter()
+        .map(|(name, bytes)| (name.as_str(), bytes.clone()))
+        .collect();
+    let rows = run_and_select(
+        &documents,
+        |dir| {
+            format!(
+                "\n[trust]\nqualified_ca_dir = \"{}\"\n",
+                anchor_dir(dir, "qualified").display()
+            )
+        },
+        "SELECT nazwa_pliku, signature_indication, signature_reason, form_type, form_root, \
+         classification_error, form_error FROM inbound_document ORDER BY nazwa_pliku",
+    )
+    .await;
+    assert_eq!(rows.len(), documents.len());
+    let mut genuine = Vec::new();
+    for row in &rows {
+        let file: String = row.get(0);
+        let indication: Option<String> = row.get(1);
+        let reason: Option<String> = row.get(2);
+        let form_type: Option<String> = row.get(3);
+        let form_root: Option<String> = row.get(4);
+        let classification_error: Option<String> = row.get(5);
+        let form_error: Option<String> = row.get(6);
+        if file.starts_with("genuine") {
+            assert_eq!(
+                indication.as_deref(),
+                Some("TOTAL-PASSED"),
+                "{file}: {reason:?}"
+            );
+            genuine.push((form_type, form_root, form_error));
+            continue;
+        }
+        assert_ne!(indication.as_deref(), Some("TOTAL-PASSED"), "{file}");
+        assert!(
+            reason.as_deref().is_some_and(|r| r.contains("DOCTYPE")),
+            "{file}: {indication:?} {reason:?}"
+        );
+        assert!(
+            classification_error
+                .as_deref()
+                .is_some_and(|r| r.contains("DOCTYPE")),
+            "{file}: classified as {form_root:?}, {classification_error:?}"
+        );
+    }
+    assert_eq!(genuine.len(), 2);
+    assert_eq!(genuine[0], genuine[1], "UTF-16 reads as its UTF-8 twin");
+    assert_eq!(genuine[0].1.as_deref(), Some("Dokument"), "{genuine:?}");
+}

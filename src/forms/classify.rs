@@ -17,9 +17,18 @@ pub enum Classification {
     },
 }
 
-/// Reads just far enough to name the root element. Refuses DOCTYPEs like every XML intake.
+/// Reads just far enough to name the root element, in any encoding the XML intake reads
+/// (UTF-16 and UTF-32 through their UTF-8 form). Refuses DOCTYPEs like every XML intake.
 pub fn classify(content: &[u8]) -> Classification {
-    let mut reader = quick_xml::NsReader::from_reader(content);
+    let content = match crate::xml::utf8_form(content) {
+        Ok((text, _)) => text,
+        Err(error) => {
+            return Classification::NotXml {
+                reason: error.to_string(),
+            };
+        }
+    };
+    let mut reader = quick_xml::NsReader::from_reader(&content[..]);
     loop {
         let position = reader.buffer_position();
         match reader.read_resolved_event() {
@@ -91,6 +100,31 @@ mod tests {
         );
         assert!(
             matches!(classify(b"<x:a/>"), Classification::NotXml { reason } if reason.contains("undeclared"))
+        );
+    }
+
+    #[test]
+    fn names_the_root_in_utf16_and_utf32() {
+        let text = r#"<?xml version="1.0" encoding="UTF-16"?><wnio:Dokument xmlns:wnio="http://crd.gov.pl/wzor/2013/12/12/1410/"/>"#;
+        let expected = classify(text.replace("UTF-16", "UTF-8").as_bytes());
+        let utf16le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let utf16be: Vec<u8> = [0xFE, 0xFF]
+            .into_iter()
+            .chain(text.encode_utf16().flat_map(u16::to_be_bytes))
+            .collect();
+        let utf32: Vec<u8> = text
+            .chars()
+            .flat_map(|c| (c as u32).to_le_bytes())
+            .collect();
+        for bytes in [utf16le, utf16be, utf32] {
+            assert_eq!(classify(&bytes), expected);
+        }
+        let doctype: Vec<u8> = "<!DOCTYPE a><a/>"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        assert!(
+            matches!(classify(&doctype), Classification::NotXml { reason } if reason.contains("DOCTYPE"))
         );
     }
 }

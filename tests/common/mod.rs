@@ -659,3 +659,43 @@ pub fn register_csv_as_xml(csv: &str, register: &str) -> String {
     xml.push_str("</Rejestr>\n");
     xml
 }
+
+/// The encodings XML 1.0 Appendix F tells apart, each with and without a byte-order mark.
+pub const XML_ENCODINGS: [&str; 8] = [
+    "UTF-16LE",
+    "UTF-16LE+BOM",
+    "UTF-16BE",
+    "UTF-16BE+BOM",
+    "UTF-32LE",
+    "UTF-32LE+BOM",
+    "UTF-32BE",
+    "UTF-32BE+BOM",
+];
+
+/// `text` (an XML document in UTF-8) in `encoding`, one of [`XML_ENCODINGS`], its declaration
+/// (if any) naming that encoding.
+pub fn xml_in_encoding(text: &str, encoding: &str) -> Vec<u8> {
+    let (name, bom) = match encoding.strip_suffix("+BOM") {
+        Some(name) => (name, true),
+        None => (encoding, false),
+    };
+    let text = text.replacen(
+        "encoding=\"UTF-8\"",
+        &format!("encoding=\"{}\"", &name[..6]),
+        1,
+    );
+    let chars = bom.then_some('\u{FEFF}').into_iter().chain(text.chars());
+    match name {
+        "UTF-16LE" => chars
+            .flat_map(|c| c.encode_utf16(&mut [0; 2]).to_vec())
+            .flat_map(u16::to_le_bytes)
+            .collect(),
+        "UTF-16BE" => chars
+            .flat_map(|c| c.encode_utf16(&mut [0; 2]).to_vec())
+            .flat_map(u16::to_be_bytes)
+            .collect(),
+        "UTF-32LE" => chars.flat_map(|c| (c as u32).to_le_bytes()).collect(),
+        "UTF-32BE" => chars.flat_map(|c| (c as u32).to_be_bytes()).collect(),
+        other => panic!("unknown encoding {other}"),
+    }
+}
