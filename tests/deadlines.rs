@@ -89,8 +89,21 @@ async fn waiting_request(store: &Store) -> (i64, DateTime<Utc>) {
         officials: &[],
         render: &render,
     };
+    // The step finishes the job it holds: the `verify` job the stored document queued.
+    let claimed = store
+        .claim_jobs(std::time::Duration::from_secs(30), 1)
+        .await
+        .unwrap();
     let id = store
-        .record_assessment(0, &facts, None, &assessment, deadline, &notice, Utc::now())
+        .record_assessment(
+            claimed[0].claim(),
+            &facts,
+            None,
+            &assessment,
+            deadline,
+            &notice,
+            Utc::now(),
+        )
         .await
         .unwrap();
     (id, facts.received_at)

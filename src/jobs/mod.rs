@@ -146,6 +146,9 @@ async fn run_batches(
             }
             continue;
         }
+        // The whole batch is this worker's while it runs: its leases are renewed until the
+        // last job ends, so that a slow step cannot let another daemon take over the rest.
+        let _renewal = Renewal::start(store, batch[0].token, settings.lease);
         for job in batch {
             // A claimed job left behind at a stop is taken up again when its lease ends.
             if *stop.borrow() {
@@ -153,6 +156,12 @@ async fn run_batches(
             }
             match run_step(store, settings, &job).await {
                 Ok(()) => stats.done += 1,
+                Err(error) if error.claim_lost => {
+                    // Another worker holds the job now (this lease ran out unrenewed, as in a
+                    // long database outage); nothing of this run was committed, and the job
+                    // is that worker's to finish.
+                    tracing::warn!(job = job.id, kind = %job.kind, %error, "job taken over by another worker");
+                }
                 Err(error) if error.outage => {
                     // Not the step's failure: the job gets its attempt back. If the database
                     // cannot take even that, the queue is failing and the worker pauses; the
@@ -160,7 +169,7 @@ async fn run_batches(
                     tracing::warn!(job = job.id, kind = %job.kind, %error, "job interrupted by a database outage; it will run again");
                     store
                         .release_job(
-                            job.id,
+                            job.claim(),
                             &error.message,
                             settings.retry_delay.min(OUTAGE_RETRY),
                         )
@@ -171,7 +180,7 @@ async fn run_batches(
                     let give_up = job.attempts >= i64::from(settings.max_attempts);
                     tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, give_up, %error, "job failed");
                     store
-                        .fail_job(job.id, &error.message, settings.retry_delay, give_up)
+                        .fail_job(job.claim(), &error.message, settings.retry_delay, give_up)
                         .await?;
                     if give_up {
                         stats.failed += 1;
@@ -187,6 +196,34 @@ async fn run_batches(
 /// Jobs claimed at once: one claim statement serves the batch.
 const BATCH: i64 = 32;
 
+/// Renews the leases of a batch's claim every third of the lease while it lives; stops when
+/// dropped (the batch ended, or the worker returned).
+struct Renewal(tokio::task::JoinHandle<()>);
+
+impl Renewal {
+    fn start(store: &Store, token: i64, lease: Duration) -> Renewal {
+        let store = store.clone();
+        let every = (lease / 3).max(Duration::from_millis(10));
+        Renewal(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                ticks.tick().await;
+                if let Err(error) = store.renew_claim(token, lease).await {
+                    // The finish of each job checks the claim: a lease that runs out while the
+                    // database is away costs a rerun, never a double effect.
+                    tracing::warn!(%error, "renewing the job lease failed; trying again");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Why a job's step did not finish.
 #[derive(Debug)]
 pub struct StepError {
@@ -194,6 +231,9 @@ pub struct StepError {
     /// The database could not be reached or dropped the connection during the step: the
     /// step itself did not fail, so the attempt is given back.
     pub outage: bool,
+    /// The job's claim was lost to another worker: the job is no longer this worker's to
+    /// fail or put back.
+    pub claim_lost: bool,
 }
 
 impl std::fmt::Display for StepError {
@@ -206,6 +246,7 @@ impl From<StoreError> for StepError {
     fn from(error: StoreError) -> StepError {
         StepError {
             outage: error.is_outage(),
+            claim_lost: matches!(error, StoreError::ClaimLost(_)),
             message: error.to_string(),
         }
     }
@@ -216,6 +257,7 @@ impl From<String> for StepError {
         StepError {
             message,
             outage: false,
+            claim_lost: false,
         }
     }
 }
@@ -235,7 +277,7 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
             let classification = forms::classify(&content);
             tracing::debug!(document = id, ?classification, "classified");
             store
-                .finish_classify(job.id, id, &classification)
+                .finish_classify(job.claim(), id, &classification)
                 .await
                 .map_err(StepError::from)
         }
@@ -310,7 +352,7 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
                 correspondence: routed.as_ref().map(|r| (&r.record, r.mail())),
             };
             store
-                .finish_verify(job.id, id, &judgement)
+                .finish_verify(job.claim(), id, &judgement)
                 .await
                 .map_err(StepError::from)
         }

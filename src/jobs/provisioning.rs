@@ -112,7 +112,7 @@ pub(super) async fn provision(
     let document_id = job.document_id.ok_or("provision job without a document")?;
     let facts = store.provision_facts(document_id).await.map_err(err)?;
     if facts.existing.is_some() {
-        return store.finish_job(job.id).await.map_err(err);
+        return store.finish_job(job.claim()).await.map_err(err);
     }
     let now = Utc::now();
     let (trust, registry) = (trust.clone(), registry.clone());
@@ -157,7 +157,7 @@ pub(super) async fn provision(
     };
     let request_id = store
         .record_assessment(
-            job.id,
+            job.claim(),
             &facts,
             request.as_ref(),
             &assessment,
@@ -181,7 +181,7 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
     let letter_id = match &facts.letter {
         Some((_, status, _)) if status == "sent" || status == "delivered" => {
             return store
-                .finish_replied(job.id, request_id, now)
+                .finish_replied(job.claim(), request_id, now)
                 .await
                 .map_err(err);
         }
@@ -218,7 +218,7 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
                         .map_err(err)?;
                 }
                 return store
-                    .reply_impossible(job.id, request_id, why, now)
+                    .reply_impossible(job.claim(), request_id, why, now)
                     .await
                     .map_err(err);
             };
@@ -256,7 +256,10 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
                 .map_err(err)?
         }
     };
-    let letter = store.begin_sending(letter_id, now).await.map_err(err)?;
+    let letter = store
+        .begin_sending(letter_id, job.claim(), now)
+        .await
+        .map_err(err)?;
     if letter.attempts > 1 {
         tracing::warn!(
             letter = letter.id,
@@ -278,7 +281,7 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
     {
         Ok(receipt) => {
             store
-                .letter_sent(job.id, letter.id, request_id, &receipt, Utc::now())
+                .letter_sent(job.claim(), letter.id, request_id, &receipt, Utc::now())
                 .await
                 .map_err(err)?;
             tracing::info!(request = request_id, letter = letter.id, document = %receipt.document_identifier, upp = ?receipt.submission_proof_id, "reply sent");
@@ -301,15 +304,19 @@ pub(super) async fn mail(store: &Store, job: &Job, office: &Office) -> Result<()
         .parse()
         .map_err(|_| format!("mail job with key {:?}", job.key))?;
     let Some((recipients, subject, body)) = store.notification(id).await.map_err(err)? else {
-        return store.finish_job(job.id).await.map_err(err);
+        return store.finish_job(job.claim()).await.map_err(err);
     };
+    // Mail cannot be taken back: it goes only while this worker still holds the job.
+    if !store.holds(job.claim()).await.map_err(err)? {
+        return Err(err(StoreError::ClaimLost(job.id)));
+    }
     office
         .mailer
         .send(&recipients, &subject, &body)
         .await
         .map_err(|e| format!("notification {id}: {e}"))?;
     store
-        .notification_sent(job.id, id, Utc::now())
+        .notification_sent(job.claim(), id, Utc::now())
         .await
         .map_err(err)
 }
@@ -419,7 +426,7 @@ pub(super) async fn correspond(
     };
     let routed = route(document_id, &facts, &form_type, letter, office);
     store
-        .record_correspondence(job.id, &routed.record, routed.mail(), Utc::now())
+        .record_correspondence(job.claim(), &routed.record, routed.mail(), Utc::now())
         .await
         .map_err(err)
 }
@@ -444,7 +451,7 @@ pub(super) async fn receipt(store: &Store, job: &Job, office: &Office) -> Result
         Ok(read) => read,
         Err(why) => {
             tracing::warn!(document = document_id, %why, "UPD refused");
-            return store.finish_job(job.id).await.map_err(err);
+            return store.finish_job(job.claim()).await.map_err(err);
         }
     };
     let request_id = reference
@@ -453,7 +460,7 @@ pub(super) async fn receipt(store: &Store, job: &Job, office: &Office) -> Result
     let matched = match request_id {
         Some(id) => store
             .letter_delivered(
-                job.id,
+                job.claim(),
                 id,
                 document_id,
                 &content,
@@ -469,7 +476,7 @@ pub(super) async fn receipt(store: &Store, job: &Job, office: &Office) -> Result
         Ok(())
     } else {
         tracing::warn!(document = document_id, %reference, "a UPD for no letter of ours");
-        store.finish_job(job.id).await.map_err(err)
+        store.finish_job(job.claim()).await.map_err(err)
     }
 }
 

@@ -72,6 +72,12 @@ pub enum StoreError {
     /// The operation does not fit the current state (e.g. deciding a request twice).
     #[error("{0}")]
     Conflict(String),
+    /// The job's claim is no longer this worker's: its lease ran out and another worker took
+    /// the job over. Nothing this worker did for it was committed.
+    #[error(
+        "job {0}: the claim was lost to another worker (its lease ran out); nothing was committed"
+    )]
+    ClaimLost(i64),
 }
 
 impl StoreError {
@@ -334,6 +340,25 @@ macro_rules! on_pool {
     };
 }
 
+/// Marks the claimed job done, inside the transaction of its effect (`$executor`), and only
+/// while the claim is still this worker's. When another worker has taken the job over, the
+/// enclosing function returns [`StoreError::ClaimLost`] and its transaction rolls back.
+macro_rules! finish_claimed {
+    ($executor:expr, $claim:expr, $now:expr) => {{
+        let claim: Claim = $claim;
+        let finished = sqlx::query(FINISH_JOB)
+            .bind($now)
+            .bind(claim.job)
+            .bind(claim.token)
+            .execute($executor)
+            .await?
+            .rows_affected();
+        if finished == 0 {
+            return Err(StoreError::ClaimLost(claim.job));
+        }
+    }};
+}
+
 #[macro_use]
 mod provisioning;
 mod pulled_sqlite;
@@ -376,19 +401,20 @@ pub use provisioning::{
 
 macro_rules! claim_sql {
     () => {
-        "UPDATE job SET status = 'running', attempts = attempts + 1, locked_until = $1, updated_at = $2 \
-         WHERE id IN (SELECT id FROM job WHERE (status = 'pending' AND run_after <= $2) \
+        "UPDATE job SET status = 'running', attempts = attempts + 1, locked_until = $1, updated_at = $2, \
+         claim_token = $4 WHERE id IN (SELECT id FROM job WHERE (status = 'pending' AND run_after <= $2) \
          OR (status = 'running' AND locked_until < $2) ORDER BY id LIMIT $3"
     };
 }
 
 macro_rules! returning_job {
     () => {
-        " RETURNING id, kind, key, document_id, attempts"
+        " RETURNING id, kind, key, document_id, attempts, claim_token"
     };
 }
 
-pub(crate) const FINISH_JOB: &str = "UPDATE job SET status = 'done', locked_until = NULL, last_error = NULL, updated_at = $1 WHERE id = $2";
+pub(crate) const FINISH_JOB: &str = "UPDATE job SET status = 'done', locked_until = NULL, last_error = NULL, updated_at = $1 \
+     WHERE id = $2 AND claim_token = $3 AND status = 'running'";
 
 /// The outcome of storing a pulled document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -406,6 +432,25 @@ pub struct Job {
     pub key: String,
     pub document_id: Option<i64>,
     pub attempts: i64,
+    /// The claim's fencing token: only its holder renews, finishes or puts back the job.
+    pub token: i64,
+}
+
+impl Job {
+    pub fn claim(&self) -> Claim {
+        Claim {
+            job: self.id,
+            token: self.token,
+        }
+    }
+}
+
+/// A worker's claim of a job: the job and the token its claim wrote. Another claim of the
+/// same job (after this one's lease ran out) writes another token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub job: i64,
+    pub token: i64,
 }
 
 /// A job that gave up, for `eurzad status`.
@@ -613,8 +658,16 @@ impl Store {
                 concat!(claim_sql!(), " FOR UPDATE SKIP LOCKED)", returning_job!())
             }
         };
+        // A fresh token per claim; 63 random bits, so that two claims never share one.
+        let token = (rand::random::<u64>() >> 1) as i64;
         on_pool!(self, pool => {
-            let rows = sqlx::query(sql).bind(until).bind(now).bind(limit).fetch_all(pool).await?;
+            let rows = sqlx::query(sql)
+                .bind(until)
+                .bind(now)
+                .bind(limit)
+                .bind(token)
+                .fetch_all(pool)
+                .await?;
             let mut jobs = rows
                 .into_iter()
                 .map(|row| {
@@ -624,11 +677,46 @@ impl Store {
                         key: row.try_get("key")?,
                         document_id: row.try_get("document_id")?,
                         attempts: row.try_get("attempts")?,
+                        token: row.try_get("claim_token")?,
                     })
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()?;
             jobs.sort_by_key(|job| job.id);
             Ok(jobs)
+        })
+    }
+
+    /// Extends the lease of every job still running under the claim `token` to `lease` from
+    /// now; how many. A worker renews its batch while it runs, so that a slow step (a letter
+    /// to a slow ePUAP) does not let another worker take over the jobs it has yet to run.
+    pub async fn renew_claim(&self, token: i64, lease: Duration) -> Result<u64, StoreError> {
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+        on_pool!(self, pool => {
+            Ok(sqlx::query(
+                "UPDATE job SET locked_until = $1 WHERE claim_token = $2 AND status = 'running'",
+            )
+            .bind(until)
+            .bind(token)
+            .execute(pool)
+            .await?
+            .rows_affected())
+        })
+    }
+
+    /// Whether `claim` still holds its job (running under its token, within its lease).
+    pub async fn holds(&self, claim: Claim) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let held: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM job WHERE id = $1 AND claim_token = $2 AND status = 'running' \
+                 AND locked_until > $3",
+            )
+            .bind(claim.job)
+            .bind(claim.token)
+            .bind(Utc::now())
+            .fetch_optional(pool)
+            .await?;
+            Ok(held.is_some())
         })
     }
 
@@ -649,32 +737,33 @@ impl Store {
     /// Records a failure: retried after `retry_after`, or failed for good when `give_up`.
     pub async fn fail_job(
         &self,
-        id: i64,
+        claim: Claim,
         error: &str,
         retry_after: Duration,
         give_up: bool,
     ) -> Result<(), StoreError> {
         let status = if give_up { "failed" } else { "pending" };
-        self.put_back(id, error, retry_after, status, 0).await
+        self.put_back(claim, error, retry_after, status, 0).await
     }
 
     /// Gives a claimed job back after its step met a database outage, not counting the
     /// attempt: pending again after `retry_after`, `error` kept as its last error.
     pub async fn release_job(
         &self,
-        id: i64,
+        claim: Claim,
         error: &str,
         retry_after: Duration,
     ) -> Result<(), StoreError> {
-        self.put_back(id, error, retry_after, "pending", 1).await
+        self.put_back(claim, error, retry_after, "pending", 1).await
     }
 
     /// Ends a claim that did not finish the job: `status`, the attempt count lowered by
-    /// `given_back`. Only a job still `running`: one whose step committed although its
-    /// caller saw an error (the answer to the COMMIT was lost) stays `done`.
+    /// `given_back`. Only a job still `running` under this claim: one whose step committed
+    /// although its caller saw an error (the answer to the COMMIT was lost) stays `done`, and
+    /// one another worker took over stays with it.
     async fn put_back(
         &self,
-        id: i64,
+        claim: Claim,
         error: &str,
         retry_after: Duration,
         status: &str,
@@ -686,14 +775,16 @@ impl Store {
         on_pool!(self, pool => {
             sqlx::query(
                 "UPDATE job SET status = $1, attempts = attempts - $2, locked_until = NULL, \
-                 last_error = $3, run_after = $4, updated_at = $5 WHERE id = $6 AND status = 'running'",
+                 last_error = $3, run_after = $4, updated_at = $5 WHERE id = $6 AND claim_token = $7 \
+                 AND status = 'running'",
             )
             .bind(status)
             .bind(given_back)
             .bind(error)
             .bind(run_after)
             .bind(now)
-            .bind(id)
+            .bind(claim.job)
+            .bind(claim.token)
             .execute(pool)
             .await?;
         });
@@ -718,7 +809,7 @@ impl Store {
     /// effect and the job's completion cannot part (idempotent: a rerun writes the same row).
     pub async fn finish_classify(
         &self,
-        job_id: i64,
+        claim: Claim,
         document_id: i64,
         classification: &Classification,
     ) -> Result<(), StoreError> {
@@ -737,7 +828,7 @@ impl Store {
             .bind(document_id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            finish_claimed!(&mut *tx, claim, now);
             tx.commit().await?;
         });
         Ok(())
@@ -748,7 +839,7 @@ impl Store {
     /// same transaction, so that a crash cannot lose it.
     pub async fn finish_verify(
         &self,
-        job_id: i64,
+        claim: Claim,
         document_id: i64,
         judgement: &Judgement<'_>,
     ) -> Result<(), StoreError> {
@@ -815,7 +906,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            finish_claimed!(&mut *tx, claim, now);
             tx.commit().await?;
         });
         Ok(())
@@ -855,9 +946,9 @@ impl Store {
     }
 
     /// Marks a job done whose effect is already recorded (a rerun after a crash).
-    pub async fn finish_job(&self, job_id: i64) -> Result<(), StoreError> {
+    pub async fn finish_job(&self, claim: Claim) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            sqlx::query(FINISH_JOB).bind(Utc::now()).bind(job_id).execute(pool).await?;
+            finish_claimed!(pool, claim, Utc::now());
         });
         Ok(())
     }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
-use super::{Begin, FINISH_JOB, Store, StoreError};
+use super::{Begin, Claim, FINISH_JOB, Store, StoreError};
 use crate::forms::{AccessRequest, PartyKind};
 use crate::provisioning::{Assessment, Decision, SignedBy};
 
@@ -342,7 +342,7 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     pub async fn record_assessment(
         &self,
-        job_id: i64,
+        claim: Claim,
         facts: &ProvisionFacts,
         request: Option<&AccessRequest>,
         assessment: &Assessment,
@@ -383,7 +383,7 @@ impl Store {
                     .bind(facts.document_id)
                     .fetch_one(&mut *tx)
                     .await?;
-                sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+                finish_claimed!(&mut *tx, claim, now);
                 tx.commit().await?;
                 return Ok(id);
             };
@@ -429,7 +429,7 @@ impl Store {
                 let (mail_subject, body) = (notice.render)(&row, kind);
                 let _new = notify_in_tx!(tx, format!("{kind}:{request_id}"), notice.officials.join(", "), mail_subject, body, now);
             }
-            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            finish_claimed!(&mut *tx, claim, now);
             tx.commit().await?;
             Ok(request_id)
         })
@@ -627,22 +627,39 @@ impl Store {
 
     /// Marks a letter as being sent (the intent, committed before the channel is called).
     /// Returns the letter; `attempts` counts this call too.
+    ///
+    /// Fenced by `claim`: it marks the letter only while the claim still holds its job (so a
+    /// worker whose lease ran out never calls the channel), and never a letter `sending` under
+    /// another claim that is still live (another worker is sending it now). A letter `sending`
+    /// under a claim that died (a crashed daemon) is taken over: its earlier outcome is
+    /// unknown, and `attempts` counts the resend.
     pub async fn begin_sending(
         &self,
         letter_id: i64,
+        claim: Claim,
         now: DateTime<Utc>,
     ) -> Result<LetterRow, StoreError> {
         on_pool!(self, pool => {
             let row = sqlx::query(
-                "UPDATE outbound_document SET status = 'sending', attempts = attempts + 1, updated_at = $1 \
-                 WHERE id = $2 AND status IN ('pending', 'sending') \
+                "UPDATE outbound_document SET status = 'sending', attempts = attempts + 1, updated_at = $1, \
+                 sending_claim = $3 \
+                 WHERE id = $2 AND (status = 'pending' OR (status = 'sending' AND (sending_claim IS NULL \
+                     OR sending_claim = $3 OR NOT EXISTS (SELECT 1 FROM job WHERE job.claim_token = outbound_document.sending_claim \
+                     AND job.status = 'running' AND job.locked_until > $1)))) \
+                 AND EXISTS (SELECT 1 FROM job WHERE job.id = $4 AND job.claim_token = $3 AND job.status = 'running' \
+                     AND job.locked_until > $1) \
                  RETURNING id, recipient, file_name, content, attempts, channel",
             )
             .bind(now)
             .bind(letter_id)
+            .bind(claim.token)
+            .bind(claim.job)
             .fetch_optional(pool)
             .await?
-            .ok_or_else(|| StoreError::Conflict(format!("letter {letter_id} is not waiting to be sent")))?;
+            .ok_or_else(|| StoreError::Conflict(format!(
+                "letter {letter_id} is not waiting to be sent by this worker: it was sent, another \
+                 worker is sending it, or this worker's claim of job {} ended", claim.job
+            )))?;
             Ok(LetterRow {
                 id: row.get(0),
                 channel: row.get(5),
@@ -679,7 +696,7 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     pub async fn letter_sent(
         &self,
-        job_id: i64,
+        claim: Claim,
         letter_id: i64,
         request_id: i64,
         receipt: &crate::delivery::DeliveryReceipt,
@@ -705,7 +722,7 @@ impl Store {
             .await?;
             audit_in_tx!(tx, AUTOMATIC, "replied", &format!("access_request:{request_id}"),
                 &format!("letter {letter_id}, {}", receipt.document_identifier), now);
-            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            finish_claimed!(&mut *tx, claim, now);
             tx.commit().await?;
         });
         Ok(())
@@ -716,7 +733,7 @@ impl Store {
     /// unanswered, so the deadline watch keeps reminding officials.
     pub async fn reply_impossible(
         &self,
-        job_id: i64,
+        claim: Claim,
         request_id: i64,
         why: &str,
         now: DateTime<Utc>,
@@ -733,7 +750,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             audit_in_tx!(tx, AUTOMATIC, "reply_impossible", &format!("access_request:{request_id}"), why, now);
-            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            finish_claimed!(&mut *tx, claim, now);
             tx.commit().await?;
         });
         Ok(())
@@ -743,7 +760,7 @@ impl Store {
     /// sent letter (the job is then left for the caller to finish).
     pub async fn letter_delivered(
         &self,
-        job_id: i64,
+        claim: Claim,
         request_id: i64,
         upd_document_id: i64,
         upd: &[u8],
@@ -775,7 +792,7 @@ impl Store {
             .await?;
             audit_in_tx!(tx, AUTOMATIC, "delivered", &format!("access_request:{request_id}"),
                 &format!("UPD in document {upd_document_id}, opened {}", opened.unwrap_or("?")), now);
-            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            finish_claimed!(&mut *tx, claim, now);
             tx.commit().await?;
             Ok(true)
         })
@@ -784,7 +801,7 @@ impl Store {
     /// Marks the request replied when its letter was sent by an earlier run.
     pub async fn finish_replied(
         &self,
-        job_id: i64,
+        claim: Claim,
         request_id: i64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
@@ -795,7 +812,7 @@ impl Store {
             .bind(request_id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            finish_claimed!(&mut *tx, claim, now);
             tx.commit().await?;
         });
         Ok(())
@@ -827,7 +844,7 @@ impl Store {
 
     pub async fn notification_sent(
         &self,
-        job_id: i64,
+        claim: Claim,
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
@@ -838,7 +855,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            finish_claimed!(&mut *tx, claim, now);
             tx.commit().await?;
         });
         Ok(())
@@ -953,7 +970,7 @@ impl Store {
     /// party when there is one, with the mail to its department; finishes the job.
     pub async fn record_correspondence(
         &self,
-        job_id: i64,
+        claim: Claim,
         letter: &Correspondence,
         mail: Option<super::RoutedMail<'_>>,
         now: DateTime<Utc>,
@@ -961,7 +978,7 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             correspondence_in_tx!(tx, letter, mail, now);
-            sqlx::query(FINISH_JOB).bind(now).bind(job_id).execute(&mut *tx).await?;
+            finish_claimed!(&mut *tx, claim, now);
             tx.commit().await?;
         });
         Ok(())

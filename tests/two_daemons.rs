@@ -1,0 +1,186 @@
+//! Two daemons share one database and its job queue (a supported set-up on PostgreSQL), while
+//! ePUAP's `nadaj` answers slowly (issue 15, point 3). A worker claims a batch of jobs under a
+//! lease shorter than the batch takes; before the claims named their owner and were renewed,
+//! the other daemon took over the batch's tail while the first still ran it, and letters went
+//! out twice (47–58 `nadaj` calls for 30 letters). Now every letter reaches the emulator's
+//! outbox exactly once; with one daemon SIGKILLed halfway, the other finishes its work, and a
+//! letter reaches ePUAP twice only when the kill fell while its `nadaj` was in flight, counted
+//! as a resend.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use common::*;
+use sqlx::Row;
+
+const BOX_A: (&str, &str, &str) = ("urzad_testowy", "skrytka", "/urzad_testowy/skrytka");
+const BOX_B: (&str, &str, &str) = ("urzad_testowy", "druga", "/urzad_testowy/druga");
+const REPLIES: usize = 300;
+
+fn pesel(n: usize) -> String {
+    let base = format!("{:010}", 7_001_010_000u64 + n as u64 * 7);
+    let check = eurzad::identifiers::pesel_check_digit(&base).unwrap();
+    format!("{base}{check}")
+}
+
+/// An unsigned access request: refused at once, so each needs a reply letter and no official.
+fn unsigned_request(n: usize) -> Vec<u8> {
+    String::from_utf8(std::fs::read(fixture("forms/wniosek-dla-siebie.xml")).unwrap())
+        .unwrap()
+        .replace("85031412347", &pesel(n))
+        .into_bytes()
+}
+
+struct Office {
+    emulator: EmulatorProcess,
+    db: TestDatabase,
+    configs: [std::path::PathBuf; 2],
+    dir: tempfile::TempDir,
+}
+
+/// The emulator with `REPLIES` unsigned requests in box A and `nadaj` answering after
+/// 200 ms; one database; two daemon configurations on it with a 1 s lease (a batch of 32
+/// replies takes over 6 s), one pulling box A, the other the empty box B.
+async fn office() -> Office {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = EmulatorProcess::start(&dir.path().join("emulator"), &[BOX_A, BOX_B], &[]);
+    for n in 0..REPLIES {
+        emulator
+            .add_document_json(serde_json::json!({
+                "adres_skrytki": BOX_A.2,
+                "nazwa_pliku": format!("wniosek-{n:03}.xml"),
+                "content": base64::engine::general_purpose::STANDARD.encode(unsigned_request(n)),
+                "adres_odpowiedzi": format!("/osoba{n}/skrytka"),
+                "dane_nadawcy": {"uzytkownik": format!("osoba{n}"), "system": null},
+            }))
+            .await;
+    }
+    emulator
+        .add_fault(serde_json::json!({"kind": "slow", "operation": "nadaj", "probability": 1.0, "delay_ms": 200}))
+        .await;
+    let db = test_database(dir.path()).await;
+    let configs = [("a", BOX_A), ("b", BOX_B)].map(|(name, mailbox)| {
+        let folder = dir.path().join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        let config = daemon_config(&folder, &db.url, &emulator.url, &[mailbox], "");
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("lease = \"3s\"", "lease = \"1s\"");
+        std::fs::write(&config, text).unwrap();
+        config
+    });
+    Office {
+        emulator,
+        db,
+        configs,
+        dir,
+    }
+}
+
+/// Letters sent, and the resends counted (attempts beyond the first), from the database;
+/// none before the daemons have made its tables.
+async fn letters(db: &TestDatabase) -> (i64, i64) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let row = sqlx::query(
+        "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(attempts - 1), 0) AS BIGINT) \
+         FROM outbound_document WHERE status = 'sent'",
+    )
+    .fetch_one(&pool)
+    .await;
+    pool.close().await;
+    row.map_or((0, 0), |row| (row.get(0), row.get(1)))
+}
+
+/// How many times each recipient's letter reached the emulator's outbox.
+async fn outbox(emulator: &EmulatorProcess) -> BTreeMap<String, usize> {
+    let entries: Vec<serde_json::Value> = reqwest::get(format!("{}/admin/outbox", emulator.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut copies = BTreeMap::new();
+    for entry in entries {
+        let recipient = entry["request"]["adres_skrytki"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        *copies.entry(recipient).or_insert(0) += 1;
+    }
+    copies
+}
+
+async fn wait_for_all_letters(db: &TestDatabase, timeout: Duration) {
+    wait_until(timeout, "every reply sent", || async {
+        letters(db).await.0 == REPLIES as i64
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_daemons_send_each_letter_once() {
+    let office = office().await;
+    let mut daemons = [0, 1].map(|i| {
+        spawn_daemon(
+            &office.configs[i],
+            &office.dir.path().join(format!("daemon-{i}.log")),
+        )
+    });
+    wait_for_all_letters(&office.db, Duration::from_secs(240)).await;
+    for daemon in &mut daemons {
+        let status = stop_with_sigterm(daemon, Duration::from_secs(20)).await;
+        assert!(status.success(), "{status:?}");
+    }
+    let copies = outbox(&office.emulator).await;
+    let twice: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).collect();
+    assert_eq!(copies.len(), REPLIES, "a letter to every applicant");
+    assert!(twice.is_empty(), "letters sent more than once: {twice:?}");
+    assert_eq!(letters(&office.db).await, (REPLIES as i64, 0), "no resend");
+    // Both daemons did some of the work (the test exercises sharing the queue).
+    for i in 0..2 {
+        let log =
+            std::fs::read_to_string(office.dir.path().join(format!("daemon-{i}.log"))).unwrap();
+        assert!(log.contains("reply sent"), "daemon {i} sent no letter");
+        assert!(
+            !log.contains("sending again a letter"),
+            "daemon {i} resent a letter"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_killed_halfway_leaves_its_jobs_to_the_other() {
+    let office = office().await;
+    let mut first = spawn_daemon(&office.configs[0], &office.dir.path().join("daemon-0.log"));
+    let mut second = spawn_daemon(&office.configs[1], &office.dir.path().join("daemon-1.log"));
+    wait_until(
+        Duration::from_secs(240),
+        "half the replies sent",
+        || async { letters(&office.db).await.0 >= (REPLIES / 2) as i64 },
+    )
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    wait_for_all_letters(&office.db, Duration::from_secs(240)).await;
+    let status = stop_with_sigterm(&mut second, Duration::from_secs(20)).await;
+    assert!(status.success(), "{status:?}");
+
+    let copies = outbox(&office.emulator).await;
+    let (sent, resends) = letters(&office.db).await;
+    assert_eq!(sent, REPLIES as i64);
+    assert_eq!(copies.len(), REPLIES, "a letter to every applicant");
+    let extra: usize = copies.values().map(|n| n - 1).sum();
+    // One worker per daemon: at most the one letter in flight at the kill went twice.
+    assert!(
+        extra as i64 <= resends && resends <= 1,
+        "{extra} duplicate letter(s) at ePUAP, {resends} counted resend(s)"
+    );
+    println!(
+        "{} on {}: {REPLIES} letters, {resends} resend(s) after the kill, {extra} duplicate(s)",
+        "SIGKILL halfway", office.db.kind
+    );
+}
