@@ -134,6 +134,33 @@ pub mod base64_bytes {
     }
 }
 
+/// When the office received a document in law: ePUAP's `dataNadania` (the moment the sender
+/// put it into the office's box), which deadlines run from, and not the moment eurzad stored
+/// it (`stored_at`), which a day's outage would move. `dataNadania` is an xsd:dateTime whose
+/// offset ePUAP does not always give: without one it is Polish local time. Where it cannot be
+/// read, or lies after the storage (a clock ahead of ours), the storage time is the receipt.
+pub fn received_in_law(
+    data_nadania: &str,
+    stored_at: chrono::DateTime<chrono::Utc>,
+) -> chrono::DateTime<chrono::Utc> {
+    use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+    let text = data_nadania.trim();
+    let parsed = DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+            chrono_tz::Europe::Warsaw
+                .from_local_datetime(&naive)
+                .earliest()
+                .map(|t| t.with_timezone(&Utc))
+        });
+    match parsed {
+        Some(at) if at <= stored_at => at,
+        _ => stored_at,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +223,28 @@ mod tests {
         let mut same = sample();
         same.nazwa_pliku = "x.xml".into();
         assert_eq!(key, same.identity_key());
+    }
+
+    #[test]
+    fn the_legal_receipt_is_data_nadania() {
+        use chrono::{TimeZone, Utc};
+        let stored = Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap();
+        assert_eq!(
+            received_in_law("2026-11-24T10:00:00.000+01:00", stored),
+            Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap()
+        );
+        // No offset: Polish time (CET in November, CEST in June).
+        assert_eq!(
+            received_in_law("2026-11-24T10:00:00", stored),
+            Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap()
+        );
+        assert_eq!(
+            received_in_law("2026-06-24T10:00:00.5", stored + chrono::Days::new(365)),
+            Utc.with_ymd_and_hms(2026, 6, 24, 8, 0, 0).unwrap()
+                + chrono::TimeDelta::milliseconds(500)
+        );
+        // Unreadable, or after the storage: the storage time.
+        assert_eq!(received_in_law("wczoraj", stored), stored);
+        assert_eq!(received_in_law("2026-11-28T10:00:00Z", stored), stored);
     }
 }

@@ -792,8 +792,9 @@ async fn requests(config: &Config, action: RequestsAction) -> anyhow::Result<Exi
                     row.applicant_email.as_deref().unwrap_or("-")
                 );
                 println!(
-                    "  received {}, deadline {}",
+                    "  wpłynął {} (received by the office on ePUAP), stored by eurzad {}, deadline {}",
                     local(row.received_at),
+                    row.stored_at.map(local).unwrap_or_else(|| "-".into()),
                     local(row.deadline_at)
                 );
                 if !row.reason.is_empty() {

@@ -83,7 +83,7 @@ async fn waiting_request(store: &Store) -> (i64, DateTime<Utc>) {
         decision: Decision::AwaitOfficial(vec!["do sprawdzenia".into()]),
         representations: Vec::new(),
     };
-    let deadline = facts.received_at + TimeDelta::days(7);
+    let deadline = facts.stored_at + TimeDelta::days(7);
     let render = |_: &eurzad::store::RequestRow, _: &str| ("s".to_string(), "b".to_string());
     let notice = Notice {
         officials: &[],
@@ -100,13 +100,14 @@ async fn waiting_request(store: &Store) -> (i64, DateTime<Utc>) {
             &facts,
             None,
             &assessment,
+            facts.stored_at,
             deadline,
             &notice,
             Utc::now(),
         )
         .await
         .unwrap();
-    (id, facts.received_at)
+    (id, facts.stored_at)
 }
 
 async fn subjects(store: &Store, prefix: &str) -> Vec<String> {

@@ -211,7 +211,7 @@ async fn stored_fields(through_writer: bool) {
     // sqlx's own text form on SQLite).
     let store = eurzad::store::Store::connect(&url, 2).await.unwrap();
     let facts = store.provision_facts(first.id).await.unwrap();
-    assert!((chrono::Utc::now() - facts.received_at).num_seconds().abs() < 60);
+    assert!((chrono::Utc::now() - facts.stored_at).num_seconds().abs() < 60);
     store.close().await;
 }
 

@@ -659,3 +659,110 @@ async fn a_general_letter_is_routed_to_its_department_with_a_mail() {
     assert_eq!(office.smtp.messages().len(), 2, "the new record's mail");
     pool.close().await;
 }
+
+/// Issue 15, point 12: the 7-day deadline runs from the receipt in law (ePUAP's dataNadania),
+/// not from when eurzad stored the document. A request put into the box three days ago (eurzad
+/// was down) is due in four days; one put in six days ago is due tomorrow, and its reminder
+/// (two days before) goes out on this run. Before, both were due seven days from the storage
+/// and no reminder went out.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_deadline_runs_from_data_nadania_not_from_storage() {
+    let office = Office::start().await;
+    // Signed by somebody else than the applicant: it waits for an official.
+    let request = seal::xades_enveloped_with_role(
+        &read("forms/wniosek-dla-siebie.xml"),
+        &key("epuap"),
+        Utc::now(),
+        "podpis",
+        Some(&seal::trusted_profile_role("Anna", "Nowak", "90010112318")),
+    )
+    .unwrap();
+    let now = Utc::now();
+    for (file, days) in [("trzy-dni.xml", 3), ("szesc-dni.xml", 6)] {
+        let filed = (now - chrono::TimeDelta::days(days))
+            .with_timezone(&chrono_tz::Europe::Warsaw)
+            .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
+            .to_string();
+        office
+            .emulator
+            .add_document_json(serde_json::json!({
+                "adres_skrytki": BOX.2,
+                "nazwa_pliku": file,
+                "typ_pliku": "text/xml",
+                "content": base64::engine::general_purpose::STANDARD.encode(&request),
+                "adres_odpowiedzi": "/jan_kowalski/skrytka",
+                "data_nadania": filed,
+                "dane_nadawcy": {"uzytkownik": "jan_kowalski_epuap", "system": null},
+            }))
+            .await;
+    }
+    office.run_once();
+    let pool = office.pool().await;
+    let rows = sqlx::query(
+        "SELECT d.nazwa_pliku, r.status, CAST(r.received_at AS TEXT), CAST(r.stored_at AS TEXT), \
+         CAST(r.deadline_at AS TEXT), r.id \
+         FROM access_request r JOIN inbound_document d ON d.id = r.document_id ORDER BY d.nazwa_pliku",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    let mut six_days_id = 0;
+    for row in &rows {
+        let file: String = row.get(0);
+        let status: String = row.get(1);
+        assert_eq!(status, "awaiting_official", "{file}");
+        let received = parse_time(&row, 2);
+        let stored = parse_time(&row, 3);
+        let deadline = parse_time(&row, 4);
+        let days = if file.starts_with("trzy") { 3 } else { 6 };
+        // The receipt in law is dataNadania (to the millisecond); the storage is now.
+        assert!(
+            (received - (now - chrono::TimeDelta::days(days)))
+                .num_seconds()
+                .abs()
+                <= 1,
+            "{file}: received {received}"
+        );
+        assert!(
+            (stored - now).num_seconds().abs() < 120,
+            "{file}: stored {stored}"
+        );
+        assert_eq!(deadline, received + chrono::TimeDelta::days(7), "{file}");
+        if days == 6 {
+            six_days_id = row.get::<i64, _>(5);
+        }
+    }
+    // The reminder for the request due tomorrow went out on this run, and only that one.
+    let reminders: Vec<String> = office
+        .smtp
+        .messages()
+        .into_iter()
+        .map(|(_, subject, _)| subject)
+        .filter(|subject| subject.contains("Przypomnienie"))
+        .collect();
+    assert_eq!(reminders.len(), 1, "{reminders:?}");
+    assert!(
+        reminders[0].contains(&format!("nr {six_days_id} ")),
+        "{reminders:?}"
+    );
+    // `requests show` calls the receipt "wpłynął" and keeps the storage beside it.
+    let (ok, shown) = office.eurzad(&["requests", "show", &six_days_id.to_string()]);
+    assert!(ok, "{shown}");
+    assert!(
+        shown.contains("wpłynął") && shown.contains("stored by eurzad"),
+        "{shown}"
+    );
+    pool.close().await;
+}
+
+/// A time column as text (SQLite) or a timestamp (PostgreSQL), through the Any driver.
+fn parse_time(row: &sqlx::any::AnyRow, index: usize) -> chrono::DateTime<Utc> {
+    let text: String = row
+        .try_get::<String, _>(index)
+        .unwrap_or_else(|_| panic!("column {index} as text"));
+    chrono::DateTime::parse_from_rfc3339(&text.replace(' ', "T"))
+        .or_else(|_| chrono::DateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f%#z"))
+        .unwrap_or_else(|e| panic!("{text:?}: {e}"))
+        .with_timezone(&Utc)
+}

@@ -84,7 +84,9 @@ async fn office() -> Office {
 /// none before the daemons have made its tables.
 async fn letters(db: &TestDatabase) -> (i64, i64) {
     sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let Ok(pool) = sqlx::AnyPool::connect(&db.url).await else {
+        return (0, 0);
+    };
     let row = sqlx::query(
         "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(attempts - 1), 0) AS BIGINT) \
          FROM outbound_document WHERE status = 'sent'",

@@ -138,11 +138,10 @@ pub(super) async fn provision(
     })
     .await
     .map_err(|e| format!("assessment task failed: {e}"))?;
-    let deadline_at = deadline::deadline(
-        facts.received_at,
-        office.deadline_days,
-        office.deadline_count,
-    );
+    // The deadline runs from the receipt in law, not from when eurzad stored the document:
+    // after an outage of eurzad, the office's days have still been running.
+    let received_at = crate::document::received_in_law(&facts.data_nadania, facts.stored_at);
+    let deadline_at = deadline::deadline(received_at, office.deadline_days, office.deadline_count);
     let zone = office.zone;
     let render = move |row: &RequestRow, kind: &str| {
         let summary = summary(row);
@@ -161,6 +160,7 @@ pub(super) async fn provision(
             &facts,
             request.as_ref(),
             &assessment,
+            received_at,
             deadline_at,
             &notice,
             now,

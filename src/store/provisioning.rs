@@ -194,7 +194,10 @@ macro_rules! activate_in_tx {
 #[derive(Debug, Clone)]
 pub struct ProvisionFacts {
     pub document_id: i64,
-    pub received_at: DateTime<Utc>,
+    /// When eurzad stored the document.
+    pub stored_at: DateTime<Utc>,
+    /// ePUAP's `dataNadania` as it came (the receipt in law, read by the domain).
+    pub data_nadania: String,
     pub content: Vec<u8>,
     pub signed: SignedBy,
     /// The ePUAP user (daneNadawcy.uzytkownik, or the trusted profile's account).
@@ -222,7 +225,10 @@ pub struct RequestRow {
     pub applicant_name: String,
     pub applicant_pesel: String,
     pub applicant_email: Option<String>,
+    /// The receipt in law (ePUAP's `dataNadania`): "wpłynął". The deadline runs from it.
     pub received_at: DateTime<Utc>,
+    /// When eurzad stored the document.
+    pub stored_at: Option<DateTime<Utc>>,
     pub deadline_at: DateTime<Utc>,
     pub reason: String,
     pub decided_by: Option<String>,
@@ -272,7 +278,7 @@ macro_rules! select_requests {
         concat!(
             "SELECT id, document_id, status, COALESCE(applicant_name, ''), COALESCE(applicant_pesel, ''), \
              applicant_email, received_at, deadline_at, COALESCE(reason, ''), decided_by, decided_at, \
-             decision_note, account_id FROM access_request ",
+             decision_note, account_id, stored_at FROM access_request ",
             $rest
         )
     };
@@ -299,6 +305,7 @@ where
         decided_at: row.get(10),
         decision_note: row.get(11),
         account_id: row.get(12),
+        stored_at: row.get(13),
     }
 }
 
@@ -308,7 +315,7 @@ impl Store {
             let row = sqlx::query(
                 "SELECT d.received_at, d.content, d.signature_indication, COALESCE(d.signature_reason, ''), \
                  d.signature_kind, d.signer_pesel, d.signer_qualified, \
-                 COALESCE(d.signer_epuap_account, d.nadawca_uzytkownik), r.id, r.status \
+                 COALESCE(d.signer_epuap_account, d.nadawca_uzytkownik), r.id, r.status, d.data_nadania \
                  FROM inbound_document d LEFT JOIN access_request r ON r.document_id = d.id \
                  WHERE d.id = $1",
             )
@@ -321,7 +328,8 @@ impl Store {
             let status: Option<String> = row.get(9);
             Ok(ProvisionFacts {
                 document_id,
-                received_at: row.get(0),
+                stored_at: row.get(0),
+                data_nadania: row.get(10),
                 content: row.get(1),
                 signed: SignedBy {
                     passed: indication.as_deref() == Some("TOTAL-PASSED"),
@@ -346,6 +354,7 @@ impl Store {
         facts: &ProvisionFacts,
         request: Option<&AccessRequest>,
         assessment: &Assessment,
+        received_at: DateTime<Utc>,
         deadline_at: DateTime<Utc>,
         notice: &Notice<'_>,
         now: DateTime<Utc>,
@@ -360,12 +369,12 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let inserted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO access_request (document_id, received_at, deadline_at, status, applicant_pesel, \
-                 applicant_name, applicant_email, reason, decided_by, decided_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+                 applicant_name, applicant_email, reason, decided_by, decided_at, created_at, updated_at, stored_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) \
                  ON CONFLICT (document_id) DO NOTHING RETURNING id",
             )
             .bind(facts.document_id)
-            .bind(facts.received_at)
+            .bind(received_at)
             .bind(deadline_at)
             .bind(status)
             .bind(applicant.map(|a| a.pesel.clone()))
@@ -375,6 +384,7 @@ impl Store {
             .bind((status != "awaiting_official").then_some(AUTOMATIC))
             .bind((status != "awaiting_official").then_some(now))
             .bind(now)
+            .bind(facts.stored_at)
             .fetch_optional(&mut *tx)
             .await?;
             let Some(request_id) = inserted else {
