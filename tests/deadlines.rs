@@ -100,6 +100,7 @@ async fn waiting_request(store: &Store) -> (i64, DateTime<Utc>) {
             &facts,
             None,
             &assessment,
+            "Jan Kowalski",
             facts.stored_at,
             deadline,
             &notice,

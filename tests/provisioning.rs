@@ -431,14 +431,38 @@ async fn forged_requests_are_rejected_with_their_reason_and_no_account() {
         Some(&role),
     )
     .unwrap();
+    // Each reason in Polish, as a citizen reads it (issue 15, point 5): before, the letter
+    // quoted xmlsec ("the signed data or the signature value was altered: …").
     let forgeries: [(&str, Vec<u8>, &str); 4] = [
-        ("tampered.xml", tampered.into_bytes(), "altered"),
-        ("impostor.xml", by_impostor, "chains to a trust anchor"),
-        ("unsigned.xml", unsigned, "not signed"),
-        ("fake-profile.xml", fake_profile, "pinned certificate"),
+        (
+            "tampered.xml",
+            tampered.into_bytes(),
+            "zmieniona po jego podpisaniu",
+        ),
+        (
+            "impostor.xml",
+            by_impostor,
+            "nie pochodzi od zaufanego wystawcy",
+        ),
+        ("unsigned.xml", unsigned, "dokument nie jest podpisany"),
+        ("fake-profile.xml", fake_profile, "nie złożył system ePUAP"),
     ];
+    // Sent from the ePUAP account of Wojciech Wójcik: ePUAP vouches for that name, whatever
+    // name the form gives (Jan Kowalski).
     for (file, content, _) in &forgeries {
-        office.send(file, content, "/falszerz/skrytka").await;
+        office
+            .emulator
+            .add_document_json(serde_json::json!({
+                "adres_skrytki": BOX.2,
+                "nazwa_pliku": file,
+                "typ_pliku": "text/xml",
+                "content": base64::engine::general_purpose::STANDARD.encode(content),
+                "adres_odpowiedzi": "/falszerz/skrytka",
+                "dane_podmiotu": {"identyfikator": "wwojcik", "typ_osoby": "F", "imie_skrot": "Wojciech",
+                    "nazwisko_nazwa": "Wójcik", "zgoda": true},
+                "dane_nadawcy": {"uzytkownik": "wwojcik", "system": null},
+            }))
+            .await;
     }
     office.run_once();
     let pool = office.pool().await;
@@ -476,6 +500,14 @@ async fn forged_requests_are_rejected_with_their_reason_and_no_account() {
         .await
         .unwrap();
     assert_eq!(letters.len(), forgeries.len());
+    let english = [
+        "xmlSec",
+        "signature",
+        "certificate",
+        "digest",
+        "not signed",
+        "pinned",
+    ];
     for letter in &letters {
         assert_eq!(letter.get::<String, _>(0), "registration_refusal");
         let text = String::from_utf8(letter.get::<Vec<u8>, _>(1)).unwrap();
@@ -483,6 +515,20 @@ async fn forged_requests_are_rejected_with_their_reason_and_no_account() {
             text.contains("Powód: podpis wniosku jest nieprawidłowy"),
             "{text}"
         );
+        // What the citizen reads: the letter without its seal.
+        let readable = &text[..text.find("<ds:Signature").unwrap_or(text.len())];
+        for word in english {
+            assert!(
+                !readable.contains(word),
+                "{word:?} in the letter: {readable}"
+            );
+        }
+        // Addressed as ePUAP vouches, not as the forger typed.
+        assert!(
+            text.contains("<Adresat>Wojciech Wójcik</Adresat>"),
+            "{text}"
+        );
+        assert!(!text.contains("Jan Kowalski"), "{text}");
     }
     let mail = office.smtp.messages();
     assert_eq!(mail.len(), forgeries.len(), "{mail:?}");
@@ -490,6 +536,13 @@ async fn forged_requests_are_rejected_with_their_reason_and_no_account() {
         mail.iter()
             .all(|(_, subject, _)| subject.starts_with("Odrzucono wniosek nr"))
     );
+    for (_, _, body) in &mail {
+        assert!(body.contains("Wojciech Wójcik"), "{body}");
+        assert!(!body.contains("Jan Kowalski"), "{body}");
+        for word in english {
+            assert!(!body.contains(word), "{word:?} in the mail: {body}");
+        }
+    }
     pool.close().await;
     drop(office.dir);
 }

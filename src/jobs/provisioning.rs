@@ -142,6 +142,16 @@ pub(super) async fn provision(
     // after an outage of eurzad, the office's days have still been running.
     let received_at = crate::document::received_in_law(&facts.data_nadania, facts.stored_at);
     let deadline_at = deadline::deadline(received_at, office.deadline_days, office.deadline_count);
+    // Letters and the queue name the applicant as the signature or ePUAP vouch, never only
+    // as the form says.
+    let typed = request
+        .as_ref()
+        .map(|r| format!("{} {}", r.applicant.given_name, r.applicant.surname));
+    let applicant_name = provisioning::applicant_name(
+        facts.signer_name.as_deref().filter(|_| facts.signed.passed),
+        facts.epuap_name.as_deref(),
+        typed.as_deref(),
+    );
     let zone = office.zone;
     let render = move |row: &RequestRow, kind: &str| {
         let summary = summary(row);
@@ -160,6 +170,7 @@ pub(super) async fn provision(
             &facts,
             request.as_ref(),
             &assessment,
+            &applicant_name,
             received_at,
             deadline_at,
             &notice,

@@ -18,13 +18,36 @@ use crate::signature::{self, KindTrust};
 #[derive(Debug, Clone, Default)]
 pub struct SignedBy {
     pub passed: bool,
-    /// The verdict's reason (for a failed signature).
+    /// The verdict's technical reason and sub-indication (for a failed signature): what
+    /// applicants and officials read is [`SignedBy::in_plain_polish`].
     pub reason: String,
+    pub subindication: Option<String>,
     /// `qualified`, `trusted_profile` or `personal`.
     pub kind: Option<String>,
     pub pesel: Option<String>,
     /// The certificate states QcCompliance (qualified kind only).
     pub qualified_certificate: Option<bool>,
+}
+
+impl SignedBy {
+    pub fn in_plain_polish(&self) -> &'static str {
+        signature::in_plain_polish(self.subindication.as_deref(), &self.reason)
+    }
+}
+
+/// The applicant's name as letters and the officials' queue give it: the name the signature
+/// vouches for (a signed identity), else the one ePUAP vouches for (the sender's account),
+/// else the name typed into the form, marked as unconfirmed. A forged request is thus never
+/// answered under a name only its forger typed.
+pub fn applicant_name(signer: Option<&str>, epuap: Option<&str>, typed: Option<&str>) -> String {
+    fn vouched(name: Option<&str>) -> Option<&str> {
+        name.map(str::trim).filter(|n| !n.is_empty())
+    }
+    match (vouched(signer), vouched(epuap), vouched(typed)) {
+        (Some(name), _, _) | (None, Some(name), _) => name.to_string(),
+        (None, None, Some(typed)) => format!("{typed} (podane we wniosku, niepotwierdzone)"),
+        (None, None, None) => "(nie podano, niepotwierdzone)".to_string(),
+    }
 }
 
 /// What to do with a request.
@@ -71,7 +94,7 @@ pub fn assess(
     if !signed.passed {
         return reject(format!(
             "podpis wniosku jest nieprawidłowy: {}",
-            signed.reason
+            signed.in_plain_polish()
         ));
     }
     let request = match form {
@@ -150,9 +173,19 @@ fn check_representation(
     if !verdict.passed() {
         return not_proven(&format!(
             "podpis upoważnienia jest nieprawidłowy: {}",
-            verdict.reason
+            verdict.in_plain_polish()
         ));
     }
+    // From here on the authorization is genuinely signed: its term bounds any grant, also
+    // one an official approves after it failed another check (it is never widened).
+    let not_proven = |proof: &str| {
+        outcome(
+            false,
+            proof.to_string(),
+            Some(authorization.valid_from),
+            authorization.valid_to,
+        )
+    };
     let identity = verdict.identity.unwrap_or_default();
     let signed_by_principal = match (&represented.party.kind, &represented.party.id) {
         (PartyKind::Natural, PartyId::Pesel(pesel)) => identity.pesel.as_ref() == Some(pesel),
@@ -196,6 +229,51 @@ fn check_representation(
     )
 }
 
+/// How long a representation holds: from a day, until a day (inclusive) or without end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Term {
+    pub from: NaiveDate,
+    pub to: Option<NaiveDate>,
+}
+
+impl Term {
+    /// The days both terms cover: a grant is never wider than any of its proofs.
+    pub fn within(self, bound: Term) -> Term {
+        Term {
+            from: self.from.max(bound.from),
+            to: match (self.to, bound.to) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+
+    /// Whether the term has ended before `day` (or never begins: it ends before it starts).
+    pub fn ended_before(self, day: NaiveDate) -> bool {
+        self.to.is_some_and(|to| to < day || to < self.from)
+    }
+}
+
+impl std::fmt::Display for Term {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.to {
+            Some(to) => write!(f, "{}..{}", self.from, to),
+            None => write!(f, "{}.. (bezterminowo)", self.from),
+        }
+    }
+}
+
+/// The term an approved representation is granted for: the attached authorization's term
+/// (`proof`, when one was read and verified), within the term an official gives (`official`,
+/// for an authorization seen on paper). With neither, there is nothing to bound it by, and
+/// the official must give one.
+pub fn granted_term(proof: Option<Term>, official: Option<Term>) -> Option<Term> {
+    match (proof, official) {
+        (Some(proof), Some(official)) => Some(official.within(proof)),
+        (proof, official) => proof.or(official),
+    }
+}
+
 /// What a UPD (urzędowe poświadczenie doręczenia) from ePUAP certifies: the document it
 /// names (`IdentyfikatorDokumentu`, our `EUR.<request>` reference) and when it was opened
 /// (`DataOdbioru`, if given). The UPD must be sealed by `epuap_certificate`; only the signed
@@ -227,4 +305,58 @@ pub fn read_upd(
     let reference =
         field("IdentyfikatorDokumentu").ok_or("the UPD names no IdentyfikatorDokumentu")?;
     Ok((reference, field("DataOdbioru")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn the_name_comes_from_whoever_vouches_for_it() {
+        assert_eq!(
+            applicant_name(
+                Some("Anna Wiśniewska"),
+                Some("Anna W."),
+                Some("Wojciech Wójcik")
+            ),
+            "Anna Wiśniewska"
+        );
+        assert_eq!(
+            applicant_name(None, Some("Jan Kowalski"), Some("Wojciech Wójcik")),
+            "Jan Kowalski"
+        );
+        assert_eq!(
+            applicant_name(None, Some(" "), Some("Wojciech Wójcik")),
+            "Wojciech Wójcik (podane we wniosku, niepotwierdzone)"
+        );
+    }
+
+    #[test]
+    fn a_grant_is_never_wider_than_its_proof() {
+        let proof = Term {
+            from: day("2025-10-28"),
+            to: Some(day("2026-11-26")),
+        };
+        assert_eq!(granted_term(Some(proof), None), Some(proof));
+        let official = Term {
+            from: day("2026-01-01"),
+            to: None,
+        };
+        assert_eq!(
+            granted_term(Some(proof), Some(official)),
+            Some(Term {
+                from: day("2026-01-01"),
+                to: Some(day("2026-11-26"))
+            })
+        );
+        assert_eq!(granted_term(None, Some(official)), Some(official));
+        assert_eq!(granted_term(None, None), None);
+        assert!(proof.ended_before(day("2026-12-02")));
+        assert!(!proof.ended_before(day("2026-11-26")));
+        assert!(!official.ended_before(day("2099-01-01")));
+    }
 }

@@ -164,9 +164,46 @@ pub fn verify_by_kind(bytes: &[u8], trust: &KindTrust, at: DateTime<Utc>) -> Ver
     }
 }
 
+/// Why a signature was not accepted, in words a citizen understands (Polish), for letters
+/// and officials' mail; the technical reason stays in the verdict and the logs.
+pub fn in_plain_polish(subindication: Option<&str>, reason: &str) -> &'static str {
+    match subindication {
+        _ if reason.contains("not signed") => "dokument nie jest podpisany",
+        _ if reason.contains("pinned certificate") => {
+            "dokument podaje się za podpisany profilem zaufanym, ale tego podpisu nie złożył system ePUAP"
+        }
+        Some("HASH_FAILURE") => "treść dokumentu została zmieniona po jego podpisaniu",
+        Some("SIG_CRYPTO_FAILURE") => {
+            "podpis nie zgadza się z treścią dokumentu (dokument mógł zostać zmieniony po podpisaniu)"
+        }
+        Some("SIGNED_DATA_NOT_FOUND") => "podpis nie obejmuje treści dokumentu",
+        Some("SIG_CONSTRAINTS_FAILURE") => {
+            "podpis wykonano w sposób, którego urząd nie przyjmuje (np. przestarzałym algorytmem)"
+        }
+        Some("NO_SIGNING_CERTIFICATE_FOUND") => {
+            "podpis nie wskazuje certyfikatu osoby podpisującej"
+        }
+        Some("NO_CERTIFICATE_CHAIN_FOUND") => {
+            "podpis nie pochodzi od zaufanego wystawcy: nie jest to podpis zaufany, kwalifikowany ani osobisty, który urząd może potwierdzić"
+        }
+        Some("REVOKED_NO_POE") => "certyfikat podpisu został unieważniony",
+        Some("OUT_OF_BOUNDS_NO_POE") => "certyfikat podpisu nie był ważny w chwili podpisania",
+        Some("REVOCATION_OUT_OF_BOUNDS_NO_POE" | "TRY_LATER") => {
+            "nie udało się sprawdzić, czy certyfikat podpisu nie został unieważniony"
+        }
+        Some("FORMAT_FAILURE") => "dokument lub podpis ma nieprawidłową budowę",
+        _ => "podpisu nie udało się potwierdzić",
+    }
+}
+
 impl Verdict {
     pub fn passed(&self) -> bool {
         self.indication == Indication::TotalPassed
+    }
+
+    /// Why the signature was not accepted, in plain Polish ([`in_plain_polish`]).
+    pub fn in_plain_polish(&self) -> &'static str {
+        in_plain_polish(self.subindication, &self.reason)
     }
 
     fn failed(profile: Profile, sub: &'static str, reason: impl Into<String>) -> Verdict {

@@ -198,6 +198,10 @@ pub struct ProvisionFacts {
     pub stored_at: DateTime<Utc>,
     /// ePUAP's `dataNadania` as it came (the receipt in law, read by the domain).
     pub data_nadania: String,
+    /// The signer's name from signed content (a passed signature only).
+    pub signer_name: Option<String>,
+    /// The sender's name as ePUAP gives it (`danePodmiotu`).
+    pub epuap_name: Option<String>,
     pub content: Vec<u8>,
     pub signed: SignedBy,
     /// The ePUAP user (daneNadawcy.uzytkownik, or the trusted profile's account).
@@ -315,7 +319,10 @@ impl Store {
             let row = sqlx::query(
                 "SELECT d.received_at, d.content, d.signature_indication, COALESCE(d.signature_reason, ''), \
                  d.signature_kind, d.signer_pesel, d.signer_qualified, \
-                 COALESCE(d.signer_epuap_account, d.nadawca_uzytkownik), r.id, r.status, d.data_nadania \
+                 COALESCE(d.signer_epuap_account, d.nadawca_uzytkownik), r.id, r.status, d.data_nadania, \
+                 d.signature_subindication, \
+                 NULLIF(TRIM(COALESCE(d.signer_given_name, '') || ' ' || COALESCE(d.signer_surname, '')), ''), \
+                 NULLIF(TRIM(COALESCE(d.podmiot_imie_skrot, '') || ' ' || COALESCE(d.podmiot_nazwisko_nazwa, '')), '') \
                  FROM inbound_document d LEFT JOIN access_request r ON r.document_id = d.id \
                  WHERE d.id = $1",
             )
@@ -330,10 +337,13 @@ impl Store {
                 document_id,
                 stored_at: row.get(0),
                 data_nadania: row.get(10),
+                signer_name: row.get(12),
+                epuap_name: row.get(13),
                 content: row.get(1),
                 signed: SignedBy {
                     passed: indication.as_deref() == Some("TOTAL-PASSED"),
                     reason: row.get(3),
+                    subindication: row.get(11),
                     kind: row.get(4),
                     pesel: row.get(5),
                     qualified_certificate: row.get(6),
@@ -354,6 +364,7 @@ impl Store {
         facts: &ProvisionFacts,
         request: Option<&AccessRequest>,
         assessment: &Assessment,
+        applicant_name: &str,
         received_at: DateTime<Utc>,
         deadline_at: DateTime<Utc>,
         notice: &Notice<'_>,
@@ -378,7 +389,7 @@ impl Store {
             .bind(deadline_at)
             .bind(status)
             .bind(applicant.map(|a| a.pesel.clone()))
-            .bind(applicant.map(|a| format!("{} {}", a.given_name, a.surname)))
+            .bind(applicant_name)
             .bind(applicant.and_then(|a| a.email.clone()))
             .bind(&reason)
             .bind((status != "awaiting_official").then_some(AUTOMATIC))
