@@ -765,9 +765,9 @@ async fn the_deadline_runs_from_data_nadania_not_from_storage() {
         let file: String = row.get(0);
         let status: String = row.get(1);
         assert_eq!(status, "awaiting_official", "{file}");
-        let received = parse_time(&row, 2);
-        let stored = parse_time(&row, 3);
-        let deadline = parse_time(&row, 4);
+        let received = parse_time(row, 2);
+        let stored = parse_time(row, 3);
+        let deadline = parse_time(row, 4);
         let days = if file.starts_with("trzy") { 3 } else { 6 };
         // The receipt in law is dataNadania (to the millisecond); the storage is now.
         assert!(
