@@ -159,6 +159,13 @@ enum RequestsAction {
         /// Who decides (default: $SUDO_USER, else $USER).
         #[arg(long = "as")]
         official: Option<String>,
+        /// The first day of an authorization seen outside the request (on paper): required
+        /// for a representation without an attached authorization, and bounds every grant.
+        #[arg(long)]
+        valid_from: Option<chrono::NaiveDate>,
+        /// Its last day (none: without end).
+        #[arg(long, requires = "valid_from")]
+        valid_to: Option<chrono::NaiveDate>,
     },
     /// Reject a request awaiting an official: the reason is sent to the applicant.
     Reject {
@@ -826,9 +833,16 @@ async fn requests(config: &Config, action: RequestsAction) -> anyhow::Result<Exi
             }
             Ok(())
         }
-        RequestsAction::Approve { id, note, official } => {
+        RequestsAction::Approve {
+            id,
+            note,
+            official,
+            valid_from,
+            valid_to,
+        } => {
             let registry = config.forms.registry();
-            requests::decide(&store, &registry, id, true, &who(official), &note)
+            let term = valid_from.map(|from| eurzad::provisioning::Term { from, to: valid_to });
+            requests::decide(&store, &registry, id, true, &who(official), &note, term)
                 .await
                 .map(|()| {
                     println!(
@@ -842,7 +856,7 @@ async fn requests(config: &Config, action: RequestsAction) -> anyhow::Result<Exi
             official,
         } => {
             let registry = config.forms.registry();
-            requests::decide(&store, &registry, id, false, &who(official), &reason)
+            requests::decide(&store, &registry, id, false, &who(official), &reason, None)
                 .await
                 .map(|()| {
                     println!(

@@ -5,6 +5,7 @@
 use chrono::Utc;
 
 use crate::forms::{Form, Registry};
+use crate::provisioning::Term;
 use crate::store::{RequestRow, RequestedRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +44,10 @@ pub async fn show(
 }
 
 /// Approves (`reason` is the official's note) or rejects (`reason` is required and goes to
-/// the applicant) a request that awaits an official.
+/// the applicant) a request that awaits an official. `term` is the term of an authorization
+/// the official saw outside the request (on paper): it bounds every representation granted,
+/// and is required for those without an attached authorization. A representation is never
+/// granted beyond its attached authorization's term.
 pub async fn decide(
     store: &Store,
     registry: &Registry,
@@ -51,7 +55,17 @@ pub async fn decide(
     approve: bool,
     official: &str,
     reason: &str,
+    term: Option<Term>,
 ) -> Result<(), RequestsError> {
+    if let Some(term) = term
+        && term.to.is_some_and(|to| to < term.from)
+    {
+        return Err(RequestsError::Invalid(format!(
+            "--valid-to {} is before --valid-from {}",
+            term.to.unwrap_or(term.from),
+            term.from
+        )));
+    }
     if official.trim().is_empty() {
         return Err(RequestsError::Invalid(
             "--as: who decides must be named".into(),
@@ -76,6 +90,7 @@ pub async fn decide(
             reason,
             request.as_ref(),
             facts.epuap_user.as_deref(),
+            term.filter(|_| approve),
             Utc::now(),
         )
         .await?;

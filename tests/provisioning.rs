@@ -819,3 +819,202 @@ fn parse_time(row: &sqlx::any::AnyRow, index: usize) -> chrono::DateTime<Utc> {
         .unwrap_or_else(|e| panic!("{text:?}: {e}"))
         .with_timezone(&Utc)
 }
+
+/// The request for the company and Anna Nowak, with Anna's authorization (signed by her) in
+/// force from `from` to `to`.
+fn request_with_anna_in_term(from: &str, to: &str) -> Vec<u8> {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let mut text = String::from_utf8(read("forms/wniosek-za-firme-i-osobe.xml")).unwrap();
+    let anna = String::from_utf8(read("forms/upowaznienie-anna-nowak.xml")).unwrap();
+    let in_term = anna
+        .replace(
+            "<WaznyOd>2026-11-01</WaznyOd>",
+            &format!("<WaznyOd>{from}</WaznyOd>"),
+        )
+        .replace(
+            "<WaznyDo>2027-10-31</WaznyDo>",
+            &format!("<WaznyDo>{to}</WaznyDo>"),
+        )
+        .replace(
+            "<DataUpowaznienia>2026-11-01</DataUpowaznienia>",
+            &format!("<DataUpowaznienia>{from}</DataUpowaznienia>"),
+        );
+    assert_ne!(in_term, anna);
+    for (unsigned, signed) in [
+        (
+            read("forms/upowaznienie-firma.xml"),
+            sealed(&read("forms/upowaznienie-firma.xml"), "firma-zarzad"),
+        ),
+        (
+            anna.clone().into_bytes(),
+            sealed(in_term.as_bytes(), "anna-nowak"),
+        ),
+    ] {
+        assert!(text.contains(&b64(&unsigned)));
+        text = text.replace(&b64(&unsigned), &b64(&signed));
+    }
+    sealed(text.as_bytes(), "jan-kowalski")
+}
+
+/// Issue 15, point 9: an authorization that ran from 2025-10-28 to 2026-11-26, assessed after
+/// it ended, waits for an official; when the official approves, the agent must not see the
+/// principal's taxes. Before, the approval stored the representation valid from the decision
+/// day without end, and Jan saw Anna's property tax (account K4) in portal_liabilities.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_never_grants_beyond_the_authorizations_term() {
+    let office = Office::start().await;
+    // A copy of the hand-checked registers: a sync moves the files it applied.
+    let drop_dir = office.dir.path().join("import");
+    std::fs::create_dir_all(&drop_dir).unwrap();
+    for entry in std::fs::read_dir(fixture("registers/basic")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            std::fs::copy(&path, drop_dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let mut config = std::fs::read_to_string(&office.config).unwrap();
+    config.push_str(&format!(
+        "\n[registers]\ndrop_dir = \"{}\"\n",
+        drop_dir.display()
+    ));
+    std::fs::write(&office.config, config).unwrap();
+    let ended = request_with_anna_in_term("2025-10-28", "2026-11-26");
+    office
+        .send("wniosek.xml", &ended, "/jan_kowalski/skrytka")
+        .await;
+    office.run_once();
+    let (ok, out) = office.eurzad(&["sync", "--full"]);
+    assert!(ok, "{out}");
+    let pool = office.pool().await;
+    let (id, reason): (i64, String) = {
+        let row = sqlx::query("SELECT id, reason FROM access_request")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(
+        reason.contains("upoważnienie nie obowiązuje w dniu rozpatrzenia"),
+        "{reason}"
+    );
+    let (ok, out) = office.eurzad(&[
+        "requests",
+        "approve",
+        &id.to_string(),
+        "--as",
+        "Anna Urzędniczka",
+    ]);
+    assert!(ok, "{out}");
+    office.run_once();
+    let jan: i64 = sqlx::query("SELECT id FROM account WHERE pesel = '85031412347'")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    let visible: Vec<String> = sqlx::query(
+        "SELECT DISTINCT account_id FROM portal_liabilities WHERE viewer_account_id = $1 ORDER BY account_id",
+    )
+    .bind(jan)
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    assert!(
+        visible.contains(&"K1".to_string()),
+        "Jan sees his own: {visible:?}"
+    );
+    assert!(
+        !visible.contains(&"K4".to_string()),
+        "Anna's property tax (K4) through an authorization that ended: {visible:?}"
+    );
+    // Not granted, and the audit log says why; the company's proven one is granted.
+    let anna: i64 = scalar_i64(
+        &pool,
+        "SELECT COUNT(*) FROM representation WHERE principal_id = '90010112349'",
+    )
+    .await;
+    assert_eq!(anna, 0);
+    let refused = scalar_i64(
+        &pool,
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'representation_not_granted' \
+         AND detail LIKE '%2025-10-28..2026-11-26%'",
+    )
+    .await;
+    assert_eq!(refused, 1);
+    assert_eq!(
+        scalar_i64(
+            &pool,
+            "SELECT COUNT(*) FROM representation WHERE principal_id = '5252955037'"
+        )
+        .await,
+        1
+    );
+    pool.close().await;
+}
+
+/// An authorization the official saw on paper (none attached): the official must give its
+/// term, the grant holds for that term only, and the audit log records it.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_an_attached_authorization_the_official_gives_the_term() {
+    let office = Office::start().await;
+    // Jan asks to represent the company and Anna, naming no attached authorization (they
+    // were shown at the office).
+    let text = String::from_utf8(read("forms/wniosek-za-firme-i-osobe.xml"))
+        .unwrap()
+        .replace("<Zalacznik>upowaznienie-firma.xml</Zalacznik>", "")
+        .replace("<Zalacznik>upowaznienie-anna-nowak.xml</Zalacznik>", "");
+    let request = sealed(text.as_bytes(), "jan-kowalski");
+    office
+        .send("wniosek.xml", &request, "/jan_kowalski/skrytka")
+        .await;
+    office.run_once();
+    let pool = office.pool().await;
+    let id: i64 = scalar_i64(&pool, "SELECT id FROM access_request").await;
+    let (ok, out) = office.eurzad(&[
+        "requests",
+        "approve",
+        &id.to_string(),
+        "--as",
+        "Anna Urzędniczka",
+    ]);
+    assert!(!ok && out.contains("--valid-from"), "{out}");
+    assert_eq!(
+        scalar_i64(&pool, "SELECT COUNT(*) FROM account").await,
+        0,
+        "nothing changed"
+    );
+    let (ok, out) = office.eurzad(&[
+        "requests",
+        "approve",
+        &id.to_string(),
+        "--as",
+        "Anna Urzędniczka",
+        "--valid-from",
+        "2026-11-01",
+        "--valid-to",
+        "2027-01-31",
+    ]);
+    assert!(ok, "{out}");
+    let row = sqlx::query(
+        "SELECT CAST(valid_from AS TEXT), CAST(valid_to AS TEXT) FROM representation WHERE principal_id = '90010112349'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (row.get::<String, _>(0), row.get::<String, _>(1)),
+        ("2026-11-01".to_string(), "2027-01-31".to_string())
+    );
+    assert_eq!(
+        scalar_i64(
+            &pool,
+            "SELECT COUNT(*) FROM audit_log WHERE actor = 'Anna Urzędniczka' AND action = 'approved' \
+             AND detail LIKE '%term given by the official: 2026-11-01..2027-01-31%'",
+        )
+        .await,
+        1
+    );
+    pool.close().await;
+}

@@ -44,7 +44,13 @@ struct Office {
 /// The emulator with `REPLIES` unsigned requests in box A and `nadaj` answering after
 /// 200 ms; one database; two daemon configurations on it with a 1 s lease (a batch of 32
 /// replies takes over 6 s), one pulling box A, the other the empty box B.
-async fn office() -> Office {
+async fn office() -> Option<Office> {
+    if std::env::var_os("EURZAD_TEST_POSTGRES_URL").is_none() {
+        // Several daemons on one database is a PostgreSQL set-up (docs/inbox.md); `.ci/run`
+        // runs this file in its PostgreSQL pass.
+        eprintln!("two daemons share a PostgreSQL database: set EURZAD_TEST_POSTGRES_URL");
+        return None;
+    }
     let dir = tempfile::tempdir().unwrap();
     let emulator = EmulatorProcess::start(&dir.path().join("emulator"), &[BOX_A, BOX_B], &[]);
     for n in 0..REPLIES {
@@ -72,12 +78,12 @@ async fn office() -> Office {
         std::fs::write(&config, text).unwrap();
         config
     });
-    Office {
+    Some(Office {
         emulator,
         db,
         configs,
         dir,
-    }
+    })
 }
 
 /// Letters sent, and the resends counted (attempts beyond the first), from the database;
@@ -125,7 +131,9 @@ async fn wait_for_all_letters(db: &TestDatabase, timeout: Duration) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_daemons_send_each_letter_once() {
-    let office = office().await;
+    let Some(office) = office().await else {
+        return;
+    };
     let mut daemons = [0, 1].map(|i| {
         spawn_daemon(
             &office.configs[i],
@@ -156,7 +164,9 @@ async fn two_daemons_send_each_letter_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_daemon_killed_halfway_leaves_its_jobs_to_the_other() {
-    let office = office().await;
+    let Some(office) = office().await else {
+        return;
+    };
     let mut first = spawn_daemon(&office.configs[0], &office.dir.path().join("daemon-0.log"));
     let mut second = spawn_daemon(&office.configs[1], &office.dir.path().join("daemon-1.log"));
     wait_until(
@@ -182,7 +192,7 @@ async fn a_daemon_killed_halfway_leaves_its_jobs_to_the_other() {
         "{extra} duplicate letter(s) at ePUAP, {resends} counted resend(s)"
     );
     println!(
-        "{} on {}: {REPLIES} letters, {resends} resend(s) after the kill, {extra} duplicate(s)",
-        "SIGKILL halfway", office.db.kind
+        "SIGKILL halfway on {}: {REPLIES} letters, {resends} resend(s) after the kill, {extra} duplicate(s)",
+        office.db.kind
     );
 }

@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::{Begin, Claim, FINISH_JOB, Store, StoreError};
 use crate::forms::{AccessRequest, PartyKind};
-use crate::provisioning::{Assessment, Decision, SignedBy};
+use crate::provisioning::{Assessment, Decision, SignedBy, Term, granted_term};
 
 /// A decided request whose letter went out is `replied` (binds: now, request id).
 const MARK_REPLIED: &str = "UPDATE access_request SET status = 'replied', updated_at = $1 \
@@ -107,7 +107,7 @@ macro_rules! audit_in_tx {
 /// Makes (or updates) the applicant's account, links the request to it, and makes the
 /// request's representations (only the proven ones unless an official approves them all).
 macro_rules! activate_in_tx {
-    ($tx:expr, $request_id:expr, $document_id:expr, $applicant:expr, $epuap_user:expr, $actor:expr, $now:expr, $only_proven:expr) => {{
+    ($tx:expr, $request_id:expr, $document_id:expr, $applicant:expr, $epuap_user:expr, $actor:expr, $now:expr, $only_proven:expr, $official_term:expr) => {{
         let applicant = $applicant;
         let account_id: i64 = sqlx::query_scalar(
             "INSERT INTO account (pesel, epuap_user_id, given_name, surname, email, status, created_at, updated_at) \
@@ -147,6 +147,22 @@ macro_rules! activate_in_tx {
             }
             let valid_from: Option<NaiveDate> = r.get(6);
             let valid_to: Option<NaiveDate> = r.get(7);
+            // Never wider than the proof: the attached authorization's term, within the
+            // official's; without either there is nothing to bound the grant by.
+            let proof = valid_from.map(|from| Term { from, to: valid_to });
+            let official_term: Option<Term> = $official_term;
+            let Some(term) = granted_term(proof, official_term) else {
+                return Err(StoreError::Conflict(format!(
+                    "request {}: the representation of {} ({} {}) has no attached authorization: \
+                     give the term of the authorization you saw (--valid-from, and --valid-to unless it has no end)",
+                    $request_id, r.get::<String, _>(1), r.get::<String, _>(2), r.get::<String, _>(3)
+                )));
+            };
+            if term.ended_before($now.date_naive()) {
+                audit_in_tx!($tx, $actor, "representation_not_granted", &format!("access_request:{}", $request_id),
+                    &format!("{} {}: the authorization's term {term} has ended", r.get::<String, _>(2), r.get::<String, _>(3)), $now);
+                continue;
+            }
             let representation_id: i64 = sqlx::query_scalar(
                 "INSERT INTO representation (agent_account_id, principal_kind, principal_name, principal_id_type, \
                  principal_id, basis, valid_from, valid_to, status, source_request_id, source_document_id, \
@@ -163,8 +179,8 @@ macro_rules! activate_in_tx {
             .bind(r.get::<String, _>(2))
             .bind(r.get::<String, _>(3))
             .bind(r.get::<String, _>(5))
-            .bind(valid_from.unwrap_or($now.date_naive()))
-            .bind(valid_to)
+            .bind(term.from)
+            .bind(term.to)
             .bind($request_id)
             .bind($document_id)
             .bind($actor)
@@ -184,7 +200,8 @@ macro_rules! activate_in_tx {
                     .await?;
             }
             audit_in_tx!($tx, $actor, "representation_granted", &format!("representation:{representation_id}"),
-                &format!("{} {} for account {account_id}: {scope}", r.get::<String, _>(2), r.get::<String, _>(3)), $now);
+                &format!("{} {} for account {account_id}: {scope}, valid {term}{}", r.get::<String, _>(2), r.get::<String, _>(3),
+                    if proof.is_some() { " (bounded by the attached authorization)" } else { " (the term the official gave)" }), $now);
         }
         account_id
     }};
@@ -435,7 +452,7 @@ impl Store {
             audit_in_tx!(tx, AUTOMATIC, status, &subject, &reason, now);
             if status == "approved" {
                 let applicant = applicant.expect("an approved request was read");
-                activate_in_tx!(tx, request_id, facts.document_id, applicant, facts.epuap_user.as_deref(), AUTOMATIC, now, true);
+                activate_in_tx!(tx, request_id, facts.document_id, applicant, facts.epuap_user.as_deref(), AUTOMATIC, now, true, None);
             }
             if status != "awaiting_official" {
                 enqueue_in_tx!(tx, "reply", request_id.to_string(), now);
@@ -468,6 +485,7 @@ impl Store {
         text: &str,
         request: Option<&AccessRequest>,
         epuap_user: Option<&str>,
+        term: Option<Term>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
@@ -501,8 +519,12 @@ impl Store {
                 .bind(request_id)
                 .execute(&mut *tx)
                 .await?;
-                activate_in_tx!(tx, request_id, document_id, applicant, epuap_user, official, now, false);
-                audit_in_tx!(tx, official, "approved", &subject, text, now);
+                activate_in_tx!(tx, request_id, document_id, applicant, epuap_user, official, now, false, term);
+                let note = match term {
+                    Some(term) => format!("{text} [term given by the official: {term}]"),
+                    None => text.to_string(),
+                };
+                audit_in_tx!(tx, official, "approved", &subject, &note, now);
             } else {
                 sqlx::query(
                     "UPDATE access_request SET status = 'rejected', reason = $3, decided_by = $1, decided_at = $2, \
