@@ -44,6 +44,8 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub database: DatabaseConfig,
+    /// Needed by the daemon only: a configuration for `eurzad sync` alone may leave it out.
+    #[serde(default)]
     pub epuap: EpuapConfig,
     #[serde(default)]
     pub emulator: EmbeddedEmulatorConfig,
@@ -117,6 +119,8 @@ pub fn redact_url(url: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct EpuapConfig {
     /// `embedded`, or a base URL under which `/pk_external_ws/services/{pull,skrytka,…}` live.
+    /// Empty (no `[epuap]` table) only in a configuration for commands that reach no ePUAP.
+    #[serde(default)]
     pub endpoint: String,
     #[serde(default)]
     pub wss_certificate: Option<String>,
@@ -148,6 +152,60 @@ pub struct EpuapConfig {
     pub clock_skew: Duration,
     #[serde(default)]
     pub boxes: Vec<BoxConfig>,
+}
+
+impl Default for EpuapConfig {
+    fn default() -> Self {
+        EpuapConfig {
+            endpoint: String::new(),
+            wss_certificate: None,
+            wss_private_key: None,
+            server_certificate: None,
+            poll_interval: default_poll_interval(),
+            request_timeout: default_request_timeout(),
+            connect_timeout: default_connect_timeout(),
+            max_attempts: default_max_attempts(),
+            backoff_initial: default_backoff_initial(),
+            backoff_max: default_backoff_max(),
+            skrot: SkrotAlgorithm::default(),
+            max_document_bytes: default_max_document_bytes(),
+            clock_skew: default_clock_skew(),
+            boxes: Vec::new(),
+        }
+    }
+}
+
+/// The parts of a configuration a command uses. Each command checks only its own parts, so
+/// that, say, a configuration for `eurzad sync` alone need not name an ePUAP box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// `[database]` (every command that opens the database).
+    Database,
+    /// `[epuap]`: the endpoint, the boxes, the office's keys.
+    Epuap,
+    /// `[trust]`: the anchors, the trusted list, the CRLs, the seals.
+    Trust,
+    /// `[registers]`: schedules and interest.
+    Registers,
+    /// `[notify]`: addresses, SMTP, the digest, the time zone.
+    Notify,
+    /// `[provisioning]`: the seal key and the letter kinds.
+    Provisioning,
+    /// `[portal]`: the read API's token.
+    Portal,
+}
+
+impl Part {
+    /// Everything: what the daemon (and `eurzad check`) use.
+    pub const ALL: [Part; 7] = [
+        Part::Database,
+        Part::Epuap,
+        Part::Trust,
+        Part::Registers,
+        Part::Notify,
+        Part::Provisioning,
+        Part::Portal,
+    ];
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -569,7 +627,8 @@ pub enum Endpoint {
 }
 
 impl Config {
-    /// Loads `path`, or the embedded default when `None`, and validates it.
+    /// Loads `path`, or the embedded default when `None`: parsed, with its secrets read and
+    /// its `[log]` checked. Each command then checks the parts it uses ([`Config::check`]).
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let (source, text) = match path {
             Some(path) => {
@@ -608,7 +667,26 @@ impl Config {
                 .trim()
                 .to_string();
         }
-        config.validate()?;
+        if !matches!(config.log.format.as_str(), "text" | "json") {
+            return Err(config.invalid(
+                "log.format",
+                format!("{:?}: expected \"text\" or \"json\"", config.log.format),
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Loads as [`Config::load`] does and checks the `parts` a command uses.
+    pub fn load_for(path: Option<&Path>, parts: &[Part]) -> Result<Config, ConfigError> {
+        let config = Config::load(path)?;
+        config.check(parts)?;
+        Ok(config)
+    }
+
+    /// [`Config::from_toml`], checked as the daemon's start checks it: every part.
+    pub fn daemon_from_toml(source: &str, text: &str) -> Result<Config, ConfigError> {
+        let config = Config::from_toml(source, text)?;
+        config.check(&Part::ALL)?;
         Ok(config)
     }
 
@@ -620,7 +698,29 @@ impl Config {
         }
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// The checks of the parts a command uses (each error names the key).
+    pub fn check(&self, parts: &[Part]) -> Result<(), ConfigError> {
+        for part in parts {
+            match part {
+                Part::Database => self.check_database()?,
+                Part::Epuap => self.check_epuap()?,
+                Part::Trust => {
+                    self.inbound_trust_after(None)?;
+                }
+                Part::Registers => {
+                    crate::sync::schedules(self).map_err(|e| self.invalid(&e.key, e.message))?;
+                }
+                Part::Notify => self.check_notify()?,
+                Part::Provisioning => self.check_provisioning()?,
+                Part::Portal => {
+                    self.portal_token()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_database(&self) -> Result<(), ConfigError> {
         let url = &self.database.url;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -634,6 +734,10 @@ impl Config {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    fn check_epuap(&self) -> Result<(), ConfigError> {
         self.endpoint()?;
         if self.epuap.boxes.is_empty() {
             return Err(self.invalid(
@@ -667,22 +771,26 @@ impl Config {
         if self.epuap.poll_interval.is_zero() {
             return Err(self.invalid("epuap.poll_interval", "must be longer than zero"));
         }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(self.invalid(
-                "log.format",
-                format!("{:?}: expected \"text\" or \"json\"", self.log.format),
-            ));
-        }
-        self.inbound_trust_after(None)?;
-        crate::sync::schedules(self).map_err(|e| self.invalid(&e.key, e.message))?;
-        crate::notify::schedule::Schedule::new(&self.notify.digest_cron, &self.notify.timezone)
-            .map_err(|e| self.invalid("notify.digest_cron", e.to_string()))?;
         if self.endpoint()? != Endpoint::Embedded {
             self.office_key()?;
             self.server_certificate()?;
         }
-        // What the daemon needs once it runs, checked now: a mistake here must stop the
-        // start before the database is opened, not after the boxes were drained.
+        Ok(())
+    }
+
+    fn check_notify(&self) -> Result<(), ConfigError> {
+        crate::notify::schedule::Schedule::new(&self.notify.digest_cron, &self.notify.timezone)
+            .map_err(|e| self.invalid("notify.digest_cron", e.to_string()))?;
+        crate::notify::check_addresses(self)?;
+        crate::notify::check_smtp(self)?;
+        chrono::TimeDelta::from_std(self.notify.reminder_before)
+            .map_err(|_| self.invalid("notify.reminder_before", "too long"))?;
+        Ok(())
+    }
+
+    fn check_provisioning(&self) -> Result<(), ConfigError> {
+        // What the daemon needs once it runs, checked at the start: a mistake here must stop
+        // the start before the database is opened, not after the boxes were drained.
         self.seal_key()?;
         for kind in &self.provisioning.proof_of_delivery {
             if !PROOF_KINDS.contains(&kind.as_str()) {
@@ -695,11 +803,6 @@ impl Config {
                 ));
             }
         }
-        crate::notify::check_addresses(self)?;
-        crate::notify::check_smtp(self)?;
-        chrono::TimeDelta::from_std(self.notify.reminder_before)
-            .map_err(|_| self.invalid("notify.reminder_before", "too long"))?;
-        self.portal_token()?;
         Ok(())
     }
 
@@ -821,7 +924,7 @@ impl Config {
     /// profile sealed by its own demo key: a key whose private half is public (it is in the
     /// repository and the binary).
     pub fn trusts_demo_seal(&self) -> Result<bool, ConfigError> {
-        Ok(self.endpoint()? == Endpoint::Embedded)
+        Ok(self.epuap.endpoint.trim() == "embedded")
     }
 
     /// The trust for the documents this configuration's ePUAP delivers: [`Config::kind_trust_after`],
@@ -960,6 +1063,12 @@ impl Config {
         if value == "embedded" {
             return Ok(Endpoint::Embedded);
         }
+        if value.is_empty() {
+            return Err(self.invalid(
+                "epuap.endpoint",
+                "not set: \"embedded\", or ePUAP's base URL (https://ws.epuap.gov.pl)",
+            ));
+        }
         let url = reqwest::Url::parse(value).map_err(|e| {
             self.invalid(
                 "epuap.endpoint",
@@ -1059,7 +1168,7 @@ mod tests {
     #[test]
     fn errors_name_the_file_and_key() {
         let base = "[database]\nurl = \"sqlite://x.db\"\n[[epuap.boxes]]\npodmiot=\"a\"\nnazwa=\"b\"\nadres=\"/a/b\"\n";
-        let err = Config::from_toml(
+        let err = Config::daemon_from_toml(
             "t.toml",
             &format!("{base}[epuap]\nendpoint = \"ftp://x\"\n"),
         )
@@ -1068,26 +1177,36 @@ mod tests {
         assert!(err.to_string().starts_with("t.toml: "), "{err}");
 
         let text = "[database]\nurl = \"mysql://x\"\n[epuap]\nendpoint = \"embedded\"\n[[epuap.boxes]]\npodmiot=\"a\"\nnazwa=\"b\"\nadres=\"/a/b\"\n";
-        let err = Config::from_toml("t.toml", text).unwrap_err().to_string();
+        let err = Config::daemon_from_toml("t.toml", text)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("t.toml: database.url: "), "{err}");
 
         let text = "[database]\n[epuap]\nendpoint = \"http://ws.epuap.gov.pl\"\n[[epuap.boxes]]\npodmiot=\"a\"\nnazwa=\"b\"\nadres=\"/a/b\"\n";
-        let err = Config::from_toml("t.toml", text).unwrap_err().to_string();
+        let err = Config::daemon_from_toml("t.toml", text)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("epuap.endpoint") && err.contains("loopback"),
             "{err}"
         );
 
         let text = "[database]\n[epuap]\nendpoint = \"https://ws-int.epuap.gov.pl\"\n[[epuap.boxes]]\npodmiot=\"a\"\nnazwa=\"b\"\nadres=\"/a/b\"\n";
-        let err = Config::from_toml("t.toml", text).unwrap_err().to_string();
+        let err = Config::daemon_from_toml("t.toml", text)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("epuap.wss_private_key"), "{err}");
 
         let text = "[database]\npool = 3\n[epuap]\nendpoint = \"embedded\"\n";
-        let err = Config::from_toml("t.toml", text).unwrap_err().to_string();
+        let err = Config::daemon_from_toml("t.toml", text)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("pool") && err.contains("t.toml"), "{err}");
 
         let text = "[database]\n[epuap]\nendpoint = \"embedded\"\npoll_interval = \"soon\"\n[[epuap.boxes]]\npodmiot=\"a\"\nnazwa=\"b\"\nadres=\"/a/b\"\n";
-        let err = Config::from_toml("t.toml", text).unwrap_err().to_string();
+        let err = Config::daemon_from_toml("t.toml", text)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("poll_interval"), "{err}");
     }
 
@@ -1098,7 +1217,7 @@ mod tests {
         let text = format!(
             "{base}[trust]\ntsl = \"{fixtures}/trust/PL_TSL-seq160-2026-06-03.xml\"\ntsl_signers = \"{fixtures}/trust/eu-lotl-seq390-2026-08-03.xml\"\n"
         );
-        let config = Config::from_toml("t.toml", &text).unwrap();
+        let config = Config::daemon_from_toml("t.toml", &text).unwrap();
         let trust = config.kind_trust().unwrap();
         assert!(!trust.qualified.anchors.is_empty());
         assert!(trust.personal.anchors.is_empty());
@@ -1120,14 +1239,18 @@ mod tests {
             ]
         );
         let text = text.replace("trust/eu-lotl-seq390-2026-08-03.xml", "pki/rogue.pem");
-        let err = Config::from_toml("t.toml", &text).unwrap_err().to_string();
+        let err = Config::daemon_from_toml("t.toml", &text)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("t.toml: trust.tsl: trusted list signature refused"),
             "{err}"
         );
         let text =
             format!("{base}[trust]\ntsl = \"{fixtures}/trust/PL_TSL-seq160-2026-06-03.xml\"\n");
-        let err = Config::from_toml("t.toml", &text).unwrap_err().to_string();
+        let err = Config::daemon_from_toml("t.toml", &text)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("trust.tsl_signers"), "{err}");
     }
 

@@ -247,6 +247,8 @@ async fn extending_start<T>(
 /// Runs the daemon. With `once`, drains every box, runs the jobs and returns; otherwise runs
 /// until SIGTERM/SIGINT.
 pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
+    // Every part, before anything is opened: a mistake stops the start, not a task later.
+    config.check(&crate::config::Part::ALL)?;
     let started = Utc::now();
     let store = open_store(&config).await?;
     let (stop_tx, stop_rx) = watch::channel(false);

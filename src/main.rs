@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use eurzad::config::Config;
+use eurzad::config::{Config, Part};
 use eurzad::document::SkrotAlgorithm;
 
 /// mimalloc: a register sync frees on one thread what its reader allocated on another, a
@@ -447,21 +447,25 @@ fn check_summary(config: &Config) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// Loads the configuration and checks the parts the command uses: a configuration for
+/// `eurzad sync` alone need not name an ePUAP box.
 fn load_config(
     path: Option<&std::path::Path>,
     log_format: &Option<String>,
+    parts: &[Part],
 ) -> anyhow::Result<Config> {
     // Logging first, from the file's [log] table alone: loading the rest may warn (a
     // trusted list past its NextUpdate, the embedded emulator's demo key).
     let log = eurzad::config::LogConfig::peek(path);
     init_logging(log_format.as_deref().unwrap_or(&log.format), &log.level);
-    Ok(Config::load(path)?)
+    Ok(Config::load_for(path, parts)?)
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config, once } => {
-            let config = load_config(config.as_deref(), &cli.log_format)?;
+            // The daemon's start checks every part itself, before it opens anything.
+            let config = load_config(config.as_deref(), &cli.log_format, &[])?;
             let report = eurzad::daemon::run(config, once).await?;
             if once {
                 print!("{}", report.render());
@@ -474,14 +478,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { config } => {
-            let config = load_config(config.as_deref(), &cli.log_format)?;
+            let config = load_config(config.as_deref(), &cli.log_format, &[Part::Database])?;
             let store = eurzad::daemon::open_store(&config).await?;
             println!("eurzad: migrations applied ({})", store.backend());
             store.close().await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Backup { config, to } => {
-            let config = load_config(config.as_deref(), &cli.log_format)?;
+            let config = load_config(config.as_deref(), &cli.log_format, &[Part::Database])?;
             let url = eurzad::config::redact_url(&config.database.url);
             let store = open_existing(&config.database.url).await?;
             let done = store.backup(&to).await;
@@ -492,12 +496,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => {
-            let config = load_config(config.as_deref(), &cli.log_format)?;
+            let config = load_config(config.as_deref(), &cli.log_format, &Part::ALL)?;
             print!("{}", check_summary(&config)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config, failed } => {
-            let config = load_config(config.as_deref(), &cli.log_format)?;
+            let config = load_config(config.as_deref(), &cli.log_format, &[Part::Database])?;
             status(&config, failed).await
         }
         Command::Verify(args) => verify_files(args, &cli.log_format),
@@ -508,7 +512,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             incremental,
             file,
         } => {
-            let config = load_config(config.as_deref(), &cli.log_format)?;
+            let config = load_config(
+                config.as_deref(),
+                &cli.log_format,
+                &[Part::Database, Part::Registers, Part::Notify],
+            )?;
             sync_registers(
                 &config,
                 register.as_deref(),
@@ -523,7 +531,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             account,
             at,
         } => {
-            let config = load_config(config.as_deref(), &cli.log_format)?;
+            let config = load_config(
+                config.as_deref(),
+                &cli.log_format,
+                &[Part::Database, Part::Registers],
+            )?;
             interest(&config, &account, at).await
         }
         Command::SampleRegisters {
@@ -538,7 +550,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Requests { config, action } => {
-            let config = load_config(config.as_deref(), &cli.log_format)?;
+            let config = load_config(config.as_deref(), &cli.log_format, &[Part::Database])?;
             requests(&config, action).await
         }
         Command::Emulator(args) => {
@@ -894,7 +906,7 @@ fn configured_trust(
             })
     };
     let path = config.map(PathBuf::from).or_else(system);
-    let config = load_config(path.as_deref(), log_format)?;
+    let config = load_config(path.as_deref(), log_format, &[Part::Trust])?;
     let Some(path) = path else {
         let trust = config.kind_trust()?;
         let summary = trust_summary(&trust);

@@ -255,12 +255,12 @@ fn mutants_of_the_shipped_config_load_or_name_file_and_fault() {
         "[registers.schedule]\nledger = \"30 2 * * *\"\nparties = \"0 3 * * 1-5\"",
         1,
     );
-    Config::from_toml("config.toml", &genuine).expect("the shipped config loads");
+    Config::daemon_from_toml("config.toml", &genuine).expect("the shipped config loads");
     let (mut loaded, mut refused) = (0u64, 0u64);
     for seed in first..first + count {
         let mut rng = StdRng::seed_from_u64(seed);
         let mutant = mutate(&genuine, &mut rng);
-        match Config::from_toml("config.toml", &mutant) {
+        match Config::daemon_from_toml("config.toml", &mutant) {
             Ok(_) => loaded += 1,
             Err(error) => {
                 refused += 1;
@@ -291,6 +291,60 @@ fn mutants_of_the_shipped_config_load_or_name_file_and_fault() {
         assert!(
             loaded * 50 >= count,
             "some mutants still load: {loaded} of {count}"
+        );
+    }
+}
+
+/// Issue 15, point 8: commands check only the parts of the configuration they use. A
+/// configuration for register syncs alone (a database and a drop folder, no `[epuap]`) used to
+/// be refused by every command with "epuap.boxes: no box configured".
+#[test]
+fn a_sync_only_configuration_serves_the_commands_that_need_no_epuap() {
+    let dir = tempfile::tempdir().unwrap();
+    let import = dir.path().join("import");
+    std::fs::create_dir_all(&import).unwrap();
+    for entry in std::fs::read_dir(common::fixture("registers/basic")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            std::fs::copy(&path, import.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let config = dir.path().join("sync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"sqlite://{}/eurzad.db\"\n\n[registers]\ndrop_dir = \"{}\"\n",
+            dir.path().display(),
+            import.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| common::eurzad_exit_with_config(args, &config);
+    let (code, out) = run(&["sync"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("parties") && out.contains("inserted"), "{out}");
+    let (code, out) = run(&["status"]);
+    assert_eq!(code, Some(0), "{out}");
+    let backup = dir.path().join("copy.db");
+    let (code, out) = run(&["backup", "--to", backup.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(&["requests", "list"]);
+    assert_eq!(code, Some(0), "{out}");
+    let letter = common::fixture("signed/pismo-ogolne-signed.xml");
+    let (code, out) = run(&["verify", letter.to_str().unwrap()]);
+    // Judged (not trusted: this configuration names no anchor), not refused for a missing box.
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!("trust: the configuration {}", config.display())),
+        "{out}"
+    );
+    // The daemon needs ePUAP: its start and `check` name the key.
+    for args in [&["check"][..], &["run", "--once"]] {
+        let (code, out) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {out}");
+        assert!(
+            out.contains("sync.toml: epuap.endpoint: not set"),
+            "{args:?}: {out}"
         );
     }
 }
