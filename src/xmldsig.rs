@@ -155,6 +155,8 @@ fn init() {
     INIT.call_once(|| {
         // Creating any key initialises xmlsec and its OpenSSL backend inside the crate.
         xmlsec::XmlSecSignatureContext::new();
+        // SAFETY: `collect_error` matches xmlsec's callback signature and touches only this thread's
+        // buffer; set once, before any other xmlsec call of the process (inside `Once`).
         unsafe { xmlSecErrorsSetCallback(Some(collect_error)) };
     });
 }
@@ -190,6 +192,7 @@ unsafe extern "C" fn collect_error(
         if p.is_null() {
             String::new()
         } else {
+            // SAFETY: xmlsec passes NUL-terminated strings valid for the callback's duration.
             unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
         }
     };
@@ -317,6 +320,8 @@ fn with_cached_key<T>(
         let ctx = XmlSecSignatureContext::new();
         restrict(&ctx, allow);
         let _errors = LibxmlErrors::install();
+        // SAFETY: the context borrows the cached key for this call only: `Lent` resets the pointer
+        // before the context is dropped, so the context never destroys a key it does not own.
         unsafe { (*ctx.as_ptr()).signKey = key.as_ptr() };
         // Dropped before `ctx`, even on a panic: the context must never destroy the lent key.
         let lent = Lent(&ctx);
@@ -328,6 +333,8 @@ struct Lent<'a>(&'a XmlSecSignatureContext);
 
 impl Drop for Lent<'_> {
     fn drop(&mut self) {
+        // SAFETY: the context is alive (borrowed); clearing its key pointer only stops it from
+        // destroying the lent key.
         unsafe { (*self.0.as_ptr()).signKey = std::ptr::null_mut() };
     }
 }
@@ -356,6 +363,8 @@ pub fn register_id(
     let c_id = CString::new(id.clone()).map_err(|_| DsigError::DuplicateId { id: id.clone() })?;
     let doc_ptr = doc.doc_ptr();
     let attr_ptr = attribute.node_ptr() as *mut libxml::bindings::_xmlAttr;
+    // SAFETY: `doc_ptr` and `attr_ptr` are live parts of `doc`, borrowed for this call, and
+    // `c_id` is a NUL-terminated string that outlives it; xmlAddID copies the ID.
     unsafe {
         let existing = libxml::bindings::xmlGetID(doc_ptr, c_id.as_ptr() as *const u8);
         if !existing.is_null() {
@@ -375,10 +384,13 @@ pub fn register_id(
 }
 
 fn restrict(ctx: &XmlSecSignatureContext, allow: Allowlist) {
+    // SAFETY: the context is alive (borrowed) and not yet used.
     unsafe { restrict_raw(ctx.as_ptr(), allow) }
 }
 
 unsafe fn restrict_raw(raw: *mut xs::xmlSecDSigCtx, allow: Allowlist) {
+    // SAFETY (caller): `raw` is a live, unused signature context. The klass getters return
+    // static descriptors; xmlsec copies them into the context's lists.
     unsafe {
         let mut uris = xs::xmlSecTransformUriTypeSameDocument;
         if allow.enveloped {
@@ -474,12 +486,12 @@ pub fn verify_with_anchors(
     allow: Allowlist,
 ) -> Result<Vec<u8>, DsigError> {
     init();
-    let key = anchors_key(anchors);
+    let key = anchors_digest(anchors)?;
     // A chain already built for these anchors and these KeyInfo certificates is valid for as
     // long as every certificate in it is: the signature is then checked with the signer's key
     // alone, skipping the chain building. A CRL in KeyInfo always takes the full path.
     let carried = keyinfo_certificates(signature);
-    let chain_key = (key, chain_fingerprint(&carried));
+    let chain_key = (key, digest_of(&carried));
     if !carried.is_empty() && !has_keyinfo_crl(signature) {
         let cached = CHAINS.with(|chains| {
             chains
@@ -497,7 +509,7 @@ pub fn verify_with_anchors(
             return Ok(signer);
         }
     }
-    let signer = verify_building_chain(signature, anchors, key, at, allow)?;
+    let signer = verify_building_chain(signature, key, at, allow)?;
     if !carried.is_empty()
         && !has_keyinfo_crl(signature)
         && let Some(window) = chain_window(&signer, &carried, anchors)
@@ -513,9 +525,9 @@ pub fn verify_with_anchors(
     Ok(signer)
 }
 
-/// A chain verified before: (anchors, KeyInfo certificates) fingerprints, the signer (DER),
-/// and the window (UNIX seconds) in which every certificate in it is valid.
-type VerifiedChain = ((u64, u64), Vec<u8>, (i64, i64));
+/// A chain verified before: the SHA-256 of (anchors, KeyInfo certificates), the signer
+/// (DER), and the window (UNIX seconds) in which every certificate in it is valid.
+type VerifiedChain = (([u8; 32], [u8; 32]), Vec<u8>, (i64, i64));
 
 thread_local! {
     /// Chains verified on this thread.
@@ -545,11 +557,18 @@ fn has_keyinfo_crl(signature: &Node) -> bool {
         .unwrap_or(true)
 }
 
-fn chain_fingerprint(certificates: &[Vec<u8>]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    certificates.hash(&mut hasher);
-    hasher.finish()
+/// SHA-256 over a list of certificates, each with its length first, so that no two
+/// different lists share a digest (a cache key an attacker cannot collide, unlike a 64-bit
+/// hash).
+fn digest_of(certificates: &[Vec<u8>]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update((certificates.len() as u64).to_be_bytes());
+    for certificate in certificates {
+        hasher.update((certificate.len() as u64).to_be_bytes());
+        hasher.update(certificate);
+    }
+    hasher.finalize().into()
 }
 
 /// When the chain signer -> KeyInfo certificates -> issuing anchor is valid: the intersection
@@ -602,48 +621,79 @@ pub fn der_to_pem(der: &[u8]) -> String {
 
 fn verify_building_chain(
     signature: &Node,
-    anchors: &Anchors<'_>,
-    key: u64,
+    key: [u8; 32],
     at: i64,
     allow: Allowlist,
 ) -> Result<Vec<u8>, DsigError> {
     MANAGERS.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if !cache.iter().any(|(k, _)| *k == key) {
-            let manager = unsafe { new_keys_manager(anchors)? };
-            if cache.len() == MANAGER_CACHE_SIZE {
-                cache.remove(0);
-            }
-            cache.push((key, manager));
-        }
-        let manager = &cache
+        let cache = cache.borrow();
+        let managed = cache
             .iter()
-            .find(|(k, _)| *k == key)
-            .expect("just cached")
-            .1;
+            .find(|m| m.digest == key)
+            .ok_or_else(|| DsigError::Key {
+                what: "keys manager",
+                detail: "the anchors' keys manager left the cache".into(),
+            })?;
         let _errors = LibxmlErrors::install();
-        unsafe { verify_with_manager(signature, manager, at, allow) }
+        // SAFETY: the manager is alive (borrowed from the cache) and was built by
+        // `new_keys_manager`; `signature` is a live node of a document on this thread.
+        unsafe { verify_with_manager(signature, &managed.manager, at, allow) }
     })
+}
+
+/// A keys manager and the anchors it was built from, as bytes: the cache is keyed by the
+/// certificates themselves, compared byte for byte.
+struct ManagedAnchors {
+    certificates: Vec<Vec<u8>>,
+    intermediates: Vec<Vec<u8>>,
+    /// SHA-256 of both lists, the key of the chains verified under these anchors.
+    digest: [u8; 32],
+    manager: KeysManager,
 }
 
 thread_local! {
     /// Keys managers of this thread by their anchors: building one (an X509 store and its
     /// certificates) costs far more than a verification, and the anchors rarely change.
-    static MANAGERS: RefCell<Vec<(u64, KeysManager)>> = const { RefCell::new(Vec::new()) };
+    static MANAGERS: RefCell<Vec<ManagedAnchors>> = const { RefCell::new(Vec::new()) };
 }
 
 const MANAGER_CACHE_SIZE: usize = 4;
 
-fn anchors_key(anchors: &Anchors<'_>) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    anchors.certificates.hash(&mut hasher);
-    0u8.hash(&mut hasher);
-    anchors.intermediates.hash(&mut hasher);
-    hasher.finish()
+/// The digest of `anchors`, with their keys manager built and cached on this thread. The
+/// lookup compares the anchors byte for byte, so it costs a `memcmp`, not a hash of them.
+fn anchors_digest(anchors: &Anchors<'_>) -> Result<[u8; 32], DsigError> {
+    MANAGERS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(managed) = cache.iter().find(|m| {
+            m.certificates == anchors.certificates && m.intermediates == anchors.intermediates
+        }) {
+            return Ok(managed.digest);
+        }
+        // SAFETY: xmlsec is initialised (`init`), and the manager stays on this thread.
+        let manager = unsafe { new_keys_manager(anchors)? };
+        let digest = {
+            use sha2::{Digest, Sha256};
+            let mut hasher = Sha256::new();
+            hasher.update(digest_of(anchors.certificates));
+            hasher.update(digest_of(anchors.intermediates));
+            <[u8; 32]>::from(hasher.finalize())
+        };
+        if cache.len() == MANAGER_CACHE_SIZE {
+            cache.remove(0);
+        }
+        cache.push(ManagedAnchors {
+            certificates: anchors.certificates.to_vec(),
+            intermediates: anchors.intermediates.to_vec(),
+            digest,
+            manager,
+        });
+        Ok(digest)
+    })
 }
 
 unsafe fn new_keys_manager(anchors: &Anchors<'_>) -> Result<KeysManager, DsigError> {
+    // SAFETY (caller): xmlsec is initialised and the manager stays on this thread. Every
+    // pointer below is checked for null before use and owned by `KeysManager` once made.
     unsafe {
         let manager = xs::xmlSecKeysMngrCreate();
         if manager.is_null() || xs::xmlSecOpenSSLAppDefaultKeysMngrInit(manager) < 0 {
@@ -690,6 +740,8 @@ unsafe fn verify_with_manager(
     at: i64,
     allow: Allowlist,
 ) -> Result<Vec<u8>, DsigError> {
+    // SAFETY (caller): `manager` is a live keys manager and `signature` a live node of a
+    // document on this thread; the context is destroyed by `Context` on every path.
     unsafe {
         let ctx = xs::xmlSecDSigCtxCreate(manager.0);
         if ctx.is_null() {
@@ -756,6 +808,23 @@ unsafe extern "C" {
     fn OBJ_nid2obj(nid: c_int) -> *const std::ffi::c_void;
 }
 
+/// The libxmlsec1 release whose private X509 store layout `own_x509_store` relies on.
+const CHECKED_XMLSEC: (c_int, c_int, c_int) = (1, 2, 37);
+
+unsafe extern "C" {
+    /// 1 when the loaded libxmlsec1 matches the version (mode 0: exactly), else 0 or -1.
+    fn xmlSecCheckVersionExt(major: c_int, minor: c_int, subminor: c_int, mode: c_int) -> c_int;
+}
+
+/// Whether the loaded libxmlsec1 is exactly [`CHECKED_XMLSEC`].
+fn x509_store_layout_is_known() -> bool {
+    let (major, minor, subminor) = CHECKED_XMLSEC;
+    // SAFETY: a plain query of the library's version; it reads no caller memory.
+    let matched = unsafe { xmlSecCheckVersionExt(major, minor, subminor, 0) };
+    take_errors();
+    matched == 1
+}
+
 /// NID_anyExtendedKeyUsage: explicit trust for any purpose.
 const NID_ANY_EXTENDED_KEY_USAGE: c_int = 910;
 
@@ -772,6 +841,20 @@ unsafe fn own_x509_store(
     manager: xs::xmlSecKeysMngrPtr,
     anchors: &[Vec<u8>],
 ) -> Result<(), DsigError> {
+    // Fail closed on any other libxmlsec1: the private layout below was read off 1.2.37's
+    // source, and a release may move it while keeping the object size.
+    if !x509_store_layout_is_known() {
+        return Err(DsigError::Key {
+            what: "keys manager",
+            detail: format!(
+                "the X509 store swap was checked against libxmlsec1 {CHECKED_XMLSEC:?} only: \
+                 this libxmlsec1 is another release, so no anchors are loaded (install 1.2.37)"
+            ),
+        });
+    }
+    // SAFETY (caller): `manager` is a live keys manager built by `new_keys_manager`. The slot
+    // is reached only on the checked libxmlsec1, after its object size matched, and holds
+    // xmlsec's own X509_STORE, which is freed and replaced by one we made.
     unsafe {
         let data_store =
             xs::xmlSecKeysMngrGetDataStore(manager, xs::xmlSecOpenSSLX509StoreGetKlass());
@@ -829,6 +912,7 @@ unsafe fn own_x509_store(
 struct KeysManager(xs::xmlSecKeysMngrPtr);
 impl Drop for KeysManager {
     fn drop(&mut self) {
+        // SAFETY: the manager was made by xmlSecKeysMngrCreate and is destroyed once, here.
         unsafe { xs::xmlSecKeysMngrDestroy(self.0) };
     }
 }
@@ -836,6 +920,7 @@ impl Drop for KeysManager {
 struct Context(*mut xs::xmlSecDSigCtx);
 impl Drop for Context {
     fn drop(&mut self) {
+        // SAFETY: the context was made by xmlSecDSigCtxCreate and is destroyed once, here.
         unsafe { xs::xmlSecDSigCtxDestroy(self.0) };
     }
 }
@@ -846,6 +931,8 @@ unsafe extern "C" {
 
 /// DER bytes of an OpenSSL `X509*`.
 unsafe fn x509_der(certificate: *mut std::ffi::c_void) -> Vec<u8> {
+    // SAFETY (caller): `certificate` is a live OpenSSL X509; i2d_X509 writes at most the
+    // length it reported into the buffer sized for it.
     unsafe {
         let length = i2d_X509(certificate, std::ptr::null_mut());
         if length <= 0 {
@@ -855,5 +942,31 @@ unsafe fn x509_der(certificate: *mut std::ffi::c_void) -> Vec<u8> {
         let mut cursor = buffer.as_mut_ptr();
         i2d_X509(certificate, &mut cursor);
         buffer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_x509_store_swap_runs_only_on_the_checked_libxmlsec1() {
+        init();
+        // This machine's libxmlsec1 is the checked one; the check tells releases apart.
+        assert!(x509_store_layout_is_known());
+        let (major, minor, subminor) = CHECKED_XMLSEC;
+        // SAFETY: a plain query of the library's version.
+        let other = unsafe { xmlSecCheckVersionExt(major, minor, subminor - 1, 0) };
+        take_errors();
+        assert_ne!(other, 1, "1.2.36 must not pass for 1.2.37");
+    }
+
+    #[test]
+    fn cache_keys_tell_lists_apart_by_their_bytes() {
+        let a = vec![b"ab".to_vec(), b"c".to_vec()];
+        let b = vec![b"a".to_vec(), b"bc".to_vec()];
+        assert_ne!(digest_of(&a), digest_of(&b));
+        assert_eq!(digest_of(&a), digest_of(&a.clone()));
+        assert_ne!(digest_of(&[]), digest_of(&[Vec::new()]));
     }
 }
