@@ -271,7 +271,7 @@ impl Default for JobsConfig {
 }
 
 /// Whom signatures on inbound documents must come from. Each kind has its own anchors.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustConfig {
     /// A folder of PEM/DER anchors for qualified signatures.
@@ -296,6 +296,15 @@ pub struct TrustConfig {
     /// revoked at the judging time fails.
     #[serde(default)]
     pub crl_dir: Option<String>,
+    /// Fetch revocation data from the sources certificates name: CRL distribution points and
+    /// OCSP responders (Authority Information Access), cached until their nextUpdate. Where
+    /// none answers with fresh data, a signature is INDETERMINATE (TRY_LATER, or
+    /// REVOCATION_OUT_OF_BOUNDS_NO_POE), never passed. `crl_dir` stays an offline source.
+    #[serde(default = "yes")]
+    pub fetch_revocation: bool,
+    /// How long a revocation source may take to answer.
+    #[serde(default = "default_revocation_timeout", with = "humantime_serde")]
+    pub revocation_timeout: Duration,
     /// Judge chains and revocation at the XAdES SigningTime instead of now. The signer
     /// claims that time; keep `false` unless signatures are time-stamped by other means.
     #[serde(default)]
@@ -303,6 +312,27 @@ pub struct TrustConfig {
     /// Accept SHA-1 (legacy documents only).
     #[serde(default)]
     pub allow_sha1: bool,
+}
+
+impl Default for TrustConfig {
+    fn default() -> Self {
+        TrustConfig {
+            qualified_ca_dir: None,
+            tsl: None,
+            tsl_signers: None,
+            trusted_profile_certificates: None,
+            personal_ca_dir: None,
+            crl_dir: None,
+            fetch_revocation: true,
+            revocation_timeout: default_revocation_timeout(),
+            judge_at_signing_time: false,
+            allow_sha1: false,
+        }
+    }
+}
+
+fn default_revocation_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// The office's own forms: the namespaces they are published under on ePUAP.
@@ -902,20 +932,29 @@ impl Config {
                 .collect::<Result<_, _>>()?,
         };
         let crls = self.crls(&[qualified.as_slice(), personal.as_slice()].concat())?;
-        let policy = |anchors: Vec<Vec<u8>>, pinned: Vec<Vec<u8>>, crls: Vec<_>| {
+        use crate::signature::revocation::{NamedSources, Revocation};
+        let named = if trust.fetch_revocation {
+            let fetch = crate::pki_http::HttpFetch::new(trust.revocation_timeout)
+                .map_err(|e| self.invalid("trust.fetch_revocation", e))?;
+            NamedSources::Fetch(std::sync::Arc::new(fetch))
+        } else {
+            NamedSources::Refuse
+        };
+        let revocation = Revocation::offline(crls).with_named(named);
+        let policy = |anchors: Vec<Vec<u8>>, pinned: Vec<Vec<u8>>, revocation| {
             crate::signature::TrustPolicy {
                 anchors,
                 intermediates: Vec::new(),
                 pinned,
                 allow_sha1: trust.allow_sha1,
-                crls,
+                revocation,
                 at_signing_time: trust.judge_at_signing_time,
             }
         };
         Ok(crate::signature::KindTrust {
-            qualified: policy(qualified, Vec::new(), crls.clone()),
-            trusted_profile: policy(Vec::new(), pinned, Vec::new()),
-            personal: policy(personal, Vec::new(), crls),
+            qualified: policy(qualified, Vec::new(), revocation.clone()),
+            trusted_profile: policy(Vec::new(), pinned, Default::default()),
+            personal: policy(personal, Vec::new(), revocation),
             trusted_list,
         })
     }

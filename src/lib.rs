@@ -18,6 +18,7 @@ pub mod identifiers;
 pub mod inbox;
 pub mod jobs;
 pub mod notify;
+pub mod pki_http;
 pub mod portal;
 pub mod provisioning;
 pub mod registers;

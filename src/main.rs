@@ -210,6 +210,10 @@ struct VerifyArgs {
     /// One JSON object per line instead of the human report.
     #[arg(long)]
     json: bool,
+    /// With trust flags: do not consult the revocation sources (CRL distribution points,
+    /// OCSP) the certificates name; revocation is judged by the --crl files alone.
+    #[arg(long)]
+    offline: bool,
     /// Configuration whose [trust] is used when no trust flag (--ca, --pinned, --tsl, --crl)
     /// is given; the shipped config.toml without it.
     #[arg(long, short)]
@@ -964,7 +968,7 @@ fn verify_files(args: VerifyArgs, log_format: &Option<String>) -> anyhow::Result
         intermediates: read_all(&args.intermediate)?,
         pinned: read_all(&args.pinned)?,
         allow_sha1: args.allow_sha1,
-        crls: Vec::new(),
+        revocation: Default::default(),
         at_signing_time: args.at_signing_time,
     };
     let at = match &args.at {
@@ -1004,7 +1008,16 @@ fn verify_files(args: VerifyArgs, log_format: &Option<String>) -> anyhow::Result
     for (path, bytes) in args.crl.iter().zip(read_all(&args.crl)?) {
         let crl = signature::certificate::Crl::load(&bytes, &issuers)
             .map_err(|e| anyhow::anyhow!("--crl {}: {e}", path.display()))?;
-        trust.crls.push(crl);
+        trust.revocation.offline.push(crl);
+    }
+    if !args.offline {
+        let fetch = eurzad::pki_http::HttpFetch::new(Duration::from_secs(10))
+            .map_err(|e| anyhow::anyhow!(e))?;
+        trust.revocation = trust
+            .revocation
+            .with_named(signature::revocation::NamedSources::Fetch(
+                std::sync::Arc::new(fetch),
+            ));
     }
     // Files are judged in parallel, one thread each up to the number of cores; xmlsec state
     // stays on the thread that made it.

@@ -537,7 +537,7 @@ thread_local! {
 const CHAIN_CACHE_SIZE: usize = 256;
 
 /// The DER certificates in the signature's KeyInfo/X509Data.
-fn keyinfo_certificates(signature: &Node) -> Vec<Vec<u8>> {
+pub fn keyinfo_certificates(signature: &Node) -> Vec<Vec<u8>> {
     use base64::Engine;
     signature
         .findnodes("*[local-name()='KeyInfo']/*[local-name()='X509Data']/*[local-name()='X509Certificate']")

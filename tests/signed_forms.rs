@@ -124,7 +124,7 @@ fn crl_trust(crl: &str) -> Result<TrustPolicy, String> {
     let crl = Crl::load(&fixture(crl), &anchors)?;
     Ok(TrustPolicy {
         anchors,
-        crls: vec![crl],
+        revocation: eurzad::signature::revocation::Revocation::offline(vec![crl]),
         ..TrustPolicy::default()
     })
 }

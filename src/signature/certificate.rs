@@ -109,6 +109,11 @@ pub struct Crl {
 }
 
 impl Crl {
+    /// The CRL as DER.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
     /// Reads a CRL (PEM or DER) and checks it is signed by one of `issuers` (anchors and
     /// intermediates, PEM or DER), so that a forged CRL can neither revoke nor pass.
     pub fn load(bytes: &[u8], issuers: &[Vec<u8>]) -> Result<Crl, String> {
@@ -170,4 +175,122 @@ impl Crl {
         }
         Ok(())
     }
+}
+
+/// The DER of RFC 5035's `IssuerSerial` for a certificate: `SEQUENCE { GeneralNames {
+/// directoryName issuer }, serialNumber }`, as XAdES `IssuerSerialV2` carries it (base64).
+/// DER is canonical, so a genuine IssuerSerialV2 of this certificate is exactly these bytes.
+pub fn issuer_serial_v2(der: &[u8]) -> Option<Vec<u8>> {
+    let (_, certificate) = parse_x509_certificate(der).ok()?;
+    let serial = certificate.raw_serial();
+    let directory_name = tlv(0xA4, certificate.issuer().as_raw());
+    let general_names = tlv(0x30, &directory_name);
+    let serial_number = tlv(0x02, serial);
+    Some(tlv(0x30, &[general_names, serial_number].concat()))
+}
+
+/// One DER element: tag, definite length, content.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let length = content.len();
+    if length < 0x80 {
+        out.push(length as u8);
+    } else {
+        let bytes: Vec<u8> = length
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// Whether XAdES's (V1) `IssuerSerial` names this certificate: the serial number (decimal)
+/// exactly, and the issuer's distinguished name component by component where the string can
+/// be read (RFC 4514 types by name or OID; a value in `#hex` form leaves the name unread and
+/// the serial decides). `Err` says what differs.
+pub fn issuer_serial_v1_names(der: &[u8], issuer_name: &str, serial: &str) -> Result<(), String> {
+    let (_, certificate) =
+        parse_x509_certificate(der).map_err(|e| format!("unreadable certificate: {e}"))?;
+    let own_serial = certificate.serial.to_string();
+    if serial.trim() != own_serial {
+        return Err(format!(
+            "serial {} where the signer's is {own_serial}",
+            serial.trim()
+        ));
+    }
+    let Some(claimed) = read_dn(issuer_name) else {
+        return Ok(());
+    };
+    let mut own: Vec<(String, String)> = certificate
+        .issuer()
+        .iter_attributes()
+        .map(|a| {
+            (
+                a.attr_type().to_id_string(),
+                a.as_str().unwrap_or_default().trim().to_lowercase(),
+            )
+        })
+        .collect();
+    own.sort();
+    if claimed != own {
+        return Err(format!(
+            "issuer {issuer_name:?} where the signer's is {:?}",
+            certificate.issuer().to_string()
+        ));
+    }
+    Ok(())
+}
+
+/// An RFC 4514 string as sorted (OID, lower-cased value) pairs; `None` when a part cannot be
+/// read (an unknown type name, a value in `#hex` form).
+fn read_dn(text: &str) -> Option<Vec<(String, String)>> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut escaped = false;
+    for c in text.chars() {
+        match c {
+            _ if escaped => {
+                current.push(c);
+                escaped = false;
+            }
+            '\\' => escaped = true,
+            ',' | ';' | '+' => parts.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    parts.push(current);
+    let mut pairs = Vec::new();
+    for part in parts.iter().filter(|p| !p.trim().is_empty()) {
+        let (kind, value) = part.split_once('=')?;
+        let value = value.trim();
+        if value.starts_with('#') {
+            return None;
+        }
+        let kind = kind.trim().to_uppercase();
+        let oid = match kind.trim_start_matches("OID.") {
+            "CN" => "2.5.4.3",
+            "SN" | "SURNAME" => "2.5.4.4",
+            "SERIALNUMBER" => "2.5.4.5",
+            "C" => "2.5.4.6",
+            "L" => "2.5.4.7",
+            "ST" | "S" => "2.5.4.8",
+            "STREET" => "2.5.4.9",
+            "O" => "2.5.4.10",
+            "OU" => "2.5.4.11",
+            "T" | "TITLE" => "2.5.4.12",
+            "G" | "GN" | "GIVENNAME" => "2.5.4.42",
+            "ORGANIZATIONIDENTIFIER" => "2.5.4.97",
+            "E" | "EMAILADDRESS" => "1.2.840.113549.1.9.1",
+            "DC" => "0.9.2342.19200300.100.1.25",
+            numeric if numeric.chars().all(|c| c.is_ascii_digit() || c == '.') => numeric,
+            _ => return None,
+        };
+        pairs.push((oid.to_string(), value.to_lowercase()));
+    }
+    pairs.sort();
+    Some(pairs)
 }

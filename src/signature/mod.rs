@@ -12,6 +12,7 @@
 
 pub mod certificate;
 pub mod identity;
+pub mod revocation;
 pub mod seal;
 pub mod tsl;
 
@@ -247,8 +248,10 @@ pub struct TrustPolicy {
     pub pinned: Vec<Vec<u8>>,
     /// Accept SHA-1 digests and signatures (legacy documents only).
     pub allow_sha1: bool,
-    /// Revocation lists, each verified against the anchors and intermediates when loaded.
-    pub crls: Vec<certificate::Crl>,
+    /// Where revocation of the path's certificates is found: configured CRLs (each verified
+    /// against the anchors and intermediates when loaded) and, when enabled, the CRL
+    /// distribution points and OCSP responders the certificates name.
+    pub revocation: revocation::Revocation,
     /// Judge the chain, the certificate's validity and revocation at the XAdES SigningTime
     /// (when present) instead of at the judging time. The signer claims that time, so this
     /// suits signatures whose time is vouched for otherwise (a trusted list's issue, an
@@ -372,17 +375,10 @@ fn judge(doc: &Document, trust: &TrustPolicy, at: DateTime<Utc>) -> Judged {
         _ => at,
     };
     let signer = verify_core(&signature, trust, judged_at, allow, profile)?;
-    for crl in &trust.crls {
-        crl.check(&signer, judged_at)
-            .map_err(|revoked| Verdict::indeterminate(profile, "REVOKED_NO_POE", revoked.reason))?;
-    }
     if let Some(signed_properties) = &signed_properties {
         check_signing_certificate(signed_properties, &signer).map_err(|reason| {
             Verdict::indeterminate(profile, "NO_SIGNING_CERTIFICATE_FOUND", reason)
         })?;
-    }
-    if let Some(time) = signing_time {
-        check_signing_time_validity(time, &signer).map_err(constraint)?;
     }
     // A trusted-profile identity counts only inside the signed SignedProperties of a
     // signature by a pinned (ePUAP seal) certificate; otherwise the certificate names the signer.
@@ -391,6 +387,20 @@ fn judge(doc: &Document, trust: &TrustPolicy, at: DateTime<Utc>) -> Judged {
         .iter()
         .flat_map(|file| xmldsig::certificates_der(file).unwrap_or_default())
         .any(|der| der == signer);
+    // Every certificate between the signer and the anchor, revocation included. A pinned
+    // seal is trusted by configuration, as it is, and has no path.
+    if !pinned_signer {
+        let path = certification_path(&signer, &xmldsig::keyinfo_certificates(&signature), trust);
+        trust
+            .revocation
+            .check_path(&path, judged_at, at)
+            .map_err(|refusal| {
+                Verdict::indeterminate(profile, refusal.subindication, refusal.reason)
+            })?;
+    }
+    if let Some(time) = signing_time {
+        check_signing_time_validity(time, &signer).map_err(constraint)?;
+    }
     let signer_facts = certificate::facts(&signer);
     let trusted_profile = match &signed_properties {
         Some(signed_properties) if pinned_signer => {
@@ -411,6 +421,54 @@ fn judge(doc: &Document, trust: &TrustPolicy, at: DateTime<Utc>) -> Judged {
         chain: key_info_subjects(&signature),
         signer_certificate: Some(signer),
     })
+}
+
+/// The path from `signer` up to a configured anchor, as (certificate, issuer) pairs in DER,
+/// built from the certificates KeyInfo carries, the configured intermediates and the anchors,
+/// each issuer matched by name and by its signature on the certificate (never by name alone).
+/// Ends at the first anchor, or where no issuer is found.
+fn certification_path(
+    signer: &[u8],
+    carried: &[Vec<u8>],
+    trust: &TrustPolicy,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use openssl::x509::{X509, X509VerifyResult};
+    let anchors: Vec<Vec<u8>> = trust
+        .anchors
+        .iter()
+        .flat_map(|file| xmldsig::certificates_der(file).unwrap_or_default())
+        .collect();
+    let mut candidates: Vec<Vec<u8>> = carried.to_vec();
+    candidates.extend(
+        trust
+            .intermediates
+            .iter()
+            .flat_map(|file| xmldsig::certificates_der(file).unwrap_or_default()),
+    );
+    candidates.extend(anchors.iter().cloned());
+    let mut path = Vec::new();
+    let mut current = signer.to_vec();
+    while path.len() < 8 && !anchors.contains(&current) {
+        let Ok(cert) = X509::from_der(&current) else {
+            break;
+        };
+        let issuer = candidates.iter().find(|candidate| {
+            **candidate != current
+                && X509::from_der(candidate).is_ok_and(|issuer| {
+                    issuer.issued(&cert) == X509VerifyResult::OK
+                        && issuer
+                            .public_key()
+                            .and_then(|key| cert.verify(&key))
+                            .unwrap_or(false)
+                })
+        });
+        let Some(issuer) = issuer else {
+            break;
+        };
+        path.push((current.clone(), issuer.clone()));
+        current = issuer.clone();
+    }
+    path
 }
 
 /// How far a claimed SigningTime may lie ahead of the judging time (clock skew).
@@ -837,7 +895,9 @@ fn check_signing_certificate(signed_properties: &Node, signer_der: &[u8]) -> Res
                 _ => continue,
             };
             if base64::engine::general_purpose::STANDARD.encode(computed) == value {
-                return Ok(());
+                // The digest names the signer; an IssuerSerial beside it must too, or the
+                // properties claim another certificate (EN 319 132-1, 5.2.2).
+                return check_issuer_serial(&cert, signer_der);
             }
         }
     }
@@ -848,6 +908,41 @@ fn check_signing_certificate(signed_properties: &Node, signer_der: &[u8]) -> Res
         "xades:SigningCertificate does not match the certificate that signed (CertDigest differs)"
             .into(),
     )
+}
+
+/// A `xades:Cert`'s IssuerSerial (V1: `X509IssuerName` and `X509SerialNumber`; V2: the DER
+/// of RFC 5035's IssuerSerial, base64), when present, must name the signer certificate.
+fn check_issuer_serial(cert: &Node, signer_der: &[u8]) -> Result<(), String> {
+    let differs = |what: String| {
+        format!(
+            "xades:SigningCertificate's IssuerSerial names another certificate than the one that signed ({what})"
+        )
+    };
+    for v1 in xades_children(cert, "IssuerSerial") {
+        let text = |local: &str| {
+            xml::only_child(&v1, Some(DSIG_NS), local)
+                .ok()
+                .flatten()
+                .map(|n| xml::text_of(&n))
+                .unwrap_or_default()
+        };
+        certificate::issuer_serial_v1_names(
+            signer_der,
+            &text("X509IssuerName"),
+            &text("X509SerialNumber"),
+        )
+        .map_err(differs)?;
+    }
+    for v2 in xades_children(cert, "IssuerSerialV2") {
+        let text: String = xml::text_of(&v2).split_whitespace().collect();
+        let claimed = base64::engine::general_purpose::STANDARD
+            .decode(&text)
+            .map_err(|_| differs("IssuerSerialV2 is not base64".into()))?;
+        if certificate::issuer_serial_v2(signer_der).as_deref() != Some(claimed.as_slice()) {
+            return Err(differs("IssuerSerialV2".into()));
+        }
+    }
+    Ok(())
 }
 
 /// XML-DSig core validation with the trust policy; returns the signer certificate (DER).

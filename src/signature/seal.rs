@@ -1,7 +1,7 @@
 //! Signing: an enveloped XAdES-BES signature over a whole XML document, as the office seals
 //! its letters (and as tests sign citizens' forms with the test PKI). The result passes
 //! [`super::verify`]: `URI=""` with the enveloped transform over the root, SignedProperties
-//! referenced with its Type, SigningCertificateV2 and SigningTime.
+//! referenced with its Type, SigningCertificateV2 (digest and IssuerSerialV2) and SigningTime.
 
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -81,9 +81,17 @@ pub fn xades_enveloped_with_role(
     let cert_b64 = base64::engine::general_purpose::STANDARD.encode(&certificate);
     let cert_digest =
         base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&certificate));
+    let issuer_serial = super::certificate::issuer_serial_v2(&certificate)
+        .map(|der| {
+            format!(
+                "<xades:IssuerSerialV2>{}</xades:IssuerSerialV2>",
+                base64::engine::general_purpose::STANDARD.encode(der)
+            )
+        })
+        .unwrap_or_default();
     let time = signing_time.to_rfc3339_opts(SecondsFormat::Secs, true);
     let signature = format!(
-        r##"<ds:Signature xmlns:ds="{DSIG_NS}" Id="{id}"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="{c14n}"/><ds:SignatureMethod Algorithm="{rsa}"/><ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="{c14n}"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference><ds:Reference URI="#{id}-signed-properties" Type="http://uri.etsi.org/01903#SignedProperties"><ds:Transforms><ds:Transform Algorithm="{c14n}"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo><ds:Object><xades:QualifyingProperties xmlns:xades="{XADES_NS}" Target="#{id}"><xades:SignedProperties Id="{id}-signed-properties"><xades:SignedSignatureProperties><xades:SigningTime>{time}</xades:SigningTime><xades:SigningCertificateV2><xades:Cert><xades:CertDigest><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>{cert_digest}</ds:DigestValue></xades:CertDigest></xades:Cert></xades:SigningCertificateV2>{role}</xades:SignedSignatureProperties></xades:SignedProperties></xades:QualifyingProperties></ds:Object></ds:Signature>"##,
+        r##"<ds:Signature xmlns:ds="{DSIG_NS}" Id="{id}"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="{c14n}"/><ds:SignatureMethod Algorithm="{rsa}"/><ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="{c14n}"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference><ds:Reference URI="#{id}-signed-properties" Type="http://uri.etsi.org/01903#SignedProperties"><ds:Transforms><ds:Transform Algorithm="{c14n}"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo><ds:Object><xades:QualifyingProperties xmlns:xades="{XADES_NS}" Target="#{id}"><xades:SignedProperties Id="{id}-signed-properties"><xades:SignedSignatureProperties><xades:SigningTime>{time}</xades:SigningTime><xades:SigningCertificateV2><xades:Cert><xades:CertDigest><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>{cert_digest}</ds:DigestValue></xades:CertDigest>{issuer_serial}</xades:Cert></xades:SigningCertificateV2>{role}</xades:SignedSignatureProperties></xades:SignedProperties></xades:QualifyingProperties></ds:Object></ds:Signature>"##,
         c14n = xmldsig::EXC_C14N,
         rsa = xmldsig::RSA_SHA256,
         role = claimed_role
