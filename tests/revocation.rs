@@ -409,3 +409,53 @@ fn resign(text: &str, key: &SigningKey) -> String {
     eurzad::xmldsig::sign(&signature, key, eurzad::xmldsig::Allowlist::ENVELOPED).unwrap();
     doc.to_string_with_options(libxml::tree::SaveOptions::default())
 }
+
+/// The daemon fetches revocation data as it judges an inbound document (on its blocking
+/// threads), and stores the verdict: the revoked signer's letter is INDETERMINATE
+/// REVOKED_NO_POE, the good one passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_checks_revocation_of_inbound_documents() {
+    const BOX: (&str, &str, &str) = ("urzad_testowy", "skrytka", "/urzad_testowy/skrytka");
+    let pki = tokio::task::spawn_blocking(Pki::make).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = common::EmulatorProcess::start(&dir.path().join("emulator"), &[BOX], &[]);
+    for name in ["good", "revoked"] {
+        emulator
+            .add_document(BOX.2, &format!("{name}.xml"), &pki.signed_by(name))
+            .await;
+    }
+    let db = common::test_database(dir.path()).await;
+    let config = common::daemon_config(dir.path(), &db.url, &emulator.url, &[BOX], "");
+    // The intermediate is the anchor here: the daemon's trust has no intermediates.
+    let anchors = dir.path().join("anchors");
+    std::fs::create_dir_all(&anchors).unwrap();
+    std::fs::write(anchors.join("inter.pem"), pki.read("inter.pem")).unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[trust]\nqualified_ca_dir = \"{}\"\nrevocation_timeout = \"3s\"\n",
+        anchors.display()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let (status, stdout, stderr) = common::run_once(&config);
+    assert!(status.success(), "{stdout}\n{stderr}");
+    let pool = common::any_pool(&db.url).await;
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT nazwa_pliku, signature_indication, signature_subindication FROM inbound_document ORDER BY nazwa_pliku",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("good.xml".into(), "TOTAL-PASSED".into(), None),
+            (
+                "revoked.xml".into(),
+                "INDETERMINATE".into(),
+                Some("REVOKED_NO_POE".into())
+            ),
+        ]
+    );
+    pool.close().await;
+    drop(pki);
+}
