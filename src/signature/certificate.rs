@@ -32,6 +32,8 @@ pub struct Facts {
     pub validity: Option<(DateTime<Utc>, DateTime<Utc>)>,
     pub qualified: bool,
     pub identity: Option<super::identity::Identity>,
+    /// The revocation sources it names, and its issuer's name (DER); `None` when unreadable.
+    pub revocation: Option<(NamedSources, Vec<u8>)>,
 }
 
 type FactsCache = std::collections::HashMap<u64, (Vec<u8>, std::sync::Arc<Facts>)>;
@@ -74,6 +76,7 @@ pub fn facts(der: &[u8]) -> std::sync::Arc<Facts> {
         validity: validity(der),
         qualified: is_qualified(der),
         identity: super::identity::from_certificate(der),
+        revocation: revocation_sources(der),
     });
     FACTS.with(|cache| {
         let mut cache = cache.borrow_mut();
@@ -106,12 +109,19 @@ pub struct Revoked {
 pub struct Crl {
     der: Vec<u8>,
     pub issuer: String,
+    /// The issuer's name as DER, to find the CRLs of a certificate's issuer cheaply.
+    issuer_der: Vec<u8>,
 }
 
 impl Crl {
     /// The CRL as DER.
     pub fn der(&self) -> &[u8] {
         &self.der
+    }
+
+    /// Whether this is a CRL of the issuer named `issuer_der` (a Name, DER).
+    pub fn is_of(&self, issuer_der: &[u8]) -> bool {
+        self.issuer_der == issuer_der
     }
 
     /// Reads a CRL (PEM or DER) and checks it is signed by one of `issuers` (anchors and
@@ -130,6 +140,7 @@ impl Crl {
         };
         let (_, crl) = parse_x509_crl(&der).map_err(|e| format!("not a CRL (PEM or DER): {e}"))?;
         let issuer = crl.issuer().to_string();
+        let issuer_der = crl.issuer().as_raw().to_vec();
         let mut candidates = Vec::new();
         for file in issuers {
             candidates.extend(crate::xmldsig::certificates_der(file).unwrap_or_default());
@@ -144,7 +155,11 @@ impl Crl {
                 "the CRL of {issuer} is not signed by any configured anchor or intermediate"
             ));
         }
-        Ok(Crl { der, issuer })
+        Ok(Crl {
+            der,
+            issuer,
+            issuer_der,
+        })
     }
 
     /// Whether `certificate` was revoked at or before `at`. A CRL past its nextUpdate still
@@ -293,4 +308,52 @@ fn read_dn(text: &str) -> Option<Vec<(String, String)>> {
     }
     pairs.sort();
     Some(pairs)
+}
+
+/// The revocation sources a certificate names, HTTP(S) only (LDAP ones are skipped): OCSP
+/// responders (Authority Information Access) and CRL distribution points.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamedSources {
+    pub ocsp: Vec<String>,
+    pub crls: Vec<String>,
+}
+
+/// id-ad-ocsp (RFC 5280, 4.2.2.1).
+const AD_OCSP: &str = "1.3.6.1.5.5.7.48.1";
+
+/// The revocation sources `der` names, and its issuer's name (DER).
+pub fn revocation_sources(der: &[u8]) -> Option<(NamedSources, Vec<u8>)> {
+    let (_, certificate) = parse_x509_certificate(der).ok()?;
+    let http = |uri: &str| uri.starts_with("http://") || uri.starts_with("https://");
+    let mut sources = NamedSources::default();
+    for extension in certificate.extensions() {
+        match extension.parsed_extension() {
+            ParsedExtension::AuthorityInfoAccess(access) => {
+                for description in &access.accessdescs {
+                    if description.access_method.to_id_string() == AD_OCSP
+                        && let GeneralName::URI(uri) = &description.access_location
+                        && http(uri)
+                    {
+                        sources.ocsp.push(uri.to_string());
+                    }
+                }
+            }
+            ParsedExtension::CRLDistributionPoints(points) => {
+                for point in points.iter() {
+                    if let Some(DistributionPointName::FullName(names)) = &point.distribution_point
+                    {
+                        for name in names {
+                            if let GeneralName::URI(uri) = name
+                                && http(uri)
+                            {
+                                sources.crls.push(uri.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some((sources, certificate.issuer().as_raw().to_vec()))
 }

@@ -432,7 +432,49 @@ fn certification_path(
     carried: &[Vec<u8>],
     trust: &TrustPolicy,
 ) -> Vec<(Vec<u8>, Vec<u8>)> {
-    use openssl::x509::{X509, X509VerifyResult};
+    // Signers and their chains recur from document to document: a path is built once per
+    // thread for the same signer, carried certificates and trust (compared byte for byte).
+    PATHS.with(|paths| {
+        let mut paths = paths.borrow_mut();
+        if let Some(known) = paths.iter().find(|p| {
+            p.signer == signer
+                && p.carried == carried
+                && p.anchors == trust.anchors
+                && p.intermediates == trust.intermediates
+        }) {
+            return known.path.clone();
+        }
+        let path = build_path(signer, carried, trust);
+        if paths.len() == PATH_CACHE_SIZE {
+            paths.remove(0);
+        }
+        paths.push(KnownPath {
+            signer: signer.to_vec(),
+            carried: carried.to_vec(),
+            anchors: trust.anchors.clone(),
+            intermediates: trust.intermediates.clone(),
+            path: path.clone(),
+        });
+        path
+    })
+}
+
+struct KnownPath {
+    signer: Vec<u8>,
+    carried: Vec<Vec<u8>>,
+    anchors: Vec<Vec<u8>>,
+    intermediates: Vec<Vec<u8>>,
+    path: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+const PATH_CACHE_SIZE: usize = 64;
+
+thread_local! {
+    static PATHS: std::cell::RefCell<Vec<KnownPath>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn build_path(signer: &[u8], carried: &[Vec<u8>], trust: &TrustPolicy) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use x509_parser::prelude::parse_x509_certificate;
     let anchors: Vec<Vec<u8>> = trust
         .anchors
         .iter()
@@ -446,27 +488,28 @@ fn certification_path(
             .flat_map(|file| xmldsig::certificates_der(file).unwrap_or_default()),
     );
     candidates.extend(anchors.iter().cloned());
+    // Parsed once (x509-parser, with ring for the signatures: OpenSSL 3's decoders cost far
+    // more than a verification).
+    let parsed: Vec<_> = candidates
+        .iter()
+        .filter_map(|der| parse_x509_certificate(der).ok().map(|(_, c)| (der, c)))
+        .collect();
     let mut path = Vec::new();
     let mut current = signer.to_vec();
     while path.len() < 8 && !anchors.contains(&current) {
-        let Ok(cert) = X509::from_der(&current) else {
+        let Ok((_, cert)) = parse_x509_certificate(&current) else {
             break;
         };
-        let issuer = candidates.iter().find(|candidate| {
-            **candidate != current
-                && X509::from_der(candidate).is_ok_and(|issuer| {
-                    issuer.issued(&cert) == X509VerifyResult::OK
-                        && issuer
-                            .public_key()
-                            .and_then(|key| cert.verify(&key))
-                            .unwrap_or(false)
-                })
+        let issuer = parsed.iter().find(|(der, candidate)| {
+            **der != current
+                && candidate.subject() == cert.issuer()
+                && cert.verify_signature(Some(candidate.public_key())).is_ok()
         });
-        let Some(issuer) = issuer else {
+        let Some((issuer, _)) = issuer else {
             break;
         };
-        path.push((current.clone(), issuer.clone()));
-        current = issuer.clone();
+        path.push((current.clone(), issuer.to_vec()));
+        current = issuer.to_vec();
     }
     path
 }

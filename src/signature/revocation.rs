@@ -85,6 +85,9 @@ impl std::fmt::Debug for Revocation {
 struct Cache {
     /// By URL: the CRL's DER and its nextUpdate (UNIX seconds).
     crls: HashMap<String, (Vec<u8>, i64)>,
+    /// By (CRL URL, issuer name and key, serial): a good answer of a CRL for a certificate,
+    /// until its nextUpdate, so that a signer seen again costs no parse of a large CRL.
+    crl_answers: HashMap<(String, Vec<u8>), i64>,
     /// By (responder URL, issuer name hash + key hash + serial): the status and its nextUpdate.
     ocsp: HashMap<(String, Vec<u8>), (Answer, i64)>,
 }
@@ -147,6 +150,27 @@ impl Revocation {
         judged_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), Refusal> {
+        // What applies, read cheaply (OpenSSL 3's decoders take locks and cost far more than
+        // a verification): the configured CRLs of this issuer, and the named sources.
+        let facts = super::certificate::facts(certificate);
+        let Some((named, issuer_name)) = &facts.revocation else {
+            return Err(Refusal {
+                subindication: "FORMAT_FAILURE",
+                reason: "unreadable certificate".into(),
+            });
+        };
+        let offline: Vec<&Crl> = self
+            .offline
+            .iter()
+            .filter(|c| c.is_of(issuer_name))
+            .collect();
+        let consulted = match self.named {
+            NamedSources::Ignore => 0,
+            _ => named.ocsp.len() + named.crls.len(),
+        };
+        if offline.is_empty() && consulted == 0 {
+            return Ok(());
+        }
         let parse = |der: &[u8]| {
             X509::from_der(der).map_err(|e| Refusal {
                 subindication: "FORMAT_FAILURE",
@@ -160,14 +184,10 @@ impl Revocation {
         let mut sources = 0;
 
         // The configured CRLs of this issuer.
-        for crl in &self.offline {
+        for crl in offline {
             let Ok(parsed) = X509Crl::from_der(crl.der()) else {
                 continue;
             };
-
-            if parsed.issuer_name().to_der().ok() != cert.issuer_name().to_der().ok() {
-                continue;
-            }
             sources += 1;
             match judge_crl(&parsed, &cert, &issuer_cert, judged_at, now) {
                 Ok(Answer::Good) => good = true,
@@ -179,9 +199,8 @@ impl Revocation {
         match &self.named {
             NamedSources::Ignore => {}
             NamedSources::Refuse => {
-                let named = responders(&cert).len() + distribution_points(&cert).len();
-                if named > 0 && !good {
-                    sources += named;
+                if consulted > 0 && !good {
+                    sources += consulted;
                     problems.push((
                         "TRY_LATER",
                         "it names revocation sources, but fetching them is off (trust.fetch_revocation) and no configured CRL covers it".into(),
@@ -190,9 +209,9 @@ impl Revocation {
             }
             NamedSources::Fetch(fetch) => {
                 // OCSP first: it is current, and small.
-                for url in responders(&cert) {
+                for url in named.ocsp.iter() {
                     sources += 1;
-                    match self.ocsp(fetch.as_ref(), &url, &cert, &issuer_cert, judged_at, now) {
+                    match self.ocsp(fetch.as_ref(), url, &cert, &issuer_cert, judged_at, now) {
                         Ok(Answer::Good) => good = true,
                         Ok(Answer::Revoked(why)) => {
                             return Err(revoked(&serial, &why, &format!("OCSP at {url}")));
@@ -200,7 +219,7 @@ impl Revocation {
                         Err(problem) => problems.push(problem),
                     }
                 }
-                for url in distribution_points(&cert) {
+                for url in named.crls.iter() {
                     sources += 1;
                     match self.fetched_crl(
                         fetch.as_ref(),
@@ -250,8 +269,16 @@ impl Revocation {
         judged_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Answer, (&'static str, String)> {
+        let key = (url.to_string(), id_key(cert, issuer));
         let cached = {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache
+                .crl_answers
+                .get(&key)
+                .is_some_and(|next| *next >= now.timestamp())
+            {
+                return Ok(Answer::Good);
+            }
             cache
                 .crls
                 .get(url)
@@ -271,8 +298,8 @@ impl Revocation {
                     .to_der()
                     .map_err(|e| ("TRY_LATER", format!("the CRL at {url}: {e}")))?;
                 // Cached only once it is known to be the issuer's and fresh.
-                let key = issuer_key(issuer)?;
-                if crl.verify(&key).unwrap_or(false)
+                let issuer_public = issuer_key(issuer)?;
+                if crl.verify(&issuer_public).unwrap_or(false)
                     && let Some(next) = crl.next_update().and_then(unix)
                     && next >= now.timestamp()
                 {
@@ -284,8 +311,17 @@ impl Revocation {
         };
         let crl =
             X509Crl::from_der(&der).map_err(|e| ("TRY_LATER", format!("the CRL at {url}: {e}")))?;
-        judge_crl(&crl, cert, issuer, judged_at, now)
-            .map_err(|(s, problem)| (s, format!("the CRL at {url}: {problem}")))
+        let answer = judge_crl(&crl, cert, issuer, judged_at, now)
+            .map_err(|(s, problem)| (s, format!("the CRL at {url}: {problem}")))?;
+        // An answer for a certificate the CRL does not list is kept; one it lists is judged
+        // again (its revocation time against the next judging time).
+        if matches!(crl.get_by_cert(cert), CrlStatus::NotRevoked)
+            && let Some(next) = crl.next_update().and_then(unix)
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.crl_answers.insert(key, next);
+        }
+        Ok(answer)
     }
 
     fn ocsp(
@@ -396,10 +432,13 @@ impl Revocation {
                 ));
             }
         };
-        // Without a nextUpdate an answer is used for five minutes.
-        let keep_until = next.unwrap_or(now.timestamp() + 300);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.ocsp.insert(key, (answer.clone(), keep_until));
+        // Without a nextUpdate an answer is used for five minutes. A revocation later than
+        // the judging time is not kept: it is judged again against the next judging time.
+        if status.status == OcspCertStatus::GOOD || matches!(answer, Answer::Revoked(_)) {
+            let keep_until = next.unwrap_or(now.timestamp() + 300);
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.ocsp.insert(key, (answer.clone(), keep_until));
+        }
         Ok(answer)
     }
 }
@@ -491,38 +530,6 @@ fn id_key(cert: &X509, issuer: &X509) -> Vec<u8> {
             .unwrap_or_default(),
     );
     key
-}
-
-/// The OCSP responders a certificate names (AIA), HTTP(S) only.
-fn responders(cert: &X509) -> Vec<String> {
-    cert.ocsp_responders()
-        .map(|stack| {
-            stack
-                .iter()
-                .map(|s| s.to_string())
-                .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The CRL distribution points a certificate names, HTTP(S) only (LDAP ones are skipped).
-fn distribution_points(cert: &X509) -> Vec<String> {
-    let Some(points) = cert.crl_distribution_points() else {
-        return Vec::new();
-    };
-    points
-        .iter()
-        .filter_map(|point| point.distpoint())
-        .filter_map(|name| name.fullname())
-        .flat_map(|names| {
-            names
-                .iter()
-                .filter_map(|n| n.uri().map(str::to_string))
-                .collect::<Vec<_>>()
-        })
-        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-        .collect()
 }
 
 /// A GeneralizedTime (OCSP's times) as UNIX seconds, read from OpenSSL's rendering
