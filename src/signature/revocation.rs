@@ -223,7 +223,7 @@ impl Revocation {
                     sources += 1;
                     match self.fetched_crl(
                         fetch.as_ref(),
-                        &url,
+                        url,
                         &cert,
                         &issuer_cert,
                         judged_at,
