@@ -20,7 +20,7 @@
 //! changed, copied into each place the signature leaves unsigned (KeyInfo, the Signature
 //! itself, unsigned properties, the SOAP Header and Security), each refused or read exactly
 //! as the genuine input. Random mutants rarely hit such a pair in a large input; the sweep
-//! finds the two reader holes of session 8 on the code before their fixes.
+//! finds the two reader holes fixed at `f7968ff` on the code before their fixes.
 //!
 //! The last check has teeth only if mutants do change what is read. Each subject therefore
 //! counts the mutants that read differently when read without the signature check, and
