@@ -910,7 +910,9 @@ fn configured_trust(
             })
     };
     let path = config.map(PathBuf::from).or_else(system);
-    let config = load_config(path.as_deref(), log_format, &[Part::Trust])?;
+    // Loaded unchecked: the trust below is the check (the compiled-in configuration's
+    // inbound trust, demo seal and its warning included, is never wanted here).
+    let config = load_config(path.as_deref(), log_format, &[])?;
     let Some(path) = path else {
         let trust = config.kind_trust()?;
         let summary = trust_summary(&trust);

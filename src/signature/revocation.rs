@@ -221,14 +221,8 @@ impl Revocation {
                 }
                 for url in named.crls.iter() {
                     sources += 1;
-                    match self.fetched_crl(
-                        fetch.as_ref(),
-                        url,
-                        &cert,
-                        &issuer_cert,
-                        judged_at,
-                        now,
-                    ) {
+                    match self.fetched_crl(fetch.as_ref(), url, &cert, &issuer_cert, judged_at, now)
+                    {
                         Ok(Answer::Good) => good = true,
                         Ok(Answer::Revoked(why)) => {
                             return Err(revoked(&serial, &why, &format!("the CRL at {url}")));
