@@ -78,12 +78,13 @@ impl RunReport {
             let requests: Vec<String> =
                 p.requests.iter().map(|(s, n)| format!("{n} {s}")).collect();
             out.push_str(&format!(
-                "  access requests: {}; accounts: {}; letters sent: {} ({} resent after an uncertain outcome); \
+                "  access requests: {}; accounts: {}; letters sent: {} ({} resent by an official, {} held for an official after an interrupted send); \
                  correspondence: {}; mail to officials: {} sent, {} pending\n",
                 if requests.is_empty() { "none".to_string() } else { requests.join(", ") },
                 p.accounts,
                 p.letters_sent,
                 p.letters_resent,
+                p.letters_held,
                 p.correspondence,
                 p.mail_sent,
                 p.mail_pending,

@@ -60,7 +60,8 @@ enum Command {
     },
     /// How the database stands, for the office's IT admin and for monitoring: documents,
     /// unconfirmed ones, jobs waiting and failed, the failed jobs' errors. Reads only.
-    /// Exit 0 when no job has failed, 1 when some have, 2 when the database cannot be read.
+    /// Exit 0 when nothing needs attention, 1 when a job has failed or a letter is held for an
+    /// official, 2 when the database cannot be read.
     Status {
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -166,6 +167,24 @@ enum RequestsAction {
         /// Its last day (none: without end).
         #[arg(long, requires = "valid_from")]
         valid_to: Option<chrono::NaiveDate>,
+    },
+    /// Send again a reply letter held after its sending was interrupted (ePUAP could not be
+    /// asked whether it arrived): the applicant may get it twice.
+    Resend {
+        id: i64,
+        /// Who decides (default: $SUDO_USER, else $USER).
+        #[arg(long = "as")]
+        official: Option<String>,
+    },
+    /// Record a held reply letter as sent, with the identifier ePUAP gave it (as the office's
+    /// box shows it among the sent documents).
+    MarkSent {
+        id: i64,
+        #[arg(long)]
+        document_id: String,
+        /// Who decides (default: $SUDO_USER, else $USER).
+        #[arg(long = "as")]
+        official: Option<String>,
     },
     /// Reject a request awaiting an official: the reason is sent to the applicant.
     Reject {
@@ -356,9 +375,10 @@ async fn status(config: &Config, failed: u32) -> anyhow::Result<ExitCode> {
         let counts = store.counts().await?;
         let last = store.last_received().await?;
         let jobs = store.failed_jobs(i64::from(failed)).await?;
-        Ok::<_, eurzad::store::StoreError>((counts, last, jobs))
+        let held = store.provisioning_counts().await?.letters_held;
+        Ok::<_, eurzad::store::StoreError>((counts, last, jobs, held))
     };
-    let (counts, last, jobs) = read
+    let (counts, last, jobs, held) = read
         .await
         .with_context(|| format!("reading database {url} (has eurzad run and migrated it?)"))?;
     store.close().await;
@@ -389,7 +409,12 @@ async fn status(config: &Config, failed: u32) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(if counts.jobs_failed > 0 {
+    if held > 0 {
+        println!(
+            "  letters held for an official: {held} (their sending was interrupted; see `eurzad requests list`, then `requests resend` or `requests mark-sent`)"
+        );
+    }
+    Ok(if counts.jobs_failed > 0 || held > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -866,6 +891,32 @@ async fn requests(config: &Config, action: RequestsAction) -> anyhow::Result<Exi
                     );
                 })
         }
+        RequestsAction::Resend { id, official } => requests::resolve_held(
+            &store,
+            id,
+            eurzad::store::HeldLetter::Resend,
+            &who(official),
+        )
+        .await
+        .map(|()| {
+            println!("request {id}: the reply is sent again with the daemon's next job run");
+        }),
+        RequestsAction::MarkSent {
+            id,
+            document_id,
+            official,
+        } => requests::resolve_held(
+            &store,
+            id,
+            eurzad::store::HeldLetter::Sent {
+                document_identifier: document_id.clone(),
+            },
+            &who(official),
+        )
+        .await
+        .map(|()| {
+            println!("request {id}: the reply is recorded as sent ({document_id})");
+        }),
         RequestsAction::Reject {
             id,
             reason,

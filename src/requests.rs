@@ -6,7 +6,7 @@ use chrono::Utc;
 
 use crate::forms::{Form, Registry};
 use crate::provisioning::Term;
-use crate::store::{RequestRow, RequestedRow, Store, StoreError};
+use crate::store::{HeldLetter, RequestRow, RequestedRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RequestsError {
@@ -93,6 +93,34 @@ pub async fn decide(
             term.filter(|_| approve),
             Utc::now(),
         )
+        .await?;
+    Ok(())
+}
+
+/// Resolves a reply letter held after an uncertain outcome (its sending was interrupted and
+/// ePUAP cannot be asked whether it arrived): send it again, or record it as sent.
+pub async fn resolve_held(
+    store: &Store,
+    id: i64,
+    resolution: HeldLetter,
+    official: &str,
+) -> Result<(), RequestsError> {
+    if official.trim().is_empty() {
+        return Err(RequestsError::Invalid(
+            "--as: who decides must be named".into(),
+        ));
+    }
+    if let HeldLetter::Sent {
+        document_identifier,
+    } = &resolution
+        && document_identifier.trim().is_empty()
+    {
+        return Err(RequestsError::Invalid(
+            "--document-id: the identifier ePUAP gave the letter (identyfikatorDokumentu)".into(),
+        ));
+    }
+    store
+        .resolve_held_letter(id, &resolution, official, Utc::now())
         .await?;
     Ok(())
 }

@@ -1018,3 +1018,106 @@ async fn without_an_attached_authorization_the_official_gives_the_term() {
     );
     pool.close().await;
 }
+
+/// Issue 15, point 3 (and DESIGN.md §1): a letter whose `nadaj` answer never came (the
+/// connection dropped after ePUAP took the request) is never sent again blindly: it is held,
+/// the officials are e-mailed, `eurzad status` shows it, and an official resolves it: marks
+/// it sent (it was in the box) or orders it sent again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_send_is_held_for_an_official_never_resent_blindly() {
+    let office = Office::start().await;
+    office
+        .emulator
+        .add_fault(serde_json::json!({"kind": "drop", "operation": "nadaj", "count": 2}))
+        .await;
+    let unsigned = read("forms/wniosek-dla-siebie.xml");
+    office.send("a.xml", &unsigned, "/osoba-a/skrytka").await;
+    office.send("b.xml", &unsigned, "/osoba-b/skrytka").await;
+    office.run_once();
+    let pool = office.pool().await;
+    // Both letters reached ePUAP once (the answers were lost), and neither was sent again.
+    let outbox = office.outbox().await;
+    assert_eq!(outbox.len(), 2, "{outbox:?}");
+    let held = sqlx::query(
+        "SELECT r.id, o.attempts, r.status FROM outbound_document o JOIN access_request r ON r.id = o.request_id \
+         WHERE o.review_required_at IS NOT NULL ORDER BY r.id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(held.len(), 2);
+    for row in &held {
+        assert_eq!(row.get::<i32, _>(1), 1, "sent once");
+        assert_eq!(row.get::<String, _>(2), "rejected", "still unanswered");
+    }
+    let (first, second): (i64, i64) = (held[0].get(0), held[1].get(0));
+    let mail = office.smtp.messages();
+    let asked: Vec<_> = mail
+        .iter()
+        .filter(|(_, subject, _)| subject.starts_with("Sprawdź, czy wysłano odpowiedź"))
+        .collect();
+    assert_eq!(asked.len(), 2, "{mail:?}");
+    assert!(
+        asked[0].2.contains("eurzad requests mark-sent"),
+        "{}",
+        asked[0].2
+    );
+    let (code, out) = eurzad_exit_with_config(&["status"], &office.config);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("letters held for an official: 2"), "{out}");
+
+    // The first was in the office's box: recorded as sent, with ePUAP's identifier.
+    let identifier = outbox[0]["identyfikator_dokumentu"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ok, out) = office.eurzad(&[
+        "requests",
+        "mark-sent",
+        &first.to_string(),
+        "--document-id",
+        &identifier,
+        "--as",
+        "Anna Urzędniczka",
+    ]);
+    assert!(ok, "{out}");
+    // The second is sent again on the official's word.
+    let (ok, out) = office.eurzad(&[
+        "requests",
+        "resend",
+        &second.to_string(),
+        "--as",
+        "Anna Urzędniczka",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = office.eurzad(&["requests", "resend", &second.to_string(), "--as", "x"]);
+    assert!(!ok && out.contains("no letter held"), "{out}");
+    office.run_once();
+    assert_eq!(office.outbox().await.len(), 3, "the ordered resend only");
+    let states: Vec<(String, String)> = sqlx::query_as(
+        "SELECT r.status, o.status FROM access_request r JOIN outbound_document o ON o.request_id = r.id ORDER BY r.id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        states,
+        vec![
+            ("replied".to_string(), "sent".to_string()),
+            ("replied".to_string(), "sent".to_string())
+        ]
+    );
+    for action in ["letter_marked_sent", "letter_resend_ordered"] {
+        let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM audit_log WHERE actor = 'Anna Urzędniczka' AND action = '{action}'"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get::<i64, _>(0);
+        assert_eq!(n, 1, "{action}");
+    }
+    let (code, out) = eurzad_exit_with_config(&["status"], &office.config);
+    assert_eq!(code, Some(0), "{out}");
+    pool.close().await;
+}

@@ -23,7 +23,8 @@ use crate::provisioning::letter::{Letter, LetterKind};
 use crate::provisioning::{self};
 use crate::signature::{KindTrust, seal};
 use crate::store::{
-    Correspondence, CorrespondenceFacts, Job, Notice, RequestRow, RoutedMail, Store, StoreError,
+    Correspondence, CorrespondenceFacts, Job, Notice, RequestRow, RoutedMail, Sending, Store,
+    StoreError,
 };
 use crate::xmldsig::SigningKey;
 
@@ -267,17 +268,43 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
                 .map_err(err)?
         }
     };
-    let letter = store
+    let letter = match store
         .begin_sending(letter_id, job.claim(), now)
         .await
-        .map_err(err)?;
-    if letter.attempts > 1 {
-        tracing::warn!(
-            letter = letter.id,
-            attempts = letter.attempts,
-            "sending again a letter whose earlier outcome is unknown: the recipient may get it twice"
-        );
-    }
+        .map_err(err)?
+    {
+        Sending::Begun(letter) => letter,
+        Sending::Uncertain(letter) => {
+            // Begun by a claim that died: ePUAP may or may not have it, and cannot be asked.
+            // Never sent again blindly: officials are told and decide.
+            let why = "nie wiadomo, czy odpowiedź dotarła do ePUAP (przerwane wysyłanie): \
+                       urzędnik musi to sprawdzić i wysłać ją ponownie albo oznaczyć jako wysłaną";
+            tracing::warn!(
+                request = request_id,
+                letter = letter.id,
+                "a letter whose sending was interrupted is held for an official: not sent again blindly"
+            );
+            if !office.officials.is_empty() {
+                let mut row = facts.request.clone();
+                row.reason = why.into();
+                let (subject, body) = templates::letter_uncertain(&summary(&row), office.zone);
+                store
+                    .add_notification(
+                        &format!("uncertain:{}", letter.id),
+                        &office.officials,
+                        &subject,
+                        &body,
+                        now,
+                    )
+                    .await
+                    .map_err(err)?;
+            }
+            return store
+                .hold_letter(job.claim(), letter.id, request_id, why, now)
+                .await
+                .map_err(err);
+        }
+    };
     let outgoing = OutgoingLetter {
         recipient: letter.recipient.clone(),
         file_name: letter.file_name.clone(),

@@ -122,6 +122,21 @@ pub fn reply_impossible(r: &RequestSummary, zone: Tz) -> (String, String) {
     )
 }
 
+pub fn letter_uncertain(r: &RequestSummary, zone: Tz) -> (String, String) {
+    (
+        format!("Sprawdź, czy wysłano odpowiedź na wniosek nr {}", r.id),
+        format!(
+            "Dzień dobry,\n\nwysyłanie odpowiedzi na wniosek zostało przerwane i nie wiadomo, czy \
+             dotarła ona do ePUAP. eUrząd nie wyśle jej ponownie sam, aby wnioskodawca nie dostał \
+             jej dwa razy. Prosimy sprawdzić skrzynkę urzędu na ePUAP (wysłane) i:\n\
+             - jeśli odpowiedź tam jest: eurzad requests mark-sent {id} --document-id IDENTYFIKATOR\n\
+             - jeśli jej nie ma: eurzad requests resend {id}\n\n{}{FOOTER}",
+            describe(r, zone),
+            id = r.id
+        ),
+    )
+}
+
 pub fn digest(date: chrono::NaiveDate, open: &[RequestSummary], zone: Tz) -> (String, String) {
     let list: String = if open.is_empty() {
         "Brak wniosków oczekujących na odpowiedź.\n".into()

@@ -395,8 +395,8 @@ const INFER_CONFIRMED: &str = "UPDATE inbound_delivery SET confirmed_at = $1, co
      WHERE box_address = $2 AND confirmed_at IS NULL AND document_id <> $3";
 
 pub use provisioning::{
-    AUTOMATIC, Correspondence, CorrespondenceFacts, LetterRow, Notice, ProvisionFacts,
-    ProvisioningCounts, RenderNotice, ReplyFacts, RequestRow, RequestedRow,
+    AUTOMATIC, Correspondence, CorrespondenceFacts, HeldLetter, LetterRow, Notice, ProvisionFacts,
+    ProvisioningCounts, RenderNotice, ReplyFacts, RequestRow, RequestedRow, Sending,
 };
 
 macro_rules! claim_sql {

@@ -293,6 +293,38 @@ pub struct LetterRow {
     pub attempts: i64,
 }
 
+/// What `begin_sending` found.
+#[derive(Debug, Clone)]
+pub enum Sending {
+    /// Marked `sending` under this claim: call the channel.
+    Begun(LetterRow),
+    /// Left `sending` by a claim that died: the outcome is unknown; hold it for an official.
+    Uncertain(LetterRow),
+}
+
+/// An official's resolution of a letter held after an uncertain outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeldLetter {
+    /// Send it again (the applicant may get it twice).
+    Resend,
+    /// It went out: ePUAP's identifier of the document, as the office's box shows it.
+    Sent { document_identifier: String },
+}
+
+/// A [`LetterRow`] from a row of `begin_sending`'s columns (either backend).
+macro_rules! letter_row {
+    ($row:expr) => {
+        LetterRow {
+            id: $row.get(0),
+            recipient: $row.get(1),
+            file_name: $row.get(2),
+            content: $row.get(3),
+            attempts: $row.get::<i64, _>(4),
+            channel: $row.get(5),
+        }
+    };
+}
+
 /// `SELECT <the columns of RequestRow> FROM access_request <rest>`.
 macro_rules! select_requests {
     ($rest:literal) => {
@@ -668,50 +700,173 @@ impl Store {
         })
     }
 
-    /// Marks a letter as being sent (the intent, committed before the channel is called).
-    /// Returns the letter; `attempts` counts this call too.
+    /// Marks a letter as being sent (the intent, committed before the channel is called):
+    /// [`Sending::Begun`], with `attempts` counting this call.
     ///
     /// Fenced by `claim`: it marks the letter only while the claim still holds its job (so a
     /// worker whose lease ran out never calls the channel), and never a letter `sending` under
-    /// another claim that is still live (another worker is sending it now). A letter `sending`
-    /// under a claim that died (a crashed daemon) is taken over: its earlier outcome is
-    /// unknown, and `attempts` counts the resend.
+    /// another claim that is still live (another worker is sending it now). A letter left
+    /// `sending` by a claim that died (a crashed daemon, an answer that never came) is not
+    /// marked again: its outcome is unknown and ePUAP cannot be asked, so it is
+    /// [`Sending::Uncertain`], for an official to resolve.
     pub async fn begin_sending(
         &self,
         letter_id: i64,
         claim: Claim,
         now: DateTime<Utc>,
-    ) -> Result<LetterRow, StoreError> {
+    ) -> Result<Sending, StoreError> {
         on_pool!(self, pool => {
-            let row = sqlx::query(
+            let begun = sqlx::query(
                 "UPDATE outbound_document SET status = 'sending', attempts = attempts + 1, updated_at = $1, \
                  sending_claim = $3 \
-                 WHERE id = $2 AND (status = 'pending' OR (status = 'sending' AND (sending_claim IS NULL \
-                     OR sending_claim = $3 OR NOT EXISTS (SELECT 1 FROM job WHERE job.claim_token = outbound_document.sending_claim \
-                     AND job.status = 'running' AND job.locked_until > $1)))) \
+                 WHERE id = $2 AND review_required_at IS NULL \
+                 AND (status = 'pending' OR (status = 'sending' AND sending_claim = $3)) \
                  AND EXISTS (SELECT 1 FROM job WHERE job.id = $4 AND job.claim_token = $3 AND job.status = 'running' \
                      AND job.locked_until > $1) \
-                 RETURNING id, recipient, file_name, content, attempts, channel",
+                 RETURNING id, recipient, file_name, content, CAST(attempts AS BIGINT), channel",
             )
             .bind(now)
             .bind(letter_id)
             .bind(claim.token)
             .bind(claim.job)
             .fetch_optional(pool)
+            .await?;
+            if let Some(row) = begun {
+                return Ok(Sending::Begun(letter_row!(row)));
+            }
+            // Not begun: left `sending` by a claim that is no longer live, or not ours at all.
+            let row = sqlx::query(
+                "SELECT id, recipient, file_name, content, CAST(attempts AS BIGINT), channel, status, \
+                 review_required_at IS NOT NULL, \
+                 EXISTS (SELECT 1 FROM job WHERE job.claim_token = outbound_document.sending_claim \
+                     AND job.status = 'running' AND job.locked_until > $2), \
+                 EXISTS (SELECT 1 FROM job WHERE job.id = $3 AND job.claim_token = $4 AND job.status = 'running' \
+                     AND job.locked_until > $2) \
+                 FROM outbound_document WHERE id = $1",
+            )
+            .bind(letter_id)
+            .bind(now)
+            .bind(claim.job)
+            .bind(claim.token)
+            .fetch_optional(pool)
+            .await?
+            .ok_or(StoreError::NotFound { what: "outbound_document", id: letter_id })?;
+            let status: String = row.get(6);
+            let held: bool = row.get(7);
+            let other_live: bool = row.get(8);
+            let ours: bool = row.get(9);
+            if status == "sending" && !held && !other_live && ours {
+                return Ok(Sending::Uncertain(letter_row!(row)));
+            }
+            Err(StoreError::Conflict(format!(
+                "letter {letter_id} is not waiting to be sent by this worker ({status}{}{}{})",
+                if held { ", held for an official" } else { "" },
+                if other_live { ", another worker is sending it" } else { "" },
+                if ours { "" } else { ", this worker's claim ended" },
+            )))
+        })
+    }
+
+    /// Holds a letter whose sending was begun by a claim that died: ePUAP cannot be asked
+    /// whether it arrived, so an official decides (`eurzad requests resend` or `mark-sent`).
+    /// The request stays unanswered, so the deadline watch keeps reminding; the reason is
+    /// added to it and audited, and the job is finished.
+    pub async fn hold_letter(
+        &self,
+        claim: Claim,
+        letter_id: i64,
+        request_id: i64,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "UPDATE outbound_document SET review_required_at = $1, review_reason = $2, updated_at = $1 \
+                 WHERE id = $3 AND status = 'sending'",
+            )
+            .bind(now)
+            .bind(why)
+            .bind(letter_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE access_request SET reason = CASE WHEN COALESCE(reason, '') = '' THEN $1 \
+                 ELSE reason || '; ' || $1 END, updated_at = $2 WHERE id = $3",
+            )
+            .bind(why)
+            .bind(now)
+            .bind(request_id)
+            .execute(&mut *tx)
+            .await?;
+            audit_in_tx!(tx, AUTOMATIC, "letter_held_for_review", &format!("access_request:{request_id}"),
+                &format!("letter {letter_id}: {why}"), now);
+            finish_claimed!(&mut *tx, claim, now);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// An official's resolution of a held letter of `request_id`: send it again (it goes out
+    /// with the next job run) or record it as sent, with the identifier ePUAP gave it.
+    pub async fn resolve_held_letter(
+        &self,
+        request_id: i64,
+        resolution: &HeldLetter,
+        official: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let letter: i64 = sqlx::query_scalar(
+                "SELECT id FROM outbound_document WHERE key = $1 AND review_required_at IS NOT NULL",
+            )
+            .bind(format!("reply:{request_id}"))
+            .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::Conflict(format!(
-                "letter {letter_id} is not waiting to be sent by this worker: it was sent, another \
-                 worker is sending it, or this worker's claim of job {} ended", claim.job
+                "request {request_id} has no letter held for an official"
             )))?;
-            Ok(LetterRow {
-                id: row.get(0),
-                channel: row.get(5),
-                recipient: row.get(1),
-                file_name: row.get(2),
-                content: row.get(3),
-                attempts: row.get::<i32, _>(4) as i64,
-            })
-        })
+            let subject = format!("access_request:{request_id}");
+            match resolution {
+                HeldLetter::Resend => {
+                    sqlx::query(
+                        "UPDATE outbound_document SET status = 'pending', review_required_at = NULL, \
+                         sending_claim = NULL, updated_at = $1 WHERE id = $2",
+                    )
+                    .bind(now)
+                    .bind(letter)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE job SET status = 'pending', run_after = $1, attempts = 0, locked_until = NULL, \
+                         claim_token = NULL, last_error = NULL, updated_at = $1 WHERE kind = 'reply' AND key = $2",
+                    )
+                    .bind(now)
+                    .bind(request_id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                    audit_in_tx!(tx, official, "letter_resend_ordered", &subject,
+                        &format!("letter {letter}: it may reach the applicant twice"), now);
+                }
+                HeldLetter::Sent { document_identifier } => {
+                    sqlx::query(
+                        "UPDATE outbound_document SET status = 'sent', document_identifier = $1, sent_at = $2, \
+                         review_required_at = NULL, updated_at = $2 WHERE id = $3",
+                    )
+                    .bind(document_identifier)
+                    .bind(now)
+                    .bind(letter)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(MARK_REPLIED).bind(now).bind(request_id).execute(&mut *tx).await?;
+                    audit_in_tx!(tx, official, "letter_marked_sent", &subject,
+                        &format!("letter {letter}, {document_identifier}"), now);
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// The channel refused the letter: it was not delivered, so the next try is no duplicate.
@@ -1036,6 +1191,8 @@ pub struct ProvisioningCounts {
     pub accounts: i64,
     pub letters_sent: i64,
     pub letters_resent: i64,
+    /// Letters held for an official after an uncertain outcome.
+    pub letters_held: i64,
     pub correspondence: i64,
     pub mail_sent: i64,
     pub mail_pending: i64,
@@ -1056,7 +1213,8 @@ impl Store {
                  (SELECT CAST(COALESCE(SUM(attempts - 1), 0) AS BIGINT) FROM outbound_document WHERE attempts > 1), \
                  (SELECT COUNT(*) FROM correspondence), \
                  (SELECT COUNT(*) FROM notification WHERE status = 'sent'), \
-                 (SELECT COUNT(*) FROM notification WHERE status = 'pending')",
+                 (SELECT COUNT(*) FROM notification WHERE status = 'pending'), \
+                 (SELECT COUNT(*) FROM outbound_document WHERE review_required_at IS NOT NULL)",
             )
             .fetch_one(pool)
             .await?;
@@ -1068,6 +1226,7 @@ impl Store {
                 correspondence: row.get(3),
                 mail_sent: row.get(4),
                 mail_pending: row.get(5),
+                letters_held: row.get(6),
             })
         })
     }
