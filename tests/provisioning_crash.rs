@@ -21,9 +21,7 @@ const BOX: (&str, &str, &str) = ("urzad_testowy", "skrytka", "/urzad_testowy/skr
 const TOTAL: usize = 200;
 
 fn pesel(n: usize) -> String {
-    let base = format!("{:010}", 8_001_010_000u64 + n as u64 * 7);
-    let check = eurzad::identifiers::pesel_check_digit(&base).unwrap();
-    format!("{base}{check}")
+    nth_pesel(8_001_010_000, n)
 }
 
 /// Request `n`: signed with the trusted profile (the test seal is the emulator's key) by
@@ -107,20 +105,7 @@ async fn outcome(db: &TestDatabase, emulator: &EmulatorProcess) -> Outcome {
             .unwrap()
             .get(0);
     pool.close().await;
-    let entries: Vec<serde_json::Value> = reqwest::get(format!("{}/admin/outbox", emulator.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut outbox = BTreeMap::new();
-    for entry in entries {
-        let recipient = entry["request"]["adres_skrytki"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        *outbox.entry(recipient).or_insert(0) += 1;
-    }
+    let outbox = emulator.outbox_copies().await;
     Outcome {
         accounts,
         requests,

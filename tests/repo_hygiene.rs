@@ -52,7 +52,8 @@ fn install_deps_names_every_package_the_suite_uses() {
             script
                 .lines()
                 .filter(|l| l.trim_start().starts_with("want") || l.contains("want+="))
-                .any(|l| l.split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+                .any(|l| l
+                    .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
                     .any(|w| w == package)),
             "{package} is not installed by .ci/install-deps"
         );

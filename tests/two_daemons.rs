@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine;
@@ -21,9 +20,7 @@ const BOX_B: (&str, &str, &str) = ("urzad_testowy", "druga", "/urzad_testowy/dru
 const REPLIES: usize = 300;
 
 fn pesel(n: usize) -> String {
-    let base = format!("{:010}", 7_001_010_000u64 + n as u64 * 7);
-    let check = eurzad::identifiers::pesel_check_digit(&base).unwrap();
-    format!("{base}{check}")
+    nth_pesel(7_001_010_000, n)
 }
 
 /// An unsigned access request: refused at once, so each needs a reply letter and no official.
@@ -103,25 +100,6 @@ async fn letters(db: &TestDatabase) -> (i64, i64) {
     row.map_or((0, 0), |row| (row.get(0), row.get(1)))
 }
 
-/// How many times each recipient's letter reached the emulator's outbox.
-async fn outbox(emulator: &EmulatorProcess) -> BTreeMap<String, usize> {
-    let entries: Vec<serde_json::Value> = reqwest::get(format!("{}/admin/outbox", emulator.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut copies = BTreeMap::new();
-    for entry in entries {
-        let recipient = entry["request"]["adres_skrytki"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        *copies.entry(recipient).or_insert(0) += 1;
-    }
-    copies
-}
-
 async fn wait_for_all_letters(db: &TestDatabase, timeout: Duration) {
     wait_until(timeout, "every reply sent or held", || async {
         let (sent, held) = letters(db).await;
@@ -146,7 +124,7 @@ async fn two_daemons_send_each_letter_once() {
         let status = stop_with_sigterm(daemon, Duration::from_secs(20)).await;
         assert!(status.success(), "{status:?}");
     }
-    let copies = outbox(&office.emulator).await;
+    let copies = office.emulator.outbox_copies().await;
     let twice: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).collect();
     assert_eq!(copies.len(), REPLIES, "a letter to every applicant");
     assert!(twice.is_empty(), "letters sent more than once: {twice:?}");
@@ -186,7 +164,7 @@ async fn a_daemon_killed_halfway_leaves_its_jobs_to_the_other() {
     let status = stop_with_sigterm(&mut second, Duration::from_secs(20)).await;
     assert!(status.success(), "{status:?}");
 
-    let copies = outbox(&office.emulator).await;
+    let copies = office.emulator.outbox_copies().await;
     let (sent, held) = letters(&office.db).await;
     assert_eq!(sent + held, REPLIES as i64, "every letter sent or held");
     // One worker per daemon: at most the one letter in flight at the kill is held.

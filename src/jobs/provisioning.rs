@@ -214,21 +214,16 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
                     request = request_id,
                     "no adresOdpowiedzi: the reply must go another way; officials are told"
                 );
-                if !office.officials.is_empty() {
-                    let mut row = facts.request.clone();
-                    row.reason = why.into();
-                    let (subject, body) = templates::reply_impossible(&summary(&row), office.zone);
-                    store
-                        .add_notification(
-                            &format!("noreply:{request_id}"),
-                            &office.officials,
-                            &subject,
-                            &body,
-                            now,
-                        )
-                        .await
-                        .map_err(err)?;
-                }
+                tell_officials(
+                    store,
+                    office,
+                    &format!("noreply:{request_id}"),
+                    &facts.request,
+                    why,
+                    templates::reply_impossible,
+                    now,
+                )
+                .await?;
                 return store
                     .reply_impossible(job.claim(), request_id, why, now)
                     .await
@@ -284,21 +279,16 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
                 letter = letter.id,
                 "a letter whose sending was interrupted is held for an official: not sent again blindly"
             );
-            if !office.officials.is_empty() {
-                let mut row = facts.request.clone();
-                row.reason = why.into();
-                let (subject, body) = templates::letter_uncertain(&summary(&row), office.zone);
-                store
-                    .add_notification(
-                        &format!("uncertain:{}", letter.id),
-                        &office.officials,
-                        &subject,
-                        &body,
-                        now,
-                    )
-                    .await
-                    .map_err(err)?;
-            }
+            tell_officials(
+                store,
+                office,
+                &format!("uncertain:{}", letter.id),
+                &facts.request,
+                why,
+                templates::letter_uncertain,
+                now,
+            )
+            .await?;
             return store
                 .hold_letter(job.claim(), letter.id, request_id, why, now)
                 .await
@@ -334,6 +324,30 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
         }
         Err(error @ DeliveryError::Uncertain(_)) => Err(error.to_string().into()),
     }
+}
+
+/// Mails the officials about `request` with `why` as its reason, rendered by `render`, once
+/// per `key` (the notification row is keyed); nothing when no official is configured.
+async fn tell_officials(
+    store: &Store,
+    office: &Office,
+    key: &str,
+    request: &RequestRow,
+    why: &str,
+    render: fn(&RequestSummary, Tz) -> (String, String),
+    now: DateTime<Utc>,
+) -> Result<(), StepError> {
+    if office.officials.is_empty() {
+        return Ok(());
+    }
+    let mut row = request.clone();
+    row.reason = why.into();
+    let (subject, body) = render(&summary(&row), office.zone);
+    store
+        .add_notification(key, &office.officials, &subject, &body, now)
+        .await
+        .map_err(err)?;
+    Ok(())
 }
 
 pub(super) async fn mail(store: &Store, job: &Job, office: &Office) -> Result<(), StepError> {

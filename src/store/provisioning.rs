@@ -10,6 +10,10 @@ use crate::forms::{AccessRequest, PartyKind};
 use crate::provisioning::{Assessment, Decision, SignedBy, Term, granted_term};
 
 /// A decided request whose letter went out is `replied` (binds: now, request id).
+/// Adds a reason to a request's (for officials: why it still waits).
+const APPEND_REASON: &str = "UPDATE access_request SET reason = CASE WHEN COALESCE(reason, '') = '' \
+     THEN $1 ELSE reason || '; ' || $1 END, updated_at = $2 WHERE id = $3";
+
 const MARK_REPLIED: &str = "UPDATE access_request SET status = 'replied', updated_at = $1 \
      WHERE id = $2 AND status IN ('approved', 'rejected')";
 
@@ -790,10 +794,7 @@ impl Store {
             .bind(letter_id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "UPDATE access_request SET reason = CASE WHEN COALESCE(reason, '') = '' THEN $1 \
-                 ELSE reason || '; ' || $1 END, updated_at = $2 WHERE id = $3",
-            )
+            sqlx::query(APPEND_REASON)
             .bind(why)
             .bind(now)
             .bind(request_id)
@@ -938,10 +939,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            sqlx::query(
-                "UPDATE access_request SET reason = CASE WHEN COALESCE(reason, '') = '' THEN $1 \
-                 ELSE reason || '; ' || $1 END, updated_at = $2 WHERE id = $3",
-            )
+            sqlx::query(APPEND_REASON)
             .bind(why)
             .bind(now)
             .bind(request_id)

@@ -109,6 +109,28 @@ impl EmulatorProcess {
             .expect("counters are JSON")
     }
 
+    /// How many times each recipient's letter reached the outbox (`nadaj`), by address.
+    pub async fn outbox_copies(&self) -> std::collections::BTreeMap<String, usize> {
+        let entries: Vec<serde_json::Value> = self
+            .http
+            .get(format!("{}/admin/outbox", self.url))
+            .send()
+            .await
+            .expect("admin API answers")
+            .json()
+            .await
+            .expect("the outbox is JSON");
+        let mut copies = std::collections::BTreeMap::new();
+        for entry in entries {
+            let recipient = entry["request"]["adres_skrytki"]
+                .as_str()
+                .expect("each letter names its recipient")
+                .to_string();
+            *copies.entry(recipient).or_insert(0) += 1;
+        }
+        copies
+    }
+
     pub async fn add_fault(&self, rule: serde_json::Value) {
         let response = self
             .http
@@ -698,4 +720,12 @@ pub fn xml_in_encoding(text: &str, encoding: &str) -> Vec<u8> {
         "UTF-32BE" => chars.flat_map(|c| (c as u32).to_be_bytes()).collect(),
         other => panic!("unknown encoding {other}"),
     }
+}
+
+/// A valid PESEL, the `n`th from `first` (ten digits) in steps of seven: distinct people for
+/// tests with many requests.
+pub fn nth_pesel(first: u64, n: usize) -> String {
+    let base = format!("{:010}", first + n as u64 * 7);
+    let check = eurzad::identifiers::pesel_check_digit(&base).unwrap();
+    format!("{base}{check}")
 }
