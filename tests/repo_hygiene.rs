@@ -1,4 +1,5 @@
-//! What the repository promises its users outside the code (issue 15, points 11 and 14).
+//! What the repository promises its users outside the code: bench figures a reader can
+//! trace to a commit, and a suite that installs what it needs.
 
 use std::path::Path;
 
@@ -6,31 +7,50 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
 }
 
-/// README and the docs date figures by commit and date, not by a running number of the work
-/// period that measured them; the history of bench runs lives in docs/benchmarks.md.
+/// README's bench figures say which commit they measured and when ("At `7866a57`
+/// (2026-12-02)"), so that a reader can check them out and run them again; the history of
+/// runs lives in docs/benchmarks.md, dated the same way.
 #[test]
-fn figures_are_dated_by_commit_not_by_work_period() {
-    let mut places = Vec::new();
-    let docs = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")).unwrap();
-    let mut files: Vec<String> = docs
-        .map(|e| format!("docs/{}", e.unwrap().file_name().to_string_lossy()))
-        .filter(|f| f.ends_with(".md"))
-        .collect();
-    files.push("README.md".into());
-    for file in &files {
-        for (n, line) in read(file).lines().enumerate() {
-            let lower = line.to_lowercase();
-            let numbered = lower.match_indices("session").any(|(i, _)| {
-                let rest = lower[i + "session".len()..].trim_start_matches(['s', '-', ' ']);
-                rest.starts_with(|c: char| c.is_ascii_digit())
-            });
-            if numbered || lower.contains("this session") {
-                places.push(format!("{file}:{}: {line}", n + 1));
-            }
+fn bench_figures_name_their_commit_and_date() {
+    let readme = read("README.md");
+    let benches = &readme[readme
+        .find("## Benchmarks")
+        .expect("README has a Benchmarks section")..];
+    let mut undated = Vec::new();
+    for paragraph in benches.split("\n\n").filter(|p| p.starts_with("**")) {
+        if !(names_a_commit(paragraph) && names_a_date(paragraph)) {
+            undated.push(paragraph.lines().next().unwrap_or_default().to_string());
         }
     }
-    assert!(places.is_empty(), "{}", places.join("\n"));
-    assert!(read("README.md").contains("docs/benchmarks.md"));
+    assert!(
+        undated.is_empty(),
+        "bench figures without a commit and a date: {undated:?}"
+    );
+    assert!(benches.contains("docs/benchmarks.md"));
+    let history = read("docs/benchmarks.md");
+    for heading in history.lines().filter(|l| l.starts_with("## ")) {
+        assert!(
+            names_a_commit(heading) && names_a_date(heading),
+            "docs/benchmarks.md: {heading:?} names no commit and date"
+        );
+    }
+}
+
+/// A commit in backquotes: seven to forty hex digits.
+fn names_a_commit(text: &str) -> bool {
+    text.split('`').skip(1).step_by(2).any(|quoted| {
+        (7..=40).contains(&quoted.len()) && quoted.chars().all(|c| c.is_ascii_hexdigit())
+    })
+}
+
+/// A date written YYYY-MM-DD.
+fn names_a_date(text: &str) -> bool {
+    text.as_bytes().windows(10).any(|w| {
+        w.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        })
+    })
 }
 
 /// `.ci/run` on a stock Debian 12 installs what the suite runs: the SMTP server's venv, the
