@@ -962,8 +962,8 @@ impl Config {
     /// Whether documents come from the embedded emulator, whose demo requests carry a trusted
     /// profile sealed by its own demo key: a key whose private half is public (it is in the
     /// repository and the binary).
-    pub fn trusts_demo_seal(&self) -> Result<bool, ConfigError> {
-        Ok(self.epuap.endpoint.trim() == "embedded")
+    pub fn trusts_demo_seal(&self) -> bool {
+        self.epuap.endpoint.trim() == "embedded"
     }
 
     /// The trust for the documents this configuration's ePUAP delivers: [`Config::kind_trust_after`],
@@ -975,7 +975,7 @@ impl Config {
         loaded_sequence: Option<u64>,
     ) -> Result<crate::signature::KindTrust, ConfigError> {
         let mut trust = self.kind_trust_after(loaded_sequence)?;
-        if self.trusts_demo_seal()? {
+        if self.trusts_demo_seal() {
             if first_time("demo key") {
                 tracing::warn!(
                     "embedded emulator: its demo key is trusted as a trusted-profile seal (demo only)"

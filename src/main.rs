@@ -976,7 +976,7 @@ fn configured_trust(
     };
     let trust = config.inbound_trust_after(None)?;
     let summary = trust_summary(&trust);
-    let demo = if config.trusts_demo_seal()? {
+    let demo = if config.trusts_demo_seal() {
         "; DEMO: it runs the embedded emulator, whose demo seal (a public key pair) is trusted as a trusted-profile signer"
     } else {
         ""

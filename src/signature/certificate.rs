@@ -1,6 +1,6 @@
 //! What the policy reads off certificates and CRLs, beyond what xmlsec checks: the qualified
-//! statement (QcCompliance), the signing time against validity, and revocation by the CRLs
-//! an office configures.
+//! statement (QcCompliance), the signing time against validity, the CRLs an office configures,
+//! the revocation sources a certificate names, and XAdES IssuerSerial.
 
 use chrono::{DateTime, Utc};
 use x509_parser::prelude::*;
@@ -33,7 +33,7 @@ pub struct Facts {
     pub qualified: bool,
     pub identity: Option<super::identity::Identity>,
     /// The revocation sources it names, and its issuer's name (DER); `None` when unreadable.
-    pub revocation: Option<(NamedSources, Vec<u8>)>,
+    pub revocation: Option<(RevocationSources, Vec<u8>)>,
 }
 
 type FactsCache = std::collections::HashMap<u64, (Vec<u8>, std::sync::Arc<Facts>)>;
@@ -98,12 +98,6 @@ pub fn validity(der: &[u8]) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     ))
 }
 
-/// Why a certificate counts as revoked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Revoked {
-    pub reason: String,
-}
-
 /// A configured CRL, read and verified once.
 #[derive(Debug, Clone)]
 pub struct Crl {
@@ -160,35 +154,6 @@ impl Crl {
             issuer,
             issuer_der,
         })
-    }
-
-    /// Whether `certificate` was revoked at or before `at`. A CRL past its nextUpdate still
-    /// counts (what it lists stays revoked); its staleness is the caller's to report.
-    pub fn check(&self, certificate: &[u8], at: DateTime<Utc>) -> Result<(), Revoked> {
-        let Ok((_, crl)) = parse_x509_crl(&self.der) else {
-            return Ok(());
-        };
-        let Ok((_, cert)) = parse_x509_certificate(certificate) else {
-            return Ok(());
-        };
-        if cert.issuer() != crl.issuer() {
-            return Ok(());
-        }
-        for entry in crl.iter_revoked_certificates() {
-            if entry.raw_serial() == cert.raw_serial()
-                && entry.revocation_date.timestamp() <= at.timestamp()
-            {
-                return Err(Revoked {
-                    reason: format!(
-                        "the signer certificate (serial {}) was revoked at {} by the CRL of {}",
-                        cert.raw_serial_as_string(),
-                        entry.revocation_date,
-                        self.issuer
-                    ),
-                });
-            }
-        }
-        Ok(())
     }
 }
 
@@ -313,7 +278,7 @@ fn read_dn(text: &str) -> Option<Vec<(String, String)>> {
 /// The revocation sources a certificate names, HTTP(S) only (LDAP ones are skipped): OCSP
 /// responders (Authority Information Access) and CRL distribution points.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NamedSources {
+pub struct RevocationSources {
     pub ocsp: Vec<String>,
     pub crls: Vec<String>,
 }
@@ -322,10 +287,10 @@ pub struct NamedSources {
 const AD_OCSP: &str = "1.3.6.1.5.5.7.48.1";
 
 /// The revocation sources `der` names, and its issuer's name (DER).
-pub fn revocation_sources(der: &[u8]) -> Option<(NamedSources, Vec<u8>)> {
+pub fn revocation_sources(der: &[u8]) -> Option<(RevocationSources, Vec<u8>)> {
     let (_, certificate) = parse_x509_certificate(der).ok()?;
     let http = |uri: &str| uri.starts_with("http://") || uri.starts_with("https://");
-    let mut sources = NamedSources::default();
+    let mut sources = RevocationSources::default();
     for extension in certificate.extensions() {
         match extension.parsed_extension() {
             ParsedExtension::AuthorityInfoAccess(access) => {
