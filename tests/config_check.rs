@@ -302,14 +302,7 @@ fn mutants_of_the_shipped_config_load_or_name_file_and_fault() {
 async fn a_sync_only_configuration_serves_the_commands_that_need_no_epuap() {
     let dir = tempfile::tempdir().unwrap();
     let db = common::test_database(dir.path()).await;
-    let import = dir.path().join("import");
-    std::fs::create_dir_all(&import).unwrap();
-    for entry in std::fs::read_dir(common::fixture("registers/basic")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "csv") {
-            std::fs::copy(&path, import.join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    let import = common::basic_registers_drop_dir(dir.path());
     let config = dir.path().join("sync.toml");
     std::fs::write(
         &config,

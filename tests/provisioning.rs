@@ -863,15 +863,7 @@ fn request_with_anna_in_term(from: &str, to: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_approval_never_grants_beyond_the_authorizations_term() {
     let office = Office::start().await;
-    // A copy of the hand-checked registers: a sync moves the files it applied.
-    let drop_dir = office.dir.path().join("import");
-    std::fs::create_dir_all(&drop_dir).unwrap();
-    for entry in std::fs::read_dir(fixture("registers/basic")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "csv") {
-            std::fs::copy(&path, drop_dir.join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    let drop_dir = basic_registers_drop_dir(office.dir.path());
     let mut config = std::fs::read_to_string(&office.config).unwrap();
     config.push_str(&format!(
         "\n[registers]\ndrop_dir = \"{}\"\n",

@@ -69,35 +69,31 @@ async fn outcome(db: &TestDatabase, emulator: &EmulatorProcess) -> Outcome {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let requests = sqlx::query(
-        "SELECT d.nazwa_pliku, r.status FROM access_request r JOIN inbound_document d ON d.id = r.document_id",
+    // (request's file, a text column) per row.
+    let pairs = async |sql: String| -> Vec<(String, String)> {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+    let requests = pairs(
+        "SELECT d.nazwa_pliku, r.status FROM access_request r JOIN inbound_document d ON d.id = r.document_id"
+            .into(),
     )
-    .fetch_all(&pool)
     .await
-    .unwrap()
-    .iter()
-    .map(|r| (r.get(0), r.get(1)))
+    .into_iter()
     .collect();
-    let letters = sqlx::query(
-        "SELECT d.nazwa_pliku, o.kind FROM outbound_document o JOIN access_request r ON r.id = o.request_id \
-         JOIN inbound_document d ON d.id = r.document_id WHERE o.status = 'sent' ORDER BY d.nazwa_pliku",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| (r.get(0), r.get(1)))
-    .collect();
-    let held = sqlx::query(
-        "SELECT d.nazwa_pliku, o.kind FROM outbound_document o JOIN access_request r ON r.id = o.request_id \
-         JOIN inbound_document d ON d.id = r.document_id WHERE o.review_required_at IS NOT NULL ORDER BY d.nazwa_pliku",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| (r.get(0), r.get(1)))
-    .collect();
+    let letters = |condition: &str| {
+        format!(
+            "SELECT d.nazwa_pliku, o.kind FROM outbound_document o JOIN access_request r ON r.id = o.request_id \
+             JOIN inbound_document d ON d.id = r.document_id WHERE {condition} ORDER BY d.nazwa_pliku"
+        )
+    };
+    let held = pairs(letters("o.review_required_at IS NOT NULL")).await;
+    let letters = pairs(letters("o.status = 'sent'")).await;
     let held_mail: i64 =
         sqlx::query("SELECT COUNT(*) FROM notification WHERE key LIKE 'uncertain:%'")
             .fetch_one(&pool)

@@ -729,3 +729,18 @@ pub fn nth_pesel(first: u64, n: usize) -> String {
     let check = eurzad::identifiers::pesel_check_digit(&base).unwrap();
     format!("{base}{check}")
 }
+
+/// A drop folder `dir/import` holding a copy of the hand-checked register set
+/// (fixtures/registers/basic): a sync moves the files it applied, so tests never sync the
+/// fixtures themselves.
+pub fn basic_registers_drop_dir(dir: &Path) -> PathBuf {
+    let import = dir.join("import");
+    std::fs::create_dir_all(&import).unwrap();
+    for entry in std::fs::read_dir(fixture("registers/basic")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            std::fs::copy(&path, import.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    import
+}
