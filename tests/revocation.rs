@@ -411,15 +411,17 @@ fn resign(text: &str, key: &SigningKey) -> String {
 }
 
 /// The daemon fetches revocation data as it judges an inbound document (on its blocking
-/// threads), and stores the verdict: the revoked signer's letter is INDETERMINATE
-/// REVOKED_NO_POE, the good one passes.
+/// threads), and stores the verdict: the revoked signer's request is INDETERMINATE
+/// REVOKED_NO_POE and refused, the good one passes. When no source answers (TRY_LATER) the
+/// document is judged again after the retry delay, up to the job's attempts; a request whose
+/// revocation stays unknown waits for an official instead of being refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_daemon_checks_revocation_of_inbound_documents() {
     const BOX: (&str, &str, &str) = ("urzad_testowy", "skrytka", "/urzad_testowy/skrytka");
     let pki = tokio::task::spawn_blocking(Pki::make).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let emulator = common::EmulatorProcess::start(&dir.path().join("emulator"), &[BOX], &[]);
-    for name in ["good", "revoked"] {
+    for name in ["good", "revoked", "unreachable"] {
         emulator
             .add_document(BOX.2, &format!("{name}.xml"), &pki.signed_by(name))
             .await;
@@ -454,7 +456,41 @@ async fn the_daemon_checks_revocation_of_inbound_documents() {
                 "INDETERMINATE".into(),
                 Some("REVOKED_NO_POE".into())
             ),
+            (
+                "unreachable.xml".into(),
+                "INDETERMINATE".into(),
+                Some("TRY_LATER".into())
+            ),
         ]
+    );
+    let attempts: Vec<(String, i32)> = sqlx::query_as(
+        "SELECT d.nazwa_pliku, j.attempts FROM job j JOIN inbound_document d ON d.id = j.document_id \
+         WHERE j.kind = 'verify' ORDER BY d.nazwa_pliku",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        attempts,
+        vec![
+            ("good.xml".into(), 1),
+            ("revoked.xml".into(), 1),
+            ("unreachable.xml".into(), 5)
+        ],
+        "judged again while no source answered (jobs.max_attempts = 5)"
+    );
+    let requests: Vec<(String, String)> = sqlx::query_as(
+        "SELECT d.nazwa_pliku, r.status FROM access_request r JOIN inbound_document d ON d.id = r.document_id \
+         ORDER BY d.nazwa_pliku",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    // Refused (no reply address in these documents: it stays unanswered for officials).
+    assert_eq!(requests[1], ("revoked.xml".into(), "rejected".into()));
+    assert_eq!(
+        requests[2],
+        ("unreachable.xml".into(), "awaiting_official".into())
     );
     pool.close().await;
     drop(pki);

@@ -308,6 +308,18 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
                     .await
                     .map_err(|e| format!("verification task failed: {e}"))?;
                     tracing::info!(document = id, indication = %verdict.indication, reason = %verdict.reason, "signature checked");
+                    // No revocation source answered: a passing state of the network, not a
+                    // verdict on the document. Judged again after the retry delay; only the
+                    // last attempt's verdict is stored.
+                    if verdict.subindication == Some("TRY_LATER")
+                        && job.attempts < i64::from(settings.max_attempts)
+                    {
+                        return Err(format!(
+                            "document {id}: revocation data could not be had ({}); judged again later",
+                            verdict.reason
+                        )
+                        .into());
+                    }
                     (Some(verdict), Some(form), String::new())
                 }
             };

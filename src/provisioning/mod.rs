@@ -33,6 +33,15 @@ impl SignedBy {
     pub fn in_plain_polish(&self) -> &'static str {
         signature::in_plain_polish(self.subindication.as_deref(), &self.reason)
     }
+
+    /// Whether the verdict failed only for want of revocation data (no source answered, or
+    /// every answer was stale).
+    pub fn revocation_unknown(&self) -> bool {
+        matches!(
+            self.subindication.as_deref(),
+            Some("TRY_LATER" | "REVOCATION_OUT_OF_BOUNDS_NO_POE")
+        )
+    }
 }
 
 /// The applicant's name as letters and the officials' queue give it: the name the signature
@@ -92,6 +101,17 @@ pub fn assess(
         representations: Vec::new(),
     };
     if !signed.passed {
+        // Whether the signer's certificate was revoked could not be learned: the signature
+        // is not shown false, so a person decides instead of a refusal.
+        if signed.revocation_unknown() {
+            return Assessment {
+                decision: Decision::AwaitOfficial(vec![format!(
+                    "podpisu nie można było w pełni sprawdzić: {}",
+                    signed.in_plain_polish()
+                )]),
+                representations: Vec::new(),
+            };
+        }
         return reject(format!(
             "podpis wniosku jest nieprawidłowy: {}",
             signed.in_plain_polish()
@@ -333,6 +353,42 @@ mod tests {
             applicant_name(None, Some(" "), Some("Wojciech Wójcik")),
             "Wojciech Wójcik (podane we wniosku, niepotwierdzone)"
         );
+    }
+
+    #[test]
+    fn a_signature_whose_revocation_is_unknown_waits_for_an_official() {
+        let registry = Registry::default();
+        let unknown = SignedBy {
+            passed: false,
+            reason: "the signer certificate: no fresh revocation data".into(),
+            subindication: Some("TRY_LATER".into()),
+            ..SignedBy::default()
+        };
+        let assessment = assess(
+            &unknown,
+            Err("unread"),
+            &KindTrust::default(),
+            &registry,
+            Utc::now(),
+        );
+        assert!(
+            matches!(&assessment.decision, Decision::AwaitOfficial(reasons)
+                if reasons[0].contains("nie udało się sprawdzić, czy certyfikat podpisu nie został unieważniony")),
+            "{:?}",
+            assessment.decision
+        );
+        let revoked = SignedBy {
+            subindication: Some("REVOKED_NO_POE".into()),
+            ..unknown
+        };
+        let assessment = assess(
+            &revoked,
+            Err("unread"),
+            &KindTrust::default(),
+            &registry,
+            Utc::now(),
+        );
+        assert!(matches!(assessment.decision, Decision::Reject(_)));
     }
 
     #[test]
