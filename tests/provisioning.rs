@@ -972,6 +972,22 @@ async fn without_an_attached_authorization_the_official_gives_the_term() {
         "Anna Urzędniczka",
     ]);
     assert!(!ok && out.contains("--valid-from"), "{out}");
+    // A term that ends before it begins is refused by name.
+    let (ok, out) = office.eurzad(&[
+        "requests",
+        "approve",
+        &id.to_string(),
+        "--as",
+        "Anna Urzędniczka",
+        "--valid-from",
+        "2027-01-31",
+        "--valid-to",
+        "2026-11-01",
+    ]);
+    assert!(
+        !ok && out.contains("--valid-to 2026-11-01 is before --valid-from 2027-01-31"),
+        "{out}"
+    );
     assert_eq!(
         scalar_i64(&pool, "SELECT COUNT(*) FROM account").await,
         0,

@@ -266,6 +266,15 @@ fn every_certificate_of_the_path_is_checked_online() {
         judged(&unreachable)
     );
 
+    // A distribution point that answers junk: no fresh word, and the reason says what.
+    let junk = verify("junk");
+    assert_eq!(junk.subindication, Some("TRY_LATER"), "{}", judged(&junk));
+    assert!(
+        junk.reason.contains("junk.crl is unreadable"),
+        "{}",
+        judged(&junk)
+    );
+
     // Fetched data is reused until its nextUpdate: a second check fetches no CRL again.
     let before = pki.crls.hits("root.crl");
     assert!(verify("good").passed());

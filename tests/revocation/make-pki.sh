@@ -5,7 +5,8 @@
 #   │   ├── good        (OCSP :OCSP, CDP inter.crl)     responder, and the CRLs inter.crl,
 #   │   ├── revoked     (OCSP :OCSP, CDP inter.crl)     listing `revoked`, and stale.crl
 #   │   ├── stale       (CDP stale.crl only: nextUpdate passed)
-#   │   └── unreachable (OCSP :DEAD only: nothing listens there)
+#   │   ├── unreachable (OCSP :DEAD only: nothing listens there)
+#   │   └── junk        (CDP junk.crl: the server answers bytes that are no CRL)
 #   └── inter2  (CDP root.crl, which lists it as revoked)
 #       └── under-revoked-ca (CDP inter2.crl)
 # Usage: make-pki.sh DIR CRL_PORT OCSP_PORT DEAD_PORT
@@ -36,6 +37,8 @@ cert good inter "$leaf" "authorityInfoAccess=OCSP;URI:http://127.0.0.1:$ocsp" "c
 cert revoked inter "$leaf" "authorityInfoAccess=OCSP;URI:http://127.0.0.1:$ocsp" "crlDistributionPoints=URI:http://127.0.0.1:$crl/inter.crl"
 cert stale inter "$leaf" "crlDistributionPoints=URI:http://127.0.0.1:$crl/stale.crl"
 cert unreachable inter "$leaf" "authorityInfoAccess=OCSP;URI:http://127.0.0.1:$dead"
+cert junk inter "$leaf" "crlDistributionPoints=URI:http://127.0.0.1:$crl/junk.crl"
+printf 'this is not a CRL\n' > junk.crl
 cert under-revoked-ca inter2 "$leaf" "crlDistributionPoints=URI:http://127.0.0.1:$crl/inter2.crl"
 cert responder inter "keyUsage=critical,digitalSignature" "extendedKeyUsage=OCSPSigning"
 
