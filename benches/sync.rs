@@ -12,6 +12,9 @@
 //! EURZAD_BENCH_POSTGRES_URL (default postgres://eurzad:eurzad@127.0.0.1/eurzad, a role
 //! that may create databases) names the PostgreSQL server.
 
+mod common;
+
+use common::PgAdmin;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -208,18 +211,8 @@ fn main() {
     ));
 
     // PostgreSQL, when reachable: each round a new database.
-    let admin = std::env::var("EURZAD_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://eurzad:eurzad@127.0.0.1/eurzad".into());
-    let admin_sql = |sql: String| {
-        runtime.block_on(async {
-            let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await else {
-                return false;
-            };
-            sqlx::Executor::execute(&mut c, sqlx::AssertSqlSafe(sql))
-                .await
-                .is_ok()
-        })
-    };
+    let admin = PgAdmin::from_env();
+    let admin_sql = |sql: String| admin.exec(&runtime, sql);
     let mut postgres = Figures {
         firsts: Vec::new(),
         raws: Vec::new(),
@@ -230,7 +223,7 @@ fn main() {
         if !admin_sql(format!("CREATE DATABASE {name}")) {
             break;
         }
-        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        let url = admin.database_url(&name);
         runtime.block_on(async {
             let store = Store::connect(&url, 4).await.unwrap();
             postgres.firsts.push(first_sync(&store, &data, rows).await);
@@ -255,7 +248,7 @@ fn main() {
     } else {
         table.push((
             "PostgreSQL".into(),
-            format!("not reachable at {admin}: skipped"),
+            format!("not reachable at {}: skipped", admin.url),
         ));
     }
     table.push((

@@ -459,13 +459,26 @@ impl Default for NotifyConfig {
 }
 
 /// The optional read API for the portal (src/portal.rs): reads through it are logged.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PortalConfig {
     /// Where to listen, e.g. "127.0.0.1:8090"; no API when absent.
     pub listen: Option<std::net::SocketAddr>,
     /// A file holding the bearer token the portal sends (`credential:` works).
     pub token_file: Option<String>,
+    /// Database connections of the API's own pool: reads in flight at once (the daemon's
+    /// work keeps `database.max_connections` of its own).
+    pub connections: u32,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            listen: None,
+            token_file: None,
+            connections: 8,
+        }
+    }
 }
 
 /// Back-office registers synced into the portal database (docs/import-formats.md).

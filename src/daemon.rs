@@ -338,7 +338,12 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
                 .await
                 .with_context(|| format!("portal.listen: binding {listen}"))?;
             tracing::info!(%listen, "portal read API listening (reads of others' data are audited)");
-            let router = crate::portal::router(store.clone(), token);
+            // Reads go through a pool of their own, so that a page never waits for a
+            // connection the jobs or a sync hold.
+            let readers = Store::connect(&config.database.url, config.portal.connections.max(1))
+                .await
+                .context("opening the portal API's connections")?;
+            let router = crate::portal::router(readers, token);
             let mut stop = stop_rx.clone();
             Some(tokio::spawn(async move {
                 let _ = axum::serve(listener, router)

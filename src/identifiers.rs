@@ -59,11 +59,23 @@ pub fn nrb_check_digits(bban: &str) -> Option<u32> {
 
 /// An NRB: 26 digits (spaces allowed between groups) whose check digits are right.
 pub fn nrb_is_valid(raw: &str) -> bool {
+    nrb_digits(raw).is_some()
+}
+
+/// The 26 digits of a valid NRB written as exports and statements print it: in groups with
+/// spaces (also non-breaking ones), with or without the IBAN country prefix `PL`.
+pub fn nrb_digits(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let raw = raw
+        .strip_prefix("PL")
+        .or_else(|| raw.strip_prefix("pl"))
+        .unwrap_or(raw);
     let digits: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
-    digits.len() == 26
+    (digits.len() == 26
         && digits.bytes().all(|b| b.is_ascii_digit())
         // Moving "PL" (25 21) and the check digits to the end, the number mod 97 is 1.
-        && mod97(&format!("{}2521{}", &digits[2..], &digits[..2])) == 1
+        && mod97(&format!("{}2521{}", &digits[2..], &digits[..2])) == 1)
+        .then_some(digits)
 }
 
 /// The decimal digits of `value` when it is exactly `len` ASCII digits.
@@ -117,6 +129,21 @@ mod tests {
         assert!(nrb_is_valid("61109010140000071219812874"));
         assert!(nrb_is_valid("61 1090 1014 0000 0712 1981 2874"));
         assert!(!nrb_is_valid("61109010140000071219812875"));
+        // As statements print it: groups, a PL prefix, non-breaking spaces; stored as digits.
+        for printed in [
+            "PL61109010140000071219812874",
+            "PL 61 1090 1014 0000 0712 1981 2874",
+            "61\u{a0}1090\u{a0}1014\u{a0}0000\u{a0}0712\u{a0}1981\u{a0}2874",
+            " 61 1090 1014 0000 0712 1981 2874 ",
+        ] {
+            assert_eq!(
+                nrb_digits(printed).as_deref(),
+                Some("61109010140000071219812874"),
+                "{printed:?}"
+            );
+        }
+        assert_eq!(nrb_digits("DE61109010140000071219812874"), None);
+        assert_eq!(nrb_digits("PL 61 1090 1014 0000 0712 1981 287"), None);
         assert!(!nrb_is_valid("6110901014"));
         assert_eq!(nrb_check_digits("109010140000071219812874"), Some(61));
         assert_eq!(nrb_check_digits("10901014"), None);

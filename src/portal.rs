@@ -44,6 +44,16 @@ const VIEWS: &[ViewDef] = &[
         scopes: &["podatki", "oplaty"],
     },
     ViewDef {
+        name: "assessments",
+        sql: "SELECT * FROM portal_assessments WHERE viewer_account_id = $1 ORDER BY account_id, year, issued_on, assessment_id",
+        scopes: &["podatki", "oplaty"],
+    },
+    ViewDef {
+        name: "tax_components",
+        sql: "SELECT * FROM portal_tax_components WHERE viewer_account_id = $1 ORDER BY account_id, year, assessment_id, component_id",
+        scopes: &["podatki", "oplaty"],
+    },
+    ViewDef {
         name: "cases",
         sql: "SELECT * FROM portal_cases WHERE viewer_account_id = $1 ORDER BY case_id",
         scopes: &["sprawy"],
@@ -151,48 +161,52 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Logs, inside the read's transaction, the represented parties a read covered.
-macro_rules! log_reads {
-    ($tx:expr, $def:expr, $viewer:expr, $now:expr) => {
-        for scope in $def.scopes {
-            let parties: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT party_id FROM portal_party_access \
-                 WHERE viewer_account_id = $1 AND access = 'representation' AND scope = $2",
-            )
-            .bind($viewer)
-            .bind(*scope)
-            .fetch_all(&mut *$tx)
-            .await?;
-            for party in parties {
-                sqlx::query("INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
-                    .bind($now)
-                    .bind(format!("portal:account:{}", $viewer))
-                    .bind(format!("read:{}", $def.name))
-                    .bind(format!("party:{party}"))
-                    .bind(format!("scope {scope}"))
-                    .execute(&mut *$tx)
-                    .await?;
-            }
-        }
-    };
-}
+/// The represented parties whose data a read of `def` by `viewer` covers.
+const REPRESENTED: &str = "SELECT DISTINCT party_id FROM portal_party_access \
+     WHERE viewer_account_id = $1 AND access = 'representation' AND scope = $2 ORDER BY party_id";
 
-/// Reads a view for a viewer and logs, in the same transaction, the represented parties
-/// whose data the read covered.
+/// Reads a view for a viewer, and then logs the represented parties whose data the read
+/// covered.
+///
+/// The read is a read-only snapshot (on SQLite a WAL reader, which never waits for a sync
+/// that is writing; on PostgreSQL `REPEATABLE READ`), and the parties are read in the same
+/// snapshot as the rows. The log is written after it, in a transaction of its own, and
+/// committed before the rows are answered: no data leaves without its record. A read of
+/// one's own data writes nothing.
 async fn read(store: &Store, def: &ViewDef, viewer: i64) -> Result<Vec<Value>, sqlx::Error> {
     let now = Utc::now();
-    // The read ends in writes (the log): a write transaction from the start, so that on
-    // SQLite it waits its turn instead of failing when it upgrades.
     macro_rules! read_in {
         ($pool:expr) => {{
-            let mut tx = $pool.begin_write().await?;
+            let mut tx = $pool.begin_read().await?;
             let rows = sqlx::query(def.sql)
                 .bind(viewer)
                 .fetch_all(&mut *tx)
                 .await?;
-            let json = rows.iter().map(|r| row_json!(r)).collect();
-            log_reads!(tx, def, viewer, now);
-            tx.commit().await?;
+            let json: Vec<Value> = rows.iter().map(|r| row_json!(r)).collect();
+            let mut covered: Vec<(&str, String)> = Vec::new();
+            for scope in def.scopes {
+                let parties: Vec<String> = sqlx::query_scalar(REPRESENTED)
+                    .bind(viewer)
+                    .bind(*scope)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                covered.extend(parties.into_iter().map(|party| (*scope, party)));
+            }
+            tx.rollback().await?;
+            if !covered.is_empty() {
+                let mut log = $pool.begin_write().await?;
+                for (scope, party) in covered {
+                    sqlx::query("INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
+                        .bind(now)
+                        .bind(format!("portal:account:{viewer}"))
+                        .bind(format!("read:{}", def.name))
+                        .bind(format!("party:{party}"))
+                        .bind(format!("scope {scope}"))
+                        .execute(&mut *log)
+                        .await?;
+                }
+                log.commit().await?;
+            }
             Ok(json)
         }};
     }

@@ -652,12 +652,28 @@ async fn the_xml_format_gives_the_same_register_and_refuses_what_it_should() {
     // Not the schema's shape: a row without its id, named by line.
     let out = refused(
         "ledger-noid.xml",
-        xml.replacen("<Wiersz id=\"L2\"", "<Wiersz", 1),
+        xml.replacen("<Operacja id=\"L2\"", "<Operacja", 1),
     );
     assert!(
         out.contains("ledger-noid.xml:4: does not match rejestr.xsd"),
         "{out}"
     );
+    // A value of the wrong type is refused by the schema itself, with its line and the
+    // attribute: the contract a vendor can check an export against.
+    let out = refused(
+        "ledger-type.xml",
+        xml.replacen("rok=\"2026\"", "rok=\"dwa tysiące\"", 2),
+    );
+    assert!(
+        out.contains("ledger-type.xml:3: does not match rejestr.xsd") && out.contains("'rok'"),
+        "{out}"
+    );
+    // A row of another register in a ledger file, by line.
+    let out = refused(
+        "ledger-mixed.xml",
+        xml.replacen("<Operacja id=\"L2\"", "<Rata id=\"L2\"", 1),
+    );
+    assert!(out.contains("ledger-mixed.xml:4: "), "{out}");
     // A bad value, named by line and attribute.
     let out = refused("ledger-date.xml", xml.replace("2026-03-10", "2026-02-30"));
     assert!(
@@ -1064,7 +1080,8 @@ async fn every_register_table_is_guarded_after_its_runs() {
     // at a time: each write deletes that register's digest and no other. The runs drop and
     // create again their table's guard on SQLite, so this also shows they put it back.
     let town = Town::new().await;
-    eurzad::registers::sample::generate(&town.import(), 2_000, 500).unwrap();
+    // (A ledger of natural size: the generator writes assessments only then.)
+    eurzad::registers::sample::generate(&town.import(), 2_000, 0).unwrap();
     let (ok, out) = town.sync(&[]);
     assert!(ok, "{out}");
     let pool = town.pool().await;
@@ -1079,14 +1096,19 @@ async fn every_register_table_is_guarded_after_its_runs() {
     left.sort();
     assert_eq!(digests().await.unwrap(), left, "a digest per register");
     for register in eurzad::registers::REGISTERS {
-        exec(
-            &pool,
-            &format!(
-                "UPDATE {t} SET row_hash = row_hash WHERE id = (SELECT MIN(id) FROM {t})",
-                t = register.table
-            ),
-        )
-        .await;
+        let written = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {t} SET row_hash = row_hash WHERE id = (SELECT MIN(id) FROM {t})",
+            t = register.table
+        )))
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+        assert_eq!(
+            written, 1,
+            "{}: the town has rows to write by hand",
+            register.table
+        );
         left.retain(|name| name != register.name);
         assert_eq!(
             digests().await.unwrap(),

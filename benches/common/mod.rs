@@ -1,4 +1,6 @@
 //! Measuring helpers shared by the benches.
+//! Each bench uses its own share of them.
+#![allow(dead_code)]
 
 use std::process::Command;
 use std::time::Duration;
@@ -100,5 +102,38 @@ pub async fn put_documents(url: &str, documents: impl Iterator<Item = serde_json
             .await
             .expect("the emulator answers");
         assert_eq!(response.status(), 201, "the emulator took the document");
+    }
+}
+
+/// The PostgreSQL the benches make their databases in: EURZAD_BENCH_POSTGRES_URL, or the
+/// one `.ci/run` starts.
+pub struct PgAdmin {
+    pub url: String,
+}
+
+impl PgAdmin {
+    pub fn from_env() -> Self {
+        PgAdmin {
+            url: std::env::var("EURZAD_BENCH_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://eurzad:eurzad@127.0.0.1/eurzad".into()),
+        }
+    }
+
+    /// Runs one statement as the admin: false when PostgreSQL is not reachable or refuses.
+    pub fn exec(&self, runtime: &tokio::runtime::Runtime, sql: String) -> bool {
+        runtime.block_on(async {
+            let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url).await
+            else {
+                return false;
+            };
+            sqlx::Executor::execute(&mut c, sqlx::AssertSqlSafe(sql))
+                .await
+                .is_ok()
+        })
+    }
+
+    /// The URL of database `name` on the same server.
+    pub fn database_url(&self, name: &str) -> String {
+        format!("{}/{name}", self.url.rsplit_once('/').unwrap().0)
     }
 }

@@ -56,6 +56,7 @@ pub struct CsvRows {
     layout: Vec<(Option<usize>, bool)>,
     id_index: usize,
     columns: &'static [Column],
+    row_check: Option<super::RowCheck>,
     pub encoding: &'static Encoding,
     pub delimiter: u8,
 }
@@ -235,6 +236,7 @@ impl CsvRows {
             layout,
             id_index,
             columns: register.columns,
+            row_check: register.row_check,
             encoding,
             delimiter,
         })
@@ -313,6 +315,11 @@ impl CsvRows {
             if let Err(reason) = check_into(column, raw, *grosze, &mut row.values[position]) {
                 return Some(Err(error(Some(column.header), reason)));
             }
+        }
+        if let Some(check) = self.row_check
+            && let Err((column, reason)) = check(&row.values)
+        {
+            return Some(Err(error(Some(column), reason)));
         }
         Some(Ok(()))
     }

@@ -67,7 +67,11 @@ pub enum Kind {
     Money,
     Int,
     Date,
-    /// An individual bank account number (NRB): 26 digits, mod-97 check.
+    /// A decimal with at most 4 places (`1,2345`, `1.5`), stored in ten-thousandths: the
+    /// base and the rate of a tax component.
+    Decimal4,
+    /// An individual bank account number (NRB): 26 digits, mod-97 check. Written in groups
+    /// with spaces, or with a `PL` prefix, as statements print it; stored as the 26 digits.
     Nrb,
     Pesel,
     Nip,
@@ -97,12 +101,18 @@ const fn col(header: &'static str, sql: &'static str, kind: Kind, required: bool
     }
 }
 
+/// A check of a whole row, after each of its values passed its column's check: the column
+/// to blame and why.
+pub type RowCheck = fn(&[Value]) -> Result<(), (&'static str, String)>;
+
 /// A register: its table, its external key (the CSV column `id`), and its columns.
 #[derive(Debug)]
 pub struct Register {
     pub name: &'static str,
     pub table: &'static str,
     pub columns: &'static [Column],
+    /// What a row must satisfy across its columns.
+    pub row_check: Option<RowCheck>,
 }
 
 pub const ACCOUNT_KINDS: &[&str] = &[
@@ -116,6 +126,8 @@ pub const ACCOUNT_KINDS: &[&str] = &[
     "lease",
     "perpetual_usufruct",
 ];
+/// The ledger's entry types; docs/import-formats.md, "Ledger entry types", says what each
+/// means and `store::registers::balances` is where the figures follow it.
 pub const LEDGER_TYPES: &[&str] = &[
     "charge",
     "correction",
@@ -123,8 +135,148 @@ pub const LEDGER_TYPES: &[&str] = &[
     "payment",
     "interest",
     "reminder_cost",
-    "overpayment",
+    "overpayment_credit",
+    "overpayment_refund",
 ];
+
+/// What an assessment is: a decision (art. 21 §1 pkt 2), a payment order (nakaz płatniczy,
+/// for the joint agricultural, forest and property tax of natural persons), or a
+/// declaration (art. 21 §1 pkt 1: the tax is the one declared).
+pub const ASSESSMENT_KINDS: &[&str] = &["decision", "payment_order", "declaration"];
+
+/// What a component of an assessment taxes, and the unit of its base.
+pub const COMPONENT_SUBJECTS: &[(&str, &[&str])] = &[
+    // property tax (ustawa o podatkach i opłatach lokalnych, art. 5)
+    ("land_business", &["m2"]),
+    ("land_water", &["ha"]),
+    ("land_other", &["m2"]),
+    ("building_residential", &["m2"]),
+    ("building_business", &["m2"]),
+    ("building_grain_trade", &["m2"]),
+    ("building_health", &["m2"]),
+    ("building_other", &["m2"]),
+    ("structure", &["zl"]),
+    // agricultural tax: converted hectares, or physical ones for land of under 1 ha
+    ("agricultural_land", &["ha_przel", "ha"]),
+    // forest tax
+    ("forest", &["ha"]),
+    // transport tax: one vehicle
+    ("vehicle", &["szt"]),
+];
+
+const SUBJECT_NAMES: &[&str] = &[
+    "land_business",
+    "land_water",
+    "land_other",
+    "building_residential",
+    "building_business",
+    "building_grain_trade",
+    "building_health",
+    "building_other",
+    "structure",
+    "agricultural_land",
+    "forest",
+    "vehicle",
+];
+
+const BASE_UNITS: &[&str] = &["m2", "ha", "ha_przel", "zl", "szt"];
+
+/// A ledger row's amount is positive, its type says which way it goes; only a correction,
+/// which may lower a charge as well as raise it, is signed.
+fn ledger_row(values: &[Value]) -> Result<(), (&'static str, String)> {
+    let (Value::Text(Some(kind)), Value::Int(Some(amount))) = (&values[2], &values[6]) else {
+        return Ok(());
+    };
+    match (kind.as_str(), *amount) {
+        ("correction", 0) => Err(("kwota", "a correction of 0 changes nothing".into())),
+        ("correction", _) => Ok(()),
+        (_, amount) if amount <= 0 => Err((
+            "kwota",
+            format!("an entry of type {kind} must be positive (only a correction is signed)"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The amount of a tax component: base × rate, rounded to whole złoty (art. 63 §1: under
+/// 50 grosze down, 50 and more up), in grosze. Base and rate in ten-thousandths.
+pub fn component_amount_gr(base_e4: i64, rate_e4: i64) -> Option<i64> {
+    // base × rate is in 1e-8 złoty.
+    let product = i128::from(base_e4) * i128::from(rate_e4);
+    if product < 0 {
+        return None;
+    }
+    let zloty = (product + 50_000_000) / 100_000_000;
+    i64::try_from(zloty * 100).ok()
+}
+
+/// A component's unit fits its subject, a vehicle names its registration and its weight,
+/// and its amount is base × rate as art. 63 rounds it.
+fn component_row(values: &[Value]) -> Result<(), (&'static str, String)> {
+    let text = |i: usize| match &values[i] {
+        Value::Text(Some(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let int = |i: usize| match &values[i] {
+        Value::Int(Some(v)) => Some(*v),
+        _ => None,
+    };
+    let (Some(subject), Some(unit)) = (text(1), text(5)) else {
+        return Ok(());
+    };
+    let units = COMPONENT_SUBJECTS
+        .iter()
+        .find(|(s, _)| *s == subject)
+        .map(|(_, u)| *u)
+        .unwrap_or(&[]);
+    if !units.contains(&unit) {
+        return Err((
+            "jednostka",
+            format!(
+                "{subject} is measured in {}, not {unit}",
+                units.join(" or ")
+            ),
+        ));
+    }
+    if subject == "vehicle" && (text(3).is_none() || int(4).is_none()) {
+        return Err((
+            "nr_rejestracyjny",
+            "a vehicle needs its registration number and its permissible weight (dmc_kg)".into(),
+        ));
+    }
+    let (Some(base), Some(rate), Some(amount)) = (int(6), int(7), int(8)) else {
+        return Ok(());
+    };
+    if base < 0 || rate < 0 {
+        return Err(("podstawa", "the base and the rate are not negative".into()));
+    }
+    match component_amount_gr(base, rate) {
+        Some(expected) if expected == amount => Ok(()),
+        Some(expected) => Err((
+            "kwota",
+            format!(
+                "{} is not base × rate ({} × {}) rounded to whole złoty (art. 63): {}",
+                zloty(amount),
+                decimal4(base),
+                decimal4(rate),
+                zloty(expected)
+            ),
+        )),
+        None => Err(("kwota", "base × rate is out of range".into())),
+    }
+}
+
+/// Grosze as złoty for a message: `1234,56 zł`.
+pub fn zloty(gr: i64) -> String {
+    let sign = if gr < 0 { "-" } else { "" };
+    format!("{sign}{},{:02} zł", gr.abs() / 100, gr.abs() % 100)
+}
+
+/// Ten-thousandths as a decimal for a message: `1,2345`, `12`.
+fn decimal4(v: i64) -> String {
+    let text = format!("{},{:04}", v / 10_000, (v % 10_000).abs());
+    text.trim_end_matches('0').trim_end_matches(',').to_string()
+}
 
 /// Every register, in the order a full sync applies them (references point backwards).
 pub const REGISTERS: &[Register] = &[
@@ -139,6 +291,7 @@ pub const REGISTERS: &[Register] = &[
             col("regon", "regon", Kind::Regon, false),
             col("adres", "address", Kind::Text, false),
         ],
+        row_check: None,
     },
     Register {
         name: "accounts",
@@ -149,6 +302,7 @@ pub const REGISTERS: &[Register] = &[
             col("nrb", "nrb", Kind::Nrb, true),
             col("opis", "description", Kind::Text, false),
         ],
+        row_check: None,
     },
     Register {
         name: "obligors",
@@ -158,6 +312,7 @@ pub const REGISTERS: &[Register] = &[
             col("podmiot", "party_id", Kind::Ref("parties"), true),
             col("rola", "role", Kind::OneOf(&["main", "co_obligor"]), true),
         ],
+        row_check: None,
     },
     Register {
         name: "installments",
@@ -169,6 +324,7 @@ pub const REGISTERS: &[Register] = &[
             col("termin", "due_date", Kind::Date, true),
             col("kwota", "amount_gr", Kind::Money, true),
         ],
+        row_check: None,
     },
     Register {
         name: "ledger",
@@ -182,6 +338,7 @@ pub const REGISTERS: &[Register] = &[
             col("data_waluty", "value_date", Kind::Date, false),
             col("kwota", "amount_gr", Kind::Money, true),
         ],
+        row_check: Some(ledger_row),
     },
     Register {
         name: "cases",
@@ -194,6 +351,7 @@ pub const REGISTERS: &[Register] = &[
             col("wszczeta", "opened_on", Kind::Date, true),
             col("zakonczona", "closed_on", Kind::Date, false),
         ],
+        row_check: None,
     },
     Register {
         name: "case_letters",
@@ -204,6 +362,7 @@ pub const REGISTERS: &[Register] = &[
             col("kierunek", "direction", Kind::OneOf(&["in", "out"]), true),
             col("tytul", "title", Kind::Text, true),
         ],
+        row_check: None,
     },
     Register {
         name: "alcohol_permits",
@@ -216,6 +375,7 @@ pub const REGISTERS: &[Register] = &[
             col("od", "valid_from", Kind::Date, true),
             col("do", "valid_to", Kind::Date, true),
         ],
+        row_check: None,
     },
     Register {
         name: "leases",
@@ -228,6 +388,7 @@ pub const REGISTERS: &[Register] = &[
             col("od", "period_from", Kind::Date, true),
             col("do", "period_to", Kind::Date, false),
         ],
+        row_check: None,
     },
     Register {
         name: "budget",
@@ -241,6 +402,7 @@ pub const REGISTERS: &[Register] = &[
             col("plan", "plan_gr", Kind::Money, true),
             col("wykonanie", "execution_gr", Kind::Money, true),
         ],
+        row_check: None,
     },
     Register {
         name: "property",
@@ -252,6 +414,37 @@ pub const REGISTERS: &[Register] = &[
             col("powierzchnia_m2", "area_m2", Kind::Int, false),
             col("przeznaczenie", "purpose", Kind::Text, false),
         ],
+        row_check: None,
+    },
+    Register {
+        name: "assessments",
+        table: "reg_assessment",
+        columns: &[
+            col("konto", "account_id", Kind::Ref("accounts"), true),
+            col("rodzaj", "kind", Kind::OneOf(ASSESSMENT_KINDS), true),
+            col("numer", "number", Kind::Text, true),
+            col("data", "issued_on", Kind::Date, true),
+            col("rok", "year", Kind::Int, true),
+            col("kwota", "total_gr", Kind::Money, true),
+            col("doreczona", "delivered_on", Kind::Date, false),
+        ],
+        row_check: None,
+    },
+    Register {
+        name: "assessment_components",
+        table: "reg_assessment_component",
+        columns: &[
+            col("wymiar", "assessment_id", Kind::Ref("assessments"), true),
+            col("przedmiot", "subject", Kind::OneOf(SUBJECT_NAMES), true),
+            col("opis", "description", Kind::Text, false),
+            col("nr_rejestracyjny", "registration", Kind::Text, false),
+            col("dmc_kg", "permissible_weight_kg", Kind::Int, false),
+            col("jednostka", "base_unit", Kind::OneOf(BASE_UNITS), true),
+            col("podstawa", "base_e4", Kind::Decimal4, true),
+            col("stawka", "rate_e4", Kind::Decimal4, true),
+            col("kwota", "amount_gr", Kind::Money, true),
+        ],
+        row_check: Some(component_row),
     },
 ];
 
@@ -287,7 +480,7 @@ pub fn check_into(
             return Err("required, but empty".into());
         }
         *slot = match column.kind {
-            Kind::Int | Kind::Money => Value::Int(None),
+            Kind::Int | Kind::Money | Kind::Decimal4 => Value::Int(None),
             Kind::Date => Value::Date(None),
             _ => Value::Text(None),
         };
@@ -322,13 +515,16 @@ pub fn check_into(
             ));
             Ok(())
         }
-        Kind::Nrb if nrb_is_valid(raw) => {
-            *slot = Value::Text(Some(raw.replace(' ', "")));
+        Kind::Nrb => match crate::identifiers::nrb_digits(raw) {
+            Some(digits) => text(slot, &digits),
+            None => Err(format!(
+                "{raw:?} is not a valid NRB (26 digits, mod-97 check; spaces and a PL prefix allowed)"
+            )),
+        },
+        Kind::Decimal4 => {
+            *slot = Value::Int(Some(decimal(raw, 4)?));
             Ok(())
         }
-        Kind::Nrb => Err(format!(
-            "{raw:?} is not a valid NRB (26 digits, mod-97 check)"
-        )),
         Kind::Pesel if crate::identifiers::pesel_is_valid(raw) => text(slot, raw),
         Kind::Pesel => Err(format!("PESEL {raw} has a wrong check digit")),
         Kind::Nip if crate::identifiers::nip_is_valid(raw) => text(slot, raw),
@@ -380,16 +576,23 @@ pub fn write_iso_date(date: NaiveDate, out: &mut [u8; 10]) {
 /// Złoty as a decimal with a comma or a dot and at most 2 decimals, or whole grosze.
 /// Spaces (also non-breaking ones) between digit groups are allowed.
 pub fn money(raw: &str, grosze: bool) -> Result<i64, String> {
-    let bad = || {
-        format!(
-            "{raw:?} is not an amount ({})",
-            if grosze {
-                "whole grosze"
-            } else {
-                "złoty, e.g. 1234,56"
-            }
-        )
-    };
+    if grosze {
+        scaled(raw, 0).map_err(|()| format!("{raw:?} is not an amount (whole grosze)"))
+    } else {
+        scaled(raw, 2).map_err(|()| format!("{raw:?} is not an amount (złoty, e.g. 1234,56)"))
+    }
+}
+
+/// A decimal with at most `places` places, scaled by 10^places.
+pub fn decimal(raw: &str, places: u32) -> Result<i64, String> {
+    scaled(raw, places).map_err(|()| {
+        format!("{raw:?} is not a number with at most {places} decimals (e.g. 1,2345)")
+    })
+}
+
+/// A decimal written with a comma or a dot and at most `places` places, with spaces (also
+/// non-breaking ones) allowed between digit groups, scaled by 10^places.
+fn scaled(raw: &str, places: u32) -> Result<i64, ()> {
     let mut chars = raw
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '\u{a0}')
@@ -403,28 +606,26 @@ pub fn money(raw: &str, grosze: bool) -> Result<i64, String> {
             '0'..='9' => {
                 if let Some(f) = fraction.as_mut() {
                     *f += 1;
-                    if *f > 2 {
-                        return Err(bad());
+                    if *f > places {
+                        return Err(());
                     }
                 }
                 value = value
                     .checked_mul(10)
                     .and_then(|v| v.checked_add(i64::from(c as u8 - b'0')))
-                    .ok_or_else(bad)?;
+                    .ok_or(())?;
                 digits += 1;
             }
-            ',' | '.' if !grosze && fraction.is_none() && digits > 0 => fraction = Some(0),
-            _ => return Err(bad()),
+            ',' | '.' if places > 0 && fraction.is_none() && digits > 0 => fraction = Some(0),
+            _ => return Err(()),
         }
     }
     if digits == 0 {
-        return Err(bad());
+        return Err(());
     }
-    if !grosze {
-        // Scale to grosze: "12" is 1200, "12,5" is 1250.
-        for _ in fraction.unwrap_or(0)..2 {
-            value = value.checked_mul(10).ok_or_else(bad)?;
-        }
+    // Scale: with 2 places "12" is 1200, "12,5" is 1250.
+    for _ in fraction.unwrap_or(0)..places {
+        value = value.checked_mul(10).ok_or(())?;
     }
     Ok(if negative { -value } else { value })
 }

@@ -1,5 +1,7 @@
 //! The XML alternative to CSV exports (`schemas/rejestr.xsd`): `<Rejestr rejestr="ledger">`
-//! with one `<Wiersz id="…" konto="…" …/>` per row, attributes named like the CSV headers.
+//! with one element per row, named per register (`<Operacja id="…" konto="…" …/>` in the
+//! ledger: [`row_element`]), its attributes named like the CSV headers and typed by the
+//! schema.
 //! Three streaming passes, so memory stays bounded however large the file:
 //! 1. quick-xml refuses a DOCTYPE (entities, XXE) before libxml2 sees the bytes;
 //! 2. libxml2's streaming (SAX) validator checks it against the XSD;
@@ -16,6 +18,31 @@ use super::csv_source::{Row, RowError};
 use super::{Column, Kind, Register, check};
 
 pub const REGISTER_NS: &str = "http://epuap.gov.pl/fe-model-web/wzor_lokalny/eurzad/rejestr/";
+
+/// The element of one row of each register, as schemas/rejestr.xsd names it.
+const ROW_ELEMENTS: &[(&str, &str)] = &[
+    ("parties", "Podmiot"),
+    ("accounts", "Konto"),
+    ("obligors", "Zobowiazany"),
+    ("installments", "Rata"),
+    ("ledger", "Operacja"),
+    ("cases", "Sprawa"),
+    ("case_letters", "Pismo"),
+    ("alcohol_permits", "Zezwolenie"),
+    ("leases", "Dzierzawa"),
+    ("budget", "PozycjaBudzetu"),
+    ("property", "Nieruchomosc"),
+    ("assessments", "Wymiar"),
+    ("assessment_components", "SkladnikWymiaru"),
+];
+
+/// The element of one row of `register` in the XML form.
+pub fn row_element(register: &str) -> Option<&'static str> {
+    ROW_ELEMENTS
+        .iter()
+        .find(|(name, _)| *name == register)
+        .map(|(_, element)| *element)
+}
 const XSD: &str = include_str!("../../schemas/rejestr.xsd");
 
 fn error(file: &str, line: u64, column: Option<&str>, reason: impl Into<String>) -> RowError {
@@ -151,8 +178,22 @@ impl XmlRows {
                         )));
                     }
                 }
-                b"Wiersz" => return Some(self.row(&element, line)),
-                _ => {}
+                name if Some(name) == row_element(self.register.name).map(str::as_bytes) => {
+                    return Some(self.row(&element, line));
+                }
+                other => {
+                    return Some(Err(error(
+                        &self.file,
+                        line,
+                        None,
+                        format!(
+                            "<{}> is not a row of register {} (its rows are <{}>)",
+                            String::from_utf8_lossy(other),
+                            self.register.name,
+                            row_element(self.register.name).unwrap_or("?")
+                        ),
+                    )));
+                }
             }
         }
     }
@@ -225,6 +266,10 @@ impl XmlRows {
                     ),
                 ));
             }
+        }
+        if let Some(check) = self.register.row_check {
+            check(&values)
+                .map_err(|(column, reason)| error(&self.file, line, Some(column), reason))?;
         }
         Ok(Row { line, id, values })
     }

@@ -661,14 +661,15 @@ pub async fn grant_anna_taxes(pool: &sqlx::AnyPool, agent: i64) {
     .await;
 }
 
-/// A `;`-separated register CSV as the XML format (schemas/rejestr.xsd): a `Wiersz` per line,
-/// an attribute per non-empty value, named by the header.
+/// A `;`-separated register CSV as the XML format (schemas/rejestr.xsd): a row element per
+/// line (named per register), an attribute per non-empty value, named by the header.
 pub fn register_csv_as_xml(csv: &str, register: &str) -> String {
     let mut lines = csv.lines();
     let headers: Vec<&str> = lines.next().unwrap().split(';').collect();
     let mut xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Rejestr xmlns=\"http://epuap.gov.pl/fe-model-web/wzor_lokalny/eurzad/rejestr/\" rejestr=\"{register}\">\n",
     );
+    let element = eurzad::registers::xml_source::row_element(register).expect("a register");
     for line in lines {
         let attributes: String = headers
             .iter()
@@ -676,7 +677,7 @@ pub fn register_csv_as_xml(csv: &str, register: &str) -> String {
             .filter(|(_, v)| !v.is_empty())
             .map(|(h, v)| format!(" {h}=\"{v}\""))
             .collect();
-        xml.push_str(&format!("  <Wiersz{attributes}/>\n"));
+        xml.push_str(&format!("  <{element}{attributes}/>\n"));
     }
     xml.push_str("</Rejestr>\n");
     xml

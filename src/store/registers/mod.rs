@@ -25,6 +25,7 @@ use crate::registers::csv_source::{FileEncoding, Row, RowError};
 use crate::registers::{Kind, Register, Value, register, row_hash_with};
 use crate::registers::{RowSource, open_rows};
 
+mod balances;
 mod idset;
 mod keys;
 mod postgres;
@@ -829,6 +830,19 @@ impl Store {
                 }
             }
             drop(existing);
+            if register.name == "assessment_components" {
+                let disagree: Option<(String, i64, i64)> = sqlx::query_as(balances::COMPONENTS_DISAGREE)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some((assessment, total, sum)) = disagree {
+                    tx.rollback().await?;
+                    return Err(SyncError::Other(format!(
+                        "{file_name}: assessment {assessment:?}: its components sum to {}, its total (assessments) is {}",
+                        crate::registers::zloty(sum),
+                        crate::registers::zloty(total)
+                    )));
+                }
+            }
             let run_id: i64 = sqlx::query_scalar(
                 "INSERT INTO sync_run (register, source, mode, status, started_at, finished_at, rows_read, \
                  inserted, updated, deleted, unchanged) VALUES ($1, $2, $3, 'done', $4, $5, $6, $7, $8, $9, $10) RETURNING id",
@@ -878,6 +892,13 @@ impl Store {
                 .bind(Utc::now())
                 .execute(&mut *tx)
                 .await?;
+            // The figures the portal reads, derived in this transaction: readers see them
+            // change with the rows they come from.
+            if counts.inserted + counts.updated + counts.deleted > 0 {
+                for sql in balances::refresh(register, matches!(self, Store::Sqlite(_))) {
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
+                }
+            }
             for sql in before_commit {
                 sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
             }
@@ -940,6 +961,28 @@ pub struct InstallmentPayments {
 }
 
 impl Store {
+    /// Fills the figures derived from the registers (`balances`) when the registers hold
+    /// rows and the figures none: a database migrated from before they existed.
+    pub(super) async fn derive_register_figures_if_missing(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let missing: bool = sqlx::query_scalar(
+                "SELECT (EXISTS (SELECT 1 FROM reg_account) AND NOT EXISTS (SELECT 1 FROM reg_account_party))
+                     OR (EXISTS (SELECT 1 FROM reg_ledger) AND NOT EXISTS (SELECT 1 FROM reg_account_year))",
+            )
+            .fetch_one(pool)
+            .await?;
+            if missing {
+                let mut tx = pool.begin_write().await?;
+                for sql in balances::refresh_all(matches!(self, Store::Sqlite(_))) {
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                tracing::info!("derived the portal's figures from the registers");
+            }
+            Ok(())
+        })
+    }
+
     /// An account's kind and its installments with their payments (by booking date).
     pub async fn installments_with_payments(
         &self,

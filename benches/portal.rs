@@ -1,0 +1,352 @@
+//! Bench: the portal's pages at town scale (issue 16), on SQLite and (when reachable)
+//! PostgreSQL, for a town of 65,000 inhabitants and a city of 650,000, made by the generator
+//! (`eurzad sample-registers`), with an active account for every person.
+//!
+//! - Per view, one client: one viewer's rows (`SELECT * FROM portal_x WHERE
+//!   viewer_account_id = $1`), 200 random viewers: median and p99.
+//! - 32 clients through the read API (`GET /portal/v1/{view}?viewer=ID`, the daemon's
+//!   router on loopback): pages per second, a page being one viewer's liabilities,
+//!   installments and payments, and the p99 of a page.
+//! - The same 32 clients while a full ledger sync runs (every row changed): the p99 of a
+//!   page, and the sync's time next to its time with no readers.
+//!
+//! `cargo bench --bench portal`; EURZAD_BENCH_SIZES (default "65000,650000") and
+//! EURZAD_BENCH_POSTGRES_URL (default postgres://eurzad:eurzad@127.0.0.1/eurzad, a role that
+//! may create databases) set it up; EURZAD_BENCH_SECONDS (default 10) is how long the clients
+//! run.
+
+mod common;
+
+use common::PgAdmin;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use eurzad::registers::csv_source::FileEncoding;
+use eurzad::registers::{REGISTERS, register};
+use eurzad::store::Store;
+use eurzad::store::registers::SyncMode;
+use rand::{Rng, SeedableRng};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const VIEWS: &[&str] = &[
+    "portal_liabilities",
+    "portal_installments",
+    "portal_payments",
+    "portal_assessments",
+    "portal_tax_components",
+    "portal_cases",
+    "portal_correspondence",
+];
+const VIEWERS: usize = 200;
+const CLIENTS: usize = 32;
+const TOKEN: &str = "bench-token-0123456789";
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn ms(seconds: f64) -> String {
+    format!("{:.2} ms", seconds * 1000.0)
+}
+
+/// Loads the generated town, and an active account for every person.
+async fn load(store: &Store, data: &Path) -> (f64, Vec<i64>) {
+    store.migrate().await.unwrap();
+    let started = Instant::now();
+    for r in REGISTERS {
+        store
+            .sync_file(
+                register(r.name).unwrap(),
+                &data.join(format!("{}.csv", r.name)),
+                SyncMode::Full,
+                FileEncoding::Auto,
+                "bench",
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", r.name));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let sql = "INSERT INTO account (pesel, given_name, surname, status, created_at, updated_at) \
+               SELECT DISTINCT pesel, 'Imię', 'Nazwisko', 'active', $1, $1 FROM reg_party WHERE pesel IS NOT NULL";
+    let now = chrono::Utc::now();
+    let ids: Vec<i64> = match store {
+        Store::Sqlite(pool) => {
+            sqlx::query(sql).bind(now).execute(pool).await.unwrap();
+            sqlx::query_scalar("SELECT id FROM account")
+                .fetch_all(pool)
+                .await
+                .unwrap()
+        }
+        Store::Postgres(pool) => {
+            sqlx::query(sql).bind(now).execute(pool).await.unwrap();
+            sqlx::query("ANALYZE").execute(pool).await.unwrap();
+            sqlx::query_scalar("SELECT id FROM account")
+                .fetch_all(pool)
+                .await
+                .unwrap()
+        }
+    };
+    (seconds, ids)
+}
+
+/// Per view: (median, p99) of one viewer's rows, one client.
+async fn per_view(store: &Store, viewers: &[i64]) -> Vec<(f64, f64, f64)> {
+    let mut out = Vec::new();
+    for view in VIEWS {
+        let sql = format!("SELECT * FROM {view} WHERE viewer_account_id = $1");
+        let mut times = Vec::with_capacity(viewers.len());
+        let mut rows = 0usize;
+        // One warm-up pass over a few viewers, as a running portal's cache would be.
+        for (i, viewer) in viewers.iter().enumerate() {
+            let started = Instant::now();
+            let n = match store {
+                Store::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(viewer)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap()
+                    .len(),
+                Store::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(viewer)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap()
+                    .len(),
+            };
+            if i >= 10 {
+                times.push(started.elapsed().as_secs_f64());
+                rows += n;
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        out.push((
+            quantile(&times, 0.5),
+            quantile(&times, 0.99),
+            rows as f64 / times.len() as f64,
+        ));
+    }
+    out
+}
+
+/// 32 clients reading pages through the API until `stop` is set: (pages/s, p99 of a page,
+/// pages).
+async fn clients(base: String, viewers: Arc<Vec<i64>>, stop: Arc<AtomicBool>) -> (f64, f64, usize) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let client = client.clone();
+        let base = base.clone();
+        let viewers = viewers.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(c as u64);
+            let mut pages = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let viewer = viewers[rng.random_range(0..viewers.len())];
+                let page = Instant::now();
+                for view in ["liabilities", "installments", "payments"] {
+                    let response = client
+                        .get(format!("{base}/portal/v1/{view}?viewer={viewer}"))
+                        .bearer_auth(TOKEN)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(response.status().is_success(), "{}", response.status());
+                    response.bytes().await.unwrap();
+                }
+                pages.push(page.elapsed().as_secs_f64());
+            }
+            pages
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    (all.len() as f64 / seconds, quantile(&all, 0.99), all.len())
+}
+
+/// The town's ledger with every amount one grosz more: a sync that rewrites every row.
+fn changed_ledger(data: &Path, to: &Path) {
+    let text = std::fs::read_to_string(data.join("ledger.csv")).unwrap();
+    let mut out = String::with_capacity(text.len() + 1024);
+    for (i, line) in text.lines().enumerate() {
+        if i == 0 {
+            out.push_str(line);
+        } else {
+            let (head, amount) = line.rsplit_once(';').unwrap();
+            let gr = eurzad::registers::money(amount, false).unwrap();
+            let gr = if gr < 0 { gr - 1 } else { gr + 1 };
+            out.push_str(&format!(
+                "{head};{}",
+                eurzad::registers::zloty(gr).trim_end_matches(" zł")
+            ));
+        }
+        out.push('\n');
+    }
+    std::fs::write(to, out).unwrap();
+}
+
+async fn sync_ledger(store: &Store, path: &Path) -> f64 {
+    let started = Instant::now();
+    store
+        .sync_file(
+            register("ledger").unwrap(),
+            path,
+            SyncMode::Full,
+            FileEncoding::Auto,
+            "bench",
+        )
+        .await
+        .unwrap();
+    started.elapsed().as_secs_f64()
+}
+
+struct Backend {
+    name: &'static str,
+    url: String,
+}
+
+fn main() {
+    let sizes: Vec<u32> = std::env::var("EURZAD_BENCH_SIZES")
+        .unwrap_or_else(|_| "65000,650000".into())
+        .split(',')
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let run_for = Duration::from_secs(
+        std::env::var("EURZAD_BENCH_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10),
+    );
+    let runtime = eurzad::daemon::runtime().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let admin = PgAdmin::from_env();
+    let admin_sql = |sql: String| admin.exec(&runtime, sql);
+    let mut report: Vec<String> = Vec::new();
+    let mut views_table: Vec<String> = Vec::new();
+    for &size in &sizes {
+        let data = dir.path().join(format!("town-{size}"));
+        eurzad::registers::sample::generate(&data, size, 0).unwrap();
+        let changed = dir.path().join(format!("ledger-changed-{size}.csv"));
+        changed_ledger(&data, &changed);
+        let pg_name = format!("eurzad_bench_portal_{}_{size}", std::process::id());
+        let mut backends = vec![Backend {
+            name: "SQLite",
+            url: format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join(format!("portal-{size}.db")).display()
+            ),
+        }];
+        if admin_sql(format!("CREATE DATABASE {pg_name}")) {
+            backends.push(Backend {
+                name: "PostgreSQL 15",
+                url: admin.database_url(&pg_name),
+            });
+        } else {
+            report.push(format!(
+                "| {size} | PostgreSQL | not reachable at {}: skipped | | |",
+                admin.url
+            ));
+        }
+        for backend in backends {
+            runtime.block_on(async {
+                let store = Store::connect(&backend.url, 4).await.unwrap();
+                let (load_seconds, accounts) = load(&store, &data).await;
+                let mut rng = rand::rngs::StdRng::seed_from_u64(size as u64);
+                let viewers: Vec<i64> = (0..VIEWERS + 10)
+                    .map(|_| accounts[rng.random_range(0..accounts.len())])
+                    .collect();
+                let one = Store::connect(&backend.url, 1).await.unwrap();
+                for (view, (median, p99, rows)) in VIEWS.iter().zip(per_view(&one, &viewers).await) {
+                    views_table.push(format!(
+                        "| {size} | {} | {view} | {} | {} | {rows:.1} |",
+                        backend.name,
+                        ms(median),
+                        ms(p99)
+                    ));
+                }
+                one.close().await;
+                // The read API on loopback, with the daemon's router and its own pool.
+                let readers = Store::connect(&backend.url, 8).await.unwrap();
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let base = format!("http://{}", listener.local_addr().unwrap());
+                let server = tokio::spawn(async move {
+                    axum::serve(listener, eurzad::portal::router(readers, TOKEN.into()))
+                        .await
+                        .unwrap();
+                });
+                let all = Arc::new(accounts.clone());
+                let stop = Arc::new(AtomicBool::new(false));
+                let timer = {
+                    let stop = stop.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(run_for).await;
+                        stop.store(true, Ordering::Relaxed);
+                    })
+                };
+                let (pages, p99, n) = clients(base.clone(), all.clone(), stop).await;
+                timer.await.unwrap();
+                report.push(format!(
+                    "| {size} | {} | 32 clients, read API | {pages:.0} pages/s ({n} pages) | p99 of a page {} |",
+                    backend.name,
+                    ms(p99)
+                ));
+                if size == sizes[0] {
+                    // The full ledger sync alone, then under the 32 clients (back and forth
+                    // between the two files, each run rewriting every row).
+                    let original = dir.path().join(format!("ledger-original-{size}-{}.csv", backend.name.len()));
+                    std::fs::copy(data.join("ledger.csv"), &original).unwrap();
+                    let alone = sync_ledger(&store, &changed).await;
+                    let again = dir.path().join(format!("ledger-again-{size}-{}.csv", backend.name.len()));
+                    let text = std::fs::read_to_string(&original).unwrap();
+                    std::fs::write(&again, text.replacen("id;", "ID;", 1)).unwrap();
+                    // The pages counted are those read while the sync ran.
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let readers_task = tokio::spawn(clients(base.clone(), all.clone(), stop.clone()));
+                    let busy = sync_ledger(&store, &again).await;
+                    stop.store(true, Ordering::Relaxed);
+                    let (pages, p99, n) = readers_task.await.unwrap();
+                    report.push(format!(
+                        "| {size} | {} | 32 clients during a full ledger sync | {pages:.0} pages/s ({n} pages), p99 of a page {} | sync {:.2} s with readers, {:.2} s alone: {:.2}× |",
+                        backend.name,
+                        ms(p99),
+                        busy,
+                        alone,
+                        busy / alone
+                    ));
+                }
+                report.push(format!(
+                    "| {size} | {} | first load of every register | {load_seconds:.1} s | |",
+                    backend.name
+                ));
+                server.abort();
+                store.close().await;
+            });
+        }
+        admin_sql(format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)"));
+        std::fs::remove_dir_all(&data).ok();
+    }
+    println!("\nportal views, one client, one viewer's rows ({VIEWERS} random viewers)\n");
+    println!(
+        "| inhabitants | backend | view | median | p99 | rows per viewer |\n|---|---|---|---|---|---|"
+    );
+    for line in views_table {
+        println!("{line}");
+    }
+    println!("\nthe read API under load\n");
+    println!("| inhabitants | backend | what | figure | |\n|---|---|---|---|---|");
+    for line in report {
+        println!("{line}");
+    }
+}

@@ -1,0 +1,226 @@
+-- The portal's pages at town scale (issue 16). Keep in step with the other backend.
+--
+-- The views used to compute every account's balances and every party's access, and then
+-- keep one viewer's rows. Now they start from the viewer (an index lookup per step), and
+-- read figures that a register run computes in its own transaction (src/store/registers/
+-- balances.rs): registers change only when a file is applied and are read thousands of
+-- times in between. What depends on the date (overdue, the validity of representations)
+-- is still judged at the read, against CURRENT_DATE. docs/schema.md, "How the views are
+-- computed".
+
+-- The views of 0006 and 0007 go; they come back below over the new tables.
+DROP VIEW portal_case_letters;
+DROP VIEW portal_cases;
+DROP VIEW portal_alcohol_permits;
+DROP VIEW portal_leases;
+DROP VIEW portal_liabilities;
+DROP VIEW portal_installments;
+DROP VIEW portal_payments;
+DROP VIEW reg_installment_status;
+DROP VIEW portal_visible_accounts;
+DROP VIEW reg_account_scope;
+DROP VIEW reg_account_party;
+DROP VIEW portal_party_access;
+
+-- Assessments: decisions, payment orders and declarations that set a tax (art. 21, 47).
+CREATE TABLE reg_assessment (
+    id              TEXT PRIMARY KEY,
+    account_id      TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    number          TEXT NOT NULL,
+    issued_on       TEXT NOT NULL,
+    year            INTEGER NOT NULL,
+    total_gr        INTEGER NOT NULL,
+    delivered_on    TEXT,
+    row_hash        INTEGER NOT NULL
+);
+CREATE INDEX reg_assessment_account ON reg_assessment (account_id);
+
+-- The components of an assessment: what is taxed, the base, the rate and the amount. The
+-- base and the rate are in ten-thousandths (`base_e4` 12345 is 1.2345 ha); the amount is
+-- base × rate rounded to whole złoty (art. 63), in grosze.
+CREATE TABLE reg_assessment_component (
+    id                      TEXT PRIMARY KEY,
+    assessment_id           TEXT NOT NULL,
+    subject                 TEXT NOT NULL,
+    description             TEXT,
+    registration            TEXT,
+    permissible_weight_kg   INTEGER,
+    base_unit               TEXT NOT NULL,
+    base_e4                 INTEGER NOT NULL,
+    rate_e4                 INTEGER NOT NULL,
+    amount_gr               INTEGER NOT NULL,
+    row_hash                INTEGER NOT NULL
+);
+CREATE INDEX reg_assessment_component_assessment ON reg_assessment_component (assessment_id);
+
+CREATE TRIGGER reg_assessment_digest_guard_insert AFTER INSERT ON reg_assessment
+    BEGIN DELETE FROM register_digest WHERE register = 'assessments'; END;
+CREATE TRIGGER reg_assessment_digest_guard_update AFTER UPDATE ON reg_assessment
+    BEGIN DELETE FROM register_digest WHERE register = 'assessments'; END;
+CREATE TRIGGER reg_assessment_digest_guard_delete AFTER DELETE ON reg_assessment
+    BEGIN DELETE FROM register_digest WHERE register = 'assessments'; END;
+CREATE TRIGGER reg_assessment_component_digest_guard_insert AFTER INSERT ON reg_assessment_component
+    BEGIN DELETE FROM register_digest WHERE register = 'assessment_components'; END;
+CREATE TRIGGER reg_assessment_component_digest_guard_update AFTER UPDATE ON reg_assessment_component
+    BEGIN DELETE FROM register_digest WHERE register = 'assessment_components'; END;
+CREATE TRIGGER reg_assessment_component_digest_guard_delete AFTER DELETE ON reg_assessment_component
+    BEGIN DELETE FROM register_digest WHERE register = 'assessment_components'; END;
+
+-- What the views look up from the viewer.
+CREATE INDEX reg_party_regon ON reg_party (regon);
+CREATE INDEX reg_obligor_party ON reg_obligor (party_id);
+CREATE INDEX reg_case_party ON reg_case (party_id);
+CREATE INDEX reg_alcohol_permit_party ON reg_alcohol_permit (party_id);
+CREATE INDEX reg_lease_party ON reg_lease (party_id);
+
+-- Derived by register runs (src/store/registers/balances.rs), never by hand.
+-- Every party liable on an account (its main party and its co-obligors), with the scope the
+-- account's data belongs to: taxes or fees.
+CREATE TABLE reg_account_party (
+    party_id        TEXT NOT NULL,
+    account_id      TEXT NOT NULL,
+    scope           TEXT NOT NULL,
+    PRIMARY KEY (party_id, account_id)
+);
+
+-- Per account and year: the figures of portal_liabilities.
+CREATE TABLE reg_account_year (
+    account_id      TEXT NOT NULL,
+    year            INTEGER NOT NULL,
+    charged_gr      INTEGER NOT NULL,
+    paid_gr         INTEGER NOT NULL,
+    due_gr          INTEGER NOT NULL,
+    PRIMARY KEY (account_id, year)
+);
+
+-- What installments got from the payments that name none, allocated to the earliest-due
+-- arrears (art. 62); rows only where something was allocated.
+CREATE TABLE reg_installment_allocation (
+    installment_id  TEXT PRIMARY KEY,
+    account_id      TEXT NOT NULL,
+    allocated_gr    INTEGER NOT NULL
+);
+
+-- The one visibility rule (docs/schema.md), as before: a person sees their own data (their
+-- PESEL) in every scope; an agent sees a principal's data in the scopes of an active, valid
+-- representation (portal_representations). One branch per way of matching, so that each is
+-- an index lookup from the viewer.
+CREATE VIEW portal_party_access AS
+    SELECT a.id AS viewer_account_id, p.id AS party_id, s.scope, 'own' AS access
+    FROM account a
+    JOIN reg_party p ON p.pesel = a.pesel
+    CROSS JOIN (SELECT 'podatki' AS scope UNION ALL SELECT 'oplaty' UNION ALL SELECT 'sprawy'
+                UNION ALL SELECT 'korespondencja' UNION ALL SELECT 'rejestry'
+                UNION ALL SELECT 'platnosci') s
+    WHERE a.status = 'active'
+    UNION ALL
+    SELECT r.agent_account_id, p.id, r.scope, 'representation'
+    FROM portal_representations r
+    JOIN reg_party p ON p.pesel = r.principal_id
+    WHERE r.principal_id_type = 'PESEL'
+    UNION ALL
+    SELECT r.agent_account_id, p.id, r.scope, 'representation'
+    FROM portal_representations r
+    JOIN reg_party p ON p.nip = r.principal_id
+    WHERE r.principal_id_type = 'NIP'
+    UNION ALL
+    SELECT r.agent_account_id, p.id, r.scope, 'representation'
+    FROM portal_representations r
+    JOIN reg_party p ON p.regon = r.principal_id
+    WHERE r.principal_id_type = 'REGON';
+
+-- The accounts a viewer may see, once per (viewer, account) however many ways.
+CREATE VIEW portal_visible_accounts AS
+    SELECT DISTINCT x.viewer_account_id, ap.account_id
+    FROM portal_party_access x
+    JOIN reg_account_party ap ON ap.party_id = x.party_id AND ap.scope = x.scope;
+
+-- Each installment with what was paid on it: by the payments that name it (added up here,
+-- from the ledger's index on installment_id) and by those that name none (allocated by the
+-- register run). Paid above its amount, an installment shows what was paid and nothing
+-- outstanding.
+CREATE VIEW reg_installment_status AS
+    SELECT s.installment_id, s.account_id, s.year, s.number, s.due_date, s.amount_gr, s.paid_gr,
+           s.allocated_gr,
+           CASE WHEN s.amount_gr > s.paid_gr THEN s.amount_gr - s.paid_gr ELSE 0 END AS outstanding_gr
+    FROM (SELECT i.id AS installment_id, i.account_id, i.year, i.number, i.due_date, i.amount_gr,
+                 CAST(COALESCE((SELECT SUM(l.amount_gr) FROM reg_ledger l
+                                WHERE l.installment_id = i.id
+                                  AND l.entry_type IN ('payment', 'overpayment_credit')), 0)
+                      + COALESCE(al.allocated_gr, 0) AS BIGINT) AS paid_gr,
+                 COALESCE(al.allocated_gr, 0) AS allocated_gr
+          FROM reg_installment i
+          LEFT JOIN reg_installment_allocation al ON al.installment_id = i.id) s;
+
+CREATE VIEW portal_liabilities AS
+    SELECT v.viewer_account_id, a.id AS account_id, a.kind, a.nrb, y.year,
+           y.charged_gr, y.paid_gr, y.due_gr,
+           CASE WHEN EXISTS (SELECT 1 FROM reg_installment_status s
+                             WHERE s.account_id = y.account_id AND s.year = y.year
+                               AND s.outstanding_gr > 0 AND s.due_date < CURRENT_DATE)
+                THEN 1 ELSE 0 END AS overdue,
+           a.party_id, p.name AS party_name
+    FROM portal_visible_accounts v
+    JOIN reg_account a ON a.id = v.account_id
+    JOIN reg_account_year y ON y.account_id = v.account_id
+    LEFT JOIN reg_party p ON p.id = a.party_id;
+
+CREATE VIEW portal_installments AS
+    SELECT v.viewer_account_id, s.account_id, s.installment_id, s.year, s.number, s.due_date,
+           s.amount_gr, s.paid_gr, s.outstanding_gr,
+           CASE WHEN s.outstanding_gr > 0 AND s.due_date < CURRENT_DATE THEN 1 ELSE 0 END AS overdue,
+           s.allocated_gr, a.party_id, p.name AS party_name
+    FROM portal_visible_accounts v
+    JOIN reg_installment_status s ON s.account_id = v.account_id
+    JOIN reg_account a ON a.id = v.account_id
+    LEFT JOIN reg_party p ON p.id = a.party_id;
+
+CREATE VIEW portal_payments AS
+    SELECT v.viewer_account_id, l.account_id, l.id AS payment_id, l.booking_date, l.value_date,
+           l.amount_gr, l.installment_id, i.due_date AS installment_due_date,
+           i.number AS installment_number, a.party_id, p.name AS party_name
+    FROM portal_visible_accounts v
+    JOIN reg_ledger l ON l.account_id = v.account_id AND l.entry_type = 'payment'
+    JOIN reg_account a ON a.id = v.account_id
+    LEFT JOIN reg_installment i ON i.id = l.installment_id
+    LEFT JOIN reg_party p ON p.id = a.party_id;
+
+CREATE VIEW portal_assessments AS
+    SELECT v.viewer_account_id, s.account_id, s.id AS assessment_id, s.kind, s.number,
+           s.issued_on, s.year, s.total_gr, s.delivered_on, a.kind AS account_kind,
+           a.party_id, p.name AS party_name
+    FROM portal_visible_accounts v
+    JOIN reg_assessment s ON s.account_id = v.account_id
+    JOIN reg_account a ON a.id = v.account_id
+    LEFT JOIN reg_party p ON p.id = a.party_id;
+
+CREATE VIEW portal_tax_components AS
+    SELECT v.viewer_account_id, s.account_id, s.id AS assessment_id, s.year,
+           c.id AS component_id, c.subject, c.description, c.registration,
+           c.permissible_weight_kg, c.base_unit, c.base_e4, c.rate_e4, c.amount_gr
+    FROM portal_visible_accounts v
+    JOIN reg_assessment s ON s.account_id = v.account_id
+    JOIN reg_assessment_component c ON c.assessment_id = s.id;
+
+CREATE VIEW portal_cases AS
+    SELECT x.viewer_account_id, c.id AS case_id, c.reference, c.title, c.status, c.opened_on, c.closed_on
+    FROM portal_party_access x JOIN reg_case c ON c.party_id = x.party_id
+    WHERE x.scope = 'sprawy';
+
+CREATE VIEW portal_case_letters AS
+    SELECT c.viewer_account_id, l.case_id, c.reference, l.id AS letter_id, l.letter_date,
+           l.direction, l.title
+    FROM portal_cases c
+    JOIN reg_case_letter l ON l.case_id = c.case_id;
+
+CREATE VIEW portal_alcohol_permits AS
+    SELECT x.viewer_account_id, p.id AS permit_id, p.number, p.category, p.premises, p.valid_from, p.valid_to
+    FROM portal_party_access x JOIN reg_alcohol_permit p ON p.party_id = x.party_id
+    WHERE x.scope = 'rejestry';
+
+CREATE VIEW portal_leases AS
+    SELECT x.viewer_account_id, l.id AS lease_id, l.parcel, l.area_m2, l.rent_gr, l.period_from, l.period_to
+    FROM portal_party_access x JOIN reg_lease l ON l.party_id = x.party_id
+    WHERE x.scope = 'rejestry';
+

@@ -1,0 +1,168 @@
+//! The figures the portal's views read, derived from the registers by the run that changes
+//! them, in its own transaction (docs/schema.md, "How the views are computed"):
+//!
+//! - `reg_account_party`: who is liable on each account (its party and its co-obligors), and
+//!   the scope of the account (taxes or fees). From `accounts` and `obligors`.
+//! - `reg_installment_allocation`: what installments got from the payments that name none
+//!   (art. 62 of Ordynacja podatkowa, [`allocation`]). What the payments that name an
+//!   installment paid is added up by the views when they are read.
+//! - `reg_account_year`: per account and year, what was charged, what was paid and what is
+//!   due. From `installments` and `ledger`.
+//!
+//! Nothing here depends on the date: whether an installment is overdue is judged by the views
+//! when they are read, so the figures stay right on the day after a sync.
+//!
+//! What each ledger entry type means is docs/import-formats.md, "Ledger entry types"; the
+//! statements below are the one place that reads it.
+
+use crate::registers::Register;
+
+/// The entry types that settle a liability (they count as paid): a payment (art. 59 §1 pkt
+/// 1) and an overpayment credited from elsewhere (art. 76). Their sum less the overpayments
+/// refunded or moved away is `paid_gr`.
+const PAID: &str = "CASE entry_type WHEN 'payment' THEN amount_gr WHEN 'overpayment_credit' THEN amount_gr \
+                    WHEN 'overpayment_refund' THEN -amount_gr ELSE 0 END";
+
+/// What is charged: the charge and its corrections (a correction is signed), late-payment
+/// interest and reminder costs, less what was written off.
+const CHARGED: &str = "CASE entry_type WHEN 'charge' THEN amount_gr WHEN 'correction' THEN amount_gr \
+                       WHEN 'interest' THEN amount_gr WHEN 'reminder_cost' THEN amount_gr \
+                       WHEN 'write_off' THEN -amount_gr ELSE 0 END";
+
+const ACCOUNT_PARTY: &[&str] = &[
+    "DELETE FROM reg_account_party",
+    "INSERT INTO reg_account_party (party_id, account_id, scope)
+     SELECT l.party_id, a.id,
+            CASE WHEN a.kind IN ('property', 'agricultural', 'forest', 'transport', 'joint')
+                 THEN 'podatki' ELSE 'oplaty' END
+     FROM (SELECT id AS account_id, party_id FROM reg_account
+           UNION SELECT account_id, party_id FROM reg_obligor) l
+     JOIN reg_account a ON a.id = l.account_id",
+];
+
+/// Art. 62: a payment that names no installment goes to the earliest-due arrears. Such
+/// payments (and credited overpayments), less the refunds they must cover ([`POOL`]), make
+/// a pool per account, which fills the account's installments in due-date order, each up to
+/// what it still lacks after the payments that name it. What is left is unallocated (a
+/// credit on the account). Filling in due-date order with the pool's sum gives each
+/// installment what taking the payments one by one, in the order of their value dates,
+/// would give it.
+///
+/// First every installment with what the payments that name it paid, then the pool of the
+/// accounts that have one (a few in ten) spread over their installments: one pass over the
+/// ledger's named payments and one over the installments, with the window only where there
+/// is something to allocate.
+/// Art. 62: a payment that names no installment goes to the earliest-due arrears. Such
+/// payments (and credited overpayments) make a pool per account, less what was refunded or
+/// moved away beyond the overpayments of named installments (a refund takes back a credit:
+/// first what was paid over an installment, then what was left unallocated). The pool fills
+/// the account's installments in due-date order, each up to what it still lacks after the
+/// payments that name it; what is left is unallocated (a credit on the account). Filling in
+/// due-date order with the pool's sum gives each installment what taking the payments one by
+/// one, in the order of their value dates, would give it.
+///
+/// Only the accounts with a pool (a few in ten in a real town) have rows: an installment
+/// without one was paid by what names it, which the views add up when they are read (an
+/// index lookup per installment). One pass over the ledger finds the pools.
+fn allocation(sqlite: bool) -> [String; 2] {
+    let ledger = if sqlite {
+        "reg_ledger NOT INDEXED"
+    } else {
+        "reg_ledger"
+    };
+    [
+        "DELETE FROM reg_installment_allocation".into(),
+        format!(
+            "INSERT INTO reg_installment_allocation (installment_id, account_id, allocated_gr)
+             WITH q AS (
+                 SELECT account_id,
+                        SUM(CASE WHEN entry_type = 'overpayment_refund' THEN 0 ELSE amount_gr END) AS unnamed_gr,
+                        SUM(CASE WHEN entry_type = 'overpayment_refund' THEN amount_gr ELSE 0 END) AS refunded_gr
+                 FROM {ledger}
+                 WHERE (installment_id IS NULL AND entry_type IN ('payment', 'overpayment_credit'))
+                    OR entry_type = 'overpayment_refund'
+                 GROUP BY account_id),
+             i AS (
+                 SELECT i.id, i.account_id, i.year, i.number, i.due_date, i.amount_gr,
+                        COALESCE((SELECT SUM(l.amount_gr) FROM reg_ledger l
+                                  WHERE l.installment_id = i.id AND l.entry_type IN ('payment', 'overpayment_credit')), 0) AS named_gr
+                 FROM q JOIN reg_installment i ON i.account_id = q.account_id),
+             pool AS (
+                 SELECT q.account_id,
+                        q.unnamed_gr - CASE WHEN q.refunded_gr > COALESCE(e.gr, 0) THEN q.refunded_gr - COALESCE(e.gr, 0) ELSE 0 END AS gr
+                 FROM q LEFT JOIN (SELECT account_id, SUM(named_gr - amount_gr) AS gr FROM i
+                                   WHERE named_gr > amount_gr GROUP BY account_id) e ON e.account_id = q.account_id),
+             lacking AS (
+                 SELECT i.id, i.account_id, i.year, i.number, i.due_date, p.gr AS pool_gr,
+                        CASE WHEN i.amount_gr > i.named_gr THEN i.amount_gr - i.named_gr ELSE 0 END AS lack_gr
+                 FROM i JOIN pool p ON p.account_id = i.account_id
+                 WHERE p.gr > 0),
+             ordered AS (
+                 SELECT l.id, l.account_id, l.pool_gr, l.lack_gr,
+                        SUM(l.lack_gr) OVER (PARTITION BY l.account_id
+                                             ORDER BY l.due_date, l.year, l.number, l.id
+                                             ROWS UNBOUNDED PRECEDING) - l.lack_gr AS before_gr
+                 FROM lacking l)
+             SELECT id, account_id,
+                    CASE WHEN pool_gr - before_gr >= lack_gr THEN lack_gr ELSE pool_gr - before_gr END
+             FROM ordered
+             WHERE pool_gr > before_gr AND lack_gr > 0"
+        ),
+    ]
+}
+
+/// Per account and year: the sums of the ledger (one pass over it), and the years that have
+/// installments but no entry yet (nothing charged or paid).
+fn account_year(sqlite: bool) -> [String; 3] {
+    // SQLite would walk the account index and fetch each row from it: one pass over the
+    // table and a sort is a third faster.
+    let ledger = if sqlite {
+        "reg_ledger NOT INDEXED"
+    } else {
+        "reg_ledger"
+    };
+    [
+        "DELETE FROM reg_account_year".into(),
+        format!(
+            "INSERT INTO reg_account_year (account_id, year, charged_gr, paid_gr, due_gr)
+             SELECT account_id, year, SUM({CHARGED}), SUM({PAID}), SUM({CHARGED}) - SUM({PAID})
+             FROM {ledger} GROUP BY account_id, year"
+        ),
+        "INSERT INTO reg_account_year (account_id, year, charged_gr, paid_gr, due_gr)
+         SELECT DISTINCT account_id, year, 0, 0, 0 FROM reg_installment i
+         WHERE NOT EXISTS (SELECT 1 FROM reg_account_year y WHERE y.account_id = i.account_id AND y.year = i.year)"
+            .into(),
+    ]
+}
+
+/// The statements that bring the derived figures up to date after a run of `register`
+/// changed its table, in order; none when nothing is derived from it.
+pub(super) fn refresh(register: &Register, sqlite: bool) -> Vec<String> {
+    match register.name {
+        "accounts" | "obligors" => ACCOUNT_PARTY.iter().map(|s| s.to_string()).collect(),
+        "installments" | "ledger" => allocation(sqlite)
+            .into_iter()
+            .chain(account_year(sqlite))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every statement, for a database whose derived tables were never filled (one migrated
+/// from before they existed).
+pub(super) fn refresh_all(sqlite: bool) -> Vec<String> {
+    ACCOUNT_PARTY
+        .iter()
+        .map(|s| s.to_string())
+        .chain(allocation(sqlite))
+        .chain(account_year(sqlite))
+        .collect()
+}
+
+/// The first assessment whose components do not sum to its total, to the grosz: checked
+/// when the components are applied (an assessment is applied before its components, so a
+/// changed total and its changed components arrive one run apart).
+pub(super) const COMPONENTS_DISAGREE: &str =
+    "SELECT a.id, a.total_gr, CAST(SUM(c.amount_gr) AS BIGINT)
+     FROM reg_assessment a JOIN reg_assessment_component c ON c.assessment_id = a.id
+     GROUP BY a.id, a.total_gr HAVING SUM(c.amount_gr) <> a.total_gr ORDER BY a.id LIMIT 1";
