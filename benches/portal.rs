@@ -13,7 +13,7 @@
 //! `cargo bench --bench portal`; EURZAD_BENCH_SIZES (default "65000,650000") and
 //! EURZAD_BENCH_POSTGRES_URL (default postgres://eurzad:eurzad@127.0.0.1/eurzad, a role that
 //! may create databases) set it up; EURZAD_BENCH_SECONDS (default 10) is how long the clients
-//! run.
+//! run; EURZAD_BENCH_BACKENDS (default "sqlite,postgres") which backends it measures.
 
 mod common;
 
@@ -212,6 +212,12 @@ async fn sync_ledger(store: &Store, path: &Path) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
+/// Keeps a table row for the end, and shows it now (the whole run takes a while).
+fn note(table: &mut Vec<String>, row: String) {
+    eprintln!("{row}");
+    table.push(row);
+}
+
 struct Backend {
     name: &'static str,
     url: String,
@@ -229,6 +235,19 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(10),
     );
+    let backends_wanted =
+        std::env::var("EURZAD_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    let wanted = |name: &str| backends_wanted.split(',').any(|b| b.trim() == name);
+    // The read API's pool: `[portal] connections`, its default unless told.
+    let portal_connections: u32 = std::env::var("EURZAD_BENCH_PORTAL_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let during_sync: usize = std::env::var("EURZAD_BENCH_PORTAL_DURING_SYNC")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    eurzad::install_crypto_provider();
     let runtime = eurzad::daemon::runtime().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let admin = PgAdmin::from_env();
@@ -248,16 +267,23 @@ fn main() {
                 dir.path().join(format!("portal-{size}.db")).display()
             ),
         }];
-        if admin_sql(format!("CREATE DATABASE {pg_name}")) {
+        if !wanted("sqlite") {
+            backends.clear();
+        }
+        if !wanted("postgres") {
+        } else if admin_sql(format!("CREATE DATABASE {pg_name}")) {
             backends.push(Backend {
                 name: "PostgreSQL 15",
                 url: admin.database_url(&pg_name),
             });
         } else {
-            report.push(format!(
-                "| {size} | PostgreSQL | not reachable at {}: skipped | | |",
-                admin.url
-            ));
+            note(
+                &mut report,
+                format!(
+                    "| {size} | PostgreSQL | not reachable at {}: skipped | | |",
+                    admin.url
+                ),
+            );
         }
         for backend in backends {
             runtime.block_on(async {
@@ -269,7 +295,7 @@ fn main() {
                     .collect();
                 let one = Store::connect(&backend.url, 1).await.unwrap();
                 for (view, (median, p99, rows)) in VIEWS.iter().zip(per_view(&one, &viewers).await) {
-                    views_table.push(format!(
+                    note(&mut views_table, format!(
                         "| {size} | {} | {view} | {} | {} | {rows:.1} |",
                         backend.name,
                         ms(median),
@@ -278,11 +304,11 @@ fn main() {
                 }
                 one.close().await;
                 // The read API on loopback, with the daemon's router and its own pool.
-                let readers = Store::connect(&backend.url, 8).await.unwrap();
+                let readers = Store::connect(&backend.url, portal_connections).await.unwrap();
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let base = format!("http://{}", listener.local_addr().unwrap());
                 let server = tokio::spawn(async move {
-                    axum::serve(listener, eurzad::portal::router(readers, TOKEN.into()))
+                    axum::serve(listener, eurzad::portal::router(readers, TOKEN.into(), during_sync))
                         .await
                         .unwrap();
                 });
@@ -297,7 +323,7 @@ fn main() {
                 };
                 let (pages, p99, n) = clients(base.clone(), all.clone(), stop).await;
                 timer.await.unwrap();
-                report.push(format!(
+                note(&mut report, format!(
                     "| {size} | {} | 32 clients, read API | {pages:.0} pages/s ({n} pages) | p99 of a page {} |",
                     backend.name,
                     ms(p99)
@@ -317,7 +343,7 @@ fn main() {
                     let busy = sync_ledger(&store, &again).await;
                     stop.store(true, Ordering::Relaxed);
                     let (pages, p99, n) = readers_task.await.unwrap();
-                    report.push(format!(
+                    note(&mut report, format!(
                         "| {size} | {} | 32 clients during a full ledger sync | {pages:.0} pages/s ({n} pages), p99 of a page {} | sync {:.2} s with readers, {:.2} s alone: {:.2}× |",
                         backend.name,
                         ms(p99),
@@ -326,7 +352,7 @@ fn main() {
                         busy / alone
                     ));
                 }
-                report.push(format!(
+                note(&mut report, format!(
                     "| {size} | {} | first load of every register | {load_seconds:.1} s | |",
                     backend.name
                 ));

@@ -469,6 +469,9 @@ pub struct PortalConfig {
     /// Database connections of the API's own pool: reads in flight at once (the daemon's
     /// work keeps `database.max_connections` of its own).
     pub connections: u32,
+    /// Reads in flight at once while a register file is being applied, so that the sync
+    /// keeps its share of the CPU; they still read the state before the file.
+    pub connections_during_sync: usize,
 }
 
 impl Default for PortalConfig {
@@ -477,6 +480,7 @@ impl Default for PortalConfig {
             listen: None,
             token_file: None,
             connections: 8,
+            connections_during_sync: 2,
         }
     }
 }

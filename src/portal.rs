@@ -20,62 +20,74 @@ use sqlx::{Column, Row};
 
 use crate::store::{Begin, Store};
 
-/// A view the API serves: its name in the URL, the SQL, and the scopes it covers.
+/// A view the API serves: its name in the URL, the view, the order of its rows, and the
+/// scopes it covers.
 struct ViewDef {
     name: &'static str,
-    sql: &'static str,
+    view: &'static str,
+    order: &'static str,
     scopes: &'static [&'static str],
 }
 
 const VIEWS: &[ViewDef] = &[
     ViewDef {
         name: "liabilities",
-        sql: "SELECT * FROM portal_liabilities WHERE viewer_account_id = $1 ORDER BY account_id, year",
+        view: "portal_liabilities",
+        order: "v.account_id, v.year",
         scopes: &["podatki", "oplaty"],
     },
     ViewDef {
         name: "installments",
-        sql: "SELECT * FROM portal_installments WHERE viewer_account_id = $1 ORDER BY account_id, due_date",
+        view: "portal_installments",
+        order: "v.account_id, v.due_date",
         scopes: &["podatki", "oplaty"],
     },
     ViewDef {
         name: "payments",
-        sql: "SELECT * FROM portal_payments WHERE viewer_account_id = $1 ORDER BY account_id, booking_date",
+        view: "portal_payments",
+        order: "v.account_id, v.booking_date",
         scopes: &["podatki", "oplaty"],
     },
     ViewDef {
         name: "assessments",
-        sql: "SELECT * FROM portal_assessments WHERE viewer_account_id = $1 ORDER BY account_id, year, issued_on, assessment_id",
+        view: "portal_assessments",
+        order: "v.account_id, v.year, v.issued_on, v.assessment_id",
         scopes: &["podatki", "oplaty"],
     },
     ViewDef {
         name: "tax_components",
-        sql: "SELECT * FROM portal_tax_components WHERE viewer_account_id = $1 ORDER BY account_id, year, assessment_id, component_id",
+        view: "portal_tax_components",
+        order: "v.account_id, v.year, v.assessment_id, v.component_id",
         scopes: &["podatki", "oplaty"],
     },
     ViewDef {
         name: "cases",
-        sql: "SELECT * FROM portal_cases WHERE viewer_account_id = $1 ORDER BY case_id",
+        view: "portal_cases",
+        order: "v.case_id",
         scopes: &["sprawy"],
     },
     ViewDef {
         name: "case_letters",
-        sql: "SELECT * FROM portal_case_letters WHERE viewer_account_id = $1 ORDER BY case_id, letter_date",
+        view: "portal_case_letters",
+        order: "v.case_id, v.letter_date",
         scopes: &["sprawy"],
     },
     ViewDef {
         name: "alcohol_permits",
-        sql: "SELECT * FROM portal_alcohol_permits WHERE viewer_account_id = $1 ORDER BY permit_id",
+        view: "portal_alcohol_permits",
+        order: "v.permit_id",
         scopes: &["rejestry"],
     },
     ViewDef {
         name: "leases",
-        sql: "SELECT * FROM portal_leases WHERE viewer_account_id = $1 ORDER BY lease_id",
+        view: "portal_leases",
+        order: "v.lease_id",
         scopes: &["rejestry"],
     },
     ViewDef {
         name: "correspondence",
-        sql: "SELECT * FROM portal_correspondence WHERE viewer_account_id = $1 ORDER BY received_at",
+        view: "portal_correspondence",
+        order: "v.received_at",
         scopes: &["korespondencja"],
     },
 ];
@@ -84,6 +96,8 @@ const VIEWS: &[ViewDef] = &[
 struct Api {
     store: Store,
     token: Arc<String>,
+    /// The reads admitted at once while this process applies a register file.
+    during_sync: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(serde::Deserialize)]
@@ -91,13 +105,17 @@ struct Viewer {
     viewer: i64,
 }
 
-/// The router: `GET /portal/v1/{view}?viewer=<account id>`, bearer token required.
-pub fn router(store: Store, token: String) -> Router {
+/// The router: `GET /portal/v1/{view}?viewer=<account id>`, bearer token required. Reads
+/// run as many at once as `store`'s pool has connections, and `during_sync` at once while
+/// this process applies a register file (`[portal] connections_during_sync`): on a small
+/// machine a crowd of pages would otherwise take the CPU the sync needs.
+pub fn router(store: Store, token: String, during_sync: usize) -> Router {
     Router::new()
         .route("/portal/v1/{view}", get(read_view))
         .with_state(Api {
             store,
             token: Arc::new(token),
+            during_sync: Arc::new(tokio::sync::Semaphore::new(during_sync.max(1))),
         })
 }
 
@@ -106,6 +124,9 @@ macro_rules! row_json {
     ($row:expr) => {{
         let mut object = Map::new();
         for (i, column) in $row.columns().iter().enumerate() {
+            if column.name() == COVERED {
+                continue;
+            }
             let value = if let Ok(v) = $row.try_get::<Option<i64>, _>(i) {
                 v.map(Value::from).unwrap_or(Value::Null)
             } else if let Ok(v) = $row.try_get::<Option<i32>, _>(i) {
@@ -143,6 +164,11 @@ async fn read_view(
     let Some(def) = VIEWS.iter().find(|v| v.name == view) else {
         return (StatusCode::NOT_FOUND, format!("no view {view:?}")).into_response();
     };
+    let _admitted = if crate::store::registers::applying() {
+        api.during_sync.acquire().await.ok()
+    } else {
+        None
+    };
     match read(&api.store, def, viewer.viewer).await {
         Ok(rows) => axum::Json(rows).into_response(),
         Err(e) => {
@@ -161,38 +187,85 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The represented parties whose data a read of `def` by `viewer` covers.
-const REPRESENTED: &str = "SELECT DISTINCT party_id FROM portal_party_access \
-     WHERE viewer_account_id = $1 AND access = 'representation' AND scope = $2 ORDER BY party_id";
+/// The column that carries the represented parties a read covers (see [`ViewDef::sql`]).
+const COVERED: &str = "covered__";
+
+impl ViewDef {
+    /// One statement that reads the viewer's rows of the view and, in the same snapshot,
+    /// the represented parties whose data the read covers (as a JSON array of `[scope,
+    /// party]`, on every row): a single statement is one snapshot on both databases, so no
+    /// transaction is needed and the read takes one round trip. With no rows of the view it
+    /// still answers one row, of NULLs but for the covered parties. `json_array` is the
+    /// database's JSON aggregate of the pairs.
+    fn sql(&self, json_array: &str) -> String {
+        let scopes: Vec<String> = self.scopes.iter().map(|s| format!("'{s}'")).collect();
+        format!(
+            "WITH covered AS (SELECT {json_array} AS {COVERED} FROM \
+                 (SELECT DISTINCT scope, party_id FROM portal_party_access \
+                  WHERE viewer_account_id = $1 AND access = 'representation' \
+                    AND scope IN ({scopes}) ORDER BY scope, party_id) x) \
+             SELECT v.*, covered.{COVERED} FROM covered \
+             LEFT JOIN (SELECT * FROM {view} WHERE viewer_account_id = $1) v ON 1 = 1 \
+             ORDER BY {order}",
+            scopes = scopes.join(", "),
+            view = self.view,
+            order = self.order,
+        )
+    }
+}
+
+/// Each view's statement on SQLite and on PostgreSQL, built once.
+static STATEMENTS: std::sync::LazyLock<Vec<(String, String)>> = std::sync::LazyLock::new(|| {
+    VIEWS
+        .iter()
+        .map(|def| {
+            (
+                def.sql("json_group_array(json_array(x.scope, x.party_id))"),
+                def.sql("CAST(json_agg(json_build_array(x.scope, x.party_id)) AS TEXT)"),
+            )
+        })
+        .collect()
+});
 
 /// Reads a view for a viewer, and then logs the represented parties whose data the read
 /// covered.
 ///
-/// The read is a read-only snapshot (on SQLite a WAL reader, which never waits for a sync
-/// that is writing; on PostgreSQL `REPEATABLE READ`), and the parties are read in the same
-/// snapshot as the rows. The log is written after it, in a transaction of its own, and
-/// committed before the rows are answered: no data leaves without its record. A read of
-/// one's own data writes nothing.
+/// The rows and the parties come from one statement, which sees one snapshot (on SQLite a
+/// WAL reader, which never waits for a sync that is writing; on PostgreSQL plain MVCC). The
+/// log is written after it, in a transaction of its own, and committed before the rows are
+/// answered: no data leaves without its record. A read of one's own data writes nothing.
 async fn read(store: &Store, def: &ViewDef, viewer: i64) -> Result<Vec<Value>, sqlx::Error> {
     let now = Utc::now();
+    let index = VIEWS
+        .iter()
+        .position(|v| v.name == def.name)
+        .expect("a served view");
+    let (on_sqlite, on_postgres) = &STATEMENTS[index];
     macro_rules! read_in {
-        ($pool:expr) => {{
-            let mut tx = $pool.begin_read().await?;
-            let rows = sqlx::query(def.sql)
+        ($pool:expr, $sql:expr) => {{
+            let rows = sqlx::query($sql.as_str())
                 .bind(viewer)
-                .fetch_all(&mut *tx)
+                .fetch_all($pool)
                 .await?;
-            let json: Vec<Value> = rows.iter().map(|r| row_json!(r)).collect();
-            let mut covered: Vec<(&str, String)> = Vec::new();
-            for scope in def.scopes {
-                let parties: Vec<String> = sqlx::query_scalar(REPRESENTED)
-                    .bind(viewer)
-                    .bind(*scope)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                covered.extend(parties.into_iter().map(|party| (*scope, party)));
-            }
-            tx.rollback().await?;
+            let covered: Option<String> = match rows.first() {
+                Some(row) => row.try_get(COVERED)?,
+                None => None,
+            };
+            let json: Vec<Value> = rows
+                .iter()
+                .filter(|r| {
+                    r.try_get::<Option<i64>, _>("viewer_account_id")
+                        .ok()
+                        .flatten()
+                        .is_some()
+                })
+                .map(|r| row_json!(r))
+                .collect();
+            let covered: Vec<(String, String)> = match covered {
+                Some(text) => serde_json::from_str(&text)
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                None => Vec::new(),
+            };
             if !covered.is_empty() {
                 let mut log = $pool.begin_write().await?;
                 for (scope, party) in covered {
@@ -211,7 +284,7 @@ async fn read(store: &Store, def: &ViewDef, viewer: i64) -> Result<Vec<Value>, s
         }};
     }
     match store {
-        Store::Sqlite(pool) => read_in!(pool),
-        Store::Postgres(pool) => read_in!(pool),
+        Store::Sqlite(pool) => read_in!(pool, on_sqlite),
+        Store::Postgres(pool) => read_in!(pool, on_postgres),
     }
 }

@@ -2,6 +2,8 @@
 //! fixtures/registers/entries (its README holds the table this test checks), and the art. 62
 //! allocation of payments that name no installment. Both backends (PostgreSQL with
 //! EURZAD_TEST_POSTGRES_URL).
+// Amounts are written as złoty_grosze (400_00 is 400,00 zł), as the fixture's README reads.
+#![allow(clippy::inconsistent_digit_grouping)]
 
 mod common;
 

@@ -849,27 +849,66 @@ async fn reads_through_the_portal_api_of_a_principals_data_are_audited() {
         "Jan's own accounts and Anna's tax account"
     );
     assert_eq!(rows[2]["due_gr"], 40_000);
+    // Each value keeps its JSON type on either database: amounts are numbers, dates are
+    // strings.
+    let installments: Vec<serde_json::Value> = http
+        .get(url.replace("liabilities", "installments"))
+        .bearer_auth("a-portal-token-of-some-length")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!installments.is_empty());
+    for row in &installments {
+        assert!(row["amount_gr"].is_i64(), "{row}");
+        assert!(
+            row["due_date"].as_str().is_some_and(|d| d.len() == 10),
+            "{row}"
+        );
+        assert_eq!(row["viewer_account_id"], 1, "{row}");
+    }
+    // A viewer with no rows gets an empty list, and no audit row.
+    let none: Vec<serde_json::Value> = http
+        .get(url.replace("viewer=1", "viewer=999"))
+        .bearer_auth("a-portal-token-of-some-length")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
     // Without the token: refused.
     let refused = http.get(&url).send().await.unwrap();
     assert_eq!(refused.status(), 401);
     daemon.kill().unwrap();
     daemon.wait().unwrap();
     // The read of Anna's data is in the audit log; Jan's own data is not logged.
-    let logged: Vec<(String, String, String)> =
-        sqlx::query("SELECT actor, action, subject FROM audit_log WHERE action LIKE 'read:%'")
-            .fetch_all(&pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect();
+    let logged: Vec<(String, String, String)> = sqlx::query(
+        "SELECT actor, action, subject FROM audit_log WHERE action LIKE 'read:%' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect();
     assert_eq!(
         logged,
-        vec![(
-            "portal:account:1".into(),
-            "read:liabilities".into(),
-            "party:P2".into()
-        )]
+        vec![
+            (
+                "portal:account:1".into(),
+                "read:liabilities".into(),
+                "party:P2".into()
+            ),
+            (
+                "portal:account:1".into(),
+                "read:installments".into(),
+                "party:P2".into()
+            )
+        ]
     );
     pool.close().await;
 }
@@ -1322,4 +1361,104 @@ async fn a_refused_import_reaches_the_officials_by_mail() {
         body.contains("parties.csv:3") && body.contains("Żadne dane nie zostały zmienione"),
         "{body}"
     );
+}
+
+/// What a portal reader sees of the registers, in one statement (one snapshot): the ledger,
+/// and the figures the sync derives from it in the same transaction.
+const READER_STATE: &str = "SELECT \
+    (SELECT COUNT(*) FROM reg_ledger), \
+    (SELECT CAST(COALESCE(SUM(amount_gr), 0) AS BIGINT) FROM reg_ledger), \
+    (SELECT CAST(COALESCE(SUM(due_gr), 0) AS BIGINT) FROM reg_account_year), \
+    (SELECT CAST(COALESCE(SUM(allocated_gr), 0) AS BIGINT) FROM reg_installment_allocation), \
+    (SELECT COUNT(*) FROM reg_installment_allocation)";
+
+async fn reader_state(pool: &sqlx::AnyPool) -> [i64; 5] {
+    let row = sqlx::query(READER_STATE).fetch_one(pool).await.unwrap();
+    std::array::from_fn(|i| row.get(i))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_during_a_sync_sees_the_old_file_or_the_new_one_and_never_waits() {
+    let town = Town::new().await;
+    let generated = town.dir.path().join("generated");
+    eurzad::registers::sample::generate(&generated, 8000, 0).unwrap();
+    for register in eurzad::registers::REGISTERS {
+        let name = format!("{}.csv", register.name);
+        std::fs::copy(generated.join(&name), town.import().join(&name)).unwrap();
+    }
+    let (ok, out) = town.sync(&[]);
+    assert!(ok, "{out}");
+    let pool = town.pool().await;
+    let before = reader_state(&pool).await;
+    // The new ledger: every amount one grosz more, so every row and every figure changes.
+    let ledger = std::fs::read_to_string(generated.join("ledger.csv")).unwrap();
+    let mut lines = ledger.lines();
+    let mut changed = format!("{}\n", lines.next().unwrap());
+    for line in lines {
+        let (rest, amount) = line.rsplit_once(';').unwrap();
+        let (sign, amount) = match amount.strip_prefix('-') {
+            Some(magnitude) => ("-", magnitude),
+            None => ("", amount),
+        };
+        let (zl, gr) = amount.split_once(',').unwrap();
+        let grosze = zl.parse::<i64>().unwrap() * 100 + gr.parse::<i64>().unwrap() + 1;
+        changed.push_str(&format!(
+            "{rest};{sign}{},{:02}\n",
+            grosze / 100,
+            grosze % 100
+        ));
+    }
+    std::fs::write(town.import().join("ledger.csv"), changed).unwrap();
+
+    // A reader reads throughout the sync, on a connection of its own.
+    let syncing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let reader = {
+        let (pool, syncing) = (pool.clone(), syncing.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut slowest = std::time::Duration::ZERO;
+            while syncing.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = std::time::Instant::now();
+                seen.push(reader_state(&pool).await);
+                slowest = slowest.max(started.elapsed());
+            }
+            (seen, slowest)
+        })
+    };
+    let sync = {
+        let config = town.config.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let result = eurzad_with_config(&["sync", "ledger"], &config);
+            (result, started.elapsed())
+        })
+    };
+    let ((ok, out), took) = sync.await.unwrap();
+    syncing.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert!(ok, "{out}");
+    assert!(
+        count_line(&out, "ledger").contains(" 0 inserted, ") && !out.contains(" 0 updated"),
+        "{out}"
+    );
+    let (seen, slowest) = reader.await.unwrap();
+    let after = reader_state(&pool).await;
+    assert_ne!(before, after, "the new file changes what a reader sees");
+    let mixed: Vec<&[i64; 5]> = seen
+        .iter()
+        .filter(|s| **s != before && **s != after)
+        .collect();
+    assert!(
+        mixed.is_empty(),
+        "a reader saw a mix of the two files: {:?} (before {before:?}, after {after:?})",
+        &mixed[..mixed.len().min(3)]
+    );
+    // The reader kept reading while the file was applied: it saw the old state many times,
+    // and no read took as long as the sync (none waited for it).
+    let old = seen.iter().filter(|s| **s == before).count();
+    assert!(old >= 3, "{old} reads of the old state in {took:?} of sync");
+    assert!(
+        slowest < took / 2,
+        "a read took {slowest:?}, the sync {took:?}"
+    );
+    pool.close().await;
 }

@@ -107,12 +107,11 @@ CREATE TABLE reg_installment_allocation (
 -- representation (portal_representations). One branch per way of matching, so that each is
 -- an index lookup from the viewer.
 CREATE VIEW portal_party_access AS
-    SELECT a.id AS viewer_account_id, p.id AS party_id, s.scope, 'own' AS access
+    SELECT a.id AS viewer_account_id, p.id AS party_id, s.column1 AS scope, 'own' AS access
     FROM account a
     JOIN reg_party p ON p.pesel = a.pesel
-    CROSS JOIN (SELECT 'podatki' AS scope UNION ALL SELECT 'oplaty' UNION ALL SELECT 'sprawy'
-                UNION ALL SELECT 'korespondencja' UNION ALL SELECT 'rejestry'
-                UNION ALL SELECT 'platnosci') s
+    CROSS JOIN (VALUES ('podatki'), ('oplaty'), ('sprawy'), ('korespondencja'), ('rejestry'),
+                       ('platnosci')) s
     WHERE a.status = 'active'
     UNION ALL
     SELECT r.agent_account_id, p.id, r.scope, 'representation'

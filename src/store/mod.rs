@@ -268,14 +268,6 @@ pub(crate) trait Begin {
     ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
     + Send;
 
-    /// A read-only transaction whose statements all see one snapshot, on a pooled
-    /// connection: on SQLite a deferred transaction (a WAL reader, which never takes the
-    /// write lock and never waits for a writer), on PostgreSQL `REPEATABLE READ, READ ONLY`.
-    fn begin_read(
-        &self,
-    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
-    + Send;
-
     /// A read-only transaction whose statements all see one snapshot (on SQLite (WAL) any
     /// transaction does, from its first read; on PostgreSQL it takes `REPEATABLE READ`), on
     /// a connection closed after it, as `begin_write_once`.
@@ -308,9 +300,6 @@ impl Begin for SqlitePool {
         )
         .await
     }
-    async fn begin_read(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.begin().await
-    }
     async fn begin_snapshot_once(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
@@ -327,10 +316,6 @@ impl Begin for PgPool {
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         sqlx::Transaction::begin(acquire_once(self).await?, None).await
-    }
-    async fn begin_read(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        self.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await
     }
     async fn begin_snapshot_once(
         &self,

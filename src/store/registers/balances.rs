@@ -17,8 +17,8 @@
 
 use crate::registers::Register;
 
-/// The entry types that settle a liability (they count as paid): a payment (art. 59 §1 pkt
-/// 1) and an overpayment credited from elsewhere (art. 76). Their sum less the overpayments
+/// The entry types that settle a liability (they count as paid): a payment (art. 59 § 1
+/// pkt 1) and an overpayment credited from elsewhere (art. 76). Their sum less the overpayments
 /// refunded or moved away is `paid_gr`.
 const PAID: &str = "CASE entry_type WHEN 'payment' THEN amount_gr WHEN 'overpayment_credit' THEN amount_gr \
                     WHEN 'overpayment_refund' THEN -amount_gr ELSE 0 END";

@@ -36,6 +36,32 @@ use keys::{Known, Standing};
 
 const BATCH: usize = 1000;
 
+/// How many register files this process is applying right now. The portal's read API
+/// admits fewer reads at once while one is (src/portal.rs), so that a crowd of pages does
+/// not starve the sync of the CPU; the reads themselves never wait for the sync's locks.
+static APPLYING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether this process is applying a register file now.
+pub fn applying() -> bool {
+    APPLYING.load(std::sync::atomic::Ordering::Relaxed) > 0
+}
+
+/// Counts one file being applied, for as long as it lives.
+struct Applying;
+
+impl Applying {
+    fn start() -> Applying {
+        APPLYING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Applying
+    }
+}
+
+impl Drop for Applying {
+    fn drop(&mut self) {
+        APPLYING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Full snapshot (rows missing from the file are deleted) or incremental (upserts only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -586,6 +612,7 @@ impl Store {
     ) -> Result<SyncOutcome, SyncError> {
         let started = Utc::now();
         let clock = Instant::now();
+        let _applying = Applying::start();
         let file_name = path.display().to_string();
         // The checksum is computed while the reader starts on the rows: both read the whole
         // file, and a re-dropped file is rare next to a new export.
