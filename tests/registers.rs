@@ -851,15 +851,14 @@ async fn reads_through_the_portal_api_of_a_principals_data_are_audited() {
     assert_eq!(rows[2]["due_gr"], 40_000);
     // Each value keeps its JSON type on either database: amounts are numbers, dates are
     // strings.
-    let installments: Vec<serde_json::Value> = http
-        .get(url.replace("liabilities", "installments"))
-        .bearer_auth("a-portal-token-of-some-length")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get = |url: String| {
+        let request = http.get(url).bearer_auth("a-portal-token-of-some-length");
+        async move {
+            let rows: Vec<serde_json::Value> = request.send().await.unwrap().json().await.unwrap();
+            rows
+        }
+    };
+    let installments = get(url.replace("liabilities", "installments")).await;
     assert!(!installments.is_empty());
     for row in &installments {
         assert!(row["amount_gr"].is_i64(), "{row}");
@@ -870,15 +869,7 @@ async fn reads_through_the_portal_api_of_a_principals_data_are_audited() {
         assert_eq!(row["viewer_account_id"], 1, "{row}");
     }
     // A viewer with no rows gets an empty list, and no audit row.
-    let none: Vec<serde_json::Value> = http
-        .get(url.replace("viewer=1", "viewer=999"))
-        .bearer_auth("a-portal-token-of-some-length")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let none = get(url.replace("viewer=1", "viewer=999")).await;
     assert!(none.is_empty(), "{none:?}");
     // Without the token: refused.
     let refused = http.get(&url).send().await.unwrap();
