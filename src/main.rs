@@ -462,10 +462,11 @@ fn check_summary(config: &Config) -> anyhow::Result<String> {
         out,
         "  registers: {} schedule(s); portal API: {}",
         schedules.len(),
-        config
-            .portal
-            .listen
-            .map_or("off".to_string(), |a| format!("on {a}"))
+        config.portal.listen.map_or("off".to_string(), |a| format!(
+            "on {a}, {} reads at once ({} while a register file is applied)",
+            config.portal.connections.max(1),
+            config.portal.connections_during_sync.max(1)
+        ))
     )?;
     if config.notify.officials.is_empty() {
         writeln!(
