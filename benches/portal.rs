@@ -13,7 +13,9 @@
 //! `cargo bench --bench portal`; EURZAD_BENCH_SIZES (default "65000,650000") and
 //! EURZAD_BENCH_POSTGRES_URL (default postgres://eurzad:eurzad@127.0.0.1/eurzad, a role that
 //! may create databases) set it up; EURZAD_BENCH_SECONDS (default 10) is how long the clients
-//! run; EURZAD_BENCH_BACKENDS (default "sqlite,postgres") which backends it measures.
+//! run; EURZAD_BENCH_BACKENDS (default "sqlite,postgres") which backends it measures;
+//! EURZAD_BENCH_PORTAL_CONNECTIONS and EURZAD_BENCH_PORTAL_DURING_SYNC (default: `[portal]`'s
+//! defaults) the read API's limits.
 
 mod common;
 
@@ -242,11 +244,11 @@ fn main() {
     let portal_connections: u32 = std::env::var("EURZAD_BENCH_PORTAL_CONNECTIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(8);
+        .unwrap_or(eurzad::config::PortalConfig::default().connections);
     let during_sync: usize = std::env::var("EURZAD_BENCH_PORTAL_DURING_SYNC")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+        .unwrap_or(eurzad::config::PortalConfig::default().connections_during_sync);
     eurzad::install_crypto_provider();
     let runtime = eurzad::daemon::runtime().unwrap();
     let dir = tempfile::tempdir().unwrap();

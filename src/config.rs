@@ -467,7 +467,9 @@ pub struct PortalConfig {
     /// A file holding the bearer token the portal sends (`credential:` works).
     pub token_file: Option<String>,
     /// Database connections of the API's own pool: reads in flight at once (the daemon's
-    /// work keeps `database.max_connections` of its own).
+    /// work keeps `database.max_connections` of its own). About twice the database's cores:
+    /// more queue in the database instead of in the API, and a page's p99 grows (docs/
+    /// benchmarks.md).
     pub connections: u32,
     /// Reads in flight at once while a register file is being applied, so that the sync
     /// keeps its share of the CPU; they still read the state before the file.
@@ -479,7 +481,7 @@ impl Default for PortalConfig {
         PortalConfig {
             listen: None,
             token_file: None,
-            connections: 8,
+            connections: 4,
             connections_during_sync: 2,
         }
     }

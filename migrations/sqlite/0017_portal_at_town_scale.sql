@@ -74,7 +74,21 @@ CREATE INDEX reg_case_party ON reg_case (party_id);
 CREATE INDEX reg_alcohol_permit_party ON reg_alcohol_permit (party_id);
 CREATE INDEX reg_lease_party ON reg_lease (party_id);
 
+CREATE INDEX representation_agent ON representation (agent_account_id);
+
 -- Derived by register runs (src/store/registers/balances.rs), never by hand.
+-- Each party under each identifier a representation may name it by (PESEL, NIP, REGON).
+CREATE TABLE reg_party_key (
+    key_type        TEXT NOT NULL,
+    key             TEXT NOT NULL,
+    party_id        TEXT NOT NULL,
+    PRIMARY KEY (key_type, key, party_id)
+);
+INSERT INTO reg_party_key (key_type, key, party_id)
+    SELECT 'PESEL', pesel, id FROM reg_party WHERE pesel IS NOT NULL
+    UNION ALL SELECT 'NIP', nip, id FROM reg_party WHERE nip IS NOT NULL
+    UNION ALL SELECT 'REGON', regon, id FROM reg_party WHERE regon IS NOT NULL;
+
 -- Every party liable on an account (its main party and its co-obligors), with the scope the
 -- account's data belongs to: taxes or fees.
 CREATE TABLE reg_account_party (
@@ -104,8 +118,8 @@ CREATE TABLE reg_installment_allocation (
 
 -- The one visibility rule (docs/schema.md), as before: a person sees their own data (their
 -- PESEL) in every scope; an agent sees a principal's data in the scopes of an active, valid
--- representation (portal_representations). One branch per way of matching, so that each is
--- an index lookup from the viewer.
+-- representation (portal_representations), the principal matched by the identifier the
+-- representation names (reg_party_key). Each branch is an index lookup from the viewer.
 CREATE VIEW portal_party_access AS
     SELECT a.id AS viewer_account_id, p.id AS party_id, s.column1 AS scope, 'own' AS access
     FROM account a
@@ -114,20 +128,9 @@ CREATE VIEW portal_party_access AS
                        ('platnosci')) s
     WHERE a.status = 'active'
     UNION ALL
-    SELECT r.agent_account_id, p.id, r.scope, 'representation'
+    SELECT r.agent_account_id, k.party_id, r.scope, 'representation'
     FROM portal_representations r
-    JOIN reg_party p ON p.pesel = r.principal_id
-    WHERE r.principal_id_type = 'PESEL'
-    UNION ALL
-    SELECT r.agent_account_id, p.id, r.scope, 'representation'
-    FROM portal_representations r
-    JOIN reg_party p ON p.nip = r.principal_id
-    WHERE r.principal_id_type = 'NIP'
-    UNION ALL
-    SELECT r.agent_account_id, p.id, r.scope, 'representation'
-    FROM portal_representations r
-    JOIN reg_party p ON p.regon = r.principal_id
-    WHERE r.principal_id_type = 'REGON';
+    JOIN reg_party_key k ON k.key_type = r.principal_id_type AND k.key = r.principal_id;
 
 -- The accounts a viewer may see, once per (viewer, account) however many ways.
 CREATE VIEW portal_visible_accounts AS

@@ -1,6 +1,8 @@
 //! The figures the portal's views read, derived from the registers by the run that changes
 //! them, in its own transaction (docs/schema.md, "How the views are computed"):
 //!
+//! - `reg_party_key`: each party by its PESEL, NIP and REGON, where representations find
+//!   their principals. From `parties`.
 //! - `reg_account_party`: who is liable on each account (its party and its co-obligors), and
 //!   the scope of the account (taxes or fees). From `accounts` and `obligors`.
 //! - `reg_installment_allocation`: what installments got from the payments that name none
@@ -28,6 +30,16 @@ const PAID: &str = "CASE entry_type WHEN 'payment' THEN amount_gr WHEN 'overpaym
 const CHARGED: &str = "CASE entry_type WHEN 'charge' THEN amount_gr WHEN 'correction' THEN amount_gr \
                        WHEN 'interest' THEN amount_gr WHEN 'reminder_cost' THEN amount_gr \
                        WHEN 'write_off' THEN -amount_gr ELSE 0 END";
+
+/// Each party under each identifier a representation may name it by: the views match a
+/// representation's principal here, in one lookup (docs/schema.md, `portal_party_access`).
+const PARTY_KEY: &[&str] = &[
+    "DELETE FROM reg_party_key",
+    "INSERT INTO reg_party_key (key_type, key, party_id)
+     SELECT 'PESEL', pesel, id FROM reg_party WHERE pesel IS NOT NULL
+     UNION ALL SELECT 'NIP', nip, id FROM reg_party WHERE nip IS NOT NULL
+     UNION ALL SELECT 'REGON', regon, id FROM reg_party WHERE regon IS NOT NULL",
+];
 
 const ACCOUNT_PARTY: &[&str] = &[
     "DELETE FROM reg_account_party",
@@ -127,6 +139,7 @@ fn account_year(sqlite: bool) -> [String; 3] {
 /// changed its table, in order; none when nothing is derived from it.
 pub(super) fn refresh(register: &Register, sqlite: bool) -> Vec<String> {
     match register.name {
+        "parties" => PARTY_KEY.iter().map(|s| s.to_string()).collect(),
         "accounts" | "obligors" => ACCOUNT_PARTY.iter().map(|s| s.to_string()).collect(),
         "installments" | "ledger" => memory(sqlite)
             .into_iter()
@@ -149,6 +162,7 @@ fn memory(sqlite: bool) -> Option<String> {
 pub(super) fn refresh_all(sqlite: bool) -> Vec<String> {
     memory(sqlite)
         .into_iter()
+        .chain(PARTY_KEY.iter().map(|s| s.to_string()))
         .chain(ACCOUNT_PARTY.iter().map(|s| s.to_string()))
         .chain(allocation(sqlite))
         .chain(account_year(sqlite))

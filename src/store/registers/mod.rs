@@ -993,7 +993,9 @@ impl Store {
     pub(super) async fn derive_register_figures_if_missing(&self) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             let missing: bool = sqlx::query_scalar(
-                "SELECT (EXISTS (SELECT 1 FROM reg_account) AND NOT EXISTS (SELECT 1 FROM reg_account_party))
+                "SELECT (EXISTS (SELECT 1 FROM reg_party WHERE pesel IS NOT NULL OR nip IS NOT NULL OR regon IS NOT NULL)
+                         AND NOT EXISTS (SELECT 1 FROM reg_party_key))
+                     OR (EXISTS (SELECT 1 FROM reg_account) AND NOT EXISTS (SELECT 1 FROM reg_account_party))
                      OR (EXISTS (SELECT 1 FROM reg_ledger) AND NOT EXISTS (SELECT 1 FROM reg_account_year))",
             )
             .fetch_one(pool)
