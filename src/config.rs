@@ -763,6 +763,14 @@ impl Config {
                 Part::Provisioning => self.check_provisioning()?,
                 Part::Portal => {
                     self.portal_token()?;
+                    if self.portal.connections == 0 {
+                        return Err(self.invalid("portal.connections", "must be at least 1"));
+                    }
+                    if self.portal.connections_during_sync == 0 {
+                        return Err(
+                            self.invalid("portal.connections_during_sync", "must be at least 1")
+                        );
+                    }
                 }
             }
         }

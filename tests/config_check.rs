@@ -120,6 +120,11 @@ fn check_refuses_what_the_start_would_refuse_naming_file_and_key() {
             "portal.token_file: required with portal.listen",
         ),
         (
+            "[log]",
+            "[portal]\nconnections_during_sync = 0\n\n[log]",
+            "portal.connections_during_sync: must be at least 1",
+        ),
+        (
             "digest_cron = \"0 8 * * *\"",
             "digest_cron = \"0 8 * *\"",
             "notify.digest_cron",
