@@ -17,6 +17,7 @@ use crate::epuap::{ClientSettings, EpuapClient};
 use crate::inbox::{BoxHealth, BoxWorker, DrainStats, Pacing, SharedHealth};
 use crate::jobs::{self, JobSettings, JobStats};
 use crate::store::{Counts, DocumentSummary, Store};
+use crate::worker::{self, Finished, Pace, Pass, Worker, as_finished, supervise};
 
 /// What a run did, for the summary and the exit code.
 #[derive(Debug, Default)]
@@ -303,31 +304,13 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     let schedules =
         crate::sync::schedules(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.source))?;
     let sync_task = (!once && !schedules.is_empty()).then(|| {
-        let (store, config, mut stop) = (store.clone(), config.clone(), stop_rx.clone());
-        let daemon = format!("{}:{}", hostname(), std::process::id());
-        tokio::spawn(async move {
-            loop {
-                match crate::sync::claim_due(&store, &schedules, Utc::now(), &daemon).await {
-                    Ok(due) if !due.is_empty() => {
-                        let context = crate::sync::SyncContext {
-                            config: &config,
-                            mode: config.registers.mode,
-                            encoding: config.registers.encoding,
-                            officials: &config.notify.officials,
-                        };
-                        if let Err(error) = crate::sync::sync(&store, &context, &due, None).await {
-                            tracing::warn!(%error, "scheduled sync failed");
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "cannot claim scheduled syncs"),
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.changed() => return,
-                }
-            }
-        })
+        let worker = ScheduledSyncs {
+            store: store.clone(),
+            config: config.clone(),
+            schedules,
+            daemon: format!("{}:{}", hostname(), std::process::id()),
+        };
+        tokio::spawn(worker::run(worker, ScheduledSyncs::PACE, stop_rx.clone()))
     });
     let portal_task = match (config.portal.listen, once) {
         (Some(listen), false) => {
@@ -357,18 +340,11 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         _ => None,
     };
     let deadline_task = (!once).then(|| {
-        let (store, office, mut stop) = (store.clone(), office.clone(), stop_rx.clone());
-        tokio::spawn(async move {
-            loop {
-                if let Err(error) = jobs::watch_deadlines(&store, &office, Utc::now()).await {
-                    tracing::warn!(%error, "deadline watch failed");
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                    _ = stop.changed() => return,
-                }
-            }
-        })
+        let worker = DeadlineWatch {
+            store: store.clone(),
+            office: office.clone(),
+        };
+        tokio::spawn(worker::run(worker, DeadlineWatch::PACE, stop_rx.clone()))
     });
     let job_task = (!once).then(|| {
         tokio::spawn(jobs::run_worker(
@@ -521,48 +497,83 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     Ok(report)
 }
 
-/// A task whose end can be seen without waiting for it.
-trait Finished {
-    fn is_finished(&self) -> bool;
+/// The scheduled register syncs: each step claims the occurrences due (once across the
+/// daemons sharing the database) and runs them.
+struct ScheduledSyncs {
+    store: Store,
+    config: Config,
+    schedules: Vec<(
+        &'static crate::registers::Register,
+        crate::notify::schedule::Schedule,
+    )>,
+    /// This daemon, as the claims name it.
+    daemon: String,
 }
 
-impl<T> Finished for tokio::task::JoinHandle<T> {
-    fn is_finished(&self) -> bool {
-        tokio::task::JoinHandle::is_finished(self)
+impl ScheduledSyncs {
+    const PACE: Pace = Pace {
+        idle: Duration::from_secs(1),
+        backoff_initial: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(60),
+    };
+}
+
+impl Worker for ScheduledSyncs {
+    fn name(&self) -> String {
+        "the scheduled syncs".into()
+    }
+
+    async fn step(&mut self) -> anyhow::Result<Pass> {
+        let due = crate::sync::claim_due(&self.store, &self.schedules, Utc::now(), &self.daemon)
+            .await
+            .context("claiming scheduled syncs")?;
+        if !due.is_empty() {
+            let context = crate::sync::SyncContext {
+                config: &self.config,
+                mode: self.config.registers.mode,
+                encoding: self.config.registers.encoding,
+                officials: &self.config.notify.officials,
+            };
+            // A refused file is reported by the sync itself (log, officials' mail, sync_run);
+            // what ends here is a failure to run at all.
+            crate::sync::sync(&self.store, &context, &due, None)
+                .await
+                .context("scheduled sync")?;
+        }
+        Ok(Pass::Idle)
     }
 }
 
-/// An optional task (one the configuration may leave out) as `supervise` watches it.
-fn as_finished<T: Finished>(task: &Option<T>) -> Option<&dyn Finished> {
-    task.as_ref().map(|t| t as &dyn Finished)
+/// The deadline watch: reminders before an access request's deadline, alerts after it, and
+/// the officials' digest.
+struct DeadlineWatch {
+    store: Store,
+    office: std::sync::Arc<jobs::Office>,
+}
+
+impl DeadlineWatch {
+    const PACE: Pace = Pace {
+        idle: Duration::from_secs(60),
+        backoff_initial: Duration::from_secs(5),
+        backoff_max: Duration::from_secs(60),
+    };
+}
+
+impl Worker for DeadlineWatch {
+    fn name(&self) -> String {
+        "the deadline watch".into()
+    }
+
+    async fn step(&mut self) -> anyhow::Result<Pass> {
+        jobs::watch_deadlines(&self.store, &self.office, Utc::now())
+            .await
+            .context("deadline watch")?;
+        Ok(Pass::Idle)
+    }
 }
 
 /// How often `supervise` looks at the tasks.
 const SUPERVISION_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Waits until `stop` is sent, or until one of `tasks` ends first: then it logs which, sends
-/// the stop to the others, and returns the task's name.
-async fn supervise(
-    tasks: &[(String, &dyn Finished)],
-    stop: &watch::Sender<bool>,
-    interval: Duration,
-) -> Option<String> {
-    let mut stopped = stop.subscribe();
-    loop {
-        if *stopped.borrow() {
-            return None;
-        }
-        if let Some((name, _)) = tasks.iter().find(|(_, task)| task.is_finished()) {
-            tracing::error!(task = %name, "a task ended before the stop: stopping the daemon");
-            let _ = stop.send(true);
-            return Some(name.clone());
-        }
-        tokio::select! {
-            _ = stopped.changed() => {}
-            _ = tokio::time::sleep(interval) => {}
-        }
-    }
-}
 
 async fn start_embedded_emulator(
     config: &Config,
@@ -819,46 +830,5 @@ mod tests {
             sent.lock().unwrap()[0],
             "STATUS=0 documents, 0 unconfirmed; jobs: 0 waiting, 0 failed; box /u/s: starting"
         );
-    }
-
-    /// A task that panics while the others run on is named, and the stop is sent to the
-    /// others; a stop sent first ends the watch with no name.
-    #[tokio::test(flavor = "multi_thread")]
-    async fn supervise_names_a_task_that_ends_before_the_stop_and_stops_the_rest() {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut stop = stop_rx.clone();
-        let steady = tokio::spawn(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
-        let failing = tokio::spawn(async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            panic!("a bug in a task");
-        });
-        let tasks: Vec<(String, &dyn Finished)> =
-            vec![("steady".into(), &steady), ("failing".into(), &failing)];
-        let ended = supervise(&tasks, &stop_tx, Duration::from_millis(10)).await;
-        assert_eq!(ended.as_deref(), Some("failing"));
-        assert!(*stop_rx.borrow(), "the others were told to stop");
-        steady.await.unwrap();
-        assert!(failing.await.unwrap_err().is_panic());
-
-        let (stop_tx, _stop_rx) = watch::channel(false);
-        let mut stop = stop_tx.subscribe();
-        let steady = tokio::spawn(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
-        let tasks: Vec<(String, &dyn Finished)> = vec![("steady".into(), &steady)];
-        let sender = stop_tx.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let _ = sender.send(true);
-        });
-        let watched = tokio::time::timeout(
-            Duration::from_secs(30),
-            supervise(&tasks, &stop_tx, Duration::from_secs(600)),
-        )
-        .await
-        .expect("a stop ends the watch, not the next look ten minutes on");
-        assert_eq!(watched, None);
     }
 }

@@ -26,6 +26,7 @@ pub mod requests;
 pub mod signature;
 pub mod store;
 pub mod sync;
+pub mod worker;
 pub mod xml;
 pub mod xmldsig;
 
