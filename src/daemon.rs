@@ -347,12 +347,9 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         tokio::spawn(worker::run(worker, DeadlineWatch::PACE, stop_rx.clone()))
     });
     let job_task = (!once).then(|| {
-        tokio::spawn(jobs::run_worker(
-            store.clone(),
-            job_settings.clone(),
-            stop_rx.clone(),
-            false,
-        ))
+        let worker = jobs::JobWorker::new(store.clone(), job_settings.clone(), stop_rx.clone());
+        let pace = worker.pace();
+        tokio::spawn(worker::run(worker, pace, stop_rx.clone()))
     });
 
     // The boxes start once everything else is set up: a bad setting fails the start
@@ -439,14 +436,13 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     let cpu_drained = process_cpu();
     let drain_security = client.security_cpu().since(security_start);
     report.jobs = match job_task {
-        Some(task) => task.await.context("job worker panicked")??,
+        Some(task) => task.await.context("job worker panicked")?.stats,
         None => {
             let mut stats =
-                jobs::run_worker(store.clone(), job_settings.clone(), stop_rx.clone(), true)
-                    .await?;
+                jobs::run_until_idle(store.clone(), job_settings.clone(), stop_rx.clone()).await?;
             // Reminders, overdue alerts and the digest due now, then their mail.
             jobs::watch_deadlines(&store, &office, Utc::now()).await?;
-            let mail = jobs::run_worker(store.clone(), job_settings, stop_rx.clone(), true).await?;
+            let mail = jobs::run_until_idle(store.clone(), job_settings, stop_rx.clone()).await?;
             stats.done += mail.done;
             stats.retried += mail.retried;
             stats.failed += mail.failed;

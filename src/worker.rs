@@ -48,12 +48,13 @@ impl Pace {
 }
 
 /// Steps `worker` until `stop` is sent. A step in progress when the stop comes is finished
-/// (a step is the worker's unit of consistency), then the worker returns.
-pub async fn run<W: Worker>(mut worker: W, pace: Pace, mut stop: watch::Receiver<bool>) {
+/// (a step is the worker's unit of consistency), then the worker is handed back (with what
+/// it counted).
+pub async fn run<W: Worker>(mut worker: W, pace: Pace, mut stop: watch::Receiver<bool>) -> W {
     let mut failures = 0u32;
     loop {
         if *stop.borrow() {
-            return;
+            return worker;
         }
         let wait = match worker.step().await {
             Ok(Pass::Worked) => {

@@ -28,6 +28,8 @@ use std::sync::Arc;
 use crate::forms;
 use crate::signature::{self, KindTrust};
 use crate::store::{Job, Judgement, Store, StoreError};
+use crate::worker::{Pace, Pass, Worker};
+use anyhow::Context as _;
 
 /// What follows the judgement of a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,40 +81,74 @@ pub struct JobSettings {
     pub office: Arc<Office>,
 }
 
-/// Runs jobs until `stop`. With `until_idle`, returns once no job is left to run: it waits
-/// for jobs scheduled for a retry and for jobs leased by another (perhaps dead) process until
-/// their lease expires and it can take them over.
-///
-/// When the queue itself cannot be read or written (the database is down, a lock is held
-/// past the busy timeout), a worker that runs until `stop` logs it, waits (doubling from
-/// `idle_wait` up to a minute) and carries on: a failing database never ends it silently
-/// while the daemon keeps running. With `until_idle` (`run --once`) the error is returned.
-pub async fn run_worker(
+/// Runs jobs until none is left to run (`run --once`): it waits for jobs scheduled for a
+/// retry and for jobs leased by another (perhaps dead) process until their lease expires and
+/// it can take them over. An error of the queue itself is returned.
+pub async fn run_until_idle(
     store: Store,
     settings: JobSettings,
     mut stop: watch::Receiver<bool>,
-    until_idle: bool,
 ) -> Result<JobStats, StoreError> {
     let mut stats = JobStats::default();
-    let mut wait = settings.idle_wait.max(MIN_QUEUE_WAIT);
     loop {
-        let before = stats;
-        let Err(error) = run_batches(&store, &settings, &mut stop, until_idle, &mut stats).await
-        else {
+        if *stop.borrow() {
             return Ok(stats);
-        };
-        if until_idle {
-            return Err(error);
         }
-        if stats != before {
-            wait = settings.idle_wait.max(MIN_QUEUE_WAIT);
+        if !run_batch(&store, &settings, &mut stop, &mut stats).await? {
+            if store.next_job_due().await?.is_none() {
+                return Ok(stats);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(settings.idle_wait) => {}
+                _ = stop.changed() => {}
+            }
         }
-        tracing::error!(%error, retry_in = ?wait, "the job queue failed; the worker carries on after a pause");
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return Ok(stats),
+    }
+}
+
+/// The job worker of a running daemon: each step claims a batch and runs it.
+///
+/// When the queue itself cannot be read or written (the database is down, a lock is held
+/// past the busy timeout), the step fails: the worker logs it ("the job queue failed"),
+/// pauses (doubling from `idle_wait` up to a minute) and carries on, so a failing database
+/// never ends it silently while the daemon keeps running.
+pub struct JobWorker {
+    store: Store,
+    settings: JobSettings,
+    stop: watch::Receiver<bool>,
+    /// What it did so far.
+    pub stats: JobStats,
+}
+
+impl JobWorker {
+    pub fn new(store: Store, settings: JobSettings, stop: watch::Receiver<bool>) -> JobWorker {
+        JobWorker {
+            store,
+            settings,
+            stop,
+            stats: JobStats::default(),
         }
-        wait = (wait * 2).min(MAX_QUEUE_WAIT);
+    }
+
+    pub fn pace(&self) -> Pace {
+        Pace {
+            idle: self.settings.idle_wait,
+            backoff_initial: self.settings.idle_wait.max(MIN_QUEUE_WAIT),
+            backoff_max: MAX_QUEUE_WAIT,
+        }
+    }
+}
+
+impl Worker for JobWorker {
+    fn name(&self) -> String {
+        "the job worker".into()
+    }
+
+    async fn step(&mut self) -> anyhow::Result<Pass> {
+        let claimed = run_batch(&self.store, &self.settings, &mut self.stop, &mut self.stats)
+            .await
+            .context("the job queue failed")?;
+        Ok(if claimed { Pass::Worked } else { Pass::Idle })
     }
 }
 
@@ -123,74 +159,62 @@ const OUTAGE_RETRY: Duration = Duration::from_secs(5);
 const MIN_QUEUE_WAIT: Duration = Duration::from_millis(100);
 const MAX_QUEUE_WAIT: Duration = Duration::from_secs(60);
 
-/// Claims and runs batches of jobs until `stop` (or, with `until_idle`, until none is left).
-async fn run_batches(
+/// Claims one batch of jobs and runs it (up to the stop): whether there was one.
+async fn run_batch(
     store: &Store,
     settings: &JobSettings,
     stop: &mut watch::Receiver<bool>,
-    until_idle: bool,
     stats: &mut JobStats,
-) -> Result<(), StoreError> {
-    loop {
+) -> Result<bool, StoreError> {
+    let batch = store.claim_jobs(settings.lease, BATCH).await?;
+    if batch.is_empty() {
+        return Ok(false);
+    }
+    // The whole batch is this worker's while it runs: its leases are renewed until the last
+    // job ends, so that a slow step cannot let another daemon take over the rest.
+    let _renewal = Renewal::start(store, batch[0].token, settings.lease);
+    for job in batch {
+        // A claimed job left behind at a stop is taken up again when its lease ends.
         if *stop.borrow() {
-            return Ok(());
+            return Ok(true);
         }
-        let batch = store.claim_jobs(settings.lease, BATCH).await?;
-        if batch.is_empty() {
-            if until_idle && store.next_job_due().await?.is_none() {
-                return Ok(());
+        match run_step(store, settings, &job).await {
+            Ok(()) => stats.done += 1,
+            Err(error) if error.claim_lost => {
+                // Another worker holds the job now (this lease ran out unrenewed, as in a
+                // long database outage); nothing of this run was committed, and the job is
+                // that worker's to finish.
+                tracing::warn!(job = job.id, kind = %job.kind, %error, "job taken over by another worker");
             }
-            tokio::select! {
-                _ = tokio::time::sleep(settings.idle_wait) => {}
-                _ = stop.changed() => {}
+            Err(error) if error.outage => {
+                // Not the step's failure: the job gets its attempt back. If the database
+                // cannot take even that, the queue is failing and the worker pauses; the job
+                // is taken up again when its lease ends.
+                tracing::warn!(job = job.id, kind = %job.kind, %error, "job interrupted by a database outage; it will run again");
+                store
+                    .release_job(
+                        job.claim(),
+                        &error.message,
+                        settings.retry_delay.min(OUTAGE_RETRY),
+                    )
+                    .await?;
+                stats.retried += 1;
             }
-            continue;
-        }
-        // The whole batch is this worker's while it runs: its leases are renewed until the
-        // last job ends, so that a slow step cannot let another daemon take over the rest.
-        let _renewal = Renewal::start(store, batch[0].token, settings.lease);
-        for job in batch {
-            // A claimed job left behind at a stop is taken up again when its lease ends.
-            if *stop.borrow() {
-                return Ok(());
-            }
-            match run_step(store, settings, &job).await {
-                Ok(()) => stats.done += 1,
-                Err(error) if error.claim_lost => {
-                    // Another worker holds the job now (this lease ran out unrenewed, as in a
-                    // long database outage); nothing of this run was committed, and the job
-                    // is that worker's to finish.
-                    tracing::warn!(job = job.id, kind = %job.kind, %error, "job taken over by another worker");
-                }
-                Err(error) if error.outage => {
-                    // Not the step's failure: the job gets its attempt back. If the database
-                    // cannot take even that, the queue is failing and the worker pauses; the
-                    // job is taken up again when its lease ends.
-                    tracing::warn!(job = job.id, kind = %job.kind, %error, "job interrupted by a database outage; it will run again");
-                    store
-                        .release_job(
-                            job.claim(),
-                            &error.message,
-                            settings.retry_delay.min(OUTAGE_RETRY),
-                        )
-                        .await?;
+            Err(error) => {
+                let give_up = job.attempts >= i64::from(settings.max_attempts);
+                tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, give_up, %error, "job failed");
+                store
+                    .fail_job(job.claim(), &error.message, settings.retry_delay, give_up)
+                    .await?;
+                if give_up {
+                    stats.failed += 1;
+                } else {
                     stats.retried += 1;
-                }
-                Err(error) => {
-                    let give_up = job.attempts >= i64::from(settings.max_attempts);
-                    tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, give_up, %error, "job failed");
-                    store
-                        .fail_job(job.claim(), &error.message, settings.retry_delay, give_up)
-                        .await?;
-                    if give_up {
-                        stats.failed += 1;
-                    } else {
-                        stats.retried += 1;
-                    }
                 }
             }
         }
     }
+    Ok(true)
 }
 
 /// Jobs claimed at once: one claim statement serves the batch.
