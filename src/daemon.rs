@@ -369,10 +369,15 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
             pacing: pacing.clone(),
             health,
         };
-        box_tasks.push((
-            mailbox.adres.clone(),
-            tokio::spawn(worker.run(stop_rx.clone(), once)),
-        ));
+        let task = if once {
+            tokio::spawn(worker.run_once(stop_rx.clone()))
+        } else {
+            let pace = worker.pace();
+            let drains = worker.into_worker(stop_rx.clone());
+            let stop = stop_rx.clone();
+            tokio::spawn(async move { Ok(worker::run(drains, pace, stop).await.total) })
+        };
+        box_tasks.push((mailbox.adres.clone(), task));
     }
     notify_systemd(&[
         sd_notify::NotifyState::Ready,

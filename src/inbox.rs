@@ -24,6 +24,7 @@ use crate::document::SkrotAlgorithm;
 use crate::epuap::soap::BoxRef;
 use crate::epuap::{EpuapClient, EpuapError};
 use crate::store::{InboxWriter, StoreError};
+use crate::worker::{Pace, Pass, Worker, jitter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
@@ -111,45 +112,33 @@ pub struct BoxWorker {
 }
 
 impl BoxWorker {
-    /// Polls until `stop` turns true (or, with `once`, until the box is empty). Never returns
-    /// an error for a failing peer: it logs, backs off and tries again, so that one box failing
-    /// never stops the others. With `once`, gives up after repeated failures without progress.
-    pub async fn run(
+    /// Drains the box until it is empty (`run --once`). A failing peer is logged, backed off
+    /// and tried again; after `once_max_failures` failed drains in a row without progress
+    /// the box is given up for this run (`Err`, with what it did).
+    pub async fn run_once(
         mut self,
         mut stop: watch::Receiver<bool>,
-        once: bool,
     ) -> Result<DrainStats, DrainStats> {
         let mut total = DrainStats::default();
-        let mut backoff = self.pacing.backoff_initial;
         let mut failures = 0;
+        let pace = self.pace();
         loop {
             let mut stats = DrainStats::default();
             let outcome = self.drain(&stop, &mut stats).await;
             let progressed = stats.stored + stats.duplicates + stats.confirmed > 0;
             total += stats;
             self.record_health(&outcome);
-            let wait = match outcome {
-                Ok(()) => {
-                    backoff = self.pacing.backoff_initial;
-                    failures = 0;
-                    if once || *stop.borrow() {
-                        return Ok(total);
-                    }
-                    self.pacing.poll_interval
-                }
-                Err(error) => {
-                    total.errors += 1;
-                    failures = if progressed { 1 } else { failures + 1 };
-                    tracing::warn!(mailbox = %self.mailbox.adres, %error, retry_in = ?backoff, "box drain failed");
-                    if once && failures >= self.pacing.once_max_failures {
-                        tracing::error!(mailbox = %self.mailbox.adres, failures, "giving up on this box for this run");
-                        return Err(total);
-                    }
-                    let wait = crate::epuap::client::jitter(backoff);
-                    backoff = (backoff * 2).min(self.pacing.backoff_max);
-                    wait
-                }
+            let Err(error) = outcome else {
+                return Ok(total);
             };
+            total.errors += 1;
+            failures = if progressed { 1 } else { failures + 1 };
+            let wait = jitter(pace.backoff(failures));
+            tracing::warn!(mailbox = %self.mailbox.adres, %error, retry_in = ?wait, "box drain failed");
+            if failures >= self.pacing.once_max_failures {
+                tracing::error!(mailbox = %self.mailbox.adres, failures, "giving up on this box for this run");
+                return Err(total);
+            }
             if *stop.borrow() {
                 return Ok(total);
             }
@@ -157,6 +146,25 @@ impl BoxWorker {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => return Ok(total),
             }
+        }
+    }
+
+    /// How its drains are paced: one every `poll_interval`, and after a failed one a pause
+    /// that doubles from `backoff_initial` up to `backoff_max`.
+    pub fn pace(&self) -> Pace {
+        Pace {
+            idle: self.pacing.poll_interval,
+            backoff_initial: self.pacing.backoff_initial,
+            backoff_max: self.pacing.backoff_max,
+        }
+    }
+
+    /// The box as a worker of the running daemon: each step is a drain, until `stop`.
+    pub fn into_worker(self, stop: watch::Receiver<bool>) -> BoxDrains {
+        BoxDrains {
+            worker: self,
+            stop,
+            total: DrainStats::default(),
         }
     }
 
@@ -221,6 +229,36 @@ impl BoxWorker {
             stats.confirmed += 1;
         }
         Ok(())
+    }
+}
+
+/// A box drained by the running daemon ([`crate::worker::run`]): never ends on a failing
+/// peer, so one box failing never stops the others.
+pub struct BoxDrains {
+    worker: BoxWorker,
+    stop: watch::Receiver<bool>,
+    /// What its drains did so far.
+    pub total: DrainStats,
+}
+
+impl Worker for BoxDrains {
+    fn name(&self) -> String {
+        format!("the task of box {}", self.worker.mailbox.adres)
+    }
+
+    async fn step(&mut self) -> anyhow::Result<Pass> {
+        let mut stats = DrainStats::default();
+        let outcome = self.worker.drain(&self.stop, &mut stats).await;
+        self.total += stats;
+        self.worker.record_health(&outcome);
+        match outcome {
+            Ok(()) => Ok(Pass::Idle),
+            Err(error) => {
+                self.total.errors += 1;
+                Err(anyhow::Error::new(error)
+                    .context(format!("box drain failed ({})", self.worker.mailbox.adres)))
+            }
+        }
     }
 }
 

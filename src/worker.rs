@@ -47,6 +47,13 @@ impl Pace {
     }
 }
 
+/// Full jitter in [delay/2, delay], so that workers failing together do not retry in
+/// lockstep.
+pub fn jitter(delay: Duration) -> Duration {
+    let half = delay / 2;
+    half + half.mul_f64(rand::random::<f64>())
+}
+
 /// Steps `worker` until `stop` is sent. A step in progress when the stop comes is finished
 /// (a step is the worker's unit of consistency), then the worker is handed back (with what
 /// it counted).
@@ -67,7 +74,7 @@ pub async fn run<W: Worker>(mut worker: W, pace: Pace, mut stop: watch::Receiver
             }
             Err(error) => {
                 failures += 1;
-                let wait = pace.backoff(failures);
+                let wait = jitter(pace.backoff(failures));
                 tracing::warn!(worker = %worker.name(), error = format!("{error:#}"), failures, retry_in = ?wait, "a step failed; the worker carries on after a pause");
                 wait
             }
@@ -176,14 +183,23 @@ mod tests {
         // Two steps that worked and the first failure, all at once.
         at(1).await;
         assert_eq!(steps.load(Ordering::SeqCst), 3);
-        // 1 s after the first failure, the second (then a 2 s pause).
-        at(1_000).await;
-        assert_eq!(steps.load(Ordering::SeqCst), 4);
-        at(2_000).await;
-        assert_eq!(steps.load(Ordering::SeqCst), 5, "idle now");
-        at(9_000).await;
+        // The pauses after the failures: 0.5–1 s, then 1–2 s (jittered), then idle.
+        at(480).await;
+        assert_eq!(
+            steps.load(Ordering::SeqCst),
+            3,
+            "not before half the first pause"
+        );
+        at(2_600).await;
+        assert_eq!(
+            steps.load(Ordering::SeqCst),
+            5,
+            "both pauses over by 3 s: idle now"
+        );
+        // The idle wait is 10 s: from the fifth step (1.5–3 s) to the sixth.
+        at(8_400).await;
         assert_eq!(steps.load(Ordering::SeqCst), 5, "the idle wait is 10 s");
-        at(1_100).await;
+        at(2_200).await;
         assert_eq!(steps.load(Ordering::SeqCst), 6);
         // The stop ends the wait at once.
         stop_tx.send(true).unwrap();

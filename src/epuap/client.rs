@@ -267,7 +267,7 @@ impl EpuapClient {
             match self.call(op, headers.clone(), body.clone(), read).await {
                 Err(error) if error.is_transient() && attempt < self.settings.max_attempts => {
                     tracing::debug!(operation = op.name(), attempt, %error, "retrying");
-                    tokio::time::sleep(jitter(delay)).await;
+                    tokio::time::sleep(crate::worker::jitter(delay)).await;
                     delay = (delay * 2).min(self.settings.backoff_max);
                     attempt += 1;
                 }
@@ -454,10 +454,4 @@ fn check_status(op: Operation, status: &Status) -> Result<(), EpuapError> {
             komunikat: status.komunikat.clone(),
         })
     }
-}
-
-/// Full jitter in [delay/2, delay], so that boxes failing together do not retry in lockstep.
-pub fn jitter(delay: Duration) -> Duration {
-    let half = delay / 2;
-    half + half.mul_f64(rand::random::<f64>())
 }
