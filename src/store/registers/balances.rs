@@ -17,7 +17,7 @@
 //! What each ledger entry type means is docs/import-formats.md, "Ledger entry types"; the
 //! statements below are the one place that reads it.
 
-use crate::registers::{Register, Value};
+use crate::registers::Register;
 
 /// The entry types that settle a liability (they count as paid): a payment (art. 59 § 1
 /// pkt 1) and an overpayment credited from elsewhere (art. 76). Their sum less the overpayments
@@ -40,70 +40,6 @@ const PARTY_KEY: &[&str] = &[
      UNION ALL SELECT 'NIP', nip, id FROM reg_party WHERE nip IS NOT NULL
      UNION ALL SELECT 'REGON', regon, id FROM reg_party WHERE regon IS NOT NULL",
 ];
-
-/// What one ledger entry adds to `charged_gr` and to `paid_gr`: [`CHARGED`] and [`PAID`]
-/// for a row that passes through the run (a full file's rows all do).
-fn charged_paid(entry_type: &str, amount: i64) -> (i64, i64) {
-    match entry_type {
-        "charge" | "correction" | "interest" | "reminder_cost" => (amount, 0),
-        "write_off" => (-amount, 0),
-        "payment" | "overpayment_credit" => (0, amount),
-        "overpayment_refund" => (0, -amount),
-        _ => (0, 0),
-    }
-}
-
-/// Per account and year, what a full ledger file charged and paid, added up as its rows
-/// stream through the run (one lookup per row on the reader's thread). A full file is the
-/// whole ledger, so these are `reg_account_year`'s figures, written without a pass over the
-/// table: on PostgreSQL the pass took 0.57 s of a 1,000,000-row first sync. An incremental
-/// file is not the whole ledger; its run sums the table in SQL.
-#[derive(Debug, Default)]
-pub(super) struct LedgerSums {
-    by_account: rustc_hash::FxHashMap<String, Vec<(i64, i64, i64)>>,
-}
-
-impl LedgerSums {
-    /// Adds one checked ledger row (the values in the register's column order).
-    pub(super) fn add(&mut self, values: &[Value]) {
-        let (
-            Value::Text(Some(account)),
-            Value::Int(Some(year)),
-            Value::Text(Some(entry_type)),
-            Value::Int(Some(amount)),
-        ) = (&values[0], &values[1], &values[2], &values[6])
-        else {
-            return;
-        };
-        let (charged, paid) = charged_paid(entry_type, *amount);
-        let years = match self.by_account.get_mut(account.as_str()) {
-            Some(years) => years,
-            None => self.by_account.entry(account.clone()).or_default(),
-        };
-        match years.iter_mut().find(|(y, _, _)| y == year) {
-            Some(sums) => {
-                sums.1 += charged;
-                sums.2 += paid;
-            }
-            None => years.push((*year, charged, paid)),
-        }
-    }
-
-    /// (account, year, charged, paid), in no order.
-    pub(super) fn rows(&self) -> impl Iterator<Item = (&str, i64, i64, i64)> {
-        self.by_account.iter().flat_map(|(account, years)| {
-            years
-                .iter()
-                .map(move |(year, charged, paid)| (account.as_str(), *year, *charged, *paid))
-        })
-    }
-}
-
-/// The years that have installments but no entry: nothing charged or paid.
-pub(super) const YEARS_WITHOUT_ENTRIES: &str =
-    "INSERT INTO reg_account_year (account_id, year, charged_gr, paid_gr, due_gr)
-     SELECT DISTINCT account_id, year, 0, 0, 0 FROM reg_installment i
-     WHERE NOT EXISTS (SELECT 1 FROM reg_account_year y WHERE y.account_id = i.account_id AND y.year = i.year)";
 
 const ACCOUNT_PARTY: &[&str] = &[
     "DELETE FROM reg_account_party",
@@ -192,7 +128,10 @@ fn account_year(sqlite: bool) -> [String; 3] {
              SELECT account_id, year, SUM({CHARGED}), SUM({PAID}), SUM({CHARGED}) - SUM({PAID})
              FROM {ledger} GROUP BY account_id, year"
         ),
-        YEARS_WITHOUT_ENTRIES.into(),
+        "INSERT INTO reg_account_year (account_id, year, charged_gr, paid_gr, due_gr)
+         SELECT DISTINCT account_id, year, 0, 0, 0 FROM reg_installment i
+         WHERE NOT EXISTS (SELECT 1 FROM reg_account_year y WHERE y.account_id = i.account_id AND y.year = i.year)"
+            .into(),
     ]
 }
 
@@ -209,17 +148,6 @@ pub(super) fn refresh(register: &Register, sqlite: bool) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     }
-}
-
-/// The statements after a full ledger run whose sums came with its rows ([`LedgerSums`]):
-/// the allocation, and emptying `reg_account_year` for the streamed sums (written by the
-/// caller), then the years without entries ([`YEARS_WITHOUT_ENTRIES`]) after them.
-pub(super) fn refresh_with_sums(sqlite: bool) -> Vec<String> {
-    memory(sqlite)
-        .into_iter()
-        .chain(allocation(sqlite))
-        .chain(["DELETE FROM reg_account_year".to_string()])
-        .collect()
 }
 
 /// PostgreSQL's sorts and hash tables of the derived figures get 64 MB for this transaction

@@ -166,28 +166,19 @@ const READ_AHEAD: usize = 32;
 
 /// Streams the file's rows in batches from a blocking thread. The reader may run
 /// `READ_AHEAD` batches ahead, while the stored hashes load.
-///
-/// With `sums`, the reader also adds up the ledger's figures per account and year as the
-/// rows pass ([`balances::LedgerSums`]), and hands them back at the end.
 fn spawn_reader(
     register: &'static Register,
     rows: Box<dyn RowSource>,
-    sums: bool,
-) -> (Batches, Reader) {
+) -> (Batches, tokio::task::JoinHandle<()>) {
     let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     let (spent, spent_rows) = std::sync::mpsc::channel::<Vec<Row>>();
     let task = tokio::task::spawn_blocking(move || {
-        let mut sums = sums.then(balances::LedgerSums::default);
-        read_batches(register, rows, tx, spent_rows, sums.as_mut());
+        read_batches(register, rows, tx, spent_rows);
         // The rows were freed on this thread, which goes back to tokio's pool.
         release_freed_memory();
-        sums
     });
     (Batches { rows: rx, spent }, task)
 }
-
-/// The reader's thread: what it summed, if it was asked to.
-type Reader = tokio::task::JoinHandle<Option<balances::LedgerSums>>;
 
 /// Hands the memory this thread freed back to the system. With mimalloc (the `eurzad`
 /// binary's allocator) a thread keeps its freed pages for itself until it ends, and
@@ -198,31 +189,6 @@ fn release_freed_memory() {
     unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
-/// Rows of `reg_account_year` per INSERT (5 values each).
-const SUMS_PER_STATEMENT: usize = 1000;
-
-/// `INSERT INTO reg_account_year … VALUES` with `rows` rows of parameters.
-fn account_year_insert(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO reg_account_year (account_id, year, charged_gr, paid_gr, due_gr) VALUES ",
-    );
-    for row in 0..rows {
-        let p = row * 5;
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${})",
-            p + 1,
-            p + 2,
-            p + 3,
-            p + 4,
-            p + 5
-        ));
-    }
-    sql
-}
-
 /// The reader's loop: rows in batches of `BATCH`, filling again on the way the rows that
 /// come back.
 fn read_batches(
@@ -230,7 +196,6 @@ fn read_batches(
     mut rows: Box<dyn RowSource>,
     tx: tokio::sync::mpsc::Sender<Result<Vec<Keyed>, RowError>>,
     spent_rows: std::sync::mpsc::Receiver<Vec<Row>>,
-    mut sums: Option<&mut balances::LedgerSums>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut scratch = Vec::with_capacity(256);
@@ -246,9 +211,6 @@ fn read_batches(
         match rows.next_row_into(&mut row) {
             None => break,
             Some(Ok(())) => {
-                if let Some(sums) = sums.as_deref_mut() {
-                    sums.add(&row.values);
-                }
                 batch.push(Keyed {
                     key: id_key(row.id.as_bytes()),
                     hash: row_hash_with(&mut scratch, &row.id, &row.values),
@@ -659,9 +621,7 @@ impl Store {
             move || sha256_file(&path)
         });
         let result = async {
-            let sums = register.name == "ledger" && mode == SyncMode::Full;
-            let (batches, reader) =
-                spawn_reader(register, open_rows(path, register, encoding)?, sums);
+            let (batches, reader) = spawn_reader(register, open_rows(path, register, encoding)?);
             let checksum = async {
                 hashing
                     .await
@@ -738,7 +698,7 @@ impl Store {
         &self,
         register: &'static Register,
         mut batches: Batches,
-        reader: Reader,
+        reader: tokio::task::JoinHandle<()>,
         mode: SyncMode,
         source: &str,
         (path, encoding, file_name): (&Path, FileEncoding, &str),
@@ -868,7 +828,7 @@ impl Store {
                     };
                 }
             };
-            let sums = reader.await.map_err(|e| SyncError::Other(format!("reader task failed: {e}")))?;
+            reader.await.map_err(|e| SyncError::Other(format!("reader task failed: {e}")))?;
             let unseen = existing.unseen();
             if mode == SyncMode::Full && unseen > 0 {
                 existing.upgrade(&mut *tx, table).await?;
@@ -962,28 +922,8 @@ impl Store {
             // The figures the portal reads, derived in this transaction: readers see them
             // change with the rows they come from.
             if counts.inserted + counts.updated + counts.deleted > 0 {
-                let sqlite = matches!(self, Store::Sqlite(_));
-                match &sums {
-                    Some(sums) => {
-                        for sql in balances::refresh_with_sums(sqlite) {
-                            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
-                        }
-                        let rows: Vec<(&str, i64, i64, i64)> = sums.rows().collect();
-                        for chunk in rows.chunks(SUMS_PER_STATEMENT) {
-                            let sql = account_year_insert(chunk.len());
-                            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                            for (account, year, charged, paid) in chunk {
-                                query = query.bind(*account).bind(*year).bind(*charged).bind(*paid).bind(charged - paid);
-                            }
-                            query.execute(&mut *tx).await?;
-                        }
-                        sqlx::query(balances::YEARS_WITHOUT_ENTRIES).execute(&mut *tx).await?;
-                    }
-                    None => {
-                        for sql in balances::refresh(register, sqlite) {
-                            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
-                        }
-                    }
+                for sql in balances::refresh(register, matches!(self, Store::Sqlite(_))) {
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
                 }
             }
             for sql in before_commit {
