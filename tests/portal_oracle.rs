@@ -369,6 +369,38 @@ async fn the_fast_views_agree_with_the_oracle_row_for_row() {
         panic!("{outcome:?}");
     };
     assert!(counts.updated as usize >= companies.len() - 1, "{counts:?}");
+    compare_all(&pool, &today).await;
+
+    // An incremental ledger file (some rows, every tenth amount one grosz more): the figures
+    // follow the changed rows, and the views agree with the oracle again.
+    let ledger = std::fs::read_to_string(town.join("ledger.csv")).unwrap();
+    let mut lines = ledger.lines();
+    let mut some = format!("{}\n", lines.next().unwrap());
+    for line in lines.step_by(10) {
+        let (rest, amount) = line.rsplit_once(';').unwrap();
+        let grosze = eurzad::registers::money(amount, false).unwrap();
+        let grosze = if grosze < 0 { grosze - 1 } else { grosze + 1 };
+        some.push_str(&format!(
+            "{rest};{}\n",
+            eurzad::registers::zloty(grosze).trim_end_matches(" zł")
+        ));
+    }
+    let incremental = dir.path().join("ledger.csv");
+    std::fs::write(&incremental, some).unwrap();
+    let outcome = store
+        .sync_file(
+            register("ledger").unwrap(),
+            &incremental,
+            SyncMode::Incremental,
+            FileEncoding::Auto,
+            "test",
+        )
+        .await
+        .unwrap();
+    let eurzad::store::registers::SyncOutcome::Applied { counts, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(counts.updated > 100 && counts.deleted == 0, "{counts:?}");
     store.close().await;
     compare_all(&pool, &today).await;
     pool.close().await;
