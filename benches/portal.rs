@@ -246,10 +246,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(eurzad::config::PortalConfig::default().connections);
-    let during_sync: usize = std::env::var("EURZAD_BENCH_PORTAL_DURING_SYNC")
+    let during_sync: Option<usize> = std::env::var("EURZAD_BENCH_PORTAL_DURING_SYNC")
         .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(eurzad::config::PortalConfig::default().connections_during_sync);
+        .and_then(|v| v.parse().ok());
     eurzad::install_crypto_provider();
     let runtime = eurzad::daemon::runtime().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -311,7 +310,15 @@ fn main() {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let base = format!("http://{}", listener.local_addr().unwrap());
                 let server = tokio::spawn(async move {
-                    axum::serve(listener, eurzad::portal::router(readers, TOKEN.into(), during_sync))
+                    axum::serve(listener, eurzad::portal::router(
+                            readers,
+                            TOKEN.into(),
+                            eurzad::config::PortalConfig {
+                                connections_during_sync: during_sync,
+                                ..Default::default()
+                            }
+                            .during_sync(backend.name == "SQLite"),
+                        ))
                         .await
                         .unwrap();
                 });

@@ -86,6 +86,13 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
 }
 
+impl DatabaseConfig {
+    /// Whether the database is SQLite (else PostgreSQL).
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+}
+
 impl std::fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatabaseConfig")
@@ -472,8 +479,18 @@ pub struct PortalConfig {
     /// benchmarks.md).
     pub connections: u32,
     /// Reads in flight at once while a register file is being applied, so that the sync
-    /// keeps its share of the CPU; they still read the state before the file.
-    pub connections_during_sync: usize,
+    /// keeps its share of the CPU; they still read the state before the file. Unset: 1 on
+    /// SQLite, whose reads run in the daemon's own threads beside the sync, 2 on PostgreSQL
+    /// ([`PortalConfig::during_sync`]; the figures are in docs/benchmarks.md).
+    pub connections_during_sync: Option<usize>,
+}
+
+impl PortalConfig {
+    /// `connections_during_sync`, or its default for the database (`sqlite` or not).
+    pub fn during_sync(&self, sqlite: bool) -> usize {
+        self.connections_during_sync
+            .unwrap_or(if sqlite { 1 } else { 2 })
+    }
 }
 
 impl Default for PortalConfig {
@@ -482,7 +499,7 @@ impl Default for PortalConfig {
             listen: None,
             token_file: None,
             connections: 4,
-            connections_during_sync: 2,
+            connections_during_sync: None,
         }
     }
 }
@@ -766,7 +783,7 @@ impl Config {
                     if self.portal.connections == 0 {
                         return Err(self.invalid("portal.connections", "must be at least 1"));
                     }
-                    if self.portal.connections_during_sync == 0 {
+                    if self.portal.connections_during_sync == Some(0) {
                         return Err(
                             self.invalid("portal.connections_during_sync", "must be at least 1")
                         );

@@ -326,8 +326,11 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
             let readers = Store::connect(&config.database.url, config.portal.connections.max(1))
                 .await
                 .context("opening the portal API's connections")?;
-            let router =
-                crate::portal::router(readers, token, config.portal.connections_during_sync);
+            let router = crate::portal::router(
+                readers,
+                token,
+                config.portal.during_sync(config.database.is_sqlite()),
+            );
             let mut stop = stop_rx.clone();
             Some(tokio::spawn(async move {
                 let _ = axum::serve(listener, router)

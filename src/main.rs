@@ -465,7 +465,7 @@ fn check_summary(config: &Config) -> anyhow::Result<String> {
         config.portal.listen.map_or("off".to_string(), |a| format!(
             "on {a}, {} reads at once ({} while a register file is applied)",
             config.portal.connections.max(1),
-            config.portal.connections_during_sync.max(1)
+            config.portal.during_sync(config.database.is_sqlite())
         ))
     )?;
     if config.notify.officials.is_empty() {
