@@ -641,14 +641,44 @@ const STATUS_EVERY: Duration = Duration::from_secs(30);
 async fn report_status(
     store: Store,
     boxes: Vec<(String, SharedHealth)>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     every: Duration,
-    notify: impl Fn(&[sd_notify::NotifyState<'_>]),
+    notify: impl Fn(&[sd_notify::NotifyState<'_>]) + Send + Sync + 'static,
 ) {
-    loop {
-        let line = match store.counts().await {
+    let pace = Pace {
+        idle: every,
+        backoff_initial: every,
+        backoff_max: every,
+    };
+    worker::run(
+        StatusReport {
+            store,
+            boxes,
+            notify,
+        },
+        pace,
+        stop,
+    )
+    .await;
+}
+
+/// The status line, sent to systemd at each step.
+struct StatusReport<N> {
+    store: Store,
+    boxes: Vec<(String, SharedHealth)>,
+    notify: N,
+}
+
+impl<N: Fn(&[sd_notify::NotifyState<'_>]) + Send + Sync + 'static> Worker for StatusReport<N> {
+    fn name(&self) -> String {
+        "the status report".into()
+    }
+
+    async fn step(&mut self) -> anyhow::Result<Pass> {
+        let line = match self.store.counts().await {
             Ok(counts) => {
-                let health: Vec<(String, BoxHealth)> = boxes
+                let health: Vec<(String, BoxHealth)> = self
+                    .boxes
                     .iter()
                     .map(|(adres, h)| {
                         let h = h.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -662,11 +692,8 @@ async fn report_status(
                 format!("the database cannot be read: {error}")
             }
         };
-        notify(&[sd_notify::NotifyState::Status(&line)]);
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
+        (self.notify)(&[sd_notify::NotifyState::Status(&line)]);
+        Ok(Pass::Idle)
     }
 }
 
@@ -702,17 +729,30 @@ pub fn status_line(counts: &Counts, boxes: &[(String, BoxHealth)]) -> String {
 }
 
 /// Pings systemd's watchdog at half its interval while the runtime is alive.
-fn spawn_watchdog(mut stop: watch::Receiver<bool>) -> Option<tokio::task::JoinHandle<()>> {
+fn spawn_watchdog(stop: watch::Receiver<bool>) -> Option<tokio::task::JoinHandle<()>> {
     let interval = sd_notify::watchdog_enabled()? / 2;
+    let pace = Pace {
+        idle: interval,
+        backoff_initial: interval,
+        backoff_max: interval,
+    };
     Some(tokio::spawn(async move {
-        loop {
-            notify_systemd(&[sd_notify::NotifyState::Watchdog]);
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = stop.changed() => return,
-            }
-        }
+        worker::run(Watchdog, pace, stop).await;
     }))
+}
+
+/// systemd's watchdog, kept fed at half its interval.
+struct Watchdog;
+
+impl Worker for Watchdog {
+    fn name(&self) -> String {
+        "the watchdog".into()
+    }
+
+    async fn step(&mut self) -> anyhow::Result<Pass> {
+        notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+        Ok(Pass::Idle)
+    }
 }
 
 #[cfg(test)]
