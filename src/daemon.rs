@@ -432,19 +432,30 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         database: redact_url(&config.database.url),
         ..RunReport::default()
     };
+    // After the stop, each task gets EXIT_DEADLINE to end its step; `run --once` waits
+    // for its drains and jobs to end by themselves.
+    let deadline = (!once).then_some(EXIT_DEADLINE);
     for (adres, task) in box_tasks {
-        match task.await.context("box task panicked")? {
-            Ok(stats) => report.inbox += stats,
-            Err(stats) => {
+        match worker::finish(&format!("the task of box {adres}"), task, deadline)
+            .await
+            .context("box task panicked")?
+        {
+            Some(Ok(stats)) => report.inbox += stats,
+            Some(Err(stats)) => {
                 report.inbox += stats;
                 report.failed_boxes.push(adres);
             }
+            None => report.failed_boxes.push(adres),
         }
     }
     let cpu_drained = process_cpu();
     let drain_security = client.security_cpu().since(security_start);
     report.jobs = match job_task {
-        Some(task) => task.await.context("job worker panicked")?.stats,
+        Some(task) => worker::finish("the job worker", task, deadline)
+            .await
+            .context("job worker panicked")?
+            .map(|w| w.stats)
+            .unwrap_or_default(),
         None => {
             let mut stats =
                 jobs::run_until_idle(store.clone(), job_settings.clone(), stop_rx.clone()).await?;
@@ -575,6 +586,11 @@ impl Worker for DeadlineWatch {
         Ok(Pass::Idle)
     }
 }
+
+/// How long the tasks get, after the stop, to end the step they are in: well within the
+/// unit's TimeoutStopSec (90 s, systemd/eurzad.service), so that eurzad ends its own work
+/// and records the run instead of being killed.
+const EXIT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How often `supervise` looks at the tasks.
 const SUPERVISION_INTERVAL: Duration = Duration::from_secs(1);

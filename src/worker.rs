@@ -126,6 +126,28 @@ pub async fn supervise(
     }
 }
 
+/// Awaits a task after the stop was sent, for at most `deadline` (none: as long as it
+/// takes). A task still running then is aborted and named in the log, and `None` is
+/// returned: its unit of work rolls back with its transaction and is done again after the
+/// restart (a document is pulled again, a job runs again when its lease ends).
+pub async fn finish<T>(
+    name: &str,
+    mut task: JoinHandle<T>,
+    deadline: Option<Duration>,
+) -> Result<Option<T>, tokio::task::JoinError> {
+    let Some(deadline) = deadline else {
+        return task.await.map(Some);
+    };
+    match tokio::time::timeout(deadline, &mut task).await {
+        Ok(done) => done.map(Some),
+        Err(_) => {
+            tracing::warn!(task = %name, ?deadline, "the task did not stop in time: aborted");
+            task.abort();
+            Ok(None)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +178,39 @@ mod tests {
         backoff_initial: Duration::from_secs(1),
         backoff_max: Duration::from_secs(4),
     };
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_does_not_stop_by_the_deadline_is_aborted() {
+        let quick = tokio::spawn(async { 7 });
+        assert_eq!(
+            finish("quick", quick, Some(Duration::from_secs(1)))
+                .await
+                .unwrap(),
+            Some(7)
+        );
+        let (_keep, mut never) = watch::channel(false);
+        let stubborn = tokio::spawn(async move {
+            let _ = never.changed().await;
+        });
+        let abort = stubborn.abort_handle();
+        assert_eq!(
+            finish("stubborn", stubborn, Some(Duration::from_secs(30)))
+                .await
+                .unwrap(),
+            None
+        );
+        tokio::task::yield_now().await;
+        assert!(abort.is_finished(), "aborted");
+        let slow = tokio::spawn(async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            8
+        });
+        assert_eq!(
+            finish("slow", slow, None).await.unwrap(),
+            Some(8),
+            "no deadline: waited"
+        );
+    }
 
     #[test]
     fn the_pause_after_failures_doubles_up_to_its_maximum() {
