@@ -15,7 +15,10 @@
 //! - `provision`, `reply`, `mail`, `receipt`: access requests become accounts, replies go
 //!   out and their UPDs come back ([`provisioning`]).
 
+pub mod kind;
 pub mod provisioning;
+
+pub use kind::JobKind;
 
 pub use provisioning::{Office, Watched, watch_deadlines};
 
@@ -36,7 +39,7 @@ use anyhow::Context as _;
 enum Next {
     /// A job of this kind: `receipt` for a UPD (ePUAP's proof of delivery), `provision` for
     /// an access request.
-    Job(&'static str),
+    Job(JobKind),
     /// Anything else becomes correspondence in the `verify` step's own transaction (no
     /// second job, read and transaction per document; `correspond` jobs queued by earlier
     /// versions do the same).
@@ -51,8 +54,8 @@ fn next_step(classification: &forms::Classification, form_type: forms::FormType)
                 root,
             },
             _,
-        ) if ns == crate::document::UPO_NS && root == "UPD" => Next::Job("receipt"),
-        (_, forms::FormType::AccessRequest) => Next::Job("provision"),
+        ) if ns == crate::document::UPO_NS && root == "UPD" => Next::Job(JobKind::Receipt),
+        (_, forms::FormType::AccessRequest) => Next::Job(JobKind::Provision),
         _ => Next::Correspondence,
     }
 }
@@ -294,8 +297,11 @@ impl From<&str> for StepError {
 
 /// Runs one job's step. A step commits its effect together with the job's completion.
 async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<(), StepError> {
-    match job.kind.as_str() {
-        "classify" => {
+    let Some(kind) = JobKind::parse(&job.kind) else {
+        return Err(format!("unknown job kind {:?}", job.kind).into());
+    };
+    match kind {
+        JobKind::Classify => {
             let id = job.document_id.ok_or("classify job without a document")?;
             let content = store.document_content(id).await.map_err(StepError::from)?;
             let classification = forms::classify(&content);
@@ -305,7 +311,7 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
                 .await
                 .map_err(StepError::from)
         }
-        "verify" => {
+        JobKind::Verify => {
             let id = job.document_id.ok_or("verify job without a document")?;
             // One read gives the content and what its correspondence needs.
             let mut facts = store
@@ -392,7 +398,7 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
                 .await
                 .map_err(StepError::from)
         }
-        "provision" => {
+        JobKind::Provision => {
             provisioning::provision(
                 store,
                 job,
@@ -402,12 +408,11 @@ async fn run_step(store: &Store, settings: &JobSettings, job: &Job) -> Result<()
             )
             .await
         }
-        "reply" => provisioning::reply(store, job, &settings.office).await,
-        "correspond" => {
+        JobKind::Reply => provisioning::reply(store, job, &settings.office).await,
+        JobKind::Correspond => {
             provisioning::correspond(store, job, &settings.office, &settings.forms).await
         }
-        "mail" => provisioning::mail(store, job, &settings.office).await,
-        "receipt" => provisioning::receipt(store, job, &settings.office).await,
-        other => Err(format!("unknown job kind {other:?}").into()),
+        JobKind::Mail => provisioning::mail(store, job, &settings.office).await,
+        JobKind::Receipt => provisioning::receipt(store, job, &settings.office).await,
     }
 }

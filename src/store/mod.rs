@@ -43,7 +43,7 @@ pub struct Judgement<'a> {
     pub form_type: Option<FormType>,
     pub form_error: Option<String>,
     /// The job kind to run next for this document, if any.
-    pub follow_up: Option<&'static str>,
+    pub follow_up: Option<crate::jobs::JobKind>,
     /// What the document's content is (XML with this root, or why not), recorded with the
     /// judgement.
     pub classification: Option<&'a Classification>,
@@ -373,7 +373,8 @@ const INSERT_PULLED: &str = "INSERT INTO inbound_document (identity_key, box_add
      received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
      $19, $20, $21, $22, $23, $24) ON CONFLICT (identity_key) DO NOTHING RETURNING id";
 
-/// The first step of a stored document's processing.
+/// The first step of a stored document's processing (`JobKind::Verify`, in the text: the
+/// statement is prepared once).
 const INSERT_VERIFY_JOB: &str = "INSERT INTO job (kind, key, document_id, run_after, created_at, updated_at) \
      VALUES ('verify', $1, $2, $3, $3, $3) ON CONFLICT (kind, key) DO NOTHING";
 
@@ -900,7 +901,7 @@ impl Store {
                     "INSERT INTO job (kind, key, document_id, run_after, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $4, $4) ON CONFLICT (kind, key) DO NOTHING",
                 )
-                .bind(kind)
+                .bind(kind.as_str())
                 .bind(document_id.to_string())
                 .bind(document_id)
                 .bind(now)
@@ -1068,6 +1069,14 @@ pub struct DocumentSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The inbox's hot path writes its job's kind in the SQL text (its statement is
+    /// prepared once, on SQLite by hand): it must be the kind the worker runs.
+    #[test]
+    fn the_inbox_queues_the_verify_kind() {
+        let literal = format!("'{}'", crate::jobs::JobKind::Verify.as_str());
+        assert!(INSERT_VERIFY_JOB.contains(&literal), "{INSERT_VERIFY_JOB}");
+    }
 
     #[test]
     fn an_unreachable_database_is_an_outage_and_a_refusal_is_not() {

@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::{Begin, Claim, FINISH_JOB, Store, StoreError};
 use crate::forms::{AccessRequest, PartyKind};
+use crate::jobs::JobKind;
 use crate::provisioning::{Assessment, Decision, SignedBy, Term, granted_term};
 
 /// A decided request whose letter went out is `replied` (binds: now, request id).
@@ -37,8 +38,9 @@ macro_rules! notify_in_tx {
         if let Some(id) = id {
             sqlx::query(
                 "INSERT INTO job (kind, key, run_after, created_at, updated_at) \
-                 VALUES ('mail', $1, $2, $2, $2) ON CONFLICT (kind, key) DO NOTHING",
+                 VALUES ($1, $2, $3, $3, $3) ON CONFLICT (kind, key) DO NOTHING",
             )
+            .bind(crate::jobs::JobKind::Mail.as_str())
             .bind(id.to_string())
             .bind($now)
             .execute(&mut *$tx)
@@ -491,7 +493,7 @@ impl Store {
                 activate_in_tx!(tx, request_id, facts.document_id, applicant, facts.epuap_user.as_deref(), AUTOMATIC, now, true, None);
             }
             if status != "awaiting_official" {
-                enqueue_in_tx!(tx, "reply", request_id.to_string(), now);
+                enqueue_in_tx!(tx, JobKind::Reply.as_str(), request_id.to_string(), now);
             }
             let row = sqlx::query(select_requests!("WHERE id = $1"))
                 .bind(request_id)
@@ -574,7 +576,7 @@ impl Store {
                 .await?;
                 audit_in_tx!(tx, official, "rejected", &subject, text, now);
             }
-            enqueue_in_tx!(tx, "reply", request_id.to_string(), now);
+            enqueue_in_tx!(tx, JobKind::Reply.as_str(), request_id.to_string(), now);
             tx.commit().await?;
         });
         Ok(())
@@ -841,10 +843,11 @@ impl Store {
                     .await?;
                     sqlx::query(
                         "UPDATE job SET status = 'pending', run_after = $1, attempts = 0, locked_until = NULL, \
-                         claim_token = NULL, last_error = NULL, updated_at = $1 WHERE kind = 'reply' AND key = $2",
+                         claim_token = NULL, last_error = NULL, updated_at = $1 WHERE kind = $3 AND key = $2",
                     )
                     .bind(now)
                     .bind(request_id.to_string())
+                    .bind(JobKind::Reply.as_str())
                     .execute(&mut *tx)
                     .await?;
                     audit_in_tx!(tx, official, "letter_resend_ordered", &subject,
