@@ -5,7 +5,7 @@
 use chrono::Utc;
 
 use crate::forms::{Form, Registry};
-use crate::provisioning::Term;
+use crate::provisioning::{RequestStatus, Term};
 use crate::store::{HeldLetter, RequestRow, RequestedRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -17,20 +17,13 @@ pub enum RequestsError {
 }
 
 pub async fn list(store: &Store, status: Option<&str>) -> Result<Vec<RequestRow>, RequestsError> {
-    const STATUSES: [&str; 6] = [
-        "received",
-        "awaiting_official",
-        "approved",
-        "rejected",
-        "replied",
-        "delivered",
-    ];
     if let Some(status) = status
-        && !STATUSES.contains(&status)
+        && RequestStatus::parse(status).is_none()
     {
+        let names: Vec<&str> = RequestStatus::ALL.iter().map(|s| s.as_str()).collect();
         return Err(RequestsError::Invalid(format!(
             "--status {status:?}: one of {}",
-            STATUSES.join(", ")
+            names.join(", ")
         )));
     }
     Ok(store.requests(status).await?)

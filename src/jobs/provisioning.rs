@@ -20,7 +20,7 @@ use crate::notify::schedule::Schedule;
 use crate::notify::templates::{self, RequestSummary};
 use crate::provisioning::deadline::{self, DayCount};
 use crate::provisioning::letter::{Letter, LetterKind};
-use crate::provisioning::{self};
+use crate::provisioning::{self, RequestStatus};
 use crate::signature::{KindTrust, seal};
 use crate::store::{
     Correspondence, CorrespondenceFacts, Job, Notice, RequestRow, RoutedMail, Sending, Store,
@@ -199,13 +199,15 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
         }
         Some((id, _, _)) => *id,
         None => {
-            let kind = match facts.request.status.as_str() {
-                "approved" => LetterKind::RegistrationInfo,
-                "rejected" => LetterKind::RegistrationRefusal,
-                other => {
-                    return Err(
-                        format!("request {request_id} is {other}: nothing to reply yet").into(),
-                    );
+            let kind = match RequestStatus::parse(&facts.request.status) {
+                Some(RequestStatus::Approved) => LetterKind::RegistrationInfo,
+                Some(RequestStatus::Rejected) => LetterKind::RegistrationRefusal,
+                _ => {
+                    return Err(format!(
+                        "request {request_id} is {}: nothing to reply yet",
+                        facts.request.status
+                    )
+                    .into());
                 }
             };
             let Some(recipient) = facts.recipient.clone() else {

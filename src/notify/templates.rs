@@ -177,13 +177,5 @@ pub fn routed(title: &str, sender: &str, box_address: &str, department: &str) ->
 
 /// Request statuses as officials read them.
 pub fn status_pl(status: &str) -> &'static str {
-    match status {
-        "received" => "przyjęty",
-        "awaiting_official" => "czeka na decyzję urzędnika",
-        "approved" => "zatwierdzony, odpowiedź w drodze",
-        "rejected" => "odrzucony, odpowiedź w drodze",
-        "replied" => "odpowiedź wysłana",
-        "delivered" => "odpowiedź doręczona",
-        _ => "nieznany",
-    }
+    crate::provisioning::RequestStatus::parse(status).map_or("nieznany", |s| s.polish())
 }

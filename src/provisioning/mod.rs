@@ -8,6 +8,9 @@
 
 pub mod deadline;
 pub mod letter;
+pub mod status;
+
+pub use status::RequestStatus;
 
 use chrono::{DateTime, NaiveDate, Utc};
 

@@ -8,6 +8,7 @@ use sqlx::Row;
 use super::{Begin, Claim, FINISH_JOB, Store, StoreError};
 use crate::forms::{AccessRequest, PartyKind};
 use crate::jobs::JobKind;
+use crate::provisioning::RequestStatus;
 use crate::provisioning::{Assessment, Decision, SignedBy, Term, granted_term};
 
 /// A decided request whose letter went out is `replied` (binds: now, request id).
@@ -15,8 +16,14 @@ use crate::provisioning::{Assessment, Decision, SignedBy, Term, granted_term};
 const APPEND_REASON: &str = "UPDATE access_request SET reason = CASE WHEN COALESCE(reason, '') = '' \
      THEN $1 ELSE reason || '; ' || $1 END, updated_at = $2 WHERE id = $3";
 
-const MARK_REPLIED: &str = "UPDATE access_request SET status = 'replied', updated_at = $1 \
-     WHERE id = $2 AND status IN ('approved', 'rejected')";
+/// A request whose reply went out (from the statuses that may move to `replied`).
+static MARK_REPLIED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE access_request SET status = '{}', updated_at = $1 WHERE id = $2 AND status IN {}",
+        RequestStatus::Replied,
+        RequestStatus::sql_sources(RequestStatus::Replied)
+    )
+});
 
 /// The actor of automatic decisions, as the audit log and representations name it.
 pub const AUTOMATIC: &str = "eurzad (automatycznie)";
@@ -332,8 +339,16 @@ macro_rules! letter_row {
 }
 
 /// `SELECT <the columns of RequestRow> FROM access_request <rest>`.
+/// The requests still without a reply: the statuses that await one
+/// (`RequestStatus::awaits_reply`; a test holds this list to it).
+macro_rules! unanswered {
+    () => {
+        "WHERE status IN ('received', 'awaiting_official', 'approved', 'rejected') ORDER BY deadline_at"
+    };
+}
+
 macro_rules! select_requests {
-    ($rest:literal) => {
+    ($rest:expr) => {
         concat!(
             "SELECT id, document_id, status, COALESCE(applicant_name, ''), COALESCE(applicant_pesel, ''), \
              applicant_email, received_at, deadline_at, COALESCE(reason, ''), decided_by, decided_at, \
@@ -426,9 +441,11 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let (status, reason) = match &assessment.decision {
-            Decision::Approve => ("approved", String::new()),
-            Decision::AwaitOfficial(reasons) => ("awaiting_official", reasons.join("; ")),
-            Decision::Reject(reason) => ("rejected", reason.clone()),
+            Decision::Approve => (RequestStatus::Approved, String::new()),
+            Decision::AwaitOfficial(reasons) => {
+                (RequestStatus::AwaitingOfficial, reasons.join("; "))
+            }
+            Decision::Reject(reason) => (RequestStatus::Rejected, reason.clone()),
         };
         let applicant = request.map(|r| &r.applicant);
         on_pool!(self, pool => {
@@ -442,13 +459,13 @@ impl Store {
             .bind(facts.document_id)
             .bind(received_at)
             .bind(deadline_at)
-            .bind(status)
+            .bind(status.as_str())
             .bind(applicant.map(|a| a.pesel.clone()))
             .bind(applicant_name)
             .bind(applicant.and_then(|a| a.email.clone()))
             .bind(&reason)
-            .bind((status != "awaiting_official").then_some(AUTOMATIC))
-            .bind((status != "awaiting_official").then_some(now))
+            .bind((status != RequestStatus::AwaitingOfficial).then_some(AUTOMATIC))
+            .bind((status != RequestStatus::AwaitingOfficial).then_some(now))
             .bind(now)
             .bind(facts.stored_at)
             .fetch_optional(&mut *tx)
@@ -487,12 +504,12 @@ impl Store {
                 .await?;
             }
             let subject = format!("access_request:{request_id}");
-            audit_in_tx!(tx, AUTOMATIC, status, &subject, &reason, now);
-            if status == "approved" {
+            audit_in_tx!(tx, AUTOMATIC, status.as_str(), &subject, &reason, now);
+            if status == RequestStatus::Approved {
                 let applicant = applicant.expect("an approved request was read");
                 activate_in_tx!(tx, request_id, facts.document_id, applicant, facts.epuap_user.as_deref(), AUTOMATIC, now, true, None);
             }
-            if status != "awaiting_official" {
+            if status != RequestStatus::AwaitingOfficial {
                 enqueue_in_tx!(tx, JobKind::Reply.as_str(), request_id.to_string(), now);
             }
             let row = sqlx::query(select_requests!("WHERE id = $1"))
@@ -500,8 +517,8 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
             let row = request_row(&row);
-            let kind = if status == "rejected" { "rejected" } else { "waiting" };
-            if status != "approved" && !notice.officials.is_empty() {
+            let kind = if status == RequestStatus::Rejected { "rejected" } else { "waiting" };
+            if status != RequestStatus::Approved && !notice.officials.is_empty() {
                 let (mail_subject, body) = (notice.render)(&row, kind);
                 let _new = notify_in_tx!(tx, format!("{kind}:{request_id}"), notice.officials.join(", "), mail_subject, body, now);
             }
@@ -535,7 +552,11 @@ impl Store {
                 .ok_or(StoreError::NotFound { what: "access_request", id: request_id })?;
             let status: String = row.get(0);
             let document_id: i64 = row.get(1);
-            if status != "awaiting_official" {
+            let decision = if approve { RequestStatus::Approved } else { RequestStatus::Rejected };
+            // Officials decide what waits for them; the rest was decided when it was judged.
+            if RequestStatus::parse(&status) != Some(RequestStatus::AwaitingOfficial)
+                || !RequestStatus::AwaitingOfficial.can_become(decision)
+            {
                 return Err(StoreError::Conflict(format!(
                     "request {request_id} is {status}: only a request awaiting an official can be decided"
                 )));
@@ -548,13 +569,14 @@ impl Store {
                     )))?
                     .applicant;
                 sqlx::query(
-                    "UPDATE access_request SET status = 'approved', decided_by = $1, decided_at = $2, \
+                    "UPDATE access_request SET status = $5, decided_by = $1, decided_at = $2, \
                      decision_note = $3, updated_at = $2 WHERE id = $4",
                 )
                 .bind(official)
                 .bind(now)
                 .bind(text)
                 .bind(request_id)
+                .bind(decision.as_str())
                 .execute(&mut *tx)
                 .await?;
                 activate_in_tx!(tx, request_id, document_id, applicant, epuap_user, official, now, false, term);
@@ -562,19 +584,20 @@ impl Store {
                     Some(term) => format!("{text} [term given by the official: {term}]"),
                     None => text.to_string(),
                 };
-                audit_in_tx!(tx, official, "approved", &subject, &note, now);
+                audit_in_tx!(tx, official, RequestStatus::Approved.as_str(), &subject, &note, now);
             } else {
                 sqlx::query(
-                    "UPDATE access_request SET status = 'rejected', reason = $3, decided_by = $1, decided_at = $2, \
+                    "UPDATE access_request SET status = $5, reason = $3, decided_by = $1, decided_at = $2, \
                      decision_note = $3, updated_at = $2 WHERE id = $4",
                 )
                 .bind(official)
                 .bind(now)
                 .bind(text)
                 .bind(request_id)
+                .bind(decision.as_str())
                 .execute(&mut *tx)
                 .await?;
-                audit_in_tx!(tx, official, "rejected", &subject, text, now);
+                audit_in_tx!(tx, official, RequestStatus::Rejected.as_str(), &subject, text, now);
             }
             enqueue_in_tx!(tx, JobKind::Reply.as_str(), request_id.to_string(), now);
             tx.commit().await?;
@@ -863,7 +886,7 @@ impl Store {
                     .bind(letter)
                     .execute(&mut *tx)
                     .await?;
-                    sqlx::query(MARK_REPLIED).bind(now).bind(request_id).execute(&mut *tx).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(MARK_REPLIED.as_str())).bind(now).bind(request_id).execute(&mut *tx).await?;
                     audit_in_tx!(tx, official, "letter_marked_sent", &subject,
                         &format!("letter {letter}, {document_identifier}"), now);
                 }
@@ -917,7 +940,7 @@ impl Store {
             .bind(letter_id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(MARK_REPLIED)
+            sqlx::query(sqlx::AssertSqlSafe(MARK_REPLIED.as_str()))
             .bind(now)
             .bind(request_id)
             .execute(&mut *tx)
@@ -982,11 +1005,13 @@ impl Store {
             if updated == 0 {
                 return Ok(false);
             }
-            sqlx::query(
-                "UPDATE access_request SET status = 'delivered', updated_at = $1 WHERE id = $2 AND status = 'replied'",
-            )
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE access_request SET status = $3, updated_at = $1 WHERE id = $2 AND status IN {}",
+                RequestStatus::sql_sources(RequestStatus::Delivered)
+            )))
             .bind(now)
             .bind(request_id)
+            .bind(RequestStatus::Delivered.as_str())
             .execute(&mut *tx)
             .await?;
             audit_in_tx!(tx, AUTOMATIC, "delivered", &format!("access_request:{request_id}"),
@@ -1006,7 +1031,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            sqlx::query(MARK_REPLIED)
+            sqlx::query(sqlx::AssertSqlSafe(MARK_REPLIED.as_str()))
             .bind(now)
             .bind(request_id)
             .execute(&mut *tx)
@@ -1063,9 +1088,7 @@ impl Store {
     /// Requests still without a reply: for reminders, overdue alerts and the digest.
     pub async fn unanswered_requests(&self) -> Result<Vec<RequestRow>, StoreError> {
         on_pool!(self, pool => {
-            let rows = sqlx::query(select_requests!(
-                "WHERE status IN ('received', 'awaiting_official', 'approved', 'rejected') ORDER BY deadline_at"
-            ))
+            let rows = sqlx::query(select_requests!(unanswered!()))
             .fetch_all(pool)
             .await?;
             Ok(rows.iter().map(request_row).collect())
@@ -1230,5 +1253,26 @@ impl Store {
                 letters_held: row.get(6),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unanswered_requests_are_those_that_await_a_reply() {
+        let listed: Vec<String> = RequestStatus::ALL
+            .into_iter()
+            .filter(|s| s.awaits_reply())
+            .map(|s| format!("'{s}'"))
+            .collect();
+        let sql = select_requests!(
+            "WHERE status IN ('received', 'awaiting_official', 'approved', 'rejected') ORDER BY deadline_at"
+        );
+        assert!(
+            sql.contains(&format!("IN ({})", listed.join(", "))),
+            "{sql}"
+        );
     }
 }
