@@ -1355,11 +1355,12 @@ async fn a_refused_import_reaches_the_officials_by_mail() {
 }
 
 /// What a portal reader sees of the registers, in one statement (one snapshot): the ledger,
-/// and the figures the sync derives from it in the same transaction.
+/// and the figures the sync derives from it in the same transaction (the first 50 viewers'
+/// liabilities, added up from the ledger; the allocation kept by the run).
 const READER_STATE: &str = "SELECT \
     (SELECT COUNT(*) FROM reg_ledger), \
     (SELECT CAST(COALESCE(SUM(amount_gr), 0) AS BIGINT) FROM reg_ledger), \
-    (SELECT CAST(COALESCE(SUM(due_gr), 0) AS BIGINT) FROM reg_account_year), \
+    (SELECT CAST(COALESCE(SUM(due_gr), 0) AS BIGINT) FROM portal_liabilities WHERE viewer_account_id <= 50), \
     (SELECT CAST(COALESCE(SUM(allocated_gr), 0) AS BIGINT) FROM reg_installment_allocation), \
     (SELECT COUNT(*) FROM reg_installment_allocation)";
 
@@ -1380,7 +1381,16 @@ async fn a_reader_during_a_sync_sees_the_old_file_or_the_new_one_and_never_waits
     let (ok, out) = town.sync(&[]);
     assert!(ok, "{out}");
     let pool = town.pool().await;
+    // The first 50 people have portal accounts.
+    exec(
+        &pool,
+        "INSERT INTO account (pesel, given_name, surname, status, created_at, updated_at) \
+         SELECT pesel, 'G', 'S', 'active', '2026-11-01 10:00:00+00:00', '2026-11-01 10:00:00+00:00' \
+         FROM reg_party WHERE pesel IS NOT NULL ORDER BY id LIMIT 50",
+    )
+    .await;
     let before = reader_state(&pool).await;
+    assert_ne!(before[2], 0, "the readers' liabilities are read");
     // The new ledger: every amount one grosz more, so every row and every figure changes.
     let ledger = std::fs::read_to_string(generated.join("ledger.csv")).unwrap();
     let mut lines = ledger.lines();

@@ -8,28 +8,19 @@
 //! - `reg_installment_allocation`: what installments got from the payments that name none
 //!   (art. 62 of Ordynacja podatkowa, [`allocation`]). What the payments that name an
 //!   installment paid is added up by the views when they are read.
-//! - `reg_account_year`: per account and year, what was charged, what was paid and what is
-//!   due. From `installments` and `ledger`.
+//!
+//! The per-year sums of `portal_liabilities` are not kept: the view adds up the viewer's few
+//! ledger rows when it is read (migration 0018), which costs a read about as much as an
+//! index lookup and spared a first sync of 1,000,000 ledger rows 0.5 s on SQLite and 0.9 s
+//! on PostgreSQL.
 //!
 //! Nothing here depends on the date: whether an installment is overdue is judged by the views
 //! when they are read, so the figures stay right on the day after a sync.
 //!
 //! What each ledger entry type means is docs/import-formats.md, "Ledger entry types"; the
-//! statements below are the one place that reads it.
+//! allocation below and `portal_liabilities` (migration 0018) read it.
 
 use crate::registers::Register;
-
-/// The entry types that settle a liability (they count as paid): a payment (art. 59 § 1
-/// pkt 1) and an overpayment credited from elsewhere (art. 76). Their sum less the overpayments
-/// refunded or moved away is `paid_gr`.
-const PAID: &str = "CASE entry_type WHEN 'payment' THEN amount_gr WHEN 'overpayment_credit' THEN amount_gr \
-                    WHEN 'overpayment_refund' THEN -amount_gr ELSE 0 END";
-
-/// What is charged: the charge and its corrections (a correction is signed), late-payment
-/// interest and reminder costs, less what was written off.
-const CHARGED: &str = "CASE entry_type WHEN 'charge' THEN amount_gr WHEN 'correction' THEN amount_gr \
-                       WHEN 'interest' THEN amount_gr WHEN 'reminder_cost' THEN amount_gr \
-                       WHEN 'write_off' THEN -amount_gr ELSE 0 END";
 
 /// Each party under each identifier a representation may name it by: the views match a
 /// representation's principal here, in one lookup (docs/schema.md, `portal_party_access`).
@@ -111,61 +102,47 @@ fn allocation(sqlite: bool) -> [String; 2] {
     ]
 }
 
-/// Per account and year: the sums of the ledger (one pass over it), and the years that have
-/// installments but no entry yet (nothing charged or paid).
-fn account_year(sqlite: bool) -> [String; 3] {
-    // SQLite would walk the account index and fetch each row from it: one pass over the
-    // table and a sort is a third faster.
-    let ledger = if sqlite {
-        "reg_ledger NOT INDEXED"
-    } else {
-        "reg_ledger"
-    };
-    [
-        "DELETE FROM reg_account_year".into(),
-        format!(
-            "INSERT INTO reg_account_year (account_id, year, charged_gr, paid_gr, due_gr)
-             SELECT account_id, year, SUM({CHARGED}), SUM({PAID}), SUM({CHARGED}) - SUM({PAID})
-             FROM {ledger} GROUP BY account_id, year"
-        ),
-        "INSERT INTO reg_account_year (account_id, year, charged_gr, paid_gr, due_gr)
-         SELECT DISTINCT account_id, year, 0, 0, 0 FROM reg_installment i
-         WHERE NOT EXISTS (SELECT 1 FROM reg_account_year y WHERE y.account_id = i.account_id AND y.year = i.year)"
-            .into(),
-    ]
-}
-
 /// The statements that bring the derived figures up to date after a run of `register`
 /// changed its table, in order; none when nothing is derived from it.
 pub(super) fn refresh(register: &Register, sqlite: bool) -> Vec<String> {
     match register.name {
         "parties" => PARTY_KEY.iter().map(|s| s.to_string()).collect(),
         "accounts" | "obligors" => ACCOUNT_PARTY.iter().map(|s| s.to_string()).collect(),
-        "installments" | "ledger" => memory(sqlite)
+        "installments" | "ledger" => settings(sqlite)
             .into_iter()
             .chain(allocation(sqlite))
-            .chain(account_year(sqlite))
             .collect(),
         _ => Vec::new(),
     }
 }
 
-/// PostgreSQL's sorts and hash tables of the derived figures get 64 MB for this transaction
-/// (the default 4 MB spilled the per-account sums of a 1,000,000-row ledger to disk: 0.85 s
-/// against 0.57 s with it, benches/sync.rs).
-fn memory(sqlite: bool) -> Option<String> {
-    (!sqlite).then(|| "SET LOCAL work_mem = '64MB'".to_string())
+/// PostgreSQL's settings for the derived figures, for this transaction only:
+///
+/// - sorts and hash tables get 64 MB (with the default 4 MB the per-account sums the run
+///   once kept spilled to disk: 0.85 s against 0.57 s for a 1,000,000-row ledger,
+///   benches/sync.rs);
+/// - no JIT compilation. A table filled in this transaction has no statistics yet, so the
+///   planner guesses thousands of ledger rows per installment, the allocation's estimated
+///   cost passes `jit_above_cost`, and LLVM compiled and optimized 88 functions for it: 1.03 s
+///   of a statement that runs in 0.09 s without (1,000,000 rows, `EXPLAIN ANALYZE`).
+fn settings(sqlite: bool) -> Vec<String> {
+    if sqlite {
+        return Vec::new();
+    }
+    vec![
+        "SET LOCAL work_mem = '64MB'".to_string(),
+        "SET LOCAL jit = off".to_string(),
+    ]
 }
 
 /// Every statement, for a database whose derived tables were never filled (one migrated
 /// from before they existed).
 pub(super) fn refresh_all(sqlite: bool) -> Vec<String> {
-    memory(sqlite)
+    settings(sqlite)
         .into_iter()
         .chain(PARTY_KEY.iter().map(|s| s.to_string()))
         .chain(ACCOUNT_PARTY.iter().map(|s| s.to_string()))
         .chain(allocation(sqlite))
-        .chain(account_year(sqlite))
         .collect()
 }
 

@@ -995,8 +995,7 @@ impl Store {
             let missing: bool = sqlx::query_scalar(
                 "SELECT (EXISTS (SELECT 1 FROM reg_party WHERE pesel IS NOT NULL OR nip IS NOT NULL OR regon IS NOT NULL)
                          AND NOT EXISTS (SELECT 1 FROM reg_party_key))
-                     OR (EXISTS (SELECT 1 FROM reg_account) AND NOT EXISTS (SELECT 1 FROM reg_account_party))
-                     OR (EXISTS (SELECT 1 FROM reg_ledger) AND NOT EXISTS (SELECT 1 FROM reg_account_year))",
+                     OR (EXISTS (SELECT 1 FROM reg_account) AND NOT EXISTS (SELECT 1 FROM reg_account_party))",
             )
             .fetch_one(pool)
             .await?;
