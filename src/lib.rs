@@ -24,6 +24,7 @@ pub mod provisioning;
 pub mod registers;
 pub mod requests;
 pub mod signature;
+pub mod states;
 pub mod store;
 pub mod sync;
 pub mod worker;

@@ -6,6 +6,7 @@ use chrono::Utc;
 
 use crate::forms::{Form, Registry};
 use crate::provisioning::{RequestStatus, Term};
+use crate::states::Named as _;
 use crate::store::{HeldLetter, RequestRow, RequestedRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]

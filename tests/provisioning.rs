@@ -1048,7 +1048,7 @@ async fn an_interrupted_send_is_held_for_an_official_never_resent_blindly() {
     assert_eq!(outbox.len(), 2, "{outbox:?}");
     let held = sqlx::query(
         "SELECT r.id, o.attempts, r.status FROM outbound_document o JOIN access_request r ON r.id = o.request_id \
-         WHERE o.review_required_at IS NOT NULL ORDER BY r.id",
+         WHERE o.status = 'review_required' ORDER BY r.id",
     )
     .fetch_all(&pool)
     .await
@@ -1127,5 +1127,96 @@ async fn an_interrupted_send_is_held_for_an_official_never_resent_blindly() {
     }
     let (code, out) = eurzad_exit_with_config(&["status"], &office.config);
     assert_eq!(code, Some(0), "{out}");
+    pool.close().await;
+}
+
+/// Migration 0019 gives a letter held for an official its own state: a letter left
+/// `sending` with `review_required_at` set becomes `review_required`, keeping when and why;
+/// the others keep theirs, and the table takes no state outside `LetterStatus`.
+#[tokio::test(flavor = "multi_thread")]
+async fn migration_0019_moves_held_letters_to_review_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = test_database(dir.path()).await;
+    let rows = [
+        ("reply:1", "sending", Some("2026-11-30 10:00:00+00:00")),
+        ("reply:2", "sending", None),
+        ("reply:3", "sent", None),
+    ];
+    let insert = |key: &str, status: &str, held: Option<&str>| {
+        format!(
+            "INSERT INTO outbound_document (key, channel, kind, recipient, file_name, content, status, \
+             created_at, updated_at, review_required_at, review_reason) VALUES ('{key}', 'epuap', \
+             'registration_info', '/urzad/skrytka', 'a.xml', '<a/>', '{status}', \
+             '2026-11-30 09:00:00+00:00', '2026-11-30 09:00:00+00:00', {}, {})",
+            held.map_or("NULL".into(), |t| format!("'{t}'")),
+            held.map_or("NULL", |_| "'przerwana wysyłka'"),
+        )
+    };
+    if db.kind == "postgres" {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let migrator = sqlx::migrate!("./migrations/postgres");
+        migrator.run_to(18, &pool).await.unwrap();
+        for (key, status, held) in rows {
+            sqlx::query(sqlx::AssertSqlSafe(insert(key, status, held)))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        migrator.run(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(&db.creating_url()).await.unwrap();
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        migrator.run_to(18, &pool).await.unwrap();
+        for (key, status, held) in rows {
+            sqlx::query(sqlx::AssertSqlSafe(insert(key, status, held)))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        migrator.run(&pool).await.unwrap();
+        pool.close().await;
+    }
+    let pool = any_pool(&db.url).await;
+    let letters: Vec<(String, String, i64, Option<String>)> = sqlx::query(
+        "SELECT key, status, CAST(CASE WHEN review_required_at IS NULL THEN 0 ELSE 1 END AS BIGINT), \
+         review_reason FROM outbound_document ORDER BY key",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+    .collect();
+    assert_eq!(
+        letters,
+        vec![
+            (
+                "reply:1".into(),
+                "review_required".into(),
+                1,
+                Some("przerwana wysyłka".into())
+            ),
+            ("reply:2".into(), "sending".into(), 0, None),
+            ("reply:3".into(), "sent".into(), 0, None),
+        ]
+    );
+    let refused =
+        sqlx::query("UPDATE outbound_document SET status = 'failed' WHERE key = 'reply:3'")
+            .execute(&pool)
+            .await;
+    assert!(refused.is_err(), "a state outside LetterStatus is refused");
+    // Ids go on from where they stood.
+    sqlx::query(sqlx::AssertSqlSafe(insert("reply:4", "pending", None)))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let id: i64 = sqlx::query_scalar(
+        "SELECT CAST(id AS BIGINT) FROM outbound_document WHERE key = 'reply:4'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(id, 4);
     pool.close().await;
 }

@@ -92,7 +92,7 @@ async fn outcome(db: &TestDatabase, emulator: &EmulatorProcess) -> Outcome {
              JOIN inbound_document d ON d.id = r.document_id WHERE {condition} ORDER BY d.nazwa_pliku"
         )
     };
-    let held = pairs(letters("o.review_required_at IS NOT NULL")).await;
+    let held = pairs(letters("o.status = 'review_required'")).await;
     let letters = pairs(letters("o.status = 'sent'")).await;
     let held_mail: i64 =
         sqlx::query("SELECT COUNT(*) FROM notification WHERE key LIKE 'uncertain:%'")

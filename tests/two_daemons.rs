@@ -92,7 +92,7 @@ async fn letters(db: &TestDatabase) -> (i64, i64) {
     };
     let row = sqlx::query(
         "SELECT CAST(COUNT(*) FILTER (WHERE status = 'sent') AS BIGINT), \
-         CAST(COUNT(*) FILTER (WHERE review_required_at IS NOT NULL) AS BIGINT) FROM outbound_document",
+         CAST(COUNT(*) FILTER (WHERE status = 'review_required') AS BIGINT) FROM outbound_document",
     )
     .fetch_one(&pool)
     .await;

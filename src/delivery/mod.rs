@@ -6,6 +6,10 @@
 //! delivered. Callers record the intent before calling and count a second call after an
 //! uncertain outcome (docs/provisioning.md).
 
+mod status;
+
+pub use status::LetterStatus;
+
 use std::future::Future;
 use std::pin::Pin;
 

@@ -44,33 +44,19 @@ impl JobKind {
             JobKind::Receipt => "receipt",
         }
     }
-
-    /// The kind named `name` in `job.kind`; `None` for a kind this version does not know.
-    pub fn parse(name: &str) -> Option<JobKind> {
-        JobKind::ALL.into_iter().find(|k| k.as_str() == name)
-    }
 }
 
-impl std::fmt::Display for JobKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::named_states!(JobKind);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::states::Named;
+
     #[test]
     fn each_kind_reads_back_from_its_name_and_serde_agrees() {
-        for kind in JobKind::ALL {
-            assert_eq!(JobKind::parse(kind.as_str()), Some(kind));
-            assert_eq!(
-                serde_json::to_string(&kind).unwrap(),
-                format!("\"{}\"", kind.as_str())
-            );
-        }
+        crate::states::assert_names_read_back::<JobKind>("sweep");
         assert_eq!(JobKind::parse("Verify"), None);
-        assert_eq!(JobKind::parse("sweep"), None);
     }
 }

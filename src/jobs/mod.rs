@@ -28,6 +28,8 @@ use tokio::sync::watch;
 
 use std::sync::Arc;
 
+use crate::states::Named as _;
+
 use crate::forms;
 use crate::signature::{self, KindTrust};
 use crate::store::{Job, Judgement, Store, StoreError};

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::states::Named as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
@@ -191,7 +192,7 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
     let facts = store.reply_facts(request_id).await.map_err(err)?;
     let now = Utc::now();
     let letter_id = match &facts.letter {
-        Some((_, status, _)) if status == "sent" || status == "delivered" => {
+        Some((_, status, _)) if status.went_out() => {
             return store
                 .finish_replied(job.claim(), request_id, now)
                 .await

@@ -177,5 +177,6 @@ pub fn routed(title: &str, sender: &str, box_address: &str, department: &str) ->
 
 /// Request statuses as officials read them.
 pub fn status_pl(status: &str) -> &'static str {
-    crate::provisioning::RequestStatus::parse(status).map_or("nieznany", |s| s.polish())
+    <crate::provisioning::RequestStatus as crate::states::Named>::parse(status)
+        .map_or("nieznany", |s| s.polish())
 }

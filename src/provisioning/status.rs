@@ -42,11 +42,6 @@ impl RequestStatus {
         }
     }
 
-    /// The status named `name`; `None` for a name that is not one.
-    pub fn parse(name: &str) -> Option<RequestStatus> {
-        RequestStatus::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-
     /// The one table of moves: a request is judged (decided at once, or left to an
     /// official), an official decides, the reply is sent, its delivery is proven.
     pub const fn can_become(self, next: RequestStatus) -> bool {
@@ -58,23 +53,6 @@ impl RequestStatus {
                 | (Approved | Rejected, Replied)
                 | (Replied, Delivered)
         )
-    }
-
-    /// The statuses a request may move to `next` from.
-    pub fn sources(next: RequestStatus) -> Vec<RequestStatus> {
-        RequestStatus::ALL
-            .into_iter()
-            .filter(|s| s.can_become(next))
-            .collect()
-    }
-
-    /// `('a', 'b')`: the statuses a request may move to `next` from, as an SQL list.
-    pub fn sql_sources(next: RequestStatus) -> String {
-        let names: Vec<String> = RequestStatus::sources(next)
-            .iter()
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect();
-        format!("({})", names.join(", "))
     }
 
     /// Whether the request still waits for its reply to be sent (its deadline runs).
@@ -95,27 +73,17 @@ impl RequestStatus {
     }
 }
 
-impl std::fmt::Display for RequestStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::named_states!(RequestStatus, moves);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::states::Moves;
     use RequestStatus::*;
 
     #[test]
     fn each_status_reads_back_from_its_name() {
-        for status in RequestStatus::ALL {
-            assert_eq!(RequestStatus::parse(status.as_str()), Some(status));
-            assert_eq!(
-                serde_json::to_string(&status).unwrap(),
-                format!("\"{status}\"")
-            );
-        }
-        assert_eq!(RequestStatus::parse("sent"), None);
+        crate::states::assert_names_read_back::<RequestStatus>("sent");
     }
 
     #[test]

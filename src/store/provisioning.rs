@@ -6,17 +6,38 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
 use super::{Begin, Claim, FINISH_JOB, Store, StoreError};
+use crate::delivery::LetterStatus;
 use crate::forms::{AccessRequest, PartyKind};
 use crate::jobs::JobKind;
 use crate::provisioning::RequestStatus;
 use crate::provisioning::{Assessment, Decision, SignedBy, Term, granted_term};
+use crate::states::{Moves as _, Named as _};
 
-/// A decided request whose letter went out is `replied` (binds: now, request id).
 /// Adds a reason to a request's (for officials: why it still waits).
 const APPEND_REASON: &str = "UPDATE access_request SET reason = CASE WHEN COALESCE(reason, '') = '' \
      THEN $1 ELSE reason || '; ' || $1 END, updated_at = $2 WHERE id = $3";
 
-/// A request whose reply went out (from the statuses that may move to `replied`).
+/// A letter's proof of delivery came back (from the statuses that may move to `delivered`).
+/// Binds: upd, its inbound document, now, the letter's key, `delivered`.
+static MARK_DELIVERED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE outbound_document SET status = $5, upd = $1, upd_document_id = $2, \
+         delivered_at = $3, updated_at = $3 WHERE key = $4 AND status IN {}",
+        LetterStatus::sql_sources(LetterStatus::Delivered)
+    )
+});
+
+/// A letter's status as stored; a name the table does not know is an error that names it.
+fn letter_status(name: &str) -> Result<LetterStatus, StoreError> {
+    LetterStatus::parse(name).ok_or_else(|| {
+        StoreError::Conflict(format!(
+            "outbound_document.status {name:?} is not a letter state"
+        ))
+    })
+}
+
+/// A decided request whose letter went out is `replied` (binds: now, request id), from the
+/// statuses that may move to `replied`.
 static MARK_REPLIED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "UPDATE access_request SET status = '{}', updated_at = $1 WHERE id = $2 AND status IN {}",
@@ -292,7 +313,7 @@ pub struct ReplyFacts {
     /// "Name (NIP …): podatki, oplaty" for each representation of the account made by it.
     pub representations: Vec<String>,
     /// The letter made before, if any: (id, status, attempts).
-    pub letter: Option<(i64, String, i64)>,
+    pub letter: Option<(i64, LetterStatus, i64)>,
 }
 
 /// A letter to send or sent.
@@ -679,7 +700,10 @@ impl Store {
                 .bind(format!("reply:{request_id}"))
                 .fetch_optional(pool)
                 .await?
-                .map(|r| (r.get(0), r.get(1), i64::from(r.get::<i32, _>(2))));
+                .map(|r| -> Result<_, StoreError> {
+                    Ok((r.get(0), letter_status(&r.get::<String, _>(1))?, i64::from(r.get::<i32, _>(2))))
+                })
+                .transpose()?;
             Ok(ReplyFacts {
                 request_date: request.received_at.date_naive(),
                 request,
@@ -709,7 +733,7 @@ impl Store {
         on_pool!(self, pool => {
             sqlx::query(
                 "INSERT INTO outbound_document (key, channel, kind, request_id, recipient, file_name, content, \
-                 status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8) \
+                 status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8) \
                  ON CONFLICT (key) DO NOTHING",
             )
             .bind(key)
@@ -720,6 +744,7 @@ impl Store {
             .bind(file_name)
             .bind(content)
             .bind(now)
+            .bind(LetterStatus::Pending.as_str())
             .execute(pool)
             .await?;
             Ok(sqlx::query_scalar("SELECT id FROM outbound_document WHERE key = $1")
@@ -746,10 +771,10 @@ impl Store {
     ) -> Result<Sending, StoreError> {
         on_pool!(self, pool => {
             let begun = sqlx::query(
-                "UPDATE outbound_document SET status = 'sending', attempts = attempts + 1, updated_at = $1, \
+                "UPDATE outbound_document SET status = $5, attempts = attempts + 1, updated_at = $1, \
                  sending_claim = $3 \
-                 WHERE id = $2 AND review_required_at IS NULL \
-                 AND (status = 'pending' OR (status = 'sending' AND sending_claim = $3)) \
+                 WHERE id = $2 \
+                 AND (status = $6 OR (status = $5 AND sending_claim = $3)) \
                  AND EXISTS (SELECT 1 FROM job WHERE job.id = $4 AND job.claim_token = $3 AND job.status = 'running' \
                      AND job.locked_until > $1) \
                  RETURNING id, recipient, file_name, content, CAST(attempts AS BIGINT), channel",
@@ -758,6 +783,8 @@ impl Store {
             .bind(letter_id)
             .bind(claim.token)
             .bind(claim.job)
+            .bind(LetterStatus::Sending.as_str())
+            .bind(LetterStatus::Pending.as_str())
             .fetch_optional(pool)
             .await?;
             if let Some(row) = begun {
@@ -766,7 +793,6 @@ impl Store {
             // Not begun: left `sending` by a claim that is no longer live, or not ours at all.
             let row = sqlx::query(
                 "SELECT id, recipient, file_name, content, CAST(attempts AS BIGINT), channel, status, \
-                 review_required_at IS NOT NULL, \
                  EXISTS (SELECT 1 FROM job WHERE job.claim_token = outbound_document.sending_claim \
                      AND job.status = 'running' AND job.locked_until > $2), \
                  EXISTS (SELECT 1 FROM job WHERE job.id = $3 AND job.claim_token = $4 AND job.status = 'running' \
@@ -780,11 +806,11 @@ impl Store {
             .fetch_optional(pool)
             .await?
             .ok_or(StoreError::NotFound { what: "outbound_document", id: letter_id })?;
-            let status: String = row.get(6);
-            let held: bool = row.get(7);
-            let other_live: bool = row.get(8);
-            let ours: bool = row.get(9);
-            if status == "sending" && !held && !other_live && ours {
+            let status = letter_status(&row.get::<String, _>(6))?;
+            let held = status == LetterStatus::ReviewRequired;
+            let other_live: bool = row.get(7);
+            let ours: bool = row.get(8);
+            if status == LetterStatus::Sending && !other_live && ours {
                 return Ok(Sending::Uncertain(letter_row!(row)));
             }
             Err(StoreError::Conflict(format!(
@@ -811,12 +837,14 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
-                "UPDATE outbound_document SET review_required_at = $1, review_reason = $2, updated_at = $1 \
-                 WHERE id = $3 AND status = 'sending'",
+                "UPDATE outbound_document SET status = $4, review_required_at = $1, review_reason = $2, \
+                 updated_at = $1 WHERE id = $3 AND status = $5",
             )
             .bind(now)
             .bind(why)
             .bind(letter_id)
+            .bind(LetterStatus::ReviewRequired.as_str())
+            .bind(LetterStatus::Sending.as_str())
             .execute(&mut *tx)
             .await?;
             sqlx::query(APPEND_REASON)
@@ -845,9 +873,10 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let letter: i64 = sqlx::query_scalar(
-                "SELECT id FROM outbound_document WHERE key = $1 AND review_required_at IS NOT NULL",
+                "SELECT id FROM outbound_document WHERE key = $1 AND status = $2",
             )
             .bind(format!("reply:{request_id}"))
+            .bind(LetterStatus::ReviewRequired.as_str())
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::Conflict(format!(
@@ -857,11 +886,12 @@ impl Store {
             match resolution {
                 HeldLetter::Resend => {
                     sqlx::query(
-                        "UPDATE outbound_document SET status = 'pending', review_required_at = NULL, \
+                        "UPDATE outbound_document SET status = $3, review_required_at = NULL, \
                          sending_claim = NULL, updated_at = $1 WHERE id = $2",
                     )
                     .bind(now)
                     .bind(letter)
+                    .bind(LetterStatus::Pending.as_str())
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query(
@@ -878,12 +908,13 @@ impl Store {
                 }
                 HeldLetter::Sent { document_identifier } => {
                     sqlx::query(
-                        "UPDATE outbound_document SET status = 'sent', document_identifier = $1, sent_at = $2, \
+                        "UPDATE outbound_document SET status = $4, document_identifier = $1, sent_at = $2, \
                          review_required_at = NULL, updated_at = $2 WHERE id = $3",
                     )
                     .bind(document_identifier)
                     .bind(now)
                     .bind(letter)
+                    .bind(LetterStatus::Sent.as_str())
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query(sqlx::AssertSqlSafe(MARK_REPLIED.as_str())).bind(now).bind(request_id).execute(&mut *tx).await?;
@@ -905,12 +936,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             sqlx::query(
-                "UPDATE outbound_document SET status = 'pending', attempts = attempts - 1, error = $1, \
-                 updated_at = $2 WHERE id = $3 AND status = 'sending'",
+                "UPDATE outbound_document SET status = $4, attempts = attempts - 1, error = $1, \
+                 updated_at = $2 WHERE id = $3 AND status = $5",
             )
             .bind(error)
             .bind(now)
             .bind(letter_id)
+            .bind(LetterStatus::Pending.as_str())
+            .bind(LetterStatus::Sending.as_str())
             .execute(pool)
             .await?;
         });
@@ -930,7 +963,7 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
-                "UPDATE outbound_document SET status = 'sent', document_identifier = $1, upp_identifier = $2, \
+                "UPDATE outbound_document SET status = $6, document_identifier = $1, upp_identifier = $2, \
                  upp = $3, sent_at = $4, error = NULL, updated_at = $4 WHERE id = $5",
             )
             .bind(&receipt.document_identifier)
@@ -938,6 +971,7 @@ impl Store {
             .bind(receipt.submission_proof.as_deref())
             .bind(now)
             .bind(letter_id)
+            .bind(LetterStatus::Sent.as_str())
             .execute(&mut *tx)
             .await?;
             sqlx::query(sqlx::AssertSqlSafe(MARK_REPLIED.as_str()))
@@ -991,14 +1025,12 @@ impl Store {
     ) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let updated = sqlx::query(
-                "UPDATE outbound_document SET status = 'delivered', upd = $1, upd_document_id = $2, \
-                 delivered_at = $3, updated_at = $3 WHERE key = $4 AND status IN ('sent', 'sending', 'delivered')",
-            )
+            let updated = sqlx::query(sqlx::AssertSqlSafe(MARK_DELIVERED.as_str()))
             .bind(upd)
             .bind(upd_document_id)
             .bind(now)
             .bind(format!("reply:{request_id}"))
+            .bind(LetterStatus::Delivered.as_str())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -1233,13 +1265,16 @@ impl Store {
                 .collect();
             let row = sqlx::query(
                 "SELECT (SELECT COUNT(*) FROM account), \
-                 (SELECT COUNT(*) FROM outbound_document WHERE status IN ('sent', 'delivered')), \
+                 (SELECT COUNT(*) FROM outbound_document WHERE status IN ($1, $2)), \
                  (SELECT CAST(COALESCE(SUM(attempts - 1), 0) AS BIGINT) FROM outbound_document WHERE attempts > 1), \
                  (SELECT COUNT(*) FROM correspondence), \
                  (SELECT COUNT(*) FROM notification WHERE status = 'sent'), \
                  (SELECT COUNT(*) FROM notification WHERE status = 'pending'), \
-                 (SELECT COUNT(*) FROM outbound_document WHERE review_required_at IS NOT NULL)",
+                 (SELECT COUNT(*) FROM outbound_document WHERE status = $3)",
             )
+            .bind(LetterStatus::Sent.as_str())
+            .bind(LetterStatus::Delivered.as_str())
+            .bind(LetterStatus::ReviewRequired.as_str())
             .fetch_one(pool)
             .await?;
             Ok(ProvisioningCounts {
