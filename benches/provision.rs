@@ -84,7 +84,12 @@ fn main() {
 
     let (cpu_before, _) = cpu_time();
     let wall = Instant::now();
-    let report = runtime.block_on(eurzad::daemon::run(config, true)).unwrap();
+    let report = runtime
+        .block_on(eurzad::daemon::run(
+            eurzad::settings::Settings::resolve(config).unwrap(),
+            true,
+        ))
+        .unwrap();
     let wall = wall.elapsed();
     let (cpu_after, max_rss_kib) = cpu_time();
     let _ = emulator.kill();

@@ -749,10 +749,11 @@ impl Config {
         Ok(config)
     }
 
-    /// [`Config::from_toml`], checked as the daemon's start checks it: every part.
+    /// [`Config::from_toml`], resolved as the daemon's start resolves it
+    /// ([`crate::settings::Settings::resolve`]): every part, each error naming its key.
     pub fn daemon_from_toml(source: &str, text: &str) -> Result<Config, ConfigError> {
         let config = Config::from_toml(source, text)?;
-        config.check(&Part::ALL)?;
+        crate::settings::Settings::resolve(config.clone())?;
         Ok(config)
     }
 
@@ -780,16 +781,20 @@ impl Config {
                 Part::Provisioning => self.check_provisioning()?,
                 Part::Portal => {
                     self.portal_token()?;
-                    if self.portal.connections == 0 {
-                        return Err(self.invalid("portal.connections", "must be at least 1"));
-                    }
-                    if self.portal.connections_during_sync == Some(0) {
-                        return Err(
-                            self.invalid("portal.connections_during_sync", "must be at least 1")
-                        );
-                    }
+                    self.check_portal_limits()?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// `[portal]`'s limits: at least one read at a time.
+    pub fn check_portal_limits(&self) -> Result<(), ConfigError> {
+        if self.portal.connections == 0 {
+            return Err(self.invalid("portal.connections", "must be at least 1"));
+        }
+        if self.portal.connections_during_sync == Some(0) {
+            return Err(self.invalid("portal.connections_during_sync", "must be at least 1"));
         }
         Ok(())
     }
@@ -812,6 +817,16 @@ impl Config {
     }
 
     fn check_epuap(&self) -> Result<(), ConfigError> {
+        self.check_boxes()?;
+        if self.endpoint()? != Endpoint::Embedded {
+            self.office_key()?;
+            self.server_certificate()?;
+        }
+        Ok(())
+    }
+
+    /// `[epuap]`'s plain values: the endpoint, the boxes, the numbers (no file is read).
+    pub fn check_boxes(&self) -> Result<(), ConfigError> {
         self.endpoint()?;
         if self.epuap.boxes.is_empty() {
             return Err(self.invalid(
@@ -845,10 +860,6 @@ impl Config {
         if self.epuap.poll_interval.is_zero() {
             return Err(self.invalid("epuap.poll_interval", "must be longer than zero"));
         }
-        if self.endpoint()? != Endpoint::Embedded {
-            self.office_key()?;
-            self.server_certificate()?;
-        }
         Ok(())
     }
 
@@ -866,6 +877,11 @@ impl Config {
         // What the daemon needs once it runs, checked at the start: a mistake here must stop
         // the start before the database is opened, not after the boxes were drained.
         self.seal_key()?;
+        self.check_letter_kinds()
+    }
+
+    /// `provisioning.proof_of_delivery` names letter kinds that exist.
+    pub fn check_letter_kinds(&self) -> Result<(), ConfigError> {
         for kind in &self.provisioning.proof_of_delivery {
             if !PROOF_KINDS.contains(&kind.as_str()) {
                 return Err(self.invalid(

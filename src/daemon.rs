@@ -16,6 +16,7 @@ use crate::emulator::{Emulator, EmulatorSettings};
 use crate::epuap::{ClientSettings, EpuapClient};
 use crate::inbox::{BoxHealth, BoxWorker, DrainStats, Pacing, SharedHealth};
 use crate::jobs::{self, JobSettings, JobStats};
+use crate::settings::Settings;
 use crate::store::{Counts, DocumentSummary, Store};
 use crate::worker::{self, Finished, Pace, Pass, Worker, as_finished, supervise};
 
@@ -139,10 +140,10 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "eurzad".into())
 }
 
-/// The office as provisioning sees it: its seal, its reply channel, its officials and mail.
-fn office(config: &Config, client: &EpuapClient) -> anyhow::Result<jobs::Office> {
+/// The office as provisioning sees it: its seal, its reply channel, its officials and mail,
+/// from the resolved settings.
+fn office(config: &Config, ready: Ready, client: &EpuapClient) -> anyhow::Result<jobs::Office> {
     let provisioning = &config.provisioning;
-    let seal = config.seal_key()?;
     let office_box = config
         .epuap
         .boxes
@@ -164,37 +165,63 @@ fn office(config: &Config, client: &EpuapClient) -> anyhow::Result<jobs::Office>
         crate::config::ReplyChannel::Skrytka => channel,
         crate::config::ReplyChannel::Doreczyciel => proof_channel.clone(),
     };
-    let notify = &config.notify;
+    ready
+        .mailer
+        .prepare()
+        .with_context(|| format!("{}: notify.mail_dir", config.source))?;
     Ok(jobs::Office {
         name: provisioning.office_name.clone(),
         deadline_days: provisioning.deadline_days,
         deadline_count: provisioning.deadline_count,
-        seal,
+        seal: ready.seal,
         channel,
         proof_channel,
         proof_kinds: provisioning.proof_of_delivery.clone(),
-        epuap_certificate: config.server_certificate()?,
-        officials: notify.officials.clone(),
-        zone: notify
-            .timezone
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{}: notify.timezone: {e}", config.source))?,
-        mailer: crate::notify::Mailer::from_config(config)?,
+        epuap_certificate: ready.server_certificate,
+        officials: config.notify.officials.clone(),
+        zone: ready.zone,
+        mailer: ready.mailer,
         routing: config.routing.clone(),
-        reminder_before: chrono::TimeDelta::from_std(notify.reminder_before)
-            .context("notify.reminder_before is too long")?,
-        digest: crate::notify::schedule::Schedule::new(&notify.digest_cron, &notify.timezone)
-            .map_err(|e| anyhow::anyhow!("{}: notify.digest_cron: {e}", config.source))?,
+        reminder_before: ready.reminder_before,
+        digest: ready.digest,
     })
 }
 
-/// The trust for inbound documents. A configured trusted list must not be older than the
-/// one used before (recorded in the database): a rollback would revive withdrawn CAs.
-async fn load_trust(config: &Config, store: &Store) -> anyhow::Result<crate::signature::KindTrust> {
+/// What [`office`] takes from the settings.
+struct Ready {
+    seal: crate::xmldsig::SigningKey,
+    server_certificate: Vec<u8>,
+    zone: chrono_tz::Tz,
+    mailer: crate::notify::Mailer,
+    reminder_before: chrono::TimeDelta,
+    digest: crate::notify::schedule::Schedule,
+}
+
+/// The trust for inbound documents, as resolved. A configured trusted list must not be
+/// older than the one used before (recorded in the database): a rollback would revive
+/// withdrawn CAs.
+async fn load_trust(
+    config: &Config,
+    trust: crate::signature::KindTrust,
+    store: &Store,
+) -> anyhow::Result<crate::signature::KindTrust> {
     let territory = "PL";
     let loaded = store.trusted_list_sequence(territory).await?;
-    let trust = config.inbound_trust_after(loaded)?;
     if let Some(list) = &trust.trusted_list {
+        if let Some(loaded) = loaded
+            && list.sequence_number < loaded
+        {
+            return Err(crate::config::ConfigError::Invalid {
+                file: config.source.clone(),
+                key: "trust.tsl".into(),
+                message: crate::signature::tsl::TslError::Rollback {
+                    found: list.sequence_number,
+                    loaded,
+                }
+                .to_string(),
+            }
+            .into());
+        }
         store.record_trusted_list(list).await?;
     }
     Ok(trust)
@@ -248,16 +275,30 @@ async fn extending_start<T>(
 
 /// Runs the daemon. With `once`, drains every box, runs the jobs and returns; otherwise runs
 /// until SIGTERM/SIGINT.
-pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
-    // Every part, before anything is opened: a mistake stops the start, not a task later.
-    config.check(&crate::config::Part::ALL)?;
+pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
+    // Everything was resolved before anything is opened: a mistake stops the start, not a
+    // task later.
+    let Settings {
+        config,
+        endpoint,
+        office_key,
+        server_certificate,
+        seal,
+        trust,
+        zone,
+        digest,
+        reminder_before,
+        register_schedules: schedules,
+        mailer,
+        portal_token,
+    } = settings;
     let started = Utc::now();
     let store = open_store(&config).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     spawn_signal_handler(stop_tx.clone());
 
     let mut emulator_task = None;
-    let base_url = match config.endpoint()? {
+    let base_url = match endpoint {
         Endpoint::Url(url) => url,
         Endpoint::Embedded => {
             let (url, task) = start_embedded_emulator(&config, stop_rx.clone()).await?;
@@ -267,8 +308,8 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     };
     let client = EpuapClient::new(ClientSettings {
         base_url: base_url.clone(),
-        office_key: config.office_key()?,
-        server_certificate_pem: config.server_certificate()?,
+        office_key,
+        server_certificate_pem: server_certificate.clone(),
         request_timeout: config.epuap.request_timeout,
         connect_timeout: config.epuap.connect_timeout,
         max_attempts: config.epuap.max_attempts,
@@ -285,7 +326,15 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         backoff_max: config.epuap.backoff_max,
         once_max_failures: 8,
     };
-    let office = std::sync::Arc::new(office(&config, &client)?);
+    let ready = Ready {
+        seal,
+        server_certificate,
+        zone,
+        mailer,
+        reminder_before,
+        digest,
+    };
+    let office = std::sync::Arc::new(office(&config, ready, &client)?);
     tracing::info!(mail = %office.mailer.describe(), officials = office.officials.len(), channel = office.channel.name(), "replies and mail");
     if office.officials.is_empty() {
         tracing::warn!(
@@ -297,12 +346,10 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
         retry_delay: config.jobs.retry_delay,
         lease: config.jobs.lease,
         idle_wait: Duration::from_millis(500),
-        trust: std::sync::Arc::new(load_trust(&config, &store).await?),
+        trust: std::sync::Arc::new(load_trust(&config, trust, &store).await?),
         forms: std::sync::Arc::new(config.forms.registry()),
         office: office.clone(),
     };
-    let schedules =
-        crate::sync::schedules(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.source))?;
     let sync_task = (!once && !schedules.is_empty()).then(|| {
         let worker = ScheduledSyncs {
             store: store.clone(),
@@ -314,9 +361,9 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<RunReport> {
     });
     let portal_task = match (config.portal.listen, once) {
         (Some(listen), false) => {
-            let token = config
-                .portal_token()?
-                .context("portal.listen is set, so the token was checked at load")?;
+            let token = portal_token
+                .clone()
+                .context("portal.listen is set, so its token was resolved")?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("portal.listen: binding {listen}"))?;

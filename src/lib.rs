@@ -23,6 +23,7 @@ pub mod portal;
 pub mod provisioning;
 pub mod registers;
 pub mod requests;
+pub mod settings;
 pub mod signature;
 pub mod states;
 pub mod store;

@@ -17,6 +17,7 @@ use eurzad::document::SkrotAlgorithm;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use eurzad::emulator::{Emulator, EmulatorSettings};
 use eurzad::epuap::soap::BoxRef;
+use eurzad::settings::{Settings, trust_summary};
 use eurzad::xmldsig::SigningKey;
 
 #[derive(Parser)]
@@ -421,62 +422,6 @@ async fn status(config: &Config, failed: u32) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// What `eurzad check` prints for a configuration that loaded (and so passed every check).
-fn check_summary(config: &Config) -> anyhow::Result<String> {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let endpoint = match config.endpoint()? {
-        eurzad::config::Endpoint::Embedded => "the embedded emulator".to_string(),
-        eurzad::config::Endpoint::Url(url) => url,
-    };
-    let trust = config.inbound_trust_after(None)?;
-    let schedules = eurzad::sync::schedules(config)?;
-    writeln!(out, "eurzad: {} is sound", config.source)?;
-    writeln!(
-        out,
-        "  database: {}",
-        eurzad::config::redact_url(&config.database.url)
-    )?;
-    writeln!(
-        out,
-        "  ePUAP: {endpoint}; boxes: {}",
-        config
-            .epuap
-            .boxes
-            .iter()
-            .map(|b| b.adres.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )?;
-    writeln!(out, "  trust: {}", trust_summary(&trust))?;
-    writeln!(
-        out,
-        "  mail: {} official(s), {}",
-        config.notify.officials.len(),
-        match &config.notify.smtp_host {
-            Some(host) => format!("SMTP via {host}"),
-            None => format!("written to {}", config.notify.mail_dir),
-        }
-    )?;
-    writeln!(
-        out,
-        "  registers: {} schedule(s); portal API: {}",
-        schedules.len(),
-        config.portal.listen.map_or("off".to_string(), |a| format!(
-            "on {a}, {} reads at once ({} while a register file is applied)",
-            config.portal.connections.max(1),
-            config.portal.during_sync(config.database.is_sqlite())
-        ))
-    )?;
-    if config.notify.officials.is_empty() {
-        writeln!(
-            out,
-            "  warning: notify.officials is empty: no official will be e-mailed about access requests or deadlines"
-        )?;
-    }
-    Ok(out)
-}
-
 /// Loads the configuration and checks the parts the command uses: a configuration for
 /// `eurzad sync` alone need not name an ePUAP box.
 fn load_config(
@@ -494,9 +439,9 @@ fn load_config(
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config, once } => {
-            // The daemon's start checks every part itself, before it opens anything.
+            // Everything is resolved (and so checked) before the daemon opens anything.
             let config = load_config(config.as_deref(), &cli.log_format, &[])?;
-            let report = eurzad::daemon::run(config, once).await?;
+            let report = eurzad::daemon::run(Settings::resolve(config)?, once).await?;
             if once {
                 print!("{}", report.render());
                 return Ok(if report.all_went_well() {
@@ -526,8 +471,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => {
-            let config = load_config(config.as_deref(), &cli.log_format, &Part::ALL)?;
-            print!("{}", check_summary(&config)?);
+            // What the daemon would run with, resolved as its start resolves it.
+            let config = load_config(config.as_deref(), &cli.log_format, &[])?;
+            print!("{}", Settings::resolve(config)?.summary());
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config, failed } => {
@@ -992,23 +938,6 @@ fn configured_trust(
 const SYSTEM_CONFIG: &str = "/etc/eurzad/config.toml";
 
 /// How many anchors and seals of each kind a trust holds, and from which trusted list.
-fn trust_summary(trust: &eurzad::signature::KindTrust) -> String {
-    format!(
-        "{} qualified anchor(s){}, {} trusted-profile seal(s), {} personal anchor(s)",
-        trust.qualified.anchors.len(),
-        trust
-            .trusted_list
-            .as_ref()
-            .map(|l| format!(
-                " from the {} trusted list no. {}",
-                l.territory, l.sequence_number
-            ))
-            .unwrap_or_default(),
-        trust.trusted_profile.pinned.len(),
-        trust.personal.anchors.len()
-    )
-}
-
 fn verify_files(args: VerifyArgs, log_format: &Option<String>) -> anyhow::Result<ExitCode> {
     use eurzad::signature::{self, TrustPolicy};
     let read_all = |paths: &[PathBuf]| -> anyhow::Result<Vec<Vec<u8>>> {

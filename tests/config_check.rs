@@ -57,6 +57,18 @@ fn check_accepts_the_shipped_config_and_names_what_it_would_run() {
         stdout.contains("the embedded emulator; boxes: /urzad_testowy/skrytka"),
         "{stdout}"
     );
+    // What the daemon would run with, resolved as its start resolves it: the reply
+    // channel, the mailer, the digest in the office's time zone.
+    assert!(
+        stdout.contains(
+            "replies: ePUAP skrytka (nadaj, UPP at once), sealed with the WS-Security key"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("digest 0 8 * * * (Europe/Warsaw), reminders 48 h before a deadline"),
+        "{stdout}"
+    );
     // It opened no database and made no folder (`var/eurzad.db`, `var/mail`): the folder
     // still holds the config alone.
     let left: Vec<_> = std::fs::read_dir(dir.path())

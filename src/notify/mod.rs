@@ -132,14 +132,9 @@ impl Mailer {
             mailbox(official).map_err(|e| config_error(config, "notify.officials", e))?;
         }
         let Some(host) = &notify.smtp_host else {
+            // The folder is made by [`Mailer::prepare`], when the daemon starts: `eurzad
+            // check` builds the mailer too, and touches nothing.
             let dir = config.resolve_path("notify.mail_dir", &notify.mail_dir)?;
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                config_error(
-                    config,
-                    "notify.mail_dir",
-                    NotifyError::Folder(format!("{}: {e}", dir.display())),
-                )
-            })?;
             return Ok(Mailer::Folder {
                 transport: AsyncFileTransport::new(&dir),
                 dir,
@@ -169,6 +164,15 @@ impl Mailer {
             transport: builder.build(),
             from,
         })
+    }
+
+    /// Makes the mail folder (`notify.mail_dir`) when mail goes to one.
+    pub fn prepare(&self) -> Result<(), NotifyError> {
+        if let Mailer::Folder { dir, .. } = self {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| NotifyError::Folder(format!("{}: {e}", dir.display())))?;
+        }
+        Ok(())
     }
 
     /// Describes where mail goes, for the log.
