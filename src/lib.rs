@@ -11,6 +11,7 @@ pub mod cputime;
 pub mod daemon;
 pub mod delivery;
 pub mod document;
+pub mod edoreczenia;
 pub mod emulator;
 pub mod epuap;
 pub mod forms;

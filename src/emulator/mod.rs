@@ -13,6 +13,7 @@
 //! - `GET /health`.
 
 pub mod demo_pki;
+pub mod edoreczenia;
 pub mod faults;
 pub mod state;
 pub mod upp;
