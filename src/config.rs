@@ -67,6 +67,8 @@ pub struct Config {
     #[serde(default)]
     pub portal: PortalConfig,
     #[serde(default)]
+    pub edoreczenia: EdoreczeniaConfig,
+    #[serde(default)]
     pub log: LogConfig,
     /// Where the configuration came from, for messages.
     #[serde(skip)]
@@ -464,6 +466,28 @@ impl Default for NotifyConfig {
         }
     }
 }
+
+/// e-Doręczenia's UA API (src/edoreczenia/): off unless `endpoint` is set. So far eurzad
+/// resolves and checks the system's credentials; sending and receiving come with issue 17.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdoreczeniaConfig {
+    /// The UA API's base URL (`https://uaapi-ow.poczta-polska.pl`), or "embedded" for the
+    /// emulator; off when absent.
+    pub endpoint: Option<String>,
+    /// The office's e-Doręczenia address (ADE), `AE:PL-NNNNN-NNNNN-XXXXX-NN`.
+    pub ade: Option<String>,
+    /// The system's name as registered in the mailbox's admin panel ("eurzad" when absent).
+    pub system_name: Option<String>,
+    /// The system certificate registered in the panel (PEM), and its private key.
+    pub system_certificate: Option<String>,
+    pub system_private_key: Option<String>,
+    /// The auth realm (`…/auth/realms/EDOR`); `<endpoint>/auth/realms/EDOR` when absent.
+    pub realm: Option<String>,
+}
+
+/// The demo mailbox of the embedded e-Doręczenia emulator.
+pub const DEMO_ADE: &str = "AE:PL-00000-00000-EURZD-00";
 
 /// The optional read API for the portal (src/portal.rs): reads through it are logged.
 #[derive(Debug, Clone, Deserialize)]
@@ -1154,6 +1178,103 @@ impl Config {
             issued: list.issued,
         };
         Ok((anchors, loaded))
+    }
+
+    /// `[edoreczenia]` resolved: the base URL (or "embedded"), the realm, and the system's
+    /// credentials, the key checked against its certificate; `None` when it is off.
+    pub fn edoreczenia(
+        &self,
+    ) -> Result<Option<(String, String, crate::edoreczenia::auth::SystemCredentials)>, ConfigError>
+    {
+        let e = &self.edoreczenia;
+        let Some(endpoint) = e.endpoint.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        let system_name = e.system_name.clone().unwrap_or_else(|| "eurzad".into());
+        if system_name.is_empty()
+            || system_name.len() > 128
+            || !system_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(self.invalid(
+                "edoreczenia.system_name",
+                format!("{system_name:?}: letters, digits, - and _ only, at most 128"),
+            ));
+        }
+        let ade = |value: &str| -> Result<crate::edoreczenia::Ade, ConfigError> {
+            value.parse().map_err(|err: crate::edoreczenia::AdeError| {
+                self.invalid("edoreczenia.ade", err.to_string())
+            })
+        };
+        if endpoint == "embedded" {
+            let key = crate::emulator::demo_pki::office_key();
+            let credentials = crate::edoreczenia::auth::SystemCredentials {
+                ade: ade(e.ade.as_deref().unwrap_or(DEMO_ADE))?,
+                system_name,
+                private_key_pem: key.private_key_pem,
+                certificate_label: "the embedded emulator's demo system certificate".into(),
+            };
+            return Ok(Some(("embedded".into(), "embedded".into(), credentials)));
+        }
+        let url = reqwest::Url::parse(endpoint).map_err(|err| {
+            self.invalid(
+                "edoreczenia.endpoint",
+                format!("{endpoint:?} is not \"embedded\" or a URL: {err}"),
+            )
+        })?;
+        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+            return Err(self.invalid(
+                "edoreczenia.endpoint",
+                format!("{endpoint:?}: https:// only (plain http:// on loopback, for an emulator)"),
+            ));
+        }
+        let ade = ade(e.ade.as_deref().ok_or_else(|| {
+            self.invalid("edoreczenia.ade", "required with edoreczenia.endpoint")
+        })?)?;
+        let read = |key: &str, value: Option<&String>| -> Result<(PathBuf, Vec<u8>), ConfigError> {
+            let value =
+                value.ok_or_else(|| self.invalid(key, "required with edoreczenia.endpoint"))?;
+            let path = self.resolve_path(key, value)?;
+            let bytes = std::fs::read(&path).map_err(|err| {
+                self.invalid(key, format!("cannot read {}: {err}", path.display()))
+            })?;
+            Ok((path, bytes))
+        };
+        let (certificate_path, certificate) = read(
+            "edoreczenia.system_certificate",
+            e.system_certificate.as_ref(),
+        )?;
+        let (_, private_key) = read(
+            "edoreczenia.system_private_key",
+            e.system_private_key.as_ref(),
+        )?;
+        let pair = SigningKey {
+            private_key_pem: private_key,
+            certificate_pem: certificate,
+        };
+        pair.validate().map_err(|err| {
+            self.invalid(
+                "edoreczenia.system_private_key / edoreczenia.system_certificate",
+                err.to_string(),
+            )
+        })?;
+        let base = endpoint.trim_end_matches('/').to_string();
+        let realm = e
+            .realm
+            .clone()
+            .unwrap_or_else(|| format!("{base}/auth/realms/EDOR"));
+        let credentials = crate::edoreczenia::auth::SystemCredentials {
+            ade,
+            system_name,
+            private_key_pem: pair.private_key_pem,
+            certificate_label: format!(
+                "edoreczenia.system_certificate ({})",
+                certificate_path.display()
+            ),
+        };
+        Ok(Some((base, realm, credentials)))
     }
 
     /// The parsed `epuap.endpoint`.

@@ -291,7 +291,15 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
         register_schedules: schedules,
         mailer,
         portal_token,
+        edoreczenia,
     } = settings;
+    if let Some((base, _, credentials)) = &edoreczenia {
+        tracing::warn!(
+            endpoint = %base,
+            system = %credentials.client_id(),
+            "[edoreczenia] is set and its credentials check out, but this version sends and receives through ePUAP only"
+        );
+    }
     let started = Utc::now();
     let store = open_store(&config).await?;
     let (stop_tx, stop_rx) = watch::channel(false);

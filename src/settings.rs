@@ -41,6 +41,9 @@ pub struct Settings {
     pub mailer: Mailer,
     /// The read API's bearer token, when `portal.listen` is set.
     pub portal_token: Option<String>,
+    /// e-Doręczenia, when `[edoreczenia] endpoint` is set: the base URL (or "embedded"), the
+    /// realm, the system's credentials.
+    pub edoreczenia: Option<(String, String, crate::edoreczenia::auth::SystemCredentials)>,
 }
 
 impl Settings {
@@ -79,6 +82,7 @@ impl Settings {
             register_schedules,
             mailer: Mailer::from_config(&config)?,
             portal_token: config.portal_token()?,
+            edoreczenia: config.edoreczenia()?,
             config,
         })
     }
@@ -150,6 +154,17 @@ impl Settings {
                 config.portal.connections.max(1),
                 config.portal.during_sync(config.database.is_sqlite())
             ))
+        );
+        let _ = writeln!(
+            out,
+            "  e-Doręczenia: {}",
+            match &self.edoreczenia {
+                None => "off".to_string(),
+                Some((base, realm, credentials)) => format!(
+                    "{base}, system {}, token from {realm} (credentials checked; sending comes with issue 17)",
+                    credentials.client_id()
+                ),
+            }
         );
         if config.notify.officials.is_empty() {
             let _ = writeln!(

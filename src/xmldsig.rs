@@ -67,7 +67,29 @@ impl SigningKey {
     /// Checks that both PEMs load, so that a bad key fails at start and not at first use.
     pub fn validate(&self) -> Result<(), DsigError> {
         load_private_key(&self.private_key_pem)?;
-        certificate_der(&self.certificate_pem)?;
+        let der = certificate_der(&self.certificate_pem)?;
+        // The key must be the certificate's: a signature made with another key would be
+        // refused by whoever checks it against the certificate, far from this configuration.
+        let key =
+            openssl::pkey::PKey::private_key_from_pem(&self.private_key_pem).map_err(|e| {
+                DsigError::Key {
+                    what: "private key",
+                    detail: e.to_string(),
+                }
+            })?;
+        let matches = openssl::x509::X509::from_der(&der)
+            .and_then(|c| c.public_key())
+            .map(|public| public.public_eq(&key))
+            .map_err(|e| DsigError::Key {
+                what: "certificate",
+                detail: e.to_string(),
+            })?;
+        if !matches {
+            return Err(DsigError::Key {
+                what: "private key",
+                detail: "it is not the key of the certificate it is paired with".into(),
+            });
+        }
         Ok(())
     }
 

@@ -69,6 +69,7 @@ fn check_accepts_the_shipped_config_and_names_what_it_would_run() {
         stdout.contains("digest 0 8 * * * (Europe/Warsaw), reminders 48 h before a deadline"),
         "{stdout}"
     );
+    assert!(stdout.contains("  e-Doręczenia: off\n"), "{stdout}");
     // It opened no database and made no folder (`var/eurzad.db`, `var/mail`): the folder
     // still holds the config alone.
     let left: Vec<_> = std::fs::read_dir(dir.path())
@@ -135,6 +136,21 @@ fn check_refuses_what_the_start_would_refuse_naming_file_and_key() {
             "[log]",
             "[portal]\nconnections_during_sync = 0\n\n[log]",
             "portal.connections_during_sync: must be at least 1",
+        ),
+        (
+            "[log]",
+            "[edoreczenia]\nendpoint = \"https://uaapi-ow.poczta-polska.pl\"\nade = \"AE:PL-12345-67890-abcde-12\"\n\n[log]",
+            "edoreczenia.ade: \"AE:PL-12345-67890-abcde-12\" is not an e-Doręczenia address (AE:PL-NNNNN-NNNNN-XXXXX-NN): the third group is five upper-case letters or digits",
+        ),
+        (
+            "[log]",
+            "[edoreczenia]\nendpoint = \"https://uaapi-ow.poczta-polska.pl\"\nade = \"AE:PL-12345-67890-ABCDE-12\"\nsystem_certificate = \"/nonexistent/edor.pem\"\nsystem_private_key = \"/nonexistent/edor.key\"\n\n[log]",
+            "edoreczenia.system_certificate: cannot read /nonexistent/edor.pem",
+        ),
+        (
+            "[log]",
+            "[edoreczenia]\nendpoint = \"http://uaapi.example\"\n\n[log]",
+            "edoreczenia.endpoint: \"http://uaapi.example\": https:// only",
         ),
         (
             "digest_cron = \"0 8 * * *\"",
@@ -363,4 +379,40 @@ async fn a_sync_only_configuration_serves_the_commands_that_need_no_epuap() {
             "{args:?}: {out}"
         );
     }
+}
+
+/// `[edoreczenia]` is resolved with the rest: the system's key is checked against its
+/// certificate, and `check` names the system e-Doręczenia will know it as.
+#[test]
+fn check_resolves_the_edoreczenia_system_and_refuses_a_key_of_another_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pki");
+    let with = |key: &str| {
+        shipped().replace(
+            "[log]",
+            &format!(
+                "[edoreczenia]\nendpoint = \"https://uaapi-ow.poczta-polska.pl\"\n\
+                 ade = \"AE:PL-12345-67890-ABCDE-12\"\nsystem_certificate = \"{pki}/office.pem\"\n\
+                 system_private_key = \"{pki}/{key}\"\n\n[log]"
+            ),
+        )
+    };
+    let path = dir.path().join("eurzad.toml");
+    std::fs::write(&path, with("office.key")).unwrap();
+    let (code, stdout, stderr) = check(&path);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "e-Doręczenia: https://uaapi-ow.poczta-polska.pl, system AE:PL-12345-67890-ABCDE-12.SYSTEM.eurzad, \
+             token from https://uaapi-ow.poczta-polska.pl/auth/realms/EDOR"
+        ),
+        "{stdout}"
+    );
+    std::fs::write(&path, with("rogue.key")).unwrap();
+    let (code, stdout, stderr) = check(&path);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("edoreczenia.system_private_key / edoreczenia.system_certificate"),
+        "{stderr}"
+    );
 }
