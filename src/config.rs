@@ -1182,10 +1182,7 @@ impl Config {
 
     /// `[edoreczenia]` resolved: the base URL (or "embedded"), the realm, and the system's
     /// credentials, the key checked against its certificate; `None` when it is off.
-    pub fn edoreczenia(
-        &self,
-    ) -> Result<Option<(String, String, crate::edoreczenia::auth::SystemCredentials)>, ConfigError>
-    {
+    pub fn edoreczenia(&self) -> Result<Option<crate::edoreczenia::ApiSettings>, ConfigError> {
         let e = &self.edoreczenia;
         let Some(endpoint) = e.endpoint.as_deref().map(str::trim) else {
             return Ok(None);
@@ -1215,7 +1212,11 @@ impl Config {
                 private_key_pem: key.private_key_pem,
                 certificate_label: "the embedded emulator's demo system certificate".into(),
             };
-            return Ok(Some(("embedded".into(), "embedded".into(), credentials)));
+            return Ok(Some(crate::edoreczenia::ApiSettings {
+                endpoint: "embedded".into(),
+                realm: "embedded".into(),
+                credentials,
+            }));
         }
         let url = reqwest::Url::parse(endpoint).map_err(|err| {
             self.invalid(
@@ -1274,7 +1275,11 @@ impl Config {
                 certificate_path.display()
             ),
         };
-        Ok(Some((base, realm, credentials)))
+        Ok(Some(crate::edoreczenia::ApiSettings {
+            endpoint: base,
+            realm,
+            credentials,
+        }))
     }
 
     /// The parsed `epuap.endpoint`.

@@ -293,10 +293,10 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
         portal_token,
         edoreczenia,
     } = settings;
-    if let Some((base, _, credentials)) = &edoreczenia {
+    if let Some(api) = &edoreczenia {
         tracing::warn!(
-            endpoint = %base,
-            system = %credentials.client_id(),
+            endpoint = %api.endpoint,
+            system = %api.credentials.client_id(),
             "[edoreczenia] is set and its credentials check out, but this version sends and receives through ePUAP only"
         );
     }

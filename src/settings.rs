@@ -41,9 +41,8 @@ pub struct Settings {
     pub mailer: Mailer,
     /// The read API's bearer token, when `portal.listen` is set.
     pub portal_token: Option<String>,
-    /// e-Doręczenia, when `[edoreczenia] endpoint` is set: the base URL (or "embedded"), the
-    /// realm, the system's credentials.
-    pub edoreczenia: Option<(String, String, crate::edoreczenia::auth::SystemCredentials)>,
+    /// e-Doręczenia, when `[edoreczenia] endpoint` is set.
+    pub edoreczenia: Option<crate::edoreczenia::ApiSettings>,
 }
 
 impl Settings {
@@ -160,9 +159,11 @@ impl Settings {
             "  e-Doręczenia: {}",
             match &self.edoreczenia {
                 None => "off".to_string(),
-                Some((base, realm, credentials)) => format!(
-                    "{base}, system {}, token from {realm} (credentials checked; sending comes with issue 17)",
-                    credentials.client_id()
+                Some(api) => format!(
+                    "{}, system {}, token from {} (credentials checked; sending comes with issue 17)",
+                    api.endpoint,
+                    api.credentials.client_id(),
+                    api.realm
                 ),
             }
         );

@@ -12,6 +12,16 @@ pub mod auth;
 use std::fmt;
 use std::str::FromStr;
 
+/// The UA API as configured (`[edoreczenia]`, resolved by `Config::edoreczenia`).
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// The API's base URL, or "embedded" for the emulator.
+    pub endpoint: String,
+    /// The auth realm: the client assertion's audience.
+    pub realm: String,
+    pub credentials: auth::SystemCredentials,
+}
+
 /// An e-Doręczenia address (ADE), `AE:PL-NNNNN-NNNNN-XXXXX-NN`: five digits, five digits,
 /// five upper-case letters or digits, two digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
