@@ -18,8 +18,12 @@ use chrono::{DateTime, Utc};
 /// A sealed letter, ready to go.
 #[derive(Debug, Clone)]
 pub struct OutgoingLetter {
-    /// The recipient's address on the channel (an ePUAP box address for ePUAP).
+    /// The recipient's address on the channel (an ePUAP box address for ePUAP, an ADE for
+    /// e-Doręczenia).
     pub recipient: String,
+    /// The subject the recipient sees; it carries the reference, so that a letter whose send
+    /// was interrupted can be found among the sent ones.
+    pub subject: String,
     pub file_name: String,
     pub content: Vec<u8>,
     /// The office's reference (znak), for the recipient to spot a duplicate.
@@ -38,6 +42,20 @@ pub struct DeliveryReceipt {
     pub submission_proof: Option<Vec<u8>>,
     /// A proof of delivery (UPD) will arrive later, in the inbox.
     pub awaits_delivery_proof: bool,
+    /// The channel's evidences are to be fetched for it (e-Doręczenia): the letter's legal
+    /// state starts as `sent` and follows them.
+    pub follows_evidence: bool,
+}
+
+/// What a channel found when asked whether a letter whose send was interrupted went out.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// It went out: its receipt, as if the send had answered.
+    Found(DeliveryReceipt),
+    /// The channel was asked and does not have it.
+    NotFound,
+    /// The channel cannot be asked (ePUAP has no listing of what a box sent).
+    CannotAsk,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +63,16 @@ pub enum DeliveryError {
     /// The channel refused the letter: retrying will not help.
     #[error("refused: {0}")]
     Refused(String),
+    /// The channel did not take it (busy, unreachable, an error answer): a later try is safe.
+    #[error("not sent: {0}")]
+    NotSent(String),
     /// The outcome is unknown or the channel is unreachable: a retry may deliver twice.
     #[error("uncertain: {0}")]
     Uncertain(String),
 }
+
+pub type LookupFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Lookup, DeliveryError>> + Send + 'a>>;
 
 pub type DeliveryFuture<'a> =
     Pin<Box<dyn Future<Output = Result<DeliveryReceipt, DeliveryError>> + Send + 'a>>;
@@ -57,4 +81,9 @@ pub trait DeliveryChannel: Send + Sync {
     /// The name stored with each letter (`outbound_document.channel`).
     fn name(&self) -> &'static str;
     fn deliver<'a>(&'a self, letter: &'a OutgoingLetter) -> DeliveryFuture<'a>;
+    /// Whether `letter`, whose send was interrupted, went out after all; asked before an
+    /// official is, never followed by a blind resend.
+    fn find_sent<'a>(&'a self, _letter: &'a OutgoingLetter) -> LookupFuture<'a> {
+        Box::pin(async { Ok(Lookup::CannotAsk) })
+    }
 }

@@ -5,9 +5,20 @@
 //! - [`auth`]: the office system's access token (OAuth2 client credentials with a JWT signed
 //!   by the system certificate), fetched once and shared until shortly before it expires.
 //!
+//! - [`wire`]: the API's JSON types, shared with the emulator;
+//! - [`client`]: the office's mailbox: send (a task, polled), sent messages, evidences;
+//! - [`channel`]: the delivery channel built on it;
+//! - [`evidence`]: the evidence codes and the legal state of a letter, deemed delivery
+//!   included.
+//!
 //! The emulator's side of the same protocol is `emulator::edoreczenia`.
 
 pub mod auth;
+pub mod channel;
+pub mod client;
+pub mod evidence;
+pub mod follow;
+pub mod wire;
 
 use std::fmt;
 use std::str::FromStr;

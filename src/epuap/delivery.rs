@@ -29,6 +29,7 @@ impl DeliveryChannel for SkrytkaChannel {
                 submission_proof_id: response.identyfikator_upp,
                 submission_proof: response.upp.map(|(_, bytes)| bytes),
                 awaits_delivery_proof: false,
+                follows_evidence: false,
             })
         })
     }
@@ -98,6 +99,7 @@ impl DeliveryChannel for DoreczycielChannel {
                 submission_proof_id: Some(response.identyfikator_zlecenia),
                 submission_proof: None,
                 awaits_delivery_proof: true,
+                follows_evidence: false,
             })
         })
     }

@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 
 use super::StepError;
 use crate::config::RoutingRule;
-use crate::delivery::{DeliveryChannel, DeliveryError, OutgoingLetter};
+use crate::delivery::{DeliveryChannel, DeliveryError, Lookup, OutgoingLetter};
 use crate::forms::{Form, FormType, GeneralLetter, Registry};
 use crate::notify::Mailer;
 use crate::notify::schedule::Schedule;
@@ -24,8 +24,8 @@ use crate::provisioning::letter::{Letter, LetterKind};
 use crate::provisioning::{self, RequestStatus};
 use crate::signature::{KindTrust, seal};
 use crate::store::{
-    Correspondence, CorrespondenceFacts, Job, Notice, RequestRow, RoutedMail, Sending, Store,
-    StoreError,
+    Correspondence, CorrespondenceFacts, Job, LetterRow, Notice, ReplyFacts, RequestRow,
+    RoutedMail, Sending, Store, StoreError,
 };
 use crate::xmldsig::SigningKey;
 
@@ -273,13 +273,38 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
     {
         Sending::Begun(letter) => letter,
         Sending::Uncertain(letter) => {
-            // Begun by a claim that died: ePUAP may or may not have it, and cannot be asked.
-            // Never sent again blindly: officials are told and decide.
-            let why = "nie wiadomo, czy odpowiedź dotarła do ePUAP (przerwane wysyłanie): \
-                       urzędnik musi to sprawdzić i wysłać ją ponownie albo oznaczyć jako wysłaną";
+            // Begun by a claim that died: the letter may have gone out. It is never sent again
+            // blindly: the channel is asked first, where it can be, then an official decides.
+            let outgoing = outgoing_letter(&letter, request_id, &facts);
+            let channel = office.channel_named(&letter.channel);
+            let why = match channel.find_sent(&outgoing).await {
+                Ok(Lookup::Found(receipt)) => {
+                    tracing::info!(request = request_id, letter = letter.id, message = %receipt.document_identifier, "an interrupted send had gone out: found among the sent messages, not sent again");
+                    return store
+                        .letter_sent(job.claim(), letter.id, request_id, &receipt, Utc::now())
+                        .await
+                        .map_err(err);
+                }
+                Ok(Lookup::NotFound) => {
+                    "wysyłanie odpowiedzi zostało przerwane i nie ma jej wśród wysłanych wiadomości: \
+                     urzędnik musi to sprawdzić i wysłać ją ponownie albo oznaczyć jako wysłaną"
+                        .to_string()
+                }
+                Ok(Lookup::CannotAsk) => {
+                    "nie wiadomo, czy odpowiedź dotarła do ePUAP (przerwane wysyłanie): \
+                     urzędnik musi to sprawdzić i wysłać ją ponownie albo oznaczyć jako wysłaną"
+                        .to_string()
+                }
+                Err(e) => format!(
+                    "wysyłanie odpowiedzi zostało przerwane, a sprawdzenie wysłanych wiadomości \
+                     się nie udało ({e}): urzędnik musi to sprawdzić i wysłać ją ponownie albo \
+                     oznaczyć jako wysłaną"
+                ),
+            };
             tracing::warn!(
                 request = request_id,
                 letter = letter.id,
+                %why,
                 "a letter whose sending was interrupted is held for an official: not sent again blindly"
             );
             tell_officials(
@@ -287,24 +312,18 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
                 office,
                 &format!("uncertain:{}", letter.id),
                 &facts.request,
-                why,
+                &why,
                 templates::letter_uncertain,
                 now,
             )
             .await?;
             return store
-                .hold_letter(job.claim(), letter.id, request_id, why, now)
+                .hold_letter(job.claim(), letter.id, request_id, &why, now)
                 .await
                 .map_err(err);
         }
     };
-    let outgoing = OutgoingLetter {
-        recipient: letter.recipient.clone(),
-        file_name: letter.file_name.clone(),
-        content: letter.content.clone(),
-        reference: format!("EUR.{request_id}"),
-        deliver_by: Some(facts.request.deadline_at),
-    };
+    let outgoing = outgoing_letter(&letter, request_id, &facts);
     match office
         .channel_named(&letter.channel)
         .deliver(&outgoing)
@@ -318,7 +337,7 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
             tracing::info!(request = request_id, letter = letter.id, document = %receipt.document_identifier, upp = ?receipt.submission_proof_id, "reply sent");
             Ok(())
         }
-        Err(DeliveryError::Refused(e)) => {
+        Err(DeliveryError::Refused(e) | DeliveryError::NotSent(e)) => {
             store
                 .letter_refused(letter.id, &e, Utc::now())
                 .await
@@ -326,6 +345,21 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
             Err(format!("the channel refused the letter: {e}").into())
         }
         Err(error @ DeliveryError::Uncertain(_)) => Err(error.to_string().into()),
+    }
+}
+
+/// The letter as the channel takes it. Its reference `EUR.<request>` names it to the
+/// recipient and, in the subject, among the office's sent messages.
+fn outgoing_letter(letter: &LetterRow, request_id: i64, facts: &ReplyFacts) -> OutgoingLetter {
+    let reference = format!("EUR.{request_id}");
+    let title = LetterKind::parse(&letter.kind).map_or("Pismo urzędu", LetterKind::title);
+    OutgoingLetter {
+        recipient: letter.recipient.clone(),
+        subject: format!("{title}, znak {reference}"),
+        file_name: letter.file_name.clone(),
+        content: letter.content.clone(),
+        reference,
+        deliver_by: Some(facts.request.deadline_at),
     }
 }
 

@@ -14,6 +14,16 @@ pub enum LetterKind {
 }
 
 impl LetterKind {
+    /// The kind named `name` (`outbound_document.kind`).
+    pub fn parse(name: &str) -> Option<LetterKind> {
+        [
+            LetterKind::RegistrationInfo,
+            LetterKind::RegistrationRefusal,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             LetterKind::RegistrationInfo => "registration_info",

@@ -361,6 +361,7 @@ macro_rules! finish_claimed {
 
 #[macro_use]
 mod provisioning;
+mod evidence;
 mod pulled_sqlite;
 pub mod registers;
 mod sqlite_raw;
@@ -395,6 +396,7 @@ const MARK_CONFIRMED: &str = "UPDATE inbound_delivery SET confirmed_at = $1, con
 const INFER_CONFIRMED: &str = "UPDATE inbound_delivery SET confirmed_at = $1, confirmation = 'inferred' \
      WHERE box_address = $2 AND confirmed_at IS NULL AND document_id <> $3";
 
+pub use evidence::{FollowedLetter, LetterStanding, NewEvidence, StoredEvidence};
 pub use provisioning::{
     AUTOMATIC, Correspondence, CorrespondenceFacts, HeldLetter, LetterRow, Notice, ProvisionFacts,
     ProvisioningCounts, RenderNotice, ReplyFacts, RequestRow, RequestedRow, Sending,

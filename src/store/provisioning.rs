@@ -321,6 +321,8 @@ pub struct ReplyFacts {
 pub struct LetterRow {
     pub id: i64,
     pub channel: String,
+    /// `LetterKind`'s name.
+    pub kind: String,
     pub recipient: String,
     pub file_name: String,
     pub content: Vec<u8>,
@@ -355,6 +357,7 @@ macro_rules! letter_row {
             content: $row.get(3),
             attempts: $row.get::<i64, _>(4),
             channel: $row.get(5),
+            kind: $row.get("kind"),
         }
     };
 }
@@ -777,7 +780,7 @@ impl Store {
                  AND (status = $6 OR (status = $5 AND sending_claim = $3)) \
                  AND EXISTS (SELECT 1 FROM job WHERE job.id = $4 AND job.claim_token = $3 AND job.status = 'running' \
                      AND job.locked_until > $1) \
-                 RETURNING id, recipient, file_name, content, CAST(attempts AS BIGINT), channel",
+                 RETURNING id, recipient, file_name, content, CAST(attempts AS BIGINT), channel, kind",
             )
             .bind(now)
             .bind(letter_id)
@@ -796,7 +799,7 @@ impl Store {
                  EXISTS (SELECT 1 FROM job WHERE job.claim_token = outbound_document.sending_claim \
                      AND job.status = 'running' AND job.locked_until > $2), \
                  EXISTS (SELECT 1 FROM job WHERE job.id = $3 AND job.claim_token = $4 AND job.status = 'running' \
-                     AND job.locked_until > $2) \
+                     AND job.locked_until > $2), kind \
                  FROM outbound_document WHERE id = $1",
             )
             .bind(letter_id)
@@ -974,6 +977,17 @@ impl Store {
             .bind(LetterStatus::Sent.as_str())
             .execute(&mut *tx)
             .await?;
+            if receipt.follows_evidence {
+                // Its legal state follows the channel's evidences from here (the evidence worker).
+                sqlx::query(
+                    "UPDATE outbound_document SET legal_state = $1, legal_state_at = $2 WHERE id = $3",
+                )
+                .bind(crate::edoreczenia::evidence::LegalState::Sent.as_str())
+                .bind(now)
+                .bind(letter_id)
+                .execute(&mut *tx)
+                .await?;
+            }
             sqlx::query(sqlx::AssertSqlSafe(MARK_REPLIED.as_str()))
             .bind(now)
             .bind(request_id)

@@ -1,0 +1,373 @@
+//! The UA API client: the office's mailbox (`/{ADE}/…` under the base URL, `/api/v3` in use),
+//! with the shared token of [`super::auth::TokenSource`] on every call.
+//!
+//! What an answer means for a send decides what may be done next (docs/edoreczenia.md):
+//! - 429 and 503 were not taken: waited out as `Retry-After` says, then asked again;
+//! - any other answer with a status (400, 500…) is the server's word that the message was not
+//!   taken ([`ApiError::NotAccepted`]), so a later try is no duplicate;
+//! - a connection lost after the request went out, or a 202 whose body never came, leaves the
+//!   outcome unknown ([`ApiError::Uncertain`]): never repeated blindly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::Ade;
+use super::auth::{AuthError, TokenSource};
+use super::wire;
+
+/// How the client waits.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    /// How many 429/503 answers in a row are waited out before giving up.
+    pub busy_retries: u32,
+    /// The longest `Retry-After` honoured; a longer one ends the call (the job tries later).
+    pub max_retry_after: Duration,
+    /// The task status poll: first wait, doubling up to `poll_max`, for at most `poll_total`.
+    pub poll_initial: Duration,
+    pub poll_max: Duration,
+    pub poll_total: Duration,
+    /// Each request's timeout.
+    pub timeout: Duration,
+}
+
+impl Default for Pacing {
+    fn default() -> Pacing {
+        Pacing {
+            busy_retries: 5,
+            max_retry_after: Duration::from_secs(120),
+            poll_initial: Duration::from_millis(200),
+            poll_max: Duration::from_secs(5),
+            poll_total: Duration::from_secs(120),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No token (a configuration error when refused: it names the certificate).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The server answered that it did not do it (or kept answering 429/503).
+    #[error("e-Doręczenia {what}: HTTP {status}: {message}")]
+    NotAccepted {
+        what: &'static str,
+        status: u16,
+        message: String,
+    },
+    /// The request never reached the server.
+    #[error("e-Doręczenia {what}: unreachable: {message}")]
+    Unreachable { what: &'static str, message: String },
+    /// The request went out and its answer was lost: it may have taken effect.
+    #[error("e-Doręczenia {what}: outcome unknown: {message}")]
+    Uncertain { what: &'static str, message: String },
+    /// The answer is not what the API says it is.
+    #[error("e-Doręczenia {what}: malformed answer: {message}")]
+    Malformed { what: &'static str, message: String },
+}
+
+impl ApiError {
+    /// For a send: whether the message may have been taken.
+    pub fn is_uncertain(&self) -> bool {
+        matches!(self, ApiError::Uncertain { .. })
+    }
+}
+
+/// The office's mailbox on the UA API.
+#[derive(Clone)]
+pub struct UaClient {
+    http: reqwest::Client,
+    base: reqwest::Url,
+    ade: Ade,
+    tokens: Arc<TokenSource>,
+    pacing: Pacing,
+}
+
+/// A received answer: its status and body.
+struct Answer {
+    status: StatusCode,
+    body: Vec<u8>,
+}
+
+impl UaClient {
+    /// `base` is the API's base URL (`…/api/v3`); an invalid one is a configuration error
+    /// caught when settings are resolved.
+    pub fn new(
+        http: reqwest::Client,
+        base: &str,
+        ade: Ade,
+        tokens: Arc<TokenSource>,
+        pacing: Pacing,
+    ) -> Result<UaClient, String> {
+        let base = reqwest::Url::parse(&format!("{}/", base.trim_end_matches('/')))
+            .map_err(|e| format!("{base:?} is not a URL: {e}"))?;
+        Ok(UaClient {
+            http,
+            base,
+            ade,
+            tokens,
+            pacing,
+        })
+    }
+
+    pub fn ade(&self) -> &Ade {
+        &self.ade
+    }
+
+    pub fn tokens(&self) -> &TokenSource {
+        &self.tokens
+    }
+
+    /// `<base>/<ADE>/<segments…>`, each segment escaped.
+    fn url(&self, segments: &[&str]) -> reqwest::Url {
+        let mut url = self.base.clone();
+        {
+            let mut path = url.path_segments_mut().expect("an http base URL");
+            path.pop_if_empty();
+            path.push(self.ade.as_str());
+            path.extend(segments);
+        }
+        url
+    }
+
+    /// Sends a request built by `build` with the token; a 401 is answered once with a fresh
+    /// token (the old one was revoked), and 429/503 are waited out as `Retry-After` says.
+    async fn call(
+        &self,
+        what: &'static str,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<Answer, ApiError> {
+        let mut busy = 0u32;
+        let mut renewed = false;
+        loop {
+            let token = self.tokens.token().await?;
+            let sent = build(&self.http, &token)
+                .timeout(self.pacing.timeout)
+                .send()
+                .await;
+            let response = match sent {
+                Ok(r) => r,
+                Err(e) if e.is_connect() => {
+                    return Err(ApiError::Unreachable {
+                        what,
+                        message: error_chain(&e),
+                    });
+                }
+                Err(e) => {
+                    return Err(ApiError::Uncertain {
+                        what,
+                        message: error_chain(&e),
+                    });
+                }
+            };
+            let status = response.status();
+            let retry_after = retry_after(response.headers());
+            if status == StatusCode::UNAUTHORIZED && !renewed {
+                renewed = true;
+                self.tokens.forget().await;
+                continue;
+            }
+            if matches!(
+                status,
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            ) {
+                busy += 1;
+                let wait = retry_after.unwrap_or(Duration::from_secs(1 << busy.min(6)));
+                if busy > self.pacing.busy_retries || wait > self.pacing.max_retry_after {
+                    return Err(ApiError::NotAccepted {
+                        what,
+                        status: status.as_u16(),
+                        message: format!("still busy after {busy} answers (Retry-After {wait:?})"),
+                    });
+                }
+                tracing::info!(what, status = status.as_u16(), wait = ?wait, "e-Doręczenia is busy: waiting as Retry-After says");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let body = response.bytes().await.map_err(|e| ApiError::Uncertain {
+                what,
+                message: format!("HTTP {status}, then the body was lost: {}", error_chain(&e)),
+            })?;
+            if !status.is_success() {
+                return Err(ApiError::NotAccepted {
+                    what,
+                    status: status.as_u16(),
+                    message: error_text(&body),
+                });
+            }
+            return Ok(Answer {
+                status,
+                body: body.to_vec(),
+            });
+        }
+    }
+
+    async fn call_json<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<T, ApiError> {
+        let answer = self.call(what, build).await?;
+        serde_json::from_slice(&answer.body).map_err(|e| ApiError::Malformed {
+            what,
+            message: format!("HTTP {}: {e}", answer.status),
+        })
+    }
+
+    /// `POST /{ADE}/messages`: the message is taken for sending; the task's id.
+    pub async fn send(&self, message: &wire::Message) -> Result<String, ApiError> {
+        let url = self.url(&["messages"]);
+        let body = serde_json::to_vec(message).expect("a message serializes");
+        let answer = self
+            .call("send", |http, token| {
+                http.post(url.clone())
+                    .bearer_auth(token)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone())
+            })
+            .await?;
+        if answer.status != StatusCode::ACCEPTED {
+            return Err(ApiError::Malformed {
+                what: "send",
+                message: format!("HTTP {} where 202 was expected", answer.status),
+            });
+        }
+        // The message was taken: an unreadable answer leaves only the task id unknown.
+        let info: wire::MessageInfo =
+            serde_json::from_slice(&answer.body).map_err(|e| ApiError::Uncertain {
+                what: "send",
+                message: format!("202 without a task id: {e}"),
+            })?;
+        Ok(info.message_task_id)
+    }
+
+    /// Polls the task with a growing wait until it is FINISHED, then reads its result.
+    pub async fn await_task(&self, task_id: &str) -> Result<Vec<wire::TaskResult>, ApiError> {
+        let status_url = self.url(&["messages", "tasks", task_id, "status"]);
+        let started = tokio::time::Instant::now();
+        let mut wait = self.pacing.poll_initial;
+        let mut failures = 0u32;
+        loop {
+            let polled: Result<wire::MessageTaskStatus, ApiError> = self
+                .call_json("task status", |http, token| {
+                    http.get(status_url.clone()).bearer_auth(token)
+                })
+                .await;
+            match polled {
+                Ok(s) if s.message_task_status == wire::TaskStatus::Finished => break,
+                Ok(_) => failures = 0,
+                // A poll that fails changes nothing on the server: poll again, a few times.
+                Err(e @ ApiError::Auth(AuthError::Refused { .. })) => return Err(e),
+                Err(e) => {
+                    failures += 1;
+                    if failures > 5 {
+                        return Err(e);
+                    }
+                    tracing::debug!(task = task_id, error = %e, "task status poll failed; polling again");
+                }
+            }
+            if started.elapsed() > self.pacing.poll_total {
+                return Err(ApiError::Uncertain {
+                    what: "task status",
+                    message: format!(
+                        "task {task_id} not finished after {:?}",
+                        self.pacing.poll_total
+                    ),
+                });
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(self.pacing.poll_max);
+        }
+        let task_url = self.url(&["messages", "tasks", task_id]);
+        self.call_json("task", |http, token| {
+            http.get(task_url.clone()).bearer_auth(token)
+        })
+        .await
+    }
+
+    /// The office's sent messages whose subject is `subject` (`label=SENT`, metadata only,
+    /// which does not mark them opened).
+    pub async fn sent_with_subject(&self, subject: &str) -> Result<Vec<wire::Message>, ApiError> {
+        let url = self.url(&["messages"]);
+        let listing: wire::MessagesWrapper = self
+            .call_json("sent messages", |http, token| {
+                http.get(url.clone()).bearer_auth(token).query(&[
+                    ("label", "SENT"),
+                    ("format", "metadata"),
+                    ("subject", subject),
+                    ("limit", "50"),
+                ])
+            })
+            .await?;
+        Ok(listing
+            .messages
+            .into_iter()
+            .filter(|m| m.message_metadata.subject.as_deref() == Some(subject))
+            .collect())
+    }
+
+    /// `GET /{ADE}/messages/{id}/evidences`.
+    pub async fn evidences(&self, message_id: &str) -> Result<Vec<wire::Evidence>, ApiError> {
+        let url = self.url(&["messages", message_id, "evidences"]);
+        let wrapper: wire::EvidenceWrapper = self
+            .call_json("evidences", |http, token| {
+                http.get(url.clone()).bearer_auth(token)
+            })
+            .await?;
+        Ok(wrapper.evidences)
+    }
+
+    /// An evidence's XML as received: `GET /{ADE}/evidences/{purde|puh}/{id}`.
+    pub async fn evidence_file(
+        &self,
+        shipping: wire::ShippingService,
+        evidence_id: &str,
+    ) -> Result<Vec<u8>, ApiError> {
+        let service = match shipping {
+            wire::ShippingService::Electronic => "purde",
+            wire::ShippingService::Hybrid => "puh",
+        };
+        let url = self.url(&["evidences", service, evidence_id]);
+        Ok(self
+            .call("evidence file", |http, token| {
+                http.get(url.clone()).bearer_auth(token)
+            })
+            .await?
+            .body)
+    }
+}
+
+/// `Retry-After` in seconds (the form the operator uses; an HTTP date is not honoured).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// What an error answer says: `ErrorInfo` when it is one, else the start of the body.
+fn error_text(body: &[u8]) -> String {
+    match serde_json::from_slice::<wire::ErrorInfo>(body) {
+        Ok(info) => format!("{}: {}", info.error, info.error_description),
+        Err(_) => String::from_utf8_lossy(body).chars().take(300).collect(),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
