@@ -484,6 +484,17 @@ pub struct EdoreczeniaConfig {
     pub system_private_key: Option<String>,
     /// The auth realm (`…/auth/realms/EDOR`); `<endpoint>/auth/realms/EDOR` when absent.
     pub realm: Option<String>,
+    /// The operator's sealing certificate (PEM): evidences are checked against it; without
+    /// it their seals are recorded as unchecked.
+    pub operator_certificate: Option<String>,
+    /// Days after D.1 an unclaimed letter is deemed delivered (14 when absent).
+    pub deemed_after_days: Option<u32>,
+    /// Whether a deemed-delivery day on a Saturday, Sunday or public holiday moves to the
+    /// next working day (KPA art. 57 § 4 read so; true when absent).
+    pub deemed_moves_off_holidays: Option<bool>,
+    /// How often a sent letter's evidences are asked for ("10m" when absent).
+    #[serde(default, with = "humantime_serde::option")]
+    pub evidence_interval: Option<std::time::Duration>,
 }
 
 /// The demo mailbox of the embedded e-Doręczenia emulator.
@@ -1216,6 +1227,8 @@ impl Config {
                 endpoint: "embedded".into(),
                 realm: "embedded".into(),
                 credentials,
+                operator_certificate: Some(crate::emulator::demo_pki::EPUAP_CERT.to_vec()),
+                following: self.evidence_following()?,
             }));
         }
         let url = reqwest::Url::parse(endpoint).map_err(|err| {
@@ -1275,11 +1288,55 @@ impl Config {
                 certificate_path.display()
             ),
         };
+        let operator_certificate = match &e.operator_certificate {
+            None => None,
+            Some(value) => {
+                let (path, pem) = read("edoreczenia.operator_certificate", Some(value))?;
+                openssl::x509::X509::from_pem(&pem).map_err(|err| {
+                    self.invalid(
+                        "edoreczenia.operator_certificate",
+                        format!("{} is not a PEM certificate: {err}", path.display()),
+                    )
+                })?;
+                Some(pem)
+            }
+        };
         Ok(Some(crate::edoreczenia::ApiSettings {
             endpoint: base,
             realm,
             credentials,
+            operator_certificate,
+            following: self.evidence_following()?,
         }))
+    }
+
+    /// How sent letters' evidences are followed: the deemed-delivery rule in the office's
+    /// time zone, and how often.
+    fn evidence_following(&self) -> Result<crate::edoreczenia::Following, ConfigError> {
+        let e = &self.edoreczenia;
+        let days = e.deemed_after_days.unwrap_or(14);
+        if !(1..=60).contains(&days) {
+            return Err(self.invalid(
+                "edoreczenia.deemed_after_days",
+                format!("{days}: 1 to 60 (the law says 14)"),
+            ));
+        }
+        // `notify.timezone` is judged (and its error reported) by `Settings::resolve`.
+        let zone = self
+            .notify
+            .timezone
+            .parse::<chrono_tz::Tz>()
+            .unwrap_or(chrono_tz::Europe::Warsaw);
+        Ok(crate::edoreczenia::Following {
+            deemed: crate::edoreczenia::evidence::DeemedDelivery {
+                days,
+                moves_off_holidays: e.deemed_moves_off_holidays.unwrap_or(true),
+                zone,
+            },
+            interval: e
+                .evidence_interval
+                .unwrap_or(std::time::Duration::from_secs(600)),
+        })
     }
 
     /// The parsed `epuap.endpoint`.

@@ -39,6 +39,8 @@ pub struct RunReport {
     /// CPU time of this process (user and system) spent while the boxes drained, and then
     /// on the jobs that followed (`--once` only, where the two come one after the other).
     pub cpu: Option<PhaseCpu>,
+    /// The letters made in this run: key, recipient, channel, legal state and evidences.
+    pub letters: Vec<(String, String, crate::store::LetterStanding)>,
 }
 
 /// CPU time by phase of a `--once` run.
@@ -92,6 +94,22 @@ impl RunReport {
                 p.mail_pending,
             ));
         }
+        for (key, recipient, l) in &self.letters {
+            let evidences: Vec<&str> = l.evidences.iter().map(|e| e.code.as_str()).collect();
+            out.push_str(&format!(
+                "  letter {key} by {} to {recipient}: {}{}{}\n",
+                l.channel,
+                l.status,
+                l.legal_state
+                    .map(|s| format!(", in law {s} ({})", s.polish()))
+                    .unwrap_or_default(),
+                if evidences.is_empty() {
+                    String::new()
+                } else {
+                    format!("; evidences {}", evidences.join(", "))
+                },
+            ));
+        }
         for d in &self.documents {
             out.push_str(&format!(
                 "  #{:<4} {}  from {:<18} {} ({} B){}{}\n",
@@ -142,7 +160,12 @@ fn hostname() -> String {
 
 /// The office as provisioning sees it: its seal, its reply channel, its officials and mail,
 /// from the resolved settings.
-fn office(config: &Config, ready: Ready, client: &EpuapClient) -> anyhow::Result<jobs::Office> {
+fn office(
+    config: &Config,
+    ready: Ready,
+    client: &EpuapClient,
+    electronic: Option<crate::delivery::ElectronicDelivery>,
+) -> anyhow::Result<jobs::Office> {
     let provisioning = &config.provisioning;
     let office_box = config
         .epuap
@@ -177,6 +200,7 @@ fn office(config: &Config, ready: Ready, client: &EpuapClient) -> anyhow::Result
         channel,
         proof_channel,
         proof_kinds: provisioning.proof_of_delivery.clone(),
+        electronic,
         epuap_certificate: ready.server_certificate,
         officials: config.notify.officials.clone(),
         zone: ready.zone,
@@ -293,17 +317,20 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
         portal_token,
         edoreczenia,
     } = settings;
-    if let Some(api) = &edoreczenia {
-        tracing::warn!(
-            endpoint = %api.endpoint,
-            system = %api.credentials.client_id(),
-            "[edoreczenia] is set and its credentials check out, but this version sends and receives through ePUAP only"
-        );
-    }
     let started = Utc::now();
     let store = open_store(&config).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     spawn_signal_handler(stop_tx.clone());
+
+    let mut ua_emulator_task = None;
+    let electronic = match edoreczenia {
+        None => None,
+        Some(api) => {
+            let (ua, task) = edoreczenia_client(&config, api, stop_rx.clone()).await?;
+            ua_emulator_task = task;
+            Some(ua)
+        }
+    };
 
     let mut emulator_task = None;
     let base_url = match endpoint {
@@ -342,7 +369,22 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
         reminder_before,
         digest,
     };
-    let office = std::sync::Arc::new(office(&config, ready, &client)?);
+    let follower =
+        electronic.as_ref().map(
+            |(channel, api)| crate::edoreczenia::follow::EvidenceFollower {
+                store: store.clone(),
+                client: channel.client.clone(),
+                deemed: api.following.deemed,
+                operator_certificate: api.operator_certificate.clone(),
+                recheck_after: api.following.interval,
+                batch: 100,
+            },
+        );
+    let electronic = electronic.map(|(channel, _)| crate::delivery::ElectronicDelivery {
+        channel: channel.clone(),
+        addresses: channel,
+    });
+    let office = std::sync::Arc::new(office(&config, ready, &client, electronic)?);
     tracing::info!(mail = %office.mailer.describe(), officials = office.officials.len(), channel = office.channel.name(), "replies and mail");
     if office.officials.is_empty() {
         tracing::warn!(
@@ -404,6 +446,20 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
         };
         tokio::spawn(worker::run(worker, DeadlineWatch::PACE, stop_rx.clone()))
     });
+    let (evidence_task, follower) = match (follower, once) {
+        (Some(follower), false) => {
+            let pace = Pace {
+                idle: Duration::from_secs(5),
+                backoff_initial: Duration::from_secs(5),
+                backoff_max: Duration::from_secs(300),
+            };
+            (
+                Some(tokio::spawn(worker::run(follower, pace, stop_rx.clone()))),
+                None,
+            )
+        }
+        (follower, _) => (None, follower),
+    };
     let job_task = (!once).then(|| {
         let worker = jobs::JobWorker::new(store.clone(), job_settings.clone(), stop_rx.clone());
         let pace = worker.pace();
@@ -470,6 +526,14 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
                 ("the deadline watch", as_finished(&deadline_task)),
                 ("the portal API", as_finished(&portal_task)),
                 ("the embedded emulator", as_finished(&emulator_task)),
+                (
+                    "the embedded e-Doręczenia emulator",
+                    as_finished(&ua_emulator_task),
+                ),
+                (
+                    "the e-Doręczenia evidence worker",
+                    as_finished(&evidence_task),
+                ),
                 ("the status report", as_finished(&status_task)),
             ]
             .into_iter()
@@ -517,6 +581,11 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
             // Reminders, overdue alerts and the digest due now, then their mail.
             jobs::watch_deadlines(&store, &office, Utc::now()).await?;
             let mail = jobs::run_until_idle(store.clone(), job_settings, stop_rx.clone()).await?;
+            // The evidences of what was sent, as far as they came.
+            if let Some(follower) = &follower {
+                let followed = follower.follow_at(Utc::now()).await?;
+                tracing::info!(?followed, "e-Doręczenia evidences fetched");
+            }
             stats.done += mail.done;
             stats.retried += mail.retried;
             stats.failed += mail.failed;
@@ -530,6 +599,9 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
         }
     };
     if let Some(task) = deadline_task {
+        task.abort();
+    }
+    if let Some(task) = evidence_task {
         task.abort();
     }
     if let Some(task) = portal_task {
@@ -550,6 +622,9 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
     if let Some(task) = emulator_task {
         let _ = task.await;
     }
+    if let Some(task) = ua_emulator_task {
+        let _ = task.await;
+    }
 
     let counts = store.counts().await?;
     report.total_documents = counts.documents;
@@ -558,6 +633,7 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
     report.jobs_failed = counts.jobs_failed;
     report.documents = store.recent_documents(started).await?;
     report.provisioning = store.provisioning_counts().await?;
+    report.letters = store.recent_letters(started).await?;
     store.close().await;
     if let Some(task) = ended_early {
         anyhow::bail!(
@@ -649,6 +725,101 @@ const EXIT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How often `supervise` looks at the tasks.
 const SUPERVISION_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The demo citizen's e-Doręczenia address in the embedded emulator (Jan Demo, whose access
+/// request the embedded ePUAP emulator seeds); he opens his letters at once.
+pub const DEMO_CITIZEN_ADE: &str = "AE:PL-02070-80362-JDEMO-01";
+
+/// The UA API client of `[edoreczenia]`, and the embedded emulator it talks to when the
+/// endpoint is "embedded" (on loopback, with the demo office system registered).
+async fn edoreczenia_client(
+    config: &Config,
+    mut api: crate::edoreczenia::ApiSettings,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<(
+    (
+        std::sync::Arc<crate::edoreczenia::channel::EdoreczeniaChannel>,
+        crate::edoreczenia::ApiSettings,
+    ),
+    Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+)> {
+    use crate::emulator::edoreczenia::{
+        AddressEntry, REALM_PATH, TokenSettings, UaEmulator, UaSettings,
+    };
+    crate::install_crypto_provider();
+    let mut task = None;
+    if api.endpoint == "embedded" {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .context("starting the embedded e-Doręczenia emulator on loopback")?;
+        let origin = format!("http://{}", listener.local_addr()?);
+        let realm = format!("{origin}{REALM_PATH}");
+        let emulator = UaEmulator::open(UaSettings {
+            state_dir: PathBuf::from(&config.emulator.state_dir),
+            token: TokenSettings {
+                realm: realm.clone(),
+                systems: std::collections::HashMap::from([(
+                    api.credentials.client_id(),
+                    crate::emulator::demo_pki::OFFICE_CERT.to_vec(),
+                )]),
+                token_lifetime: Duration::from_secs(3600),
+                leeway: Duration::from_secs(30),
+            },
+            operator_key: crate::emulator::demo_pki::epuap_key(),
+            addresses: vec![AddressEntry {
+                ade: DEMO_CITIZEN_ADE.into(),
+                name: Some("Jan Demo".into()),
+                pesel: Some("02070803628".into()),
+                nip: None,
+                regon: None,
+                krs: None,
+                opens_after_days: Some(0.0),
+            }],
+            clock_offset: chrono::TimeDelta::zero(),
+            task_delay: Duration::from_millis(50),
+            box_delay: Duration::ZERO,
+            seed: 1,
+            fault_rate: None,
+            slow_delay: Duration::from_secs(40),
+        })
+        .map_err(|e| anyhow::anyhow!("opening the embedded e-Doręczenia emulator: {e}"))?;
+        let router = emulator.router();
+        task = Some(tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        }));
+        api.endpoint = origin;
+        api.realm = realm;
+    }
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .context("building the e-Doręczenia HTTP client")?;
+    let tokens = std::sync::Arc::new(crate::edoreczenia::auth::TokenSource::new(
+        http.clone(),
+        &api.realm,
+        api.credentials.clone(),
+    ));
+    let client = crate::edoreczenia::client::UaClient::new(
+        http,
+        &api.api_base(),
+        api.credentials.ade.clone(),
+        tokens,
+        crate::edoreczenia::client::Pacing::default(),
+    )
+    .map_err(|e| anyhow::anyhow!("edoreczenia.endpoint: {e}"))?;
+    tracing::info!(endpoint = %api.endpoint, system = %api.credentials.client_id(), "e-Doręczenia: replies go to the applicant's address when the address database has one");
+    Ok((
+        (
+            std::sync::Arc::new(crate::edoreczenia::channel::EdoreczeniaChannel { client }),
+            api,
+        ),
+        task,
+    ))
+}
 
 async fn start_embedded_emulator(
     config: &Config,

@@ -87,3 +87,27 @@ pub trait DeliveryChannel: Send + Sync {
         Box::pin(async { Ok(Lookup::CannotAsk) })
     }
 }
+
+/// An identifier the address database (BAE) is searched by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfficialId {
+    Pesel(String),
+    Nip(String),
+    Regon(String),
+    Krs(String),
+}
+
+pub type AddressFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<String>, DeliveryError>> + Send + 'a>>;
+
+/// Where an addressee's electronic delivery address is looked up (e-Doręczenia's BAE).
+pub trait AddressBook: Send + Sync {
+    /// The addressee's active address, if they have one.
+    fn find<'a>(&'a self, id: &'a OfficialId) -> AddressFuture<'a>;
+}
+
+/// Letters by electronic delivery: the channel, and where addressees' addresses are found.
+pub struct ElectronicDelivery {
+    pub channel: std::sync::Arc<dyn DeliveryChannel>,
+    pub addresses: std::sync::Arc<dyn AddressBook>,
+}

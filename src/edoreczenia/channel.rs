@@ -9,8 +9,8 @@ use base64::Engine as _;
 use super::client::{ApiError, UaClient};
 use super::{Ade, wire};
 use crate::delivery::{
-    DeliveryChannel, DeliveryError, DeliveryFuture, DeliveryReceipt, Lookup, LookupFuture,
-    OutgoingLetter,
+    AddressBook, AddressFuture, DeliveryChannel, DeliveryError, DeliveryFuture, DeliveryReceipt,
+    Lookup, LookupFuture, OfficialId, OutgoingLetter,
 };
 
 /// The name stored with each letter sent this way.
@@ -168,6 +168,27 @@ impl DeliveryChannel for EdoreczeniaChannel {
                 Some(id) => Lookup::Found(receipt(id)),
                 None => Lookup::NotFound,
             })
+        })
+    }
+}
+
+/// The BAE search, through the same client (and token).
+impl AddressBook for EdoreczeniaChannel {
+    fn find<'a>(&'a self, id: &'a OfficialId) -> AddressFuture<'a> {
+        Box::pin(async move {
+            let ids = match id {
+                OfficialId::Pesel(v) => serde_json::json!({ "pesel": v }),
+                OfficialId::Nip(v) => serde_json::json!({ "nip": v }),
+                OfficialId::Regon(v) => serde_json::json!({ "regon": v }),
+                OfficialId::Krs(v) => serde_json::json!({ "krs": v }),
+            };
+            let found = self
+                .client
+                .search_addresses(&ids)
+                .await
+                .map_err(|e| DeliveryError::NotSent(e.to_string()))?;
+            // An address that does not match its pattern is not one to send to.
+            Ok(found.into_iter().find(|a| a.parse::<Ade>().is_ok()))
         })
     }
 }

@@ -310,6 +310,25 @@ impl UaClient {
             .collect())
     }
 
+    /// The address database (SE API `POST /search/bae_search`, on the endpoint's origin):
+    /// the active addresses of the owner of `ids` (`{"pesel": …}`, `{"nip": …}`…).
+    pub async fn search_addresses(&self, ids: &serde_json::Value) -> Result<Vec<String>, ApiError> {
+        let mut url = self.base.clone();
+        url.set_path("/search/bae_search");
+        let body = serde_json::json!({ "officialIds": ids });
+        let found: BaeAnswer = self
+            .call_json("address search", |http, token| {
+                http.post(url.clone()).bearer_auth(token).json(&body)
+            })
+            .await?;
+        Ok(found
+            .addresses
+            .into_iter()
+            .filter(|a| a.status.as_deref().is_none_or(|s| s == "ACTIVE"))
+            .map(|a| a.e_delivery_address)
+            .collect())
+    }
+
     /// `GET /{ADE}/messages/{id}/evidences`.
     pub async fn evidences(&self, message_id: &str) -> Result<Vec<wire::Evidence>, ApiError> {
         let url = self.url(&["messages", message_id, "evidences"]);
@@ -339,6 +358,20 @@ impl UaClient {
             .await?
             .body)
     }
+}
+
+#[derive(serde::Deserialize)]
+struct BaeAnswer {
+    #[serde(default)]
+    addresses: Vec<BaeAddress>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BaeAddress {
+    e_delivery_address: String,
+    #[serde(default)]
+    status: Option<String>,
 }
 
 /// `Retry-After` in seconds (the form the operator uses; an HTTP date is not honoured).

@@ -31,6 +31,24 @@ pub struct ApiSettings {
     /// The auth realm: the client assertion's audience.
     pub realm: String,
     pub credentials: auth::SystemCredentials,
+    /// The operator's sealing certificate, when configured (the emulator's, embedded).
+    pub operator_certificate: Option<Vec<u8>>,
+    pub following: Following,
+}
+
+/// How sent letters' evidences are followed.
+#[derive(Debug, Clone, Copy)]
+pub struct Following {
+    pub deemed: evidence::DeemedDelivery,
+    /// How often a letter's evidences are asked for.
+    pub interval: std::time::Duration,
+}
+
+impl ApiSettings {
+    /// The UA API's base: `<endpoint>/api/v3`.
+    pub fn api_base(&self) -> String {
+        format!("{}/api/v3", self.endpoint.trim_end_matches('/'))
+    }
 }
 
 /// An e-Doręczenia address (ADE), `AE:PL-NNNNN-NNNNN-XXXXX-NN`: five digits, five digits,

@@ -20,8 +20,11 @@ pub enum FaultKind {
     Drop,
     /// After processing: the answer comes after `delay_ms` (beyond the client's timeout).
     Slow,
-    /// One of the four above, chosen at random.
+    /// One of the four above, chosen at random (for the UA API: HTTP 500, 429, drop, slow).
     Random,
+    /// Before processing (UA API): HTTP 429 with `Retry-After`, `delay_ms` rounded up to
+    /// whole seconds.
+    TooManyRequests,
     /// After processing: the answer is cut in the middle (malformed XML).
     Malformed,
     /// After processing: a DOCTYPE with an entity is put before the answer.
@@ -44,7 +47,10 @@ pub enum FaultKind {
 impl FaultKind {
     /// True for faults that strike before the request takes effect.
     pub fn before_processing(self) -> bool {
-        matches!(self, FaultKind::Http500 | FaultKind::SoapFault)
+        matches!(
+            self,
+            FaultKind::Http500 | FaultKind::SoapFault | FaultKind::TooManyRequests
+        )
     }
 }
 
@@ -103,6 +109,23 @@ impl FaultPlan {
 
     /// The fault for this request, if any; `Random` is resolved to a concrete kind.
     pub fn decide(&mut self, operation: &str) -> Option<(FaultKind, u64)> {
+        self.decide_among(
+            operation,
+            &[
+                FaultKind::Http500,
+                FaultKind::SoapFault,
+                FaultKind::Drop,
+                FaultKind::Slow,
+            ],
+        )
+    }
+
+    /// As [`FaultPlan::decide`], with `Random` resolved to one of `random`.
+    pub fn decide_among(
+        &mut self,
+        operation: &str,
+        random: &[FaultKind],
+    ) -> Option<(FaultKind, u64)> {
         let mut fired = None;
         for rule in self.rules.iter_mut() {
             if rule.operation.as_deref().is_some_and(|op| op != operation) {
@@ -125,12 +148,7 @@ impl FaultPlan {
         self.rules.retain(|r| r.count != Some(0));
         let (kind, delay) = fired?;
         let kind = match kind {
-            FaultKind::Random => [
-                FaultKind::Http500,
-                FaultKind::SoapFault,
-                FaultKind::Drop,
-                FaultKind::Slow,
-            ][self.rng.random_range(0..4)],
+            FaultKind::Random => random[self.rng.random_range(0..random.len())],
             other => other,
         };
         Some((kind, delay))

@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 
 use super::StepError;
 use crate::config::RoutingRule;
-use crate::delivery::{DeliveryChannel, DeliveryError, Lookup, OutgoingLetter};
+use crate::delivery::{DeliveryChannel, DeliveryError, Lookup, OfficialId, OutgoingLetter};
 use crate::forms::{Form, FormType, GeneralLetter, Registry};
 use crate::notify::Mailer;
 use crate::notify::schedule::Schedule;
@@ -41,6 +41,9 @@ pub struct Office {
     /// How letters that need a proof of delivery go (`proof_kinds`).
     pub proof_channel: Arc<dyn DeliveryChannel>,
     pub proof_kinds: Vec<String>,
+    /// e-Doręczenia, when configured: a letter goes to the applicant's address when the
+    /// address database has one.
+    pub electronic: Option<crate::delivery::ElectronicDelivery>,
     /// ePUAP's certificate: UPDs must be sealed by it.
     pub epuap_certificate: Vec<u8>,
     pub officials: Vec<String>,
@@ -61,6 +64,11 @@ impl Office {
     }
 
     fn channel_named(&self, name: &str) -> &Arc<dyn DeliveryChannel> {
+        if let Some(electronic) = &self.electronic
+            && electronic.channel.name() == name
+        {
+            return &electronic.channel;
+        }
         if self.proof_channel.name() == name {
             &self.proof_channel
         } else {
@@ -211,26 +219,52 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
                     .into());
                 }
             };
-            let Some(recipient) = facts.recipient.clone() else {
-                let why = "brak adresu odpowiedzi (adresOdpowiedzi) w przesyłce: odpowiedź trzeba wysłać inną drogą";
-                tracing::warn!(
-                    request = request_id,
-                    "no adresOdpowiedzi: the reply must go another way; officials are told"
-                );
-                tell_officials(
-                    store,
-                    office,
-                    &format!("noreply:{request_id}"),
-                    &facts.request,
-                    why,
-                    templates::reply_impossible,
-                    now,
-                )
-                .await?;
-                return store
-                    .reply_impossible(job.claim(), request_id, why, now)
+            // The channel: the applicant's e-Doręczenia address when the address database
+            // has one, else ePUAP's reply address (docs/edoreczenia.md, "Choosing the channel").
+            let electronic = match (&office.electronic, facts.request.applicant_pesel.as_str()) {
+                (Some(e), pesel) if !pesel.is_empty() => e
+                    .addresses
+                    .find(&OfficialId::Pesel(pesel.to_string()))
                     .await
-                    .map_err(err);
+                    .map_err(|e| format!("searching the address database: {e}"))?
+                    .map(|ade| (e.channel.name(), ade)),
+                _ => None,
+            };
+            let (channel_name, recipient, reason) = match electronic {
+                Some((name, ade)) => (
+                    name,
+                    ade,
+                    "e-Doręczenia: adres do doręczeń elektronicznych wnioskodawcy znaleziony w bazie adresów (BAE) po numerze PESEL",
+                ),
+                None => {
+                    let reason = if office.electronic.is_some() {
+                        "ePUAP: wnioskodawca nie ma adresu do doręczeń elektronicznych w bazie adresów (BAE)"
+                    } else {
+                        "ePUAP: e-Doręczenia nie są skonfigurowane"
+                    };
+                    let Some(recipient) = facts.recipient.clone() else {
+                        let why = "brak adresu do doręczeń elektronicznych i brak adresu odpowiedzi (adresOdpowiedzi) w przesyłce: odpowiedź trzeba wysłać inną drogą";
+                        tracing::warn!(
+                            request = request_id,
+                            "no electronic delivery address and no adresOdpowiedzi: the reply must go another way; officials are told"
+                        );
+                        tell_officials(
+                            store,
+                            office,
+                            &format!("noreply:{request_id}"),
+                            &facts.request,
+                            why,
+                            templates::reply_impossible,
+                            now,
+                        )
+                        .await?;
+                        return store
+                            .reply_impossible(job.claim(), request_id, why, now)
+                            .await
+                            .map_err(err);
+                    };
+                    (office.channel_for(kind).name(), recipient, reason)
+                }
             };
             let letter = Letter {
                 kind,
@@ -254,7 +288,8 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
             store
                 .record_letter(
                     &format!("reply:{request_id}"),
-                    office.channel_for(kind).name(),
+                    channel_name,
+                    reason,
                     kind.as_str(),
                     request_id,
                     &recipient,

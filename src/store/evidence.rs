@@ -222,7 +222,27 @@ impl Store {
         })
     }
 
-    /// A letter's channel, legal state and evidences (the last letter of `key`).
+    /// The letters made since `since`, with their standing, oldest first.
+    pub async fn recent_letters(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, String, LetterStanding)>, StoreError> {
+        let keys: Vec<(String, String)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT key, recipient FROM outbound_document WHERE created_at >= $1 ORDER BY id")
+                .bind(since)
+                .fetch_all(pool)
+                .await?
+        });
+        let mut letters = Vec::new();
+        for (key, recipient) in keys {
+            if let Some(standing) = self.letter_standing(&key).await? {
+                letters.push((key, recipient, standing));
+            }
+        }
+        Ok(letters)
+    }
+
+    /// A letter's channel, legal state and evidences (the letter of `key`).
     pub async fn letter_standing(&self, key: &str) -> Result<Option<LetterStanding>, StoreError> {
         let row = on_pool!(self, pool => {
             sqlx::query(

@@ -726,6 +726,7 @@ impl Store {
         &self,
         key: &str,
         channel: &str,
+        channel_reason: &str,
         kind: &str,
         request_id: i64,
         recipient: &str,
@@ -736,7 +737,7 @@ impl Store {
         on_pool!(self, pool => {
             sqlx::query(
                 "INSERT INTO outbound_document (key, channel, kind, request_id, recipient, file_name, content, \
-                 status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8) \
+                 status, created_at, updated_at, channel_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8, $10) \
                  ON CONFLICT (key) DO NOTHING",
             )
             .bind(key)
@@ -748,6 +749,7 @@ impl Store {
             .bind(content)
             .bind(now)
             .bind(LetterStatus::Pending.as_str())
+            .bind(channel_reason)
             .execute(pool)
             .await?;
             Ok(sqlx::query_scalar("SELECT id FROM outbound_document WHERE key = $1")

@@ -1,5 +1,4 @@
-//! The e-Doręczenia emulator: the operator's side of what `edoreczenia/` speaks. So far its
-//! token endpoint, which judges a system's client assertion as the operator's Keycloak does
+//! The emulator's token endpoint, which judges a system's client assertion as the operator's Keycloak does
 //! (NOTES.md, "Auth"): RS256 signed by the certificate registered for the system, `iss` =
 //! `sub` = the registered system, `aud` = the realm, not expired, a `jti`, and `login_hint`
 //! naming the system's own mailbox. Each refusal says why, as an OAuth2 error answer.

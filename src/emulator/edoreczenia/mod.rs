@@ -1,0 +1,501 @@
+//! The e-Doręczenia emulator: the operator's side of what `edoreczenia/` speaks, on the same
+//! [`crate::edoreczenia::wire`] types, under `/api/v3`:
+//! - the token endpoint ([`token`]), judging the system's client assertion;
+//! - `POST /{ADE}/messages`: checked as the operator checks (recipients, the text body's
+//!   length, each attachment's size and SHA-3 hash, lower-case extensions, PDF only for the
+//!   hybrid service), answered 202 with a task; the task's status and result;
+//! - `GET /{ADE}/messages?label=SENT`: the office's sent messages (metadata);
+//! - evidences over simulated time ([`mailbox`]): A.1 at once, D.1 when the letter is in the
+//!   recipient's box, E.1 when the recipient opens it (after the days its address is set to
+//!   wait, or through the admin API), nothing more when they never do; each evidence is XML
+//!   sealed with the operator's key;
+//! - `POST /search/bae_search`: the address database over the configured addresses;
+//! - fault injection per operation: HTTP 500, 429 with `Retry-After`, a connection dropped
+//!   after the request took effect, a slow answer.
+//!
+//! The emulator's clock is the real one moved by `clock_offset`: an emulator set in the past
+//! has letters whose D.1 is days old, so that deemed delivery can be seen without waiting.
+//! State is kept on disk (one file per message and per evidence, written atomically).
+//!
+//! Admin API: `POST /admin/edoreczenia/addresses`, `POST /admin/edoreczenia/messages/{id}/open`,
+//! `GET /admin/edoreczenia/sent`, `GET /admin/edoreczenia/counters`,
+//! `POST|DELETE /admin/edoreczenia/faults`.
+
+mod mailbox;
+mod token;
+
+pub use mailbox::{AddressEntry, SentMessage, UaCounters};
+pub use token::{REALM_PATH, TokenEndpoint, TokenSettings};
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+
+use super::faults::{FaultKind, FaultPlan, FaultRule};
+use crate::edoreczenia::wire;
+use crate::xmldsig::SigningKey;
+use mailbox::Mailbox;
+
+/// The API's base path.
+pub const API_PATH: &str = "/api/v3";
+
+/// How the emulator behaves.
+#[derive(Clone)]
+pub struct UaSettings {
+    pub state_dir: PathBuf,
+    /// The token endpoint (the realm URL must be the one clients are configured with).
+    pub token: TokenSettings,
+    /// The operator's seal on evidences.
+    pub operator_key: SigningKey,
+    /// Addresses that exist from the start, with their owners' behaviour.
+    pub addresses: Vec<AddressEntry>,
+    /// The emulator's clock is the real one plus this.
+    pub clock_offset: chrono::TimeDelta,
+    /// How long a send task stays PENDING.
+    pub task_delay: Duration,
+    /// How long after the send a message is in the recipient's box (D.1).
+    pub box_delay: Duration,
+    pub seed: u64,
+    /// Random faults (500, 429, drop, slow) on this share of API requests.
+    pub fault_rate: Option<f64>,
+    pub slow_delay: Duration,
+}
+
+/// A running emulator.
+#[derive(Clone)]
+pub struct UaEmulator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: UaSettings,
+    tokens: TokenEndpoint,
+    mailbox: Mutex<Mailbox>,
+    faults: Mutex<FaultPlan>,
+}
+
+/// The kinds a random fault of the UA API is chosen among.
+const RANDOM_FAULTS: [FaultKind; 4] = [
+    FaultKind::Http500,
+    FaultKind::TooManyRequests,
+    FaultKind::Drop,
+    FaultKind::Slow,
+];
+
+impl UaEmulator {
+    pub fn open(settings: UaSettings) -> Result<UaEmulator, String> {
+        settings
+            .operator_key
+            .validate()
+            .map_err(|e| format!("operator key: {e}"))?;
+        let mut mailbox = Mailbox::open(&settings.state_dir.join("edoreczenia"))?;
+        for address in &settings.addresses {
+            mailbox.add_address(address.clone(), false)?;
+        }
+        let mut plan = FaultPlan::new(settings.seed);
+        if let Some(rate) = settings.fault_rate {
+            plan.add(FaultRule {
+                kind: FaultKind::Random,
+                operation: None,
+                probability: Some(rate),
+                count: None,
+                delay_ms: settings.slow_delay.as_millis() as u64,
+            });
+        }
+        Ok(UaEmulator {
+            inner: Arc::new(Inner {
+                tokens: TokenEndpoint::new(settings.token.clone()),
+                settings,
+                mailbox: Mutex::new(mailbox),
+                faults: Mutex::new(plan),
+            }),
+        })
+    }
+
+    /// The emulator's time.
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.inner.settings.clock_offset
+    }
+
+    pub fn tokens(&self) -> &TokenEndpoint {
+        &self.inner.tokens
+    }
+
+    fn mailbox(&self) -> std::sync::MutexGuard<'_, Mailbox> {
+        self.inner.mailbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn counters(&self) -> UaCounters {
+        self.mailbox().counters()
+    }
+
+    /// Every message sent, oldest first.
+    pub fn sent(&self) -> Vec<SentMessage> {
+        self.mailbox().sent().to_vec()
+    }
+
+    pub fn add_fault(&self, rule: FaultRule) {
+        self.inner
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(rule);
+    }
+
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route("/{ade}/messages", post(send).get(list_messages))
+            .route("/{ade}/messages/tasks/{task}/status", get(task_status))
+            .route("/{ade}/messages/tasks/{task}", get(task_result))
+            .route("/{ade}/messages/{id}/evidences", get(evidences))
+            .route("/{ade}/evidences/{service}/{id}", get(evidence_file));
+        Router::new()
+            .nest(API_PATH, api)
+            .route("/search/bae_search", post(bae_search))
+            .route("/admin/edoreczenia/addresses", post(admin_add_address))
+            .route("/admin/edoreczenia/messages/{id}/open", post(admin_open))
+            .route("/admin/edoreczenia/sent", get(admin_sent))
+            .route("/admin/edoreczenia/counters", get(admin_counters))
+            .route(
+                "/admin/edoreczenia/faults",
+                post(admin_add_fault).delete(admin_clear_faults),
+            )
+            .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
+            .with_state(self.clone())
+            .merge(self.inner.tokens.router())
+    }
+
+    /// The system the request's bearer token was issued to, and that it may use `ade`.
+    fn authorize(&self, headers: &HeaderMap, ade: Option<&str>) -> Result<String, Response> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "unauthorized", "no bearer token"))?;
+        let system = self.inner.tokens.system_of(token).ok_or_else(|| {
+            error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the token is unknown or expired",
+            )
+        })?;
+        if let Some(ade) = ade
+            && !system.starts_with(&format!("{ade}.SYSTEM."))
+        {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                &format!("system {system} has no rights to {ade}"),
+            ));
+        }
+        Ok(system)
+    }
+
+    /// The fault for `operation`, if the plan fires one: a response now (before processing),
+    /// or what to do to the answer (after).
+    fn fault(&self, operation: &str) -> Result<Option<(FaultKind, u64)>, Response> {
+        let fired = self
+            .inner
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .decide_among(operation, &RANDOM_FAULTS);
+        if fired.is_some() {
+            self.mailbox().count_fault();
+        }
+        match fired {
+            Some((FaultKind::Http500, _)) => Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "injected fault: internal server error",
+            )
+                .into_response()),
+            Some((FaultKind::TooManyRequests, delay)) => Err((
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, delay.div_ceil(1000).max(1).to_string())],
+                axum::Json(serde_json::json!({"error": "too_many_requests", "error_description": "injected fault"})),
+            )
+                .into_response()),
+            other => Ok(other),
+        }
+    }
+}
+
+fn error(status: StatusCode, code: &str, description: &str) -> Response {
+    (
+        status,
+        axum::Json(wire::ErrorInfo {
+            error: code.to_string(),
+            error_description: description.to_string(),
+        }),
+    )
+        .into_response()
+}
+
+/// The answer as a fault after processing leaves it.
+async fn after(fault: Option<(FaultKind, u64)>, answer: Response) -> Response {
+    match fault {
+        Some((FaultKind::Slow, delay)) => {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            answer
+        }
+        Some((FaultKind::Drop, _)) => {
+            let (parts, body) = answer.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let half = Bytes::copy_from_slice(&bytes[..bytes.len() / 2]);
+            let stream = futures_util::stream::iter(vec![
+                Ok(half),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected drop",
+                )),
+            ]);
+            let mut response = Response::from_parts(parts, Body::from_stream(stream));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, bytes.len().into());
+            response
+        }
+        _ => answer,
+    }
+}
+
+macro_rules! guarded {
+    ($emulator:expr, $headers:expr, $ade:expr, $operation:expr) => {{
+        if let Err(refused) = $emulator.authorize(&$headers, $ade) {
+            return refused;
+        }
+        match $emulator.fault($operation) {
+            Ok(fault) => fault,
+            Err(response) => return response,
+        }
+    }};
+}
+
+async fn send(
+    State(emulator): State<UaEmulator>,
+    Path(ade): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fault = guarded!(emulator, headers, Some(&ade), "send");
+    let message: wire::Message = match serde_json::from_slice(&body) {
+        Ok(m) => m,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_message",
+                &format!("the message is not a Message: {e}"),
+            );
+        }
+    };
+    let now = emulator.now();
+    let accepted = emulator
+        .mailbox()
+        .accept(&ade, message, now, &emulator.inner.settings);
+    let answer = match accepted {
+        Ok(task) => (
+            StatusCode::ACCEPTED,
+            axum::Json(wire::MessageInfo {
+                message_task_id: task,
+                warning: None,
+            }),
+        )
+            .into_response(),
+        Err(why) => error(StatusCode::BAD_REQUEST, "invalid_message", &why),
+    };
+    after(fault, answer).await
+}
+
+async fn task_status(
+    State(emulator): State<UaEmulator>,
+    Path((ade, task)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let fault = guarded!(emulator, headers, Some(&ade), "task_status");
+    let status = emulator
+        .mailbox()
+        .task_status(&ade, &task, emulator.inner.settings.task_delay);
+    let answer = match status {
+        Some(status) => axum::Json(wire::MessageTaskStatus {
+            message_task_status: status,
+        })
+        .into_response(),
+        None => error(
+            StatusCode::BAD_REQUEST,
+            "not_found",
+            &format!("no task {task}"),
+        ),
+    };
+    after(fault, answer).await
+}
+
+async fn task_result(
+    State(emulator): State<UaEmulator>,
+    Path((ade, task)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let fault = guarded!(emulator, headers, Some(&ade), "task");
+    let answer = match emulator.mailbox().task_result(&ade, &task) {
+        Some(results) => axum::Json(results).into_response(),
+        None => error(
+            StatusCode::BAD_REQUEST,
+            "not_found",
+            &format!("no task {task}"),
+        ),
+    };
+    after(fault, answer).await
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    label: Option<String>,
+    subject: Option<String>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+async fn list_messages(
+    State(emulator): State<UaEmulator>,
+    Path(ade): Path<String>,
+    Query(query): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let fault = guarded!(emulator, headers, Some(&ade), "messages");
+    if query.label.as_deref() != Some("SENT") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unsupported",
+            "the emulator lists label=SENT only",
+        );
+    }
+    let limit = query.limit.unwrap_or(20).clamp(1, 2000);
+    let listing = emulator
+        .mailbox()
+        .list_sent(&ade, query.subject.as_deref(), query.offset, limit);
+    after(fault, axum::Json(listing).into_response()).await
+}
+
+async fn evidences(
+    State(emulator): State<UaEmulator>,
+    Path((ade, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let fault = guarded!(emulator, headers, Some(&ade), "evidences");
+    let now = emulator.now();
+    let key = emulator.inner.settings.operator_key.clone();
+    let handle = emulator.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        handle
+            .mailbox()
+            .evidences(&ade, &id, now, &key, handle.inner.settings.box_delay)
+    })
+    .await;
+    let answer = match listed {
+        Ok(Ok(evidences)) => axum::Json(wire::EvidenceWrapper { evidences }).into_response(),
+        Ok(Err(why)) => error(StatusCode::BAD_REQUEST, "not_found", &why),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+        ),
+    };
+    after(fault, answer).await
+}
+
+async fn evidence_file(
+    State(emulator): State<UaEmulator>,
+    Path((ade, service, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let fault = guarded!(emulator, headers, Some(&ade), "evidence_file");
+    if !matches!(service.as_str(), "purde" | "puh") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "messageType is puh or purde",
+        );
+    }
+    let answer = match emulator.mailbox().evidence_file(&ade, &id) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(why) => error(StatusCode::BAD_REQUEST, "not_found", &why),
+    };
+    after(fault, answer).await
+}
+
+/// `POST /search/bae_search` (SE API): `{"officialIds": {"pesel": …}}` → the addresses found.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BaeSearch {
+    official_ids: mailbox::OfficialIds,
+}
+
+async fn bae_search(
+    State(emulator): State<UaEmulator>,
+    headers: HeaderMap,
+    axum::Json(search): axum::Json<BaeSearch>,
+) -> Response {
+    let fault = guarded!(emulator, headers, None, "bae_search");
+    let found = emulator.mailbox().search(&search.official_ids);
+    after(
+        fault,
+        axum::Json(serde_json::json!({ "addresses": found })).into_response(),
+    )
+    .await
+}
+
+async fn admin_add_address(
+    State(emulator): State<UaEmulator>,
+    axum::Json(entry): axum::Json<AddressEntry>,
+) -> Response {
+    match emulator.mailbox().add_address(entry, true) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(why) => (StatusCode::BAD_REQUEST, why).into_response(),
+    }
+}
+
+async fn admin_open(State(emulator): State<UaEmulator>, Path(id): Path<String>) -> Response {
+    let now = emulator.now();
+    match emulator.mailbox().open_message(&id, now) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(why) => (StatusCode::NOT_FOUND, why).into_response(),
+    }
+}
+
+async fn admin_sent(State(emulator): State<UaEmulator>) -> axum::Json<Vec<SentMessage>> {
+    axum::Json(emulator.sent())
+}
+
+async fn admin_counters(State(emulator): State<UaEmulator>) -> axum::Json<UaCounters> {
+    let mut counters = emulator.counters();
+    counters.tokens_issued = emulator.inner.tokens.issued();
+    axum::Json(counters)
+}
+
+async fn admin_add_fault(
+    State(emulator): State<UaEmulator>,
+    axum::Json(rule): axum::Json<FaultRule>,
+) -> StatusCode {
+    emulator.add_fault(rule);
+    StatusCode::NO_CONTENT
+}
+
+async fn admin_clear_faults(State(emulator): State<UaEmulator>) -> StatusCode {
+    emulator
+        .inner
+        .faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
+    StatusCode::NO_CONTENT
+}
