@@ -283,6 +283,30 @@ struct EmulatorArgs {
     /// Body alone; a Timestamp that is present is checked either way).
     #[arg(long)]
     strict: bool,
+    /// Serve e-Doręczenia's UA API (`/api/v3`, its token endpoint and the BAE search) on the
+    /// same port, its state under the state directory.
+    #[arg(long)]
+    edoreczenia: bool,
+    /// A system that may authenticate, as `<ADE>.SYSTEM.<name>=<certificate PEM>`
+    /// (repeatable; default: the demo office system `AE:PL-00000-00000-EURZD-00.SYSTEM.eurzad`
+    /// with the demo "office" certificate).
+    #[arg(long = "edoreczenia-system", requires = "edoreczenia")]
+    edoreczenia_systems: Vec<String>,
+    /// A JSON file of addresses (`[{"ade": …, "pesel": …, "opens_after_days": 2}]`): the BAE
+    /// and the simulated recipients.
+    #[arg(long, requires = "edoreczenia")]
+    edoreczenia_addresses: Option<PathBuf>,
+    /// Random faults (HTTP 500, 429, dropped connection, slow answer) on this share of UA API
+    /// requests.
+    #[arg(long, requires = "edoreczenia")]
+    edoreczenia_fault_rate: Option<f64>,
+    /// Run the emulator's clock this far in the past (e.g. "20days"): its letters' D.1 are
+    /// that old, and deemed delivery can be seen at once.
+    #[arg(long, requires = "edoreczenia", value_parser = humantime::parse_duration)]
+    edoreczenia_clock_back: Option<Duration>,
+    /// How long a send task stays PENDING.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    edoreczenia_task_delay: Duration,
 }
 
 fn parse_box(text: &str) -> Result<BoxRef, String> {
@@ -576,11 +600,69 @@ async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
-    tracing::info!(listen = %local, state = %args.state_dir.display(), "ePUAP emulator listening");
+    let mut router = emulator.router();
+    if args.edoreczenia {
+        router = router.merge(ua_emulator(&args, &format!("http://{local}"))?.router());
+    }
+    tracing::info!(listen = %local, state = %args.state_dir.display(), edoreczenia = args.edoreczenia, "emulator listening");
     // A line on stdout that scripts and tests wait for.
     println!("eurzad emulator listening on http://{local}");
-    emulator.serve(listener, shutdown).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
+}
+
+/// The e-Doręczenia emulator of `eurzad emulator --edoreczenia`, served at `origin`.
+fn ua_emulator(
+    args: &EmulatorArgs,
+    origin: &str,
+) -> anyhow::Result<eurzad::emulator::edoreczenia::UaEmulator> {
+    use eurzad::emulator::edoreczenia::{
+        AddressEntry, REALM_PATH, TokenSettings, UaEmulator, UaSettings,
+    };
+    let mut systems = std::collections::HashMap::new();
+    for system in &args.edoreczenia_systems {
+        let (id, path) = system.split_once('=').with_context(|| {
+            format!("--edoreczenia-system {system:?}: <ADE>.SYSTEM.<name>=<PEM>")
+        })?;
+        let pem = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+        systems.insert(id.to_string(), pem);
+    }
+    if systems.is_empty() {
+        systems.insert(
+            format!("{}.SYSTEM.eurzad", eurzad::config::DEMO_ADE),
+            eurzad::emulator::demo_pki::OFFICE_CERT.to_vec(),
+        );
+    }
+    let addresses: Vec<AddressEntry> = match &args.edoreczenia_addresses {
+        None => Vec::new(),
+        Some(path) => serde_json::from_slice(
+            &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("{}: a JSON list of addresses", path.display()))?,
+    };
+    let clock_offset =
+        -chrono::TimeDelta::from_std(args.edoreczenia_clock_back.unwrap_or_default())
+            .context("--edoreczenia-clock-back")?;
+    UaEmulator::open(UaSettings {
+        state_dir: args.state_dir.clone(),
+        token: TokenSettings {
+            realm: format!("{origin}{REALM_PATH}"),
+            systems,
+            token_lifetime: Duration::from_secs(3600),
+            leeway: Duration::from_secs(30),
+        },
+        operator_key: eurzad::emulator::demo_pki::epuap_key(),
+        addresses,
+        clock_offset,
+        task_delay: args.edoreczenia_task_delay,
+        box_delay: Duration::from_secs(1),
+        seed: args.seed,
+        fault_rate: args.edoreczenia_fault_rate,
+        slow_delay: args.slow_delay,
+    })
+    .map_err(|e| anyhow::anyhow!("the e-Doręczenia emulator: {e}"))
 }
 
 async fn sync_registers(
@@ -805,6 +887,52 @@ async fn requests(config: &Config, action: RequestsAction) -> anyhow::Result<Exi
                             .map(|n| format!(": {n}"))
                             .unwrap_or_default()
                     );
+                }
+                if let Some(letter) = store.letter_standing(&format!("reply:{}", row.id)).await? {
+                    println!(
+                        "  reply letter {} by {}: {}{}{}",
+                        letter.letter_id,
+                        letter.channel,
+                        letter.status,
+                        letter
+                            .message_id
+                            .as_deref()
+                            .map(|m| format!(", message {m}"))
+                            .unwrap_or_default(),
+                        letter
+                            .legal_state
+                            .map(|s| format!(
+                                "; in law: {} ({}){}{}",
+                                s,
+                                s.polish(),
+                                letter
+                                    .legal_state_at
+                                    .map(|t| format!(" since {}", local(t)))
+                                    .unwrap_or_default(),
+                                letter
+                                    .deemed_on
+                                    .map(|d| format!(", deemed delivered on {d}"))
+                                    .unwrap_or_default()
+                            ))
+                            .unwrap_or_default(),
+                    );
+                    if let Some(why) = &letter.channel_reason {
+                        println!("    channel chosen: {why}");
+                    }
+                    for e in &letter.evidences {
+                        println!(
+                            "    evidence {} {} at {}, seal {}{}, SHA-256 {}",
+                            e.code,
+                            e.evidence_id,
+                            local(e.event_at),
+                            e.seal,
+                            e.seal_reason
+                                .as_deref()
+                                .map(|r| format!(" ({r})"))
+                                .unwrap_or_default(),
+                            e.sha256
+                        );
+                    }
                 }
                 for r in &requested {
                     println!(

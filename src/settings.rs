@@ -159,11 +159,32 @@ impl Settings {
             "  e-Doręczenia: {}",
             match &self.edoreczenia {
                 None => "off".to_string(),
+                Some(api) if api.endpoint == "embedded" => format!(
+                    "the embedded emulator, system {}; replies go to the applicant's address when the address database has one, deemed delivered {} days after D.1{}",
+                    api.credentials.client_id(),
+                    api.following.deemed.days,
+                    if api.following.deemed.moves_off_holidays {
+                        " (moved off holidays)"
+                    } else {
+                        ""
+                    },
+                ),
                 Some(api) => format!(
-                    "{}, system {}, token from {} (credentials checked; sending comes with issue 17)",
+                    "{}, system {}, token from {}; replies go to the applicant's address when the address database has one, deemed delivered {} days after D.1{}; evidence seals {}",
                     api.endpoint,
                     api.credentials.client_id(),
-                    api.realm
+                    api.realm,
+                    api.following.deemed.days,
+                    if api.following.deemed.moves_off_holidays {
+                        " (moved off holidays)"
+                    } else {
+                        ""
+                    },
+                    if api.operator_certificate.is_some() {
+                        "checked against edoreczenia.operator_certificate"
+                    } else {
+                        "unchecked (no edoreczenia.operator_certificate)"
+                    },
                 ),
             }
         );

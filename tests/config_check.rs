@@ -18,6 +18,17 @@ fn shipped() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")).unwrap()
 }
 
+/// The shipped config with its `[edoreczenia]` section commented out, for a test to add its
+/// own.
+fn shipped_without_edoreczenia() -> String {
+    let text = shipped();
+    assert!(text.contains("\n[edoreczenia]\nendpoint = \"embedded\""));
+    text.replace(
+        "\n[edoreczenia]\nendpoint = \"embedded\"",
+        "\n# [edoreczenia]\n# endpoint = \"embedded\"",
+    )
+}
+
 /// Runs `eurzad check` in the config's folder, where its relative paths (`var/…`) point.
 fn check(config: &std::path::Path) -> (i32, String, String) {
     let output = Command::new(BIN)
@@ -69,7 +80,12 @@ fn check_accepts_the_shipped_config_and_names_what_it_would_run() {
         stdout.contains("digest 0 8 * * * (Europe/Warsaw), reminders 48 h before a deadline"),
         "{stdout}"
     );
-    assert!(stdout.contains("  e-Doręczenia: off\n"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "  e-Doręczenia: the embedded emulator, system AE:PL-00000-00000-EURZD-00.SYSTEM.eurzad; replies go to the applicant's address when the address database has one, deemed delivered 14 days after D.1 (moved off holidays)\n"
+        ),
+        "{stdout}"
+    );
     // It opened no database and made no folder (`var/eurzad.db`, `var/mail`): the folder
     // still holds the config alone.
     let left: Vec<_> = std::fs::read_dir(dir.path())
@@ -186,7 +202,7 @@ fn check_refuses_what_the_start_would_refuse_naming_file_and_key() {
         ),
     ];
     for (n, (from, to, expected)) in cases.iter().enumerate() {
-        let text = shipped();
+        let text = shipped_without_edoreczenia();
         assert_eq!(
             text.matches(from).count(),
             1,
@@ -388,7 +404,7 @@ fn check_resolves_the_edoreczenia_system_and_refuses_a_key_of_another_certificat
     let dir = tempfile::tempdir().unwrap();
     let pki = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pki");
     let with = |key: &str| {
-        shipped().replace(
+        shipped_without_edoreczenia().replace(
             "[log]",
             &format!(
                 "[edoreczenia]\nendpoint = \"https://uaapi-ow.poczta-polska.pl\"\n\

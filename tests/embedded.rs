@@ -29,9 +29,16 @@ async fn runs_on_a_fresh_folder_with_no_setup() {
     assert!(ok, "{output}");
     assert!(output.contains("4 new document(s)"), "{output}");
     assert!(output.contains("from demo"), "{output}");
-    // The demo access request becomes an account with a reply (its UPP stored).
+    // The demo access request becomes an account with a reply, sent through the embedded
+    // e-Doręczenia emulator to the demo citizen's address, who opens it at once.
     assert!(
-        output.contains("access requests: 1 replied; accounts: 1; letters sent: 1"),
+        output.contains("access requests: 1 delivered; accounts: 1; letters sent: 1"),
+        "{output}"
+    );
+    assert!(
+        output.contains(
+            "letter reply:1 by edoreczenia to AE:PL-02070-80362-JDEMO-01: delivered, in law delivered (doręczona); evidences A.1, D.1, E.1"
+        ),
         "{output}"
     );
     assert!(dir.path().join("var/eurzad.db").exists());

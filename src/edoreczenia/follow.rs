@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::client::UaClient;
 use super::evidence::{
-    DeemedDelivery, EvidenceCode, EvidenceDocument, SealCheck, read_evidence, standing,
+    DeemedDelivery, EvidenceCode, EvidenceDocument, LegalState, SealCheck, read_evidence, standing,
 };
 use super::wire;
 use crate::store::{FollowedLetter, NewEvidence, Store};
@@ -54,7 +54,7 @@ impl EvidenceFollower {
         let mut followed = Followed::default();
         for letter in &letters {
             followed.letters += 1;
-            let (new, failed) = self.fetch_new(letter, now).await?;
+            let (new, failed) = self.fetch_new(letter).await?;
             if failed {
                 followed.failed += 1;
             }
@@ -72,7 +72,13 @@ impl EvidenceFollower {
                     .filter(|e| !matches!(e.seal, SealCheck::Invalid(_)))
                     .map(|e| (e.code, e.event_at)),
             );
-            let standing = standing(&known, now, &self.deemed);
+            let mut standing = standing(&known, now, &self.deemed);
+            // Deemed delivery is final: it is not concluded while an evidence could not be
+            // had (an E.1 among them would make the letter delivered instead).
+            if failed && standing.state == LegalState::DeemedDelivered {
+                let latest = known.iter().map(|(_, at)| *at).max().unwrap_or(now);
+                standing = super::evidence::standing(&known, latest, &self.deemed);
+            }
             if self
                 .store
                 .record_evidence(letter.id, &new, &standing, now)
@@ -87,11 +93,7 @@ impl EvidenceFollower {
 
     /// The letter's evidences not stored yet, fetched and judged; and whether something
     /// failed (the rest is fetched again next time).
-    async fn fetch_new(
-        &self,
-        letter: &FollowedLetter,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<(Vec<NewEvidence>, bool)> {
+    async fn fetch_new(&self, letter: &FollowedLetter) -> anyhow::Result<(Vec<NewEvidence>, bool)> {
         let listed = match self.client.evidences(&letter.message_id).await {
             Ok(listed) => listed,
             Err(e) => {
@@ -130,8 +132,10 @@ impl EvidenceFollower {
             };
             let certificate = self.operator_certificate.clone();
             let (document, content) = (listed.clone(), bytes.clone());
+            // The seal is judged when it is checked, on the wall clock (`now` moves the legal
+            // days in tests; it does not make a certificate valid).
             let read = tokio::task::spawn_blocking(move || {
-                read_evidence(&content, &document, certificate.as_deref(), now)
+                read_evidence(&content, &document, certificate.as_deref(), Utc::now())
             })
             .await?;
             let (event_at, seal) = match read {

@@ -330,6 +330,15 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
                      urzędnik musi to sprawdzić i wysłać ją ponownie albo oznaczyć jako wysłaną"
                         .to_string()
                 }
+                // The channel could not be asked now: asked again with the job's next try,
+                // and only after a few such tries is an official asked instead.
+                Err(e) if job.attempts < LOOKUP_TRIES => {
+                    return Err(format!(
+                        "an interrupted send of letter {} could not be looked up yet: {e}",
+                        letter.id
+                    )
+                    .into());
+                }
                 Err(e) => format!(
                     "wysyłanie odpowiedzi zostało przerwane, a sprawdzenie wysłanych wiadomości \
                      się nie udało ({e}): urzędnik musi to sprawdzić i wysłać ją ponownie albo \
@@ -382,6 +391,10 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
         Err(error @ DeliveryError::Uncertain(_)) => Err(error.to_string().into()),
     }
 }
+
+/// How many tries of a reply job may fail to ask the channel whether an interrupted send
+/// went out before the letter is held for an official (the job's own tries are more).
+const LOOKUP_TRIES: i64 = 4;
 
 /// The letter as the channel takes it. Its reference `EUR.<request>` names it to the
 /// recipient and, in the subject, among the office's sent messages.

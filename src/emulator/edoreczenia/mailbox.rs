@@ -462,7 +462,9 @@ impl Mailbox {
                 message_id: m.message_id.clone(),
             };
             let xml = evidence_xml(&document, &m.from, &m.to);
-            let sealed = crate::signature::seal::xades_enveloped(&xml, key, at, "dowod")
+            // Sealed on the wall clock: the simulated clock moves events, not the
+            // certificate's validity.
+            let sealed = crate::signature::seal::xades_enveloped(&xml, key, Utc::now(), "dowod")
                 .map_err(|e| format!("sealing an evidence: {e}"))?;
             write_atomic(
                 &self

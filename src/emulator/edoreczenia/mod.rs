@@ -142,6 +142,12 @@ impl UaEmulator {
         self.mailbox().sent().to_vec()
     }
 
+    /// The recipient opens message `id` now (as `POST /admin/edoreczenia/messages/{id}/open`).
+    pub fn open_message(&self, id: &str) -> Result<(), String> {
+        let now = self.now();
+        self.mailbox().open_message(id, now)
+    }
+
     pub fn add_fault(&self, rule: FaultRule) {
         self.inner
             .faults
@@ -174,34 +180,40 @@ impl UaEmulator {
     }
 
     /// The system the request's bearer token was issued to, and that it may use `ade`.
-    fn authorize(&self, headers: &HeaderMap, ade: Option<&str>) -> Result<String, Response> {
+    fn authorize(&self, headers: &HeaderMap, ade: Option<&str>) -> Result<String, Box<Response>> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "unauthorized", "no bearer token"))?;
+            .ok_or_else(|| {
+                Box::new(error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "no bearer token",
+                ))
+            })?;
         let system = self.inner.tokens.system_of(token).ok_or_else(|| {
-            error(
+            Box::new(error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
                 "the token is unknown or expired",
-            )
+            ))
         })?;
         if let Some(ade) = ade
             && !system.starts_with(&format!("{ade}.SYSTEM."))
         {
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 &format!("system {system} has no rights to {ade}"),
-            ));
+            )));
         }
         Ok(system)
     }
 
     /// The fault for `operation`, if the plan fires one: a response now (before processing),
     /// or what to do to the answer (after).
-    fn fault(&self, operation: &str) -> Result<Option<(FaultKind, u64)>, Response> {
+    fn fault(&self, operation: &str) -> Result<Option<(FaultKind, u64)>, Box<Response>> {
         let fired = self
             .inner
             .faults
@@ -212,17 +224,19 @@ impl UaEmulator {
             self.mailbox().count_fault();
         }
         match fired {
-            Some((FaultKind::Http500, _)) => Err((
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "injected fault: internal server error",
-            )
-                .into_response()),
-            Some((FaultKind::TooManyRequests, delay)) => Err((
+            Some((FaultKind::Http500, _)) => Err(Box::new(
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "injected fault: internal server error",
+                )
+                    .into_response(),
+            )),
+            Some((FaultKind::TooManyRequests, delay)) => Err(Box::new((
                 StatusCode::TOO_MANY_REQUESTS,
                 [(header::RETRY_AFTER, delay.div_ceil(1000).max(1).to_string())],
                 axum::Json(serde_json::json!({"error": "too_many_requests", "error_description": "injected fault"})),
             )
-                .into_response()),
+                .into_response())),
             other => Ok(other),
         }
     }
@@ -265,6 +279,21 @@ async fn after(fault: Option<(FaultKind, u64)>, answer: Response) -> Response {
                 .insert(header::CONTENT_LENGTH, bytes.len().into());
             response
         }
+        Some((FaultKind::TamperedBody, _)) => {
+            // One character of the sealed content changed after sealing (evidence files).
+            let (parts, body) = answer.into_parts();
+            let mut bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default()
+                .to_vec();
+            let marker = b"<ev:SenderDetails>A";
+            if let Some(at) = bytes.windows(marker.len()).position(|w| w == marker) {
+                bytes[at + marker.len() - 1] = b'X';
+            }
+            let mut response = Response::from_parts(parts, Body::from(bytes));
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+            response
+        }
         _ => answer,
     }
 }
@@ -272,11 +301,11 @@ async fn after(fault: Option<(FaultKind, u64)>, answer: Response) -> Response {
 macro_rules! guarded {
     ($emulator:expr, $headers:expr, $ade:expr, $operation:expr) => {{
         if let Err(refused) = $emulator.authorize(&$headers, $ade) {
-            return refused;
+            return *refused;
         }
         match $emulator.fault($operation) {
             Ok(fault) => fault,
-            Err(response) => return response,
+            Err(response) => return *response,
         }
     }};
 }

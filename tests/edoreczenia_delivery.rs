@@ -1,0 +1,400 @@
+//! Replies through e-Doręczenia (issue 17), against the emulator running as a separate
+//! process over loopback (`eurzad emulator --edoreczenia`), on SQLite or on PostgreSQL when
+//! EURZAD_TEST_POSTGRES_URL is set:
+//! - the round trip: 200 access requests, each answered to the applicant's address found in
+//!   the BAE, with 10% of the UA API's answers faulty (500, 429 with Retry-After, a connection
+//!   dropped after the request took effect, a slow answer). Each letter is sent exactly once,
+//!   each evidence chain ends as the simulated recipient behaved (delivered when they opened
+//!   it, deemed delivered when they never did), and each evidence is stored byte for byte
+//!   with its SHA-256;
+//! - an interrupted send: found among the sent messages and not sent again; or, when the
+//!   sent messages cannot be searched, held for an official, who is e-mailed.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::Utc;
+use common::{
+    EmulatorProcess, SmtpServer, TestDatabase, any_pool, daemon_config, fixture, nth_pesel,
+    spawn_daemon, stop_with_sigterm, test_database, wait_until,
+};
+use eurzad::signature::seal;
+use sha2::Digest as _;
+use sqlx::Row as _;
+
+const BOX: (&str, &str, &str) = ("urzad_testowy", "skrytka", "/urzad_testowy/skrytka");
+const OFFICIAL: &str = "sekretariat@urzad.test";
+
+/// The ADE of the `n`th applicant.
+fn ade_of(n: usize) -> String {
+    format!("AE:PL-{:05}-{:05}-OBYWA-01", 10_000 + n, 20_000 + n)
+}
+
+/// How the `n`th applicant behaves: every third never picks the letter up.
+fn opens(n: usize) -> Option<f64> {
+    match n % 3 {
+        0 => None,
+        1 => Some(0.5),
+        _ => Some(3.0),
+    }
+}
+
+/// The `n`th applicant's access request, sealed by "ePUAP" as a trusted-profile signature.
+fn request(n: usize) -> Vec<u8> {
+    let pesel = nth_pesel(8_001_010_000, n);
+    let form = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Wniosek xmlns="http://epuap.gov.pl/fe-model-web/wzor_lokalny/eurzad/wniosek_o_dostep/">
+    <Wnioskodawca><Imie>Jan</Imie><Nazwisko>Testowy{n}</Nazwisko><PESEL>{pesel}</PESEL>
+    <Email>jan{n}@example.test</Email></Wnioskodawca>
+    <DataWniosku>2026-11-20</DataWniosku>
+</Wniosek>
+"#
+    );
+    let key = eurzad::xmldsig::SigningKey {
+        private_key_pem: std::fs::read(fixture("pki/epuap.key")).unwrap(),
+        certificate_pem: std::fs::read(fixture("pki/epuap.pem")).unwrap(),
+    };
+    let role = seal::trusted_profile_role("Jan", &format!("Testowy{n}"), &pesel);
+    seal::xades_enveloped_with_role(form.as_bytes(), &key, Utc::now(), "podpis", Some(&role))
+        .unwrap()
+}
+
+struct Office {
+    dir: tempfile::TempDir,
+    emulator: EmulatorProcess,
+    db: TestDatabase,
+    smtp: SmtpServer,
+    config: std::path::PathBuf,
+    http: reqwest::Client,
+}
+
+impl Office {
+    /// The emulator (ePUAP and e-Doręczenia, its clock 25 days back so that unclaimed
+    /// letters are already past their deemed-delivery day) with `applicants` addresses, and
+    /// a daemon configuration for it.
+    async fn start(applicants: usize, emulator_args: &[&str]) -> Office {
+        let dir = tempfile::tempdir().unwrap();
+        let addresses: Vec<serde_json::Value> = (0..applicants)
+            .map(|n| {
+                serde_json::json!({
+                    "ade": ade_of(n),
+                    "pesel": nth_pesel(8_001_010_000, n),
+                    "opens_after_days": opens(n),
+                })
+            })
+            .collect();
+        let addresses_file = dir.path().join("addresses.json");
+        std::fs::write(&addresses_file, serde_json::to_vec(&addresses).unwrap()).unwrap();
+        let mut args = vec![
+            "--edoreczenia",
+            "--edoreczenia-addresses",
+            addresses_file.to_str().unwrap(),
+            "--edoreczenia-clock-back",
+            "25days",
+            "--slow-delay",
+            "1500ms",
+        ];
+        args.extend_from_slice(emulator_args);
+        let emulator = EmulatorProcess::start(&dir.path().join("emulator"), &[BOX], &args);
+        let db = test_database(dir.path()).await;
+        let smtp = SmtpServer::start(dir.path());
+        let config = daemon_config(dir.path(), &db.url, &emulator.url, &[BOX], "");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(&format!(
+            r#"
+[trust]
+trusted_profile_certificates = ["{epuap}"]
+
+[provisioning]
+office_name = "Urząd Miasta Testowo"
+
+[notify]
+officials = ["{OFFICIAL}"]
+from = "eUrząd <eurzad@urzad.test>"
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+smtp_security = "none"
+digest_cron = "0 8 29 2 *"
+
+[edoreczenia]
+endpoint = "{url}"
+ade = "AE:PL-00000-00000-EURZD-00"
+system_certificate = "{office_pem}"
+system_private_key = "{office_key}"
+operator_certificate = "{epuap}"
+evidence_interval = "1s"
+"#,
+            epuap = fixture("pki/epuap.pem").display(),
+            office_pem = fixture("pki/office.pem").display(),
+            office_key = fixture("pki/office.key").display(),
+            port = smtp.port,
+            url = emulator.url,
+        ));
+        std::fs::write(&config, text).unwrap();
+        Office {
+            dir,
+            emulator,
+            db,
+            smtp,
+            config,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+
+    async fn send_requests(&self, range: std::ops::Range<usize>) {
+        for n in range {
+            self.emulator
+                .add_document_json(serde_json::json!({
+                    "adres_skrytki": BOX.2,
+                    "nazwa_pliku": "wniosek.xml",
+                    "typ_pliku": "text/xml",
+                    "content": base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        request(n),
+                    ),
+                    "adres_odpowiedzi": format!("/obywatel{n}/skrytka"),
+                    "dane_nadawcy": {"uzytkownik": format!("jan{n}"), "system": null},
+                }))
+                .await;
+        }
+    }
+
+    async fn admin(&self, path: &str) -> serde_json::Value {
+        self.http
+            .get(format!("{}{path}", self.emulator.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn fault(&self, rule: serde_json::Value) {
+        let status = self
+            .http
+            .post(format!("{}/admin/edoreczenia/faults", self.emulator.url))
+            .json(&rule)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "{status}");
+    }
+
+    async fn pool(&self) -> sqlx::AnyPool {
+        any_pool(&self.db.url).await
+    }
+}
+
+/// (legal state, count) of the letters.
+async fn legal_states(pool: &sqlx::AnyPool) -> HashMap<String, i64> {
+    sqlx::query("SELECT COALESCE(legal_state, status), COUNT(*) FROM outbound_document GROUP BY 1")
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_replies_go_once_each_and_their_evidence_ends_as_the_recipients_behaved() {
+    const N: usize = 200;
+    let office = Office::start(N, &["--edoreczenia-fault-rate", "0.1"]).await;
+    office.send_requests(0..N).await;
+    let log = office.dir.path().join("daemon.log");
+    sqlx::any::install_default_drivers();
+    let mut daemon = spawn_daemon(&office.config, &log);
+    wait_until(
+        Duration::from_secs(240),
+        "every letter's evidence to end",
+        || async {
+            // A connection per look: the daemon makes the database.
+            let Ok(pool) = sqlx::AnyPool::connect(&office.db.url).await else {
+                return false;
+            };
+            let states = legal_states(&pool).await;
+            pool.close().await;
+            states.get("delivered").copied().unwrap_or(0)
+                + states.get("deemed_delivered").copied().unwrap_or(0)
+                == N as i64
+        },
+    )
+    .await;
+    let status = stop_with_sigterm(&mut daemon, Duration::from_secs(20)).await;
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let pool = office.pool().await;
+
+    // Faults were injected, of each kind the random plan draws.
+    let counters = office.admin("/admin/edoreczenia/counters").await;
+    assert!(
+        counters["injected_faults"].as_u64().unwrap() >= 20,
+        "{counters}"
+    );
+    // One token served the whole run.
+    assert_eq!(counters["tokens_issued"], 1, "{counters}");
+
+    // Each letter was sent exactly once: one message per applicant, to their address.
+    let sent: Vec<serde_json::Value> =
+        serde_json::from_value(office.admin("/admin/edoreczenia/sent").await).unwrap();
+    let recipients: Vec<&str> = sent.iter().map(|m| m["to"].as_str().unwrap()).collect();
+    let distinct: HashSet<&str> = recipients.iter().copied().collect();
+    assert_eq!(recipients.len(), N, "one message per letter");
+    assert_eq!(distinct.len(), N, "no applicant got two");
+    let held: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbound_document WHERE status = 'review_required'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(held, 0);
+
+    // Each chain ends as its recipient behaved.
+    let by_ade: HashMap<String, usize> = (0..N).map(|n| (ade_of(n), n)).collect();
+    let letters = sqlx::query(
+        "SELECT recipient, legal_state, document_identifier, channel FROM outbound_document",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(letters.len(), N);
+    for letter in &letters {
+        let recipient: String = letter.get(0);
+        let n = by_ade[&recipient];
+        let state: String = letter.get(1);
+        let expected = if opens(n).is_some() {
+            "delivered"
+        } else {
+            "deemed_delivered"
+        };
+        assert_eq!(state, expected, "{recipient}");
+        assert_eq!(letter.get::<String, _>(3), "edoreczenia");
+    }
+
+    // Each evidence is stored byte for byte, with its SHA-256, its seal valid.
+    let evidences =
+        sqlx::query("SELECT evidence_id, code, content, sha256, seal FROM letter_evidence")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let openers = (0..N).filter(|n| opens(*n).is_some()).count();
+    assert_eq!(
+        evidences.len(),
+        2 * N + openers,
+        "A.1 and D.1 each, E.1 for who opened"
+    );
+    for e in &evidences {
+        let id: String = e.get(0);
+        let content: Vec<u8> = e.get(2);
+        let served = std::fs::read(
+            office
+                .emulator
+                .state_dir
+                .join("edoreczenia/evidences")
+                .join(format!("{id}.xml")),
+        )
+        .unwrap();
+        assert_eq!(content, served, "{id} byte for byte");
+        assert_eq!(
+            e.get::<String, _>(3),
+            hex::encode(sha2::Sha256::digest(&content))
+        );
+        assert_eq!(e.get::<String, _>(4), "valid", "{id}");
+    }
+    // Every request is answered; those picked up are delivered.
+    let delivered: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM access_request WHERE status = 'delivered'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(delivered as usize, openers);
+    let deemed_days: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(deemed_on AS TEXT) FROM outbound_document WHERE legal_state = 'deemed_delivered'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(deemed_days.len(), N - openers);
+    for day in deemed_days {
+        let day: chrono::NaiveDate = day.parse().unwrap();
+        assert!(eurzad::provisioning::deadline::is_working_day(day), "{day}");
+    }
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_send_is_found_among_the_sent_messages_and_not_sent_again() {
+    let office = Office::start(2, &[]).await;
+    // The first send takes effect, and its answer is lost.
+    office
+        .fault(serde_json::json!({"kind": "drop", "operation": "send", "count": 1}))
+        .await;
+    office.send_requests(0..1).await;
+    let (status, stdout, stderr) = common::run_once(&office.config);
+    assert!(status.success(), "{stdout}\n{stderr}");
+    let pool = office.pool().await;
+    let row = sqlx::query("SELECT status, attempts, document_identifier FROM outbound_document")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>(0), "sent", "{stderr}");
+    assert_eq!(row.get::<i32, _>(1), 1, "sent once, never again");
+    let sent: Vec<serde_json::Value> =
+        serde_json::from_value(office.admin("/admin/edoreczenia/sent").await).unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["message_id"], row.get::<String, _>(2).as_str());
+    assert!(office.smtp.messages().is_empty(), "no official was needed");
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_send_that_cannot_be_looked_up_is_held_and_officials_are_mailed() {
+    let office = Office::start(2, &[]).await;
+    office
+        .fault(serde_json::json!({"kind": "drop", "operation": "send", "count": 1}))
+        .await;
+    // The sent messages cannot be listed: the letter may have gone out, nobody can tell.
+    office
+        .fault(serde_json::json!({"kind": "http500", "operation": "messages"}))
+        .await;
+    office.send_requests(0..1).await;
+    let (status, stdout, stderr) = common::run_once(&office.config);
+    assert!(status.success(), "{stdout}\n{stderr}");
+    let pool = office.pool().await;
+    let row = sqlx::query("SELECT status, review_reason FROM outbound_document")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>(0), "review_required", "{stderr}");
+    assert!(
+        row.get::<String, _>(1)
+            .contains("sprawdzenie wysłanych wiadomości się nie udało"),
+        "{}",
+        row.get::<String, _>(1)
+    );
+    let sent: Vec<serde_json::Value> =
+        serde_json::from_value(office.admin("/admin/edoreczenia/sent").await).unwrap();
+    assert_eq!(sent.len(), 1, "not sent again");
+    let mail = office.smtp.messages();
+    assert!(
+        mail.iter().any(|(to, _, body)| to.contains(OFFICIAL)
+            && body.contains("sprawdzenie wysłanych wiadomości się nie udało")),
+        "{mail:?}"
+    );
+    // The official sees it and decides.
+    let (ok, out) = common::eurzad_with_config(&["requests", "show", "1"], &office.config);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("reply letter 1 by edoreczenia: review_required"),
+        "{out}"
+    );
+    pool.close().await;
+}
