@@ -13,36 +13,8 @@ use std::time::Instant;
 mod common;
 
 use base64::Engine;
-use chrono::Utc;
 use common::{cpu_time, openssl_rsa2048_sign};
 use eurzad::config::Config;
-use eurzad::emulator::demo_pki;
-
-fn pesel(n: usize) -> String {
-    let base = format!("{:010}", 7_001_010_000u64 + n as u64 * 13);
-    let check = eurzad::identifiers::pesel_check_digit(&base).unwrap();
-    format!("{base}{check}")
-}
-
-fn request(n: usize) -> Vec<u8> {
-    let pesel = pesel(n);
-    let form = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Wniosek xmlns=\"{ns}\"><Wnioskodawca><Imie>Osoba{n}</Imie>\
-         <Nazwisko>Testowa</Nazwisko><PESEL>{pesel}</PESEL><Email>osoba{n}@example.test</Email></Wnioskodawca>\
-         <DataWniosku>2026-11-20</DataWniosku></Wniosek>\n",
-        ns = eurzad::forms::ACCESS_REQUEST_NS
-    );
-    let role =
-        eurzad::signature::seal::trusted_profile_role(&format!("Osoba{n}"), "Testowa", &pesel);
-    eurzad::signature::seal::xades_enveloped_with_role(
-        form.as_bytes(),
-        &demo_pki::epuap_key(),
-        Utc::now(),
-        "podpis",
-        Some(&role),
-    )
-    .unwrap()
-}
 
 fn main() {
     let requests: usize = common::env_number("EURZAD_BENCH_REQUESTS", 300);
@@ -59,7 +31,7 @@ fn main() {
             serde_json::json!({
                 "adres_skrytki": adres,
                 "nazwa_pliku": format!("wniosek-{n}.xml"),
-                "content": base64::engine::general_purpose::STANDARD.encode(request(n)),
+                "content": base64::engine::general_purpose::STANDARD.encode(common::access_request(n)),
                 "adres_odpowiedzi": format!("/osoba{n}/skrytka"),
                 "dane_nadawcy": {"uzytkownik": format!("osoba{n}"), "system": null},
             })

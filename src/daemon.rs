@@ -41,6 +41,8 @@ pub struct RunReport {
     pub cpu: Option<PhaseCpu>,
     /// The letters made in this run: key, recipient, channel, legal state and evidences.
     pub letters: Vec<(String, String, crate::store::LetterStanding)>,
+    /// What the pass over the office's e-Doręczenia inbox did (`--once` only).
+    pub received: Option<crate::edoreczenia::receive::Received>,
 }
 
 /// CPU time by phase of a `--once` run.
@@ -77,6 +79,12 @@ impl RunReport {
             self.total_documents,
             self.unconfirmed,
         );
+        if let Some(r) = &self.received {
+            out.push_str(&format!(
+                "  e-Doręczenia inbox: {} new message(s), {} fetched again, {} deleted from the box, {} left for later\n",
+                r.stored, r.duplicates, r.deleted, r.failed
+            ));
+        }
         let p = &self.provisioning;
         if !p.requests.is_empty() || p.accounts > 0 || p.correspondence > 0 {
             let requests: Vec<String> =
@@ -380,6 +388,14 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
                 batch: 100,
             },
         );
+    let receiver =
+        electronic
+            .as_ref()
+            .map(|(channel, _)| crate::edoreczenia::receive::InboxReceiver {
+                store: store.clone(),
+                client: channel.client.clone(),
+                batch: 50,
+            });
     let electronic = electronic.map(|(channel, _)| crate::delivery::ElectronicDelivery {
         channel: channel.clone(),
         addresses: channel,
@@ -460,6 +476,20 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
         }
         (follower, _) => (None, follower),
     };
+    let (receive_task, receiver) = match (receiver, once) {
+        (Some(receiver), false) => {
+            let pace = Pace {
+                idle: config.epuap.poll_interval,
+                backoff_initial: config.epuap.backoff_initial,
+                backoff_max: config.epuap.backoff_max,
+            };
+            (
+                Some(tokio::spawn(worker::run(receiver, pace, stop_rx.clone()))),
+                None,
+            )
+        }
+        (receiver, _) => (None, receiver),
+    };
     let job_task = (!once).then(|| {
         let worker = jobs::JobWorker::new(store.clone(), job_settings.clone(), stop_rx.clone());
         let pace = worker.pace();
@@ -534,6 +564,7 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
                     "the e-Doręczenia evidence worker",
                     as_finished(&evidence_task),
                 ),
+                ("the e-Doręczenia inbox", as_finished(&receive_task)),
                 ("the status report", as_finished(&status_task)),
             ]
             .into_iter()
@@ -576,6 +607,12 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
             .map(|w| w.stats)
             .unwrap_or_default(),
         None => {
+            // The citizens' messages waiting at the office's e-Doręczenia address.
+            if let Some(receiver) = &receiver {
+                let received = receiver.receive().await?;
+                tracing::info!(?received, "e-Doręczenia inbox drained");
+                report.received = Some(received);
+            }
             let mut stats =
                 jobs::run_until_idle(store.clone(), job_settings.clone(), stop_rx.clone()).await?;
             // Reminders, overdue alerts and the digest due now, then their mail.
@@ -602,6 +639,11 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
         task.abort();
     }
     if let Some(task) = evidence_task {
+        task.abort();
+    }
+    if let Some(task) = receive_task {
+        // A pass in progress stores each message in a transaction of its own: one cut
+        // short is fetched again next time (its deletion comes only after its commit).
         task.abort();
     }
     if let Some(task) = portal_task {
@@ -776,6 +818,7 @@ async fn edoreczenia_client(
                 opens_after_days: Some(0.0),
             }],
             clock_offset: chrono::TimeDelta::zero(),
+            backdate: chrono::TimeDelta::zero(),
             task_delay: Duration::from_millis(50),
             box_delay: Duration::ZERO,
             seed: 1,

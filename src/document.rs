@@ -1,6 +1,8 @@
 //! The inbound document as the domain sees it: every field of ePUAP's `OdpowiedzPullPobierz`,
 //! plus the two digests that make ingestion exactly-once (the `skrot` that confirms a
-//! document, and the identity key that dedupes a re-pulled one).
+//! document, and the identity key that dedupes a re-pulled one); and a citizen's message
+//! received through e-Doręczenia ([`ReceivedMessage`]), stored in the same table with its
+//! channel's identifiers ([`InboundChannel`]).
 
 use base64::Engine;
 use sha1::Sha1;
@@ -114,6 +116,96 @@ impl PulledDocument {
             hasher.update(field.as_bytes());
         }
         hex::encode(hasher.finalize())
+    }
+}
+
+/// The channel an inbound document came through (`inbound_document.channel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboundChannel {
+    /// An ePUAP box: the row's ePUAP fields are `pobierzNastepny`'s.
+    Epuap,
+    /// The office's e-Doręczenia address: the row names the message id and the sender's ADE.
+    Edoreczenia,
+}
+
+impl InboundChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboundChannel::Epuap => "epuap",
+            InboundChannel::Edoreczenia => "edoreczenia",
+        }
+    }
+}
+
+/// A file of a received e-Doręczenia message, as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedFile {
+    pub name: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
+}
+
+/// A citizen's message to the office's e-Doręczenia address, as the domain sees it: who sent
+/// it from which address, to which of the office's addresses, when, and its files. The first
+/// XML file is the document the `verify` step reads (a signed form); the others are kept
+/// beside it. A message without files is its text body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// The office's address it was sent to.
+    pub office_address: String,
+    /// The operator's message id: the identity of the message.
+    pub message_id: String,
+    pub sender_address: String,
+    pub subject: String,
+    pub text_body: String,
+    /// When the office received it in law (E.1 for the office: its system's first full read).
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    pub files: Vec<ReceivedFile>,
+}
+
+impl ReceivedMessage {
+    /// The dedupe key: SHA-256 over (channel, office address, message id). The operator's
+    /// message id is unique per mailbox, so a message fetched again after a crash (stored,
+    /// not yet deleted) is recognised whatever its content.
+    pub fn identity_key(&self) -> String {
+        let mut hasher = Sha256::new();
+        for field in [
+            InboundChannel::Edoreczenia.as_str(),
+            self.office_address.as_str(),
+            self.message_id.as_str(),
+        ] {
+            hasher.update((field.len() as u64).to_be_bytes());
+            hasher.update(field.as_bytes());
+        }
+        hex::encode(hasher.finalize())
+    }
+
+    /// The index of the document in `files`: the first XML file, else the first file; `None`
+    /// when the message has no files (its text body is then the document).
+    pub fn main_file(&self) -> Option<usize> {
+        let xml = |f: &ReceivedFile| {
+            f.content_type.contains("xml") || f.name.to_ascii_lowercase().ends_with(".xml")
+        };
+        self.files
+            .iter()
+            .position(xml)
+            .or((!self.files.is_empty()).then_some(0))
+    }
+
+    /// The document `verify` reads: (file name, content type, content).
+    pub fn document(&self) -> (String, String, Vec<u8>) {
+        match self.main_file() {
+            Some(i) => {
+                let f = &self.files[i];
+                (f.name.clone(), f.content_type.clone(), f.content.clone())
+            }
+            None => (
+                "tresc.txt".into(),
+                "text/plain".into(),
+                self.text_body.as_bytes().to_vec(),
+            ),
+        }
     }
 }
 

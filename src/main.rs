@@ -300,10 +300,10 @@ struct EmulatorArgs {
     /// requests.
     #[arg(long, requires = "edoreczenia")]
     edoreczenia_fault_rate: Option<f64>,
-    /// Run the emulator's clock this far in the past (e.g. "20days"): its letters' D.1 are
-    /// that old, and deemed delivery can be seen at once.
+    /// Take messages as if sent this long ago (e.g. "25days"): their D.1 is that old, so
+    /// deemed delivery, and recipients who open after some days, are seen at once.
     #[arg(long, requires = "edoreczenia", value_parser = humantime::parse_duration)]
-    edoreczenia_clock_back: Option<Duration>,
+    edoreczenia_backdate: Option<Duration>,
     /// How long a send task stays PENDING.
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
     edoreczenia_task_delay: Duration,
@@ -401,9 +401,10 @@ async fn status(config: &Config, failed: u32) -> anyhow::Result<ExitCode> {
         let last = store.last_received().await?;
         let jobs = store.failed_jobs(i64::from(failed)).await?;
         let held = store.provisioning_counts().await?.letters_held;
-        Ok::<_, eurzad::store::StoreError>((counts, last, jobs, held))
+        let letters = store.letter_tally().await?;
+        Ok::<_, eurzad::store::StoreError>((counts, last, jobs, held, letters))
     };
-    let (counts, last, jobs, held) = read
+    let (counts, last, jobs, held, letters) = read
         .await
         .with_context(|| format!("reading database {url} (has eurzad run and migrated it?)"))?;
     store.close().await;
@@ -432,6 +433,22 @@ async fn status(config: &Config, failed: u32) -> anyhow::Result<ExitCode> {
                 at(&job.failed_at),
                 job.error.as_deref().unwrap_or("(no error recorded)")
             );
+        }
+    }
+    if !letters.is_empty() {
+        println!("  letters, by channel:");
+        let mut channels: Vec<&str> = letters.iter().map(|(c, ..)| c.as_str()).collect();
+        channels.dedup();
+        for channel in channels {
+            let parts: Vec<String> = letters
+                .iter()
+                .filter(|(c, ..)| c == channel)
+                .map(|(_, status, legal, n)| match legal {
+                    Some(legal) => format!("{n} {status} (in law {legal})"),
+                    None => format!("{n} {status}"),
+                })
+                .collect();
+            println!("    {channel}: {}", parts.join(", "));
         }
     }
     if held > 0 {
@@ -642,9 +659,8 @@ fn ua_emulator(
         )
         .with_context(|| format!("{}: a JSON list of addresses", path.display()))?,
     };
-    let clock_offset =
-        -chrono::TimeDelta::from_std(args.edoreczenia_clock_back.unwrap_or_default())
-            .context("--edoreczenia-clock-back")?;
+    let backdate = chrono::TimeDelta::from_std(args.edoreczenia_backdate.unwrap_or_default())
+        .context("--edoreczenia-backdate")?;
     UaEmulator::open(UaSettings {
         state_dir: args.state_dir.clone(),
         token: TokenSettings {
@@ -655,7 +671,8 @@ fn ua_emulator(
         },
         operator_key: eurzad::emulator::demo_pki::epuap_key(),
         addresses,
-        clock_offset,
+        clock_offset: chrono::TimeDelta::zero(),
+        backdate,
         task_delay: args.edoreczenia_task_delay,
         box_delay: Duration::from_secs(1),
         seed: args.seed,

@@ -72,8 +72,8 @@ struct Office {
 }
 
 impl Office {
-    /// The emulator (ePUAP and e-Doręczenia, its clock 25 days back so that unclaimed
-    /// letters are already past their deemed-delivery day) with `applicants` addresses, and
+    /// The emulator (ePUAP and e-Doręczenia, taking messages as if sent 25 days ago, so that
+    /// unclaimed letters are already past their deemed-delivery day) with `applicants` addresses, and
     /// a daemon configuration for it.
     async fn start(applicants: usize, emulator_args: &[&str]) -> Office {
         let dir = tempfile::tempdir().unwrap();
@@ -92,7 +92,7 @@ impl Office {
             "--edoreczenia",
             "--edoreczenia-addresses",
             addresses_file.to_str().unwrap(),
-            "--edoreczenia-clock-back",
+            "--edoreczenia-backdate",
             "25days",
             "--slow-delay",
             "1500ms",
@@ -209,6 +209,8 @@ async fn two_hundred_replies_go_once_each_and_their_evidence_ends_as_the_recipie
     let log = office.dir.path().join("daemon.log");
     sqlx::any::install_default_drivers();
     let mut daemon = spawn_daemon(&office.config, &log);
+    // What the letters' states were, printed now and then (shown when the wait times out).
+    let last_print = std::sync::Mutex::new(std::time::Instant::now());
     wait_until(
         Duration::from_secs(240),
         "every letter's evidence to end",
@@ -219,6 +221,12 @@ async fn two_hundred_replies_go_once_each_and_their_evidence_ends_as_the_recipie
             };
             let states = legal_states(&pool).await;
             pool.close().await;
+            let mut last = last_print.lock().unwrap();
+            if last.elapsed() > Duration::from_secs(5) {
+                eprintln!("letters: {states:?}");
+                *last = std::time::Instant::now();
+            }
+            drop(last);
             states.get("delivered").copied().unwrap_or(0)
                 + states.get("deemed_delivered").copied().unwrap_or(0)
                 == N as i64
@@ -395,6 +403,343 @@ async fn an_interrupted_send_that_cannot_be_looked_up_is_held_and_officials_are_
     assert!(
         out.contains("reply letter 1 by edoreczenia: review_required"),
         "{out}"
+    );
+    pool.close().await;
+}
+
+/// The results of `COUNT(*)` queries, on a connection of their own (the daemon makes the
+/// database); `None` while it cannot be read.
+async fn counts(url: &str, queries: &[&'static str]) -> Option<Vec<i64>> {
+    let pool = sqlx::AnyPool::connect(url).await.ok()?;
+    let mut out = Vec::new();
+    for sql in queries {
+        out.push(sqlx::query_scalar(*sql).fetch_one(&pool).await.ok()?);
+    }
+    pool.close().await;
+    Some(out)
+}
+
+/// The `n`th citizen's letter to the office's e-Doręczenia address: a general letter.
+fn citizen_letter(n: usize) -> Vec<u8> {
+    std::fs::read_to_string(fixture("forms/pismo-ogolne-2013.xml"))
+        .unwrap()
+        .replace(
+            "Proszę o wydanie zaświadczenia",
+            &format!("Pismo nr {n}: proszę o wydanie zaświadczenia"),
+        )
+        .into_bytes()
+}
+
+/// The office's address in the configuration `Office::start` writes.
+const OFFICE_ADE: &str = "AE:PL-00000-00000-EURZD-00";
+
+impl Office {
+    /// Puts a citizen's message into the office's e-Doręczenia inbox; its message id.
+    async fn put_inbox(&self, from: &str, subject: &str, files: &[(&str, &str, &[u8])]) -> String {
+        let files: Vec<serde_json::Value> = files
+            .iter()
+            .map(|(name, content_type, content)| {
+                serde_json::json!({
+                    "filename": name,
+                    "content_type": content_type,
+                    "content": base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        content,
+                    ),
+                })
+            })
+            .collect();
+        let answer: serde_json::Value = self
+            .http
+            .post(format!("{}/admin/edoreczenia/inbox", self.emulator.url))
+            .json(&serde_json::json!({
+                "to": OFFICE_ADE,
+                "from": from,
+                "subject": subject,
+                "text_body": "W załączeniu pismo.",
+                "files": files,
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["messageId"].as_str().unwrap().to_string()
+    }
+
+    async fn add_address(&self, entry: serde_json::Value) {
+        let status = self
+            .http
+            .post(format!("{}/admin/edoreczenia/addresses", self.emulator.url))
+            .json(&entry)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "{status}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_citizens_message_is_stored_once_verified_and_answered_to_the_address_it_came_from() {
+    let office = Office::start(0, &[]).await;
+    // A company's address: not in the BAE by the applicant's PESEL.
+    let sender = "AE:PL-55555-44444-FIRMA-07";
+    office
+        .add_address(serde_json::json!({"ade": sender, "opens_after_days": 0.0}))
+        .await;
+    let signed = request(7);
+    let pdf = b"%PDF-1.4 a scan of a power of attorney".to_vec();
+    let request_id = office
+        .put_inbox(
+            sender,
+            "Wniosek o dostęp",
+            &[
+                ("skan.pdf", "application/pdf", &pdf),
+                ("wniosek.xml", "application/xml", &signed),
+            ],
+        )
+        .await;
+    let letter_id = office
+        .put_inbox(
+            sender,
+            "Pismo",
+            &[("pismo.xml", "text/xml", &citizen_letter(1))],
+        )
+        .await;
+    // The first deletion fails four times in a row (the client's three retries included):
+    // the message stays in the box and is fetched again in the next pass.
+    office
+        .fault(serde_json::json!({"kind": "http500", "operation": "delete", "count": 4}))
+        .await;
+
+    let log = office.dir.path().join("daemon.log");
+    let mut daemon = spawn_daemon(&office.config, &log);
+    sqlx::any::install_default_drivers();
+    wait_until(
+        Duration::from_secs(90),
+        "both messages stored and the request answered",
+        || async {
+            counts(
+                &office.db.url,
+                &[
+                    "SELECT COUNT(*) FROM outbound_document WHERE status = 'sent'",
+                    "SELECT COUNT(*) FROM job WHERE status IN ('pending', 'running')",
+                    "SELECT COUNT(*) FROM inbound_delivery WHERE confirmation = 'confirmed'",
+                ],
+            )
+            .await
+                == Some(vec![1, 0, 2])
+        },
+    )
+    .await;
+    let inbox: Vec<serde_json::Value> =
+        serde_json::from_value(office.admin("/admin/edoreczenia/inbox").await).unwrap();
+    let status = stop_with_sigterm(&mut daemon, Duration::from_secs(20)).await;
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{log_text}");
+
+    // Both deleted from the box; stored once each, with the channel's identifiers.
+    assert!(
+        inbox.iter().all(|m| !m["deleted_at"].is_null()),
+        "{inbox:?}"
+    );
+    let pool = office.pool().await;
+    let rows = sqlx::query(
+        "SELECT d.id, d.channel, d.channel_message_id, d.sender_address, d.box_address, d.nazwa_pliku, \
+         d.content, d.subject, d.signature_indication, i.pull_count, i.confirmation \
+         FROM inbound_document d JOIN inbound_delivery i ON i.document_id = d.id ORDER BY d.id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    let by_message: HashMap<String, &sqlx::any::AnyRow> =
+        rows.iter().map(|r| (r.get::<String, _>(2), r)).collect();
+    let req = by_message[&request_id];
+    assert_eq!(req.get::<String, _>(1), "edoreczenia");
+    assert_eq!(req.get::<String, _>(3), sender);
+    assert_eq!(req.get::<String, _>(4), OFFICE_ADE);
+    // The XML file is the document; the PDF is kept beside it, byte for byte.
+    assert_eq!(req.get::<String, _>(5), "wniosek.xml");
+    assert_eq!(req.get::<Vec<u8>, _>(6), signed);
+    assert_eq!(req.get::<String, _>(8), "TOTAL-PASSED");
+    let (kept, sha): (Vec<u8>, String) =
+        sqlx::query_as("SELECT content, sha256 FROM inbound_attachment WHERE document_id = $1")
+            .bind(req.get::<i64, _>(0))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(kept, pdf);
+    assert_eq!(sha, hex::encode(sha2::Sha256::digest(&pdf)));
+    // One of the two was fetched again after the failed deletion, and recognised.
+    let pulls: Vec<i64> = rows.iter().map(|r| r.get::<i64, _>(9)).collect();
+    assert_eq!(pulls.iter().sum::<i64>(), 3, "{pulls:?}");
+    assert!(rows.iter().all(|r| r.get::<String, _>(10) == "confirmed"));
+    let letter = by_message[&letter_id];
+    assert_eq!(letter.get::<Vec<u8>, _>(6), citizen_letter(1));
+
+    // The request was answered through e-Doręczenia to the address it came from.
+    let (channel, recipient, reason): (String, String, String) =
+        sqlx::query_as("SELECT channel, recipient, channel_reason FROM outbound_document")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(channel, "edoreczenia");
+    assert_eq!(recipient, sender);
+    assert!(reason.contains("z którego wpłynął"), "{reason}");
+    let sent: Vec<serde_json::Value> =
+        serde_json::from_value(office.admin("/admin/edoreczenia/sent").await).unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["to"], sender);
+    let failed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job WHERE status = 'failed'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(failed, 0, "{log_text}");
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_while_sending_and_receiving_loses_nothing_and_sends_nothing_twice() {
+    use rand::{Rng, SeedableRng};
+    const N: usize = 200;
+    let office = Office::start(N, &[]).await;
+    office.send_requests(0..N).await;
+    let mut put = HashMap::new();
+    for n in 0..N {
+        let id = office
+            .put_inbox(
+                &ade_of(n),
+                &format!("Pismo {n}"),
+                &[("pismo.xml", "text/xml", &citizen_letter(n))],
+            )
+            .await;
+        put.insert(id, n);
+    }
+    sqlx::any::install_default_drivers();
+    let progress = || async {
+        counts(
+            &office.db.url,
+            &[
+                "SELECT COUNT(*) FROM outbound_document WHERE status IN ('sent', 'delivered', 'review_required')",
+                "SELECT COUNT(*) FROM inbound_document WHERE channel = 'edoreczenia'",
+                "SELECT COUNT(*) FROM job WHERE status IN ('pending', 'running') AND kind <> 'mail'",
+            ],
+        )
+        .await
+        .unwrap_or_default()
+    };
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let mut kills = 0;
+    for round in 0..60 {
+        let log = office.dir.path().join(format!("daemon-{round}.log"));
+        let mut daemon = spawn_daemon(&office.config, &log);
+        tokio::time::sleep(Duration::from_millis(rng.random_range(300..2500))).await;
+        assert!(
+            daemon.try_wait().unwrap().is_none(),
+            "the daemon exited by itself in round {round}: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        daemon.kill().unwrap();
+        daemon.wait().unwrap();
+        kills += 1;
+        let done = progress().await;
+        eprintln!("round {round}: (letters gone, messages received, jobs waiting) {done:?}");
+        if done.first() == Some(&(N as i64)) && done.get(1) == Some(&(N as i64)) {
+            break;
+        }
+    }
+    assert!(kills >= 5, "killed mid-work several times ({kills})");
+
+    // A last, calm run finishes what the kills left.
+    let log = office.dir.path().join("daemon-last.log");
+    let mut daemon = spawn_daemon(&office.config, &log);
+    wait_until(
+        Duration::from_secs(240),
+        "every letter sent or held, every message received and its jobs done",
+        || async { progress().await == [N as i64, N as i64, 0] },
+    )
+    .await;
+    let inbox: Vec<serde_json::Value> =
+        serde_json::from_value(office.admin("/admin/edoreczenia/inbox").await).unwrap();
+    let status = stop_with_sigterm(&mut daemon, Duration::from_secs(20)).await;
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let pool = office.pool().await;
+
+    // No letter reached e-Doręczenia twice; each one is sent, or held for an official and
+    // shown as such (the officials were mailed).
+    let sent: Vec<serde_json::Value> =
+        serde_json::from_value(office.admin("/admin/edoreczenia/sent").await).unwrap();
+    let mut copies: HashMap<String, usize> = HashMap::new();
+    for m in &sent {
+        *copies
+            .entry(m["to"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent twice: {twice:?}");
+    let letters =
+        sqlx::query("SELECT recipient, status, document_identifier FROM outbound_document")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(letters.len(), N, "one letter per request");
+    let mut held = 0;
+    for l in &letters {
+        let recipient: String = l.get(0);
+        match l.get::<String, _>(1).as_str() {
+            // Delivered: its recipient opened it (E.1).
+            "sent" | "delivered" => {
+                let id: String = l.get(2);
+                let at_operator = sent.iter().find(|m| m["to"] == recipient.as_str());
+                assert_eq!(
+                    at_operator.map(|m| m["message_id"].as_str().unwrap()),
+                    Some(id.as_str()),
+                    "{recipient}: the stored message id is the operator's"
+                );
+            }
+            "review_required" => held += 1,
+            other => panic!("{recipient}: {other}"),
+        }
+    }
+    if held > 0 {
+        let (_, listing) = common::eurzad_with_config(&["requests", "list"], &office.config);
+        assert!(
+            listing.contains("review_required") || listing.contains("held"),
+            "{listing}"
+        );
+    }
+
+    // Every citizen's message is stored once, byte for byte, and deleted from the box.
+    assert!(inbox.iter().all(|m| !m["deleted_at"].is_null()));
+    let received = sqlx::query(
+        "SELECT channel_message_id, content FROM inbound_document WHERE channel = 'edoreczenia'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(received.len(), N);
+    let mut seen = HashSet::new();
+    for r in &received {
+        let id: String = r.get(0);
+        assert!(seen.insert(id.clone()), "{id} stored twice");
+        assert_eq!(r.get::<Vec<u8>, _>(1), citizen_letter(put[&id]), "{id}");
+    }
+    let failed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job WHERE status = 'failed'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(failed, 0);
+    eprintln!(
+        "{kills} kills: {} letters sent once each, {held} held for an official, {N} messages received once each",
+        N - held
     );
     pool.close().await;
 }

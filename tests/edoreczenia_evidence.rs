@@ -68,6 +68,7 @@ async fn setup(d1: DateTime<Utc>) -> Setup {
             opens_after_days: None,
         }],
         clock_offset: d1 - Utc::now(),
+        backdate: chrono::TimeDelta::zero(),
         task_delay: Duration::from_millis(20),
         box_delay: Duration::ZERO,
         seed: 3,

@@ -65,11 +65,21 @@ impl Drop for Emulator {
 
 /// An `eurzad emulator` process with one box on a free loopback port: (process, base URL).
 pub fn start_emulator(state_dir: &std::path::Path, adres: &str) -> (Emulator, String) {
+    start_emulator_with(state_dir, adres, &[])
+}
+
+/// As [`start_emulator`], with more arguments (`--edoreczenia …`).
+pub fn start_emulator_with(
+    state_dir: &std::path::Path,
+    adres: &str,
+    extra: &[&str],
+) -> (Emulator, String) {
     use std::io::{BufRead, BufReader};
     let mut emulator = Command::new(env!("CARGO_BIN_EXE_eurzad"))
         .args(["emulator", "--listen", "127.0.0.1:0", "--state-dir"])
         .arg(state_dir)
         .args(["--box", &format!("urzad_testowy:skrytka:{adres}")])
+        .args(extra)
         .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -136,4 +146,33 @@ impl PgAdmin {
     pub fn database_url(&self, name: &str) -> String {
         format!("{}/{name}", self.url.rsplit_once('/').unwrap().0)
     }
+}
+
+/// The `n`th bench applicant's PESEL.
+pub fn pesel(n: usize) -> String {
+    let base = format!("{:010}", 7_001_010_000u64 + n as u64 * 13);
+    let check = eurzad::identifiers::pesel_check_digit(&base).unwrap();
+    format!("{base}{check}")
+}
+
+/// The `n`th bench applicant's access request, signed with the trusted profile (the demo
+/// ePUAP key).
+pub fn access_request(n: usize) -> Vec<u8> {
+    let pesel = pesel(n);
+    let form = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Wniosek xmlns=\"{ns}\"><Wnioskodawca><Imie>Osoba{n}</Imie>\
+         <Nazwisko>Testowa</Nazwisko><PESEL>{pesel}</PESEL><Email>osoba{n}@example.test</Email></Wnioskodawca>\
+         <DataWniosku>2026-11-20</DataWniosku></Wniosek>\n",
+        ns = eurzad::forms::ACCESS_REQUEST_NS
+    );
+    let role =
+        eurzad::signature::seal::trusted_profile_role(&format!("Osoba{n}"), "Testowa", &pesel);
+    eurzad::signature::seal::xades_enveloped_with_role(
+        form.as_bytes(),
+        &eurzad::emulator::demo_pki::epuap_key(),
+        chrono::Utc::now(),
+        "podpis",
+        Some(&role),
+    )
+    .unwrap()
 }

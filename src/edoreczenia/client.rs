@@ -134,6 +134,27 @@ impl UaClient {
         url
     }
 
+    /// An idempotent call (a read, or a delete whose repetition is harmless): asked again
+    /// after a lost connection or a 5xx, a few times with a growing pause, before its error
+    /// is returned.
+    async fn read(
+        &self,
+        what: &'static str,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<Answer, ApiError> {
+        let mut pause = Duration::from_millis(200);
+        for _ in 0..READ_RETRIES {
+            match self.call(what, &build).await {
+                Err(ApiError::Uncertain { .. } | ApiError::Unreachable { .. }) => {}
+                Err(ApiError::NotAccepted { status, .. }) if status >= 500 => {}
+                other => return other,
+            }
+            tokio::time::sleep(crate::worker::jitter(pause)).await;
+            pause *= 2;
+        }
+        self.call(what, &build).await
+    }
+
     /// Sends a request built by `build` with the token; a 401 is answered once with a fresh
     /// token (the old one was revoked), and 429/503 are waited out as `Retry-After` says.
     async fn call(
@@ -211,7 +232,7 @@ impl UaClient {
         what: &'static str,
         build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     ) -> Result<T, ApiError> {
-        let answer = self.call(what, build).await?;
+        let answer = self.read(what, build).await?;
         serde_json::from_slice(&answer.body).map_err(|e| ApiError::Malformed {
             what,
             message: format!("HTTP {}: {e}", answer.status),
@@ -310,6 +331,83 @@ impl UaClient {
             .collect())
     }
 
+    /// The ids of the messages waiting in the office's inbox (`label=INBOX`, minimal), at most
+    /// `limit`, oldest first as the operator lists them.
+    pub async fn inbox(&self, limit: u32) -> Result<Vec<String>, ApiError> {
+        let url = self.url(&["messages"]);
+        let limit = limit.to_string();
+        let listing: wire::MessagesWrapper = self
+            .call_json("inbox", |http, token| {
+                http.get(url.clone()).bearer_auth(token).query(&[
+                    ("label", "INBOX"),
+                    ("format", "minimal"),
+                    ("limit", limit.as_str()),
+                ])
+            })
+            .await?;
+        listing
+            .messages
+            .into_iter()
+            .map(|m| {
+                m.message_metadata.message_id.ok_or(ApiError::Malformed {
+                    what: "inbox",
+                    message: "a listed message has no messageId".into(),
+                })
+            })
+            .collect()
+    }
+
+    /// A received message in full, its files' content included (`format=fullExtended`;
+    /// reading it so is the office's receipt in law). `None` while the operator answers 202
+    /// (the message is still being prepared): ask again later.
+    pub async fn received(&self, message_id: &str) -> Result<Option<wire::Message>, ApiError> {
+        let url = self.url(&["messages", message_id]);
+        let answer = self
+            .read("received message", |http, token| {
+                http.get(url.clone())
+                    .bearer_auth(token)
+                    .query(&[("format", "fullExtended")])
+            })
+            .await?;
+        if answer.status == StatusCode::ACCEPTED {
+            return Ok(None);
+        }
+        // This version answers an array (older ones one object): both are read.
+        let malformed = |e: serde_json::Error| ApiError::Malformed {
+            what: "received message",
+            message: format!("{message_id}: {e}"),
+        };
+        let value: serde_json::Value = serde_json::from_slice(&answer.body).map_err(malformed)?;
+        let message: wire::Message = match value {
+            serde_json::Value::Array(mut items) if items.len() == 1 => {
+                serde_json::from_value(items.remove(0)).map_err(malformed)?
+            }
+            serde_json::Value::Array(items) => {
+                return Err(ApiError::Malformed {
+                    what: "received message",
+                    message: format!("{message_id}: {} messages where one was asked", items.len()),
+                });
+            }
+            one => serde_json::from_value(one).map_err(malformed)?,
+        };
+        Ok(Some(message))
+    }
+
+    /// `DELETE /{ADE}/messages/{id}`: the office has the message. A message already gone
+    /// (deleted by an earlier call whose answer was lost) counts as deleted.
+    pub async fn delete_received(&self, message_id: &str) -> Result<(), ApiError> {
+        let url = self.url(&["messages", message_id]);
+        match self
+            .read("delete message", |http, token| {
+                http.delete(url.clone()).bearer_auth(token)
+            })
+            .await
+        {
+            Ok(_) | Err(ApiError::NotAccepted { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The address database (SE API `POST /search/bae_search`, on the endpoint's origin):
     /// the active addresses of the owner of `ids` (`{"pesel": …}`, `{"nip": …}`…).
     pub async fn search_addresses(&self, ids: &serde_json::Value) -> Result<Vec<String>, ApiError> {
@@ -352,7 +450,7 @@ impl UaClient {
         };
         let url = self.url(&["evidences", service, evidence_id]);
         Ok(self
-            .call("evidence file", |http, token| {
+            .read("evidence file", |http, token| {
                 http.get(url.clone()).bearer_auth(token)
             })
             .await?
@@ -373,6 +471,9 @@ struct BaeAddress {
     #[serde(default)]
     status: Option<String>,
 }
+
+/// How many times a read is asked again after a lost connection or a 5xx.
+const READ_RETRIES: u32 = 3;
 
 /// `Retry-After` in seconds (the form the operator uses; an HTTP date is not honoured).
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {

@@ -18,6 +18,7 @@ pub mod channel;
 pub mod client;
 pub mod evidence;
 pub mod follow;
+pub mod receive;
 pub mod wire;
 
 use std::fmt;

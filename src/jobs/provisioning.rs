@@ -15,6 +15,7 @@ use chrono_tz::Tz;
 use super::StepError;
 use crate::config::RoutingRule;
 use crate::delivery::{DeliveryChannel, DeliveryError, Lookup, OfficialId, OutgoingLetter};
+use crate::document::InboundChannel;
 use crate::forms::{Form, FormType, GeneralLetter, Registry};
 use crate::notify::Mailer;
 use crate::notify::schedule::Schedule;
@@ -230,13 +231,26 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
                     .map(|ade| (e.channel.name(), ade)),
                 _ => None,
             };
-            let (channel_name, recipient, reason) = match electronic {
-                Some((name, ade)) => (
+            // A request that came through e-Doręczenia is answered to the address it came
+            // from when the address database has none by PESEL (a company's address, say).
+            let sender_ade = match (&office.electronic, facts.came_by, &facts.recipient) {
+                (Some(e), InboundChannel::Edoreczenia, Some(ade)) => {
+                    Some((e.channel.name(), ade.clone()))
+                }
+                _ => None,
+            };
+            let (channel_name, recipient, reason) = match (electronic, sender_ade) {
+                (Some((name, ade)), _) => (
                     name,
                     ade,
                     "e-Doręczenia: adres do doręczeń elektronicznych wnioskodawcy znaleziony w bazie adresów (BAE) po numerze PESEL",
                 ),
-                None => {
+                (None, Some((name, ade))) => (
+                    name,
+                    ade,
+                    "e-Doręczenia: odpowiedź na adres do doręczeń elektronicznych, z którego wpłynął wniosek",
+                ),
+                (None, None) => {
                     let reason = if office.electronic.is_some() {
                         "ePUAP: wnioskodawca nie ma adresu do doręczeń elektronicznych w bazie adresów (BAE)"
                     } else {

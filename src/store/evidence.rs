@@ -222,6 +222,20 @@ impl Store {
         })
     }
 
+    /// How many letters there are by channel, sending status and legal state (the latter
+    /// `None` where the channel keeps none), for `eurzad status`.
+    pub async fn letter_tally(
+        &self,
+    ) -> Result<Vec<(String, String, Option<String>, i64)>, StoreError> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT channel, status, legal_state, COUNT(*) FROM outbound_document                  GROUP BY channel, status, legal_state ORDER BY channel, status, legal_state",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// The letters made since `since`, with their standing, oldest first.
     pub async fn recent_letters(
         &self,

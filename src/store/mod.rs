@@ -201,32 +201,44 @@ async fn store_pulled_postgres(
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
-    let stored = match inserted {
-        Some(id) => {
-            sqlx::query(INSERT_DELIVERY)
-                .bind(id)
-                .bind(mailbox)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(INSERT_VERIFY_JOB)
-                .bind(id.to_string())
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            Stored { id, new: true }
-        }
-        None => {
-            let id: i64 = sqlx::query_scalar(COUNT_PULL_AGAIN)
-                .bind(&key)
-                .fetch_one(&mut *tx)
-                .await?;
-            Stored { id, new: false }
-        }
-    };
+    let stored = delivered!(tx, inserted, mailbox, &key, now, |_id| {});
     tx.commit().await?;
     Ok(stored)
 }
+
+/// After the insert of an inbound document (`$inserted`: its id, or `None` when its
+/// identity key was stored already), in its transaction `$tx`: a new document gets its
+/// delivery record, whatever `$also` adds, and its `verify` job; one delivered again is
+/// counted. Evaluates to the [`Stored`] outcome.
+macro_rules! delivered {
+    ($tx:ident, $inserted:expr, $mailbox:expr, $key:expr, $now:expr, |$id:ident| $also:block) => {
+        match $inserted {
+            Some($id) => {
+                $also
+                sqlx::query(INSERT_DELIVERY)
+                    .bind($id)
+                    .bind($mailbox)
+                    .execute(&mut *$tx)
+                    .await?;
+                sqlx::query(INSERT_VERIFY_JOB)
+                    .bind($id.to_string())
+                    .bind($id)
+                    .bind($now)
+                    .execute(&mut *$tx)
+                    .await?;
+                Stored { id: $id, new: true }
+            }
+            None => {
+                let id: i64 = sqlx::query_scalar(COUNT_PULL_AGAIN)
+                    .bind($key)
+                    .fetch_one(&mut *$tx)
+                    .await?;
+                Stored { id, new: false }
+            }
+        }
+    };
+}
+use delivered;
 
 /// A handle to the portal database. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -363,6 +375,7 @@ macro_rules! finish_claimed {
 mod provisioning;
 mod evidence;
 mod pulled_sqlite;
+mod received;
 pub mod registers;
 mod sqlite_raw;
 

@@ -310,6 +310,9 @@ pub struct ReplyFacts {
     pub request: RequestRow,
     pub request_date: NaiveDate,
     pub recipient: Option<String>,
+    /// The channel the request came through (`recipient` is then that channel's address:
+    /// ePUAP's `adresOdpowiedzi`, or the sender's e-Doręczenia address).
+    pub came_by: crate::document::InboundChannel,
     /// "Name (NIP …): podatki, oplaty" for each representation of the account made by it.
     pub representations: Vec<String>,
     /// The letter made before, if any: (id, status, attempts).
@@ -676,12 +679,16 @@ impl Store {
                 .await?
                 .ok_or(StoreError::NotFound { what: "access_request", id: request_id })?;
             let request = request_row(&row);
-            let recipient: Option<String> = sqlx::query_scalar(
-                "SELECT adres_odpowiedzi FROM inbound_document WHERE id = $1",
+            let (recipient, channel): (Option<String>, String) = sqlx::query_as(
+                "SELECT adres_odpowiedzi, channel FROM inbound_document WHERE id = $1",
             )
             .bind(request.document_id)
             .fetch_one(pool)
             .await?;
+            let came_by = match channel.as_str() {
+                "edoreczenia" => crate::document::InboundChannel::Edoreczenia,
+                _ => crate::document::InboundChannel::Epuap,
+            };
             let representations = sqlx::query(
                 "SELECT r.principal_name, r.principal_id_type, r.principal_id, s.scope FROM representation r \
                  JOIN representation_scope s ON s.representation_id = r.id \
@@ -711,6 +718,7 @@ impl Store {
                 request_date: request.received_at.date_naive(),
                 request,
                 recipient,
+                came_by,
                 representations: grouped
                     .into_iter()
                     .map(|(who, scopes)| format!("{who}: {}", scopes.join(", ")))

@@ -103,7 +103,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
     move |e| format!("emulator state {}: {e}", path.display())
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
     file.write_all(bytes).map_err(io(&tmp))?;
@@ -201,7 +201,7 @@ impl Mailbox {
         from: &str,
         message: wire::Message,
         now: DateTime<Utc>,
-        _settings: &UaSettings,
+        settings: &UaSettings,
     ) -> Result<String, String> {
         let refuse = |counters: &mut UaCounters, why: String| {
             counters.refused_sends += 1;
@@ -328,7 +328,7 @@ impl Mailbox {
                 case_id: meta.case_id.clone(),
                 text_body: text.clone(),
                 attachments: attachments.clone(),
-                submitted_at: now,
+                submitted_at: now - settings.backdate,
                 opened_at: None,
                 evidences: Vec::new(),
             });

@@ -13,17 +13,21 @@
 //! - fault injection per operation: HTTP 500, 429 with `Retry-After`, a connection dropped
 //!   after the request took effect, a slow answer.
 //!
-//! The emulator's clock is the real one moved by `clock_offset`: an emulator set in the past
-//! has letters whose D.1 is days old, so that deemed delivery can be seen without waiting.
+//! The emulator's clock is the real one moved by `clock_offset`, and messages can be taken
+//! as if sent `backdate` ago: their D.1 is then days old, and deemed delivery (or a pickup
+//! after some days) can be seen without waiting.
 //! State is kept on disk (one file per message and per evidence, written atomically).
 //!
-//! Admin API: `POST /admin/edoreczenia/addresses`, `POST /admin/edoreczenia/messages/{id}/open`,
+//! Admin API: `POST /admin/edoreczenia/inbox` (a citizen's message to an office's box;
+//! `GET` lists them with their fetches and deletion), `POST /admin/edoreczenia/addresses`, `POST /admin/edoreczenia/messages/{id}/open`,
 //! `GET /admin/edoreczenia/sent`, `GET /admin/edoreczenia/counters`,
 //! `POST|DELETE /admin/edoreczenia/faults`.
 
+mod inbox;
 mod mailbox;
 mod token;
 
+pub use inbox::{InboxFile, InboxMessage, NewInboxMessage};
 pub use mailbox::{AddressEntry, SentMessage, UaCounters};
 pub use token::{REALM_PATH, TokenEndpoint, TokenSettings};
 
@@ -42,6 +46,7 @@ use chrono::{DateTime, Utc};
 use super::faults::{FaultKind, FaultPlan, FaultRule};
 use crate::edoreczenia::wire;
 use crate::xmldsig::SigningKey;
+use inbox::Inbox;
 use mailbox::Mailbox;
 
 /// The API's base path.
@@ -59,6 +64,10 @@ pub struct UaSettings {
     pub addresses: Vec<AddressEntry>,
     /// The emulator's clock is the real one plus this.
     pub clock_offset: chrono::TimeDelta,
+    /// Messages are taken as if sent this long ago: their evidences fall due on the
+    /// emulator's clock as if that time had passed (deemed delivery can be seen at once,
+    /// and a recipient who opens after a few days has done so).
+    pub backdate: chrono::TimeDelta,
     /// How long a send task stays PENDING.
     pub task_delay: Duration,
     /// How long after the send a message is in the recipient's box (D.1).
@@ -79,6 +88,7 @@ struct Inner {
     settings: UaSettings,
     tokens: TokenEndpoint,
     mailbox: Mutex<Mailbox>,
+    inbox: Mutex<Inbox>,
     faults: Mutex<FaultPlan>,
 }
 
@@ -100,6 +110,7 @@ impl UaEmulator {
         for address in &settings.addresses {
             mailbox.add_address(address.clone(), false)?;
         }
+        let inbox = Inbox::open(&settings.state_dir.join("edoreczenia/inbox"))?;
         let mut plan = FaultPlan::new(settings.seed);
         if let Some(rate) = settings.fault_rate {
             plan.add(FaultRule {
@@ -115,6 +126,7 @@ impl UaEmulator {
                 tokens: TokenEndpoint::new(settings.token.clone()),
                 settings,
                 mailbox: Mutex::new(mailbox),
+                inbox: Mutex::new(inbox),
                 faults: Mutex::new(plan),
             }),
         })
@@ -131,6 +143,21 @@ impl UaEmulator {
 
     fn mailbox(&self) -> std::sync::MutexGuard<'_, Mailbox> {
         self.inner.mailbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn inbox(&self) -> std::sync::MutexGuard<'_, Inbox> {
+        self.inner.inbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A citizen's message put into an office's box (as `POST /admin/edoreczenia/inbox`).
+    pub fn put_inbox(&self, message: NewInboxMessage) -> Result<String, String> {
+        let now = self.now();
+        self.inbox().put(message, now)
+    }
+
+    /// Every message put into an inbox, deleted ones included.
+    pub fn inbox_messages(&self) -> Vec<InboxMessage> {
+        self.inbox().all().to_vec()
     }
 
     pub fn counters(&self) -> UaCounters {
@@ -161,6 +188,10 @@ impl UaEmulator {
             .route("/{ade}/messages", post(send).get(list_messages))
             .route("/{ade}/messages/tasks/{task}/status", get(task_status))
             .route("/{ade}/messages/tasks/{task}", get(task_result))
+            .route(
+                "/{ade}/messages/{id}",
+                get(received_message).delete(delete_message),
+            )
             .route("/{ade}/messages/{id}/evidences", get(evidences))
             .route("/{ade}/evidences/{service}/{id}", get(evidence_file));
         Router::new()
@@ -169,6 +200,10 @@ impl UaEmulator {
             .route("/admin/edoreczenia/addresses", post(admin_add_address))
             .route("/admin/edoreczenia/messages/{id}/open", post(admin_open))
             .route("/admin/edoreczenia/sent", get(admin_sent))
+            .route(
+                "/admin/edoreczenia/inbox",
+                post(admin_put_inbox).get(admin_inbox),
+            )
             .route("/admin/edoreczenia/counters", get(admin_counters))
             .route(
                 "/admin/edoreczenia/faults",
@@ -400,19 +435,74 @@ async fn list_messages(
     Query(query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let fault = guarded!(emulator, headers, Some(&ade), "messages");
-    if query.label.as_deref() != Some("SENT") {
-        return error(
+    let limit = query.limit.unwrap_or(20).clamp(1, 2000);
+    match query.label.as_deref() {
+        Some("SENT") => {
+            let fault = guarded!(emulator, headers, Some(&ade), "messages");
+            let listing =
+                emulator
+                    .mailbox()
+                    .list_sent(&ade, query.subject.as_deref(), query.offset, limit);
+            after(fault, axum::Json(listing).into_response()).await
+        }
+        Some("INBOX") => {
+            let fault = guarded!(emulator, headers, Some(&ade), "inbox");
+            let listing = emulator.inbox().list(&ade, query.offset, limit);
+            after(fault, axum::Json(listing).into_response()).await
+        }
+        _ => error(
             StatusCode::BAD_REQUEST,
             "unsupported",
-            "the emulator lists label=SENT only",
-        );
+            "the emulator lists label=SENT and label=INBOX",
+        ),
     }
-    let limit = query.limit.unwrap_or(20).clamp(1, 2000);
-    let listing = emulator
-        .mailbox()
-        .list_sent(&ade, query.subject.as_deref(), query.offset, limit);
-    after(fault, axum::Json(listing).into_response()).await
+}
+
+/// `GET /{ADE}/messages/{id}`: a received message, in full (an array of one, as this
+/// version answers).
+async fn received_message(
+    State(emulator): State<UaEmulator>,
+    Path((ade, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let fault = guarded!(emulator, headers, Some(&ade), "message");
+    let now = emulator.now();
+    let answer = match emulator.inbox().read_full(&ade, &id, now) {
+        Ok(message) => axum::Json(vec![message]).into_response(),
+        Err(why) => error(StatusCode::NOT_FOUND, "message_not_found", &why),
+    };
+    after(fault, answer).await
+}
+
+/// `DELETE /{ADE}/messages/{id}`.
+async fn delete_message(
+    State(emulator): State<UaEmulator>,
+    Path((ade, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let fault = guarded!(emulator, headers, Some(&ade), "delete");
+    let now = emulator.now();
+    let answer = match emulator.inbox().delete(&ade, &id, now) {
+        Ok(()) => {
+            axum::Json(serde_json::json!([{"messageId": id, "status": "DELETED"}])).into_response()
+        }
+        Err(why) => error(StatusCode::NOT_FOUND, "message_not_found", &why),
+    };
+    after(fault, answer).await
+}
+
+async fn admin_put_inbox(
+    State(emulator): State<UaEmulator>,
+    axum::Json(message): axum::Json<NewInboxMessage>,
+) -> Response {
+    match emulator.put_inbox(message) {
+        Ok(id) => axum::Json(serde_json::json!({ "messageId": id })).into_response(),
+        Err(why) => (StatusCode::BAD_REQUEST, why).into_response(),
+    }
+}
+
+async fn admin_inbox(State(emulator): State<UaEmulator>) -> axum::Json<Vec<InboxMessage>> {
+    axum::Json(emulator.inbox_messages())
 }
 
 async fn evidences(
