@@ -657,6 +657,11 @@ async fn sigkill_while_sending_and_receiving_loses_nothing_and_sends_nothing_twi
     // A last, calm run finishes what the kills left.
     let log = office.dir.path().join("daemon-last.log");
     let mut daemon = spawn_daemon(&office.config, &log);
+    // Up and its signal handlers set, before it is asked to stop.
+    wait_until(Duration::from_secs(30), "the daemon to start", || async {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("eurzad running"))
+    })
+    .await;
     wait_until(
         Duration::from_secs(240),
         "every letter sent or held, every message received and its jobs done",
