@@ -16,7 +16,7 @@ use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
 use eurzad::delivery::{DeliveryChannel, DeliveryError, OutgoingLetter};
 use eurzad::edoreczenia::auth::{SystemCredentials, TokenSource};
 use eurzad::edoreczenia::channel::EdoreczeniaChannel;
-use eurzad::edoreczenia::client::{Pacing, UaClient};
+use eurzad::edoreczenia::client::{Pacing, READ_RETRIES, UaClient};
 use eurzad::edoreczenia::evidence::DeemedDelivery;
 use eurzad::edoreczenia::follow::EvidenceFollower;
 use eurzad::emulator::demo_pki;
@@ -248,7 +248,8 @@ async fn a_broken_seal_or_a_malformed_listing_moves_nothing_and_the_worker_goes_
         kind: FaultKind::Drop,
         operation: Some("evidences".into()),
         probability: None,
-        count: Some(1),
+        // Every try of the read: the first and each retry.
+        count: Some(u64::from(READ_RETRIES) + 1),
         delay_ms: 0,
     });
     let passed = follower.follow_at(Utc::now()).await.unwrap();
@@ -343,7 +344,7 @@ async fn deemed_delivery_waits_while_an_evidence_could_not_be_had() {
         kind: FaultKind::Http500,
         operation: Some("evidence_file".into()),
         probability: None,
-        count: Some(1),
+        count: Some(u64::from(READ_RETRIES) + 1),
         delay_ms: 0,
     });
     let passed = follower.follow_at(Utc::now()).await.unwrap();

@@ -473,7 +473,7 @@ struct BaeAddress {
 }
 
 /// How many times a read is asked again after a lost connection or a 5xx.
-const READ_RETRIES: u32 = 3;
+pub const READ_RETRIES: u32 = 3;
 
 /// `Retry-After` in seconds (the form the operator uses; an HTTP date is not honoured).
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
