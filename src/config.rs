@@ -69,6 +69,8 @@ pub struct Config {
     #[serde(default)]
     pub edoreczenia: EdoreczeniaConfig,
     #[serde(default)]
+    pub delivery: DeliveryConfig,
+    #[serde(default)]
     pub log: LogConfig,
     /// Where the configuration came from, for messages.
     #[serde(skip)]
@@ -495,6 +497,44 @@ pub struct EdoreczeniaConfig {
     /// How often a sent letter's evidences are asked for ("10m" when absent).
     #[serde(default, with = "humantime_serde::option")]
     pub evidence_interval: Option<std::time::Duration>,
+}
+
+/// How each kind of letter may go (docs/edoreczenia.md, "Choosing the channel"): the routes
+/// in order of preference; the first one that reaches the addressee is taken.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Per letter kind (`registration_info`, `registration_refusal`); a kind not named takes
+    /// [`DEFAULT_ROUTES`].
+    pub routes: std::collections::BTreeMap<String, Vec<crate::delivery::Route>>,
+    /// How long an answer of the address database (BAE) is reused for the same person.
+    #[serde(with = "humantime_serde")]
+    pub address_cache: std::time::Duration,
+}
+
+/// To the addressee's e-Doręczenia address; else on paper through the hybrid service when
+/// the request gave a postal address; else through ePUAP, to the request's reply address.
+/// An office that reads no law as still allowing ePUAP for a kind leaves `epuap` out.
+pub const DEFAULT_ROUTES: [crate::delivery::Route; 3] = [
+    crate::delivery::Route::Edoreczenia,
+    crate::delivery::Route::Hybrid,
+    crate::delivery::Route::Epuap,
+];
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            routes: std::collections::BTreeMap::new(),
+            address_cache: std::time::Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// The routes a letter of `kind` may take, in order.
+    pub fn routes_for(&self, kind: &str) -> &[crate::delivery::Route] {
+        self.routes.get(kind).map_or(&DEFAULT_ROUTES, Vec::as_slice)
+    }
 }
 
 /// The demo mailbox of the embedded e-Doręczenia emulator.
@@ -927,6 +967,32 @@ impl Config {
                     ),
                 ));
             }
+        }
+        for (kind, routes) in &self.delivery.routes {
+            let key = format!("delivery.routes.{kind}");
+            if !PROOF_KINDS.contains(&kind.as_str()) {
+                return Err(self.invalid(
+                    "delivery.routes",
+                    format!(
+                        "unknown letter kind {kind:?} (known: {})",
+                        PROOF_KINDS.join(", ")
+                    ),
+                ));
+            }
+            if routes.is_empty() {
+                return Err(self.invalid(&key, "empty: a letter of this kind could go nowhere"));
+            }
+            for (i, route) in routes.iter().enumerate() {
+                if routes[..i].contains(route) {
+                    return Err(self.invalid(&key, format!("{route} is named twice")));
+                }
+            }
+        }
+        if self.delivery.address_cache.is_zero() {
+            return Err(self.invalid(
+                "delivery.address_cache",
+                "must be more than zero (\"1min\" asks the address database nearly every time)",
+            ));
         }
         Ok(())
     }

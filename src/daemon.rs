@@ -209,6 +209,13 @@ fn office(
         proof_channel,
         proof_kinds: provisioning.proof_of_delivery.clone(),
         electronic,
+        routes: [
+            crate::provisioning::letter::LetterKind::RegistrationInfo,
+            crate::provisioning::letter::LetterKind::RegistrationRefusal,
+        ]
+        .into_iter()
+        .map(|kind| (kind, config.delivery.routes_for(kind.as_str()).to_vec()))
+        .collect(),
         epuap_certificate: ready.server_certificate,
         officials: config.notify.officials.clone(),
         zone: ready.zone,
@@ -397,8 +404,14 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
                 batch: 50,
             });
     let electronic = electronic.map(|(channel, _)| crate::delivery::ElectronicDelivery {
-        channel: channel.clone(),
-        addresses: channel,
+        hybrid: std::sync::Arc::new(crate::edoreczenia::channel::EdoreczeniaChannel::hybrid(
+            channel.client.clone(),
+        )),
+        addresses: std::sync::Arc::new(crate::delivery::CachedAddressBook::new(
+            channel.clone(),
+            config.delivery.address_cache,
+        )),
+        channel,
     });
     let office = std::sync::Arc::new(office(&config, ready, &client, electronic)?);
     tracing::info!(mail = %office.mailer.describe(), officials = office.officials.len(), channel = office.channel.name(), "replies and mail");
@@ -821,6 +834,7 @@ async fn edoreczenia_client(
             backdate: chrono::TimeDelta::zero(),
             task_delay: Duration::from_millis(50),
             box_delay: Duration::ZERO,
+            paper_delivery: Duration::from_secs(3 * 86_400),
             seed: 1,
             fault_rate: None,
             slow_delay: Duration::from_secs(40),
@@ -857,7 +871,9 @@ async fn edoreczenia_client(
     tracing::info!(endpoint = %api.endpoint, system = %api.credentials.client_id(), "e-Doręczenia: replies go to the applicant's address when the address database has one");
     Ok((
         (
-            std::sync::Arc::new(crate::edoreczenia::channel::EdoreczeniaChannel { client }),
+            std::sync::Arc::new(crate::edoreczenia::channel::EdoreczeniaChannel::electronic(
+                client,
+            )),
             api,
         ),
         task,

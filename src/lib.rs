@@ -19,6 +19,7 @@ pub mod identifiers;
 pub mod inbox;
 pub mod jobs;
 pub mod notify;
+pub mod pdf;
 pub mod pki_http;
 pub mod portal;
 pub mod provisioning;

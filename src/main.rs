@@ -675,6 +675,7 @@ fn ua_emulator(
         backdate,
         task_delay: args.edoreczenia_task_delay,
         box_delay: Duration::from_secs(1),
+        paper_delivery: Duration::from_secs(3 * 86_400),
         seed: args.seed,
         fault_rate: args.edoreczenia_fault_rate,
         slow_delay: args.slow_delay,

@@ -119,6 +119,29 @@ impl Settings {
                 "sealed with the WS-Security key"
             }
         );
+        let routes: Vec<String> = crate::config::PROOF_KINDS
+            .iter()
+            .map(|kind| {
+                let routes: Vec<&str> = config
+                    .delivery
+                    .routes_for(kind)
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect();
+                format!("{kind}: {}", routes.join(" → "))
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "  routes: {}; address database answers kept {}{}",
+            routes.join("; "),
+            humantime::format_duration(config.delivery.address_cache),
+            if self.edoreczenia.is_none() {
+                " (e-Doręczenia is off: only epuap can be taken)"
+            } else {
+                ""
+            }
+        );
         let _ = writeln!(
             out,
             "  mail: {} official(s), {}; digest {} ({}), reminders {} h before a deadline",
@@ -160,7 +183,7 @@ impl Settings {
             match &self.edoreczenia {
                 None => "off".to_string(),
                 Some(api) if api.endpoint == "embedded" => format!(
-                    "the embedded emulator, system {}; replies go to the applicant's address when the address database has one, deemed delivered {} days after D.1{}",
+                    "the embedded emulator, system {}; deemed delivered {} days after D.1{}",
                     api.credentials.client_id(),
                     api.following.deemed.days,
                     if api.following.deemed.moves_off_holidays {
@@ -170,7 +193,7 @@ impl Settings {
                     },
                 ),
                 Some(api) => format!(
-                    "{}, system {}, token from {}; replies go to the applicant's address when the address database has one, deemed delivered {} days after D.1{}; evidence seals {}",
+                    "{}, system {}, token from {}; deemed delivered {} days after D.1{}; evidence seals {}",
                     api.endpoint,
                     api.credentials.client_id(),
                     api.realm,

@@ -82,7 +82,13 @@ fn check_accepts_the_shipped_config_and_names_what_it_would_run() {
     );
     assert!(
         stdout.contains(
-            "  e-Doręczenia: the embedded emulator, system AE:PL-00000-00000-EURZD-00.SYSTEM.eurzad; replies go to the applicant's address when the address database has one, deemed delivered 14 days after D.1 (moved off holidays)\n"
+            "  e-Doręczenia: the embedded emulator, system AE:PL-00000-00000-EURZD-00.SYSTEM.eurzad; deemed delivered 14 days after D.1 (moved off holidays)\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "  routes: registration_info: edoreczenia → hybrid → epuap; registration_refusal: edoreczenia → hybrid → epuap; address database answers kept 1day\n"
         ),
         "{stdout}"
     );
@@ -172,6 +178,26 @@ fn check_refuses_what_the_start_would_refuse_naming_file_and_key() {
             "digest_cron = \"0 8 * * *\"",
             "digest_cron = \"0 8 * *\"",
             "notify.digest_cron",
+        ),
+        (
+            "[delivery.routes]",
+            "[delivery.routes]\nregistration_refusal = []",
+            "delivery.routes.registration_refusal: empty: a letter of this kind could go nowhere",
+        ),
+        (
+            "[delivery.routes]",
+            "[delivery.routes]\nregistration_info = [\"hybrid\", \"epuap\", \"hybrid\"]",
+            "delivery.routes.registration_info: hybrid is named twice",
+        ),
+        (
+            "[delivery.routes]",
+            "[delivery.routes]\nregistration_info = [\"poczta\"]",
+            "unknown variant `poczta`, expected one of `edoreczenia`, `hybrid`, `epuap`",
+        ),
+        (
+            "[delivery.routes]",
+            "[delivery.routes]\nrejestracja = [\"hybrid\"]",
+            "delivery.routes: unknown letter kind \"rejestracja\"",
         ),
         (
             "[registers.schedule]",

@@ -45,6 +45,7 @@ async fn setup(dir: &std::path::Path) -> (Store, Office) {
         proof_channel: Arc::new(NoChannel),
         proof_kinds: Vec::new(),
         electronic: None,
+        routes: Vec::new(),
         epuap_certificate: eurzad::emulator::demo_pki::EPUAP_CERT.to_vec(),
         officials: vec!["urzednik@urzad.test".into()],
         zone: chrono_tz::Europe::Warsaw,

@@ -43,12 +43,17 @@ fn opens(n: usize) -> Option<f64> {
 
 /// The `n`th applicant's access request, sealed by "ePUAP" as a trusted-profile signature.
 fn request(n: usize) -> Vec<u8> {
+    request_with(n, "")
+}
+
+/// The same, with `more` at the end of the applicant's part (a postal address).
+fn request_with(n: usize, more: &str) -> Vec<u8> {
     let pesel = nth_pesel(8_001_010_000, n);
     let form = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <Wniosek xmlns="http://epuap.gov.pl/fe-model-web/wzor_lokalny/eurzad/wniosek_o_dostep/">
     <Wnioskodawca><Imie>Jan</Imie><Nazwisko>Testowy{n}</Nazwisko><PESEL>{pesel}</PESEL>
-    <Email>jan{n}@example.test</Email></Wnioskodawca>
+    <Email>jan{n}@example.test</Email>{more}</Wnioskodawca>
     <DataWniosku>2026-11-20</DataWniosku>
 </Wniosek>
 "#
@@ -146,6 +151,12 @@ evidence_interval = "1s"
 
     async fn send_requests(&self, range: std::ops::Range<usize>) {
         for n in range {
+            self.send_request(n, request(n)).await;
+        }
+    }
+
+    async fn send_request(&self, n: usize, form: Vec<u8>) {
+        {
             self.emulator
                 .add_document_json(serde_json::json!({
                     "adres_skrytki": BOX.2,
@@ -153,7 +164,7 @@ evidence_interval = "1s"
                     "typ_pliku": "text/xml",
                     "content": base64::Engine::encode(
                         &base64::engine::general_purpose::STANDARD,
-                        request(n),
+                        form,
                     ),
                     "adres_odpowiedzi": format!("/obywatel{n}/skrytka"),
                     "dane_nadawcy": {"uzytkownik": format!("jan{n}"), "system": null},
@@ -409,6 +420,202 @@ async fn an_interrupted_send_that_cannot_be_looked_up_is_held_and_officials_are_
 
 /// The results of `COUNT(*)` queries, on a connection of their own (the daemon makes the
 /// database); `None` while it cannot be read.
+/// The text of a PDF, as `pdftotext` (poppler) reads it.
+fn pdf_text(pdf: &[u8], dir: &std::path::Path) -> String {
+    let path = dir.join("letter.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-enc", "UTF-8", "-layout"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils, installed by .ci/install-deps)");
+    assert!(
+        out.status.success(),
+        "pdftotext refused the letter: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_letter_takes_the_first_route_that_reaches_its_addressee_paper_included() {
+    // Applicant 0 has an e-Doręczenia address; 1 and 2 have none, and 1 gave a postal address.
+    let office = Office::start(1, &[]).await;
+    let postal = "<AdresKorespondencyjny><Ulica>ul. Żółkiewskiego</Ulica><NrDomu>3</NrDomu>\
+                  <NrLokalu>5</NrLokalu><KodPocztowy>00-950</KodPocztowy>\
+                  <Miejscowosc>Łódź</Miejscowosc></AdresKorespondencyjny>";
+    office.send_request(0, request(0)).await;
+    office.send_request(1, request_with(1, postal)).await;
+    office.send_request(2, request(2)).await;
+    // Applicant 0 again: the address database's answer is reused, not asked for again.
+    office.send_request(0, request(0)).await;
+    let log = office.dir.path().join("daemon.log");
+    sqlx::any::install_default_drivers();
+    let mut daemon = spawn_daemon(&office.config, &log);
+    wait_until(
+        Duration::from_secs(120),
+        "the paper letter's evidence to end",
+        || async {
+            let Ok(pool) = sqlx::AnyPool::connect(&office.db.url).await else {
+                return false;
+            };
+            let done: Option<i64> = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM outbound_document WHERE channel = 'hybrid' AND legal_state = 'delivered'",
+            )
+            .fetch_one(&pool)
+            .await
+            .ok();
+            pool.close().await;
+            done == Some(1)
+        },
+    )
+    .await;
+    let status = stop_with_sigterm(&mut daemon, Duration::from_secs(20)).await;
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{logged}");
+    let pool = office.pool().await;
+    let letters = sqlx::query(
+        "SELECT r.applicant_pesel, o.channel, o.recipient, o.channel_reason, o.file_name, o.content, o.id \
+         FROM outbound_document o JOIN access_request r ON r.id = o.request_id ORDER BY o.request_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(letters.len(), 4, "{logged}");
+    let pesel = |n| nth_pesel(8_001_010_000, n);
+    let row = |i: usize| {
+        (
+            letters[i].get::<String, _>(0),
+            letters[i].get::<String, _>(1),
+            letters[i].get::<String, _>(2),
+            letters[i].get::<String, _>(3),
+        )
+    };
+    // 0: its ADE, found in the BAE.
+    let (p, channel, recipient, reason) = row(0);
+    assert_eq!((p, channel.as_str()), (pesel(0), "edoreczenia"));
+    assert_eq!(recipient, ade_of(0));
+    assert!(reason.contains("BAE"), "{reason}");
+    // 1: on paper, to the address from the form, and why.
+    let (p, channel, recipient, reason) = row(1);
+    assert_eq!((p, channel.as_str()), (pesel(1), "hybrid"));
+    let address: serde_json::Value = serde_json::from_str(&recipient).unwrap();
+    assert_eq!(address["postal_code"], "00-950");
+    assert_eq!(address["city"], "Łódź");
+    assert!(
+        reason.starts_with("usługa hybrydowa") && reason.contains("BAE"),
+        "{reason}"
+    );
+    // The letter is a PDF whose text reads back in Polish, the address in the window.
+    assert!(letters[1].get::<String, _>(4).ends_with(".pdf"));
+    let pdf: Vec<u8> = letters[1].get(5);
+    let text = pdf_text(&pdf, office.dir.path());
+    for expected in [
+        "Informacja o rejestracji w portalu eUrząd",
+        "ul. Żółkiewskiego 3/5",
+        "00-950 Łódź",
+        "Jan Testowy1",
+        "Urząd Miasta Testowo",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in:\n{text}");
+    }
+    // 2: neither an ADE nor a postal address: ePUAP, as the default routes still allow.
+    let (p, channel, recipient, reason) = row(2);
+    assert_eq!((p, channel.as_str()), (pesel(2), "epuap_skrytka"));
+    assert_eq!(recipient, "/obywatel2/skrytka");
+    assert!(
+        reason.starts_with("ePUAP") && reason.contains("adresu korespondencyjnego"),
+        "{reason}"
+    );
+    // The operator got the paper letter with its printing order and the postal address.
+    let sent: Vec<serde_json::Value> =
+        serde_json::from_value(office.admin("/admin/edoreczenia/sent").await).unwrap();
+    let paper: Vec<&serde_json::Value> = sent.iter().filter(|m| !m["postal"].is_null()).collect();
+    assert_eq!(paper.len(), 1, "{sent:?}");
+    assert_eq!(paper[0]["postal"]["street"], "ul. Żółkiewskiego");
+    assert_eq!(paper[0]["postal"]["buildingNumber"], "3/5");
+    // Its evidences are the hybrid service's, fetched under `puh`, sealed by the operator.
+    let codes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT code, seal FROM letter_evidence WHERE letter_id = $1 ORDER BY event_at, id",
+    )
+    .bind(letters[1].get::<i64, _>(6))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        codes,
+        vec![
+            ("H.DW".to_string(), "valid".to_string()),
+            ("H.PN".to_string(), "valid".to_string()),
+            ("H.EPO".to_string(), "valid".to_string()),
+        ]
+    );
+    // Two letters to applicant 0, one search of the address database for them (and one for
+    // each of the others).
+    let counters = office.admin("/admin/edoreczenia/counters").await;
+    assert_eq!(counters["address_searches"], 3, "{counters}");
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_routes_of_a_kind_of_letter_are_the_offices_choice() {
+    // Registration letters only by e-Doręczenia or on paper: applicant 2, with neither an
+    // address in the BAE nor a postal address, is not answered through ePUAP; the officials
+    // are told instead.
+    let office = Office::start(1, &[]).await;
+    let mut text = std::fs::read_to_string(&office.config).unwrap();
+    text.push_str(
+        "\n[delivery]\naddress_cache = \"1h\"\n\n[delivery.routes]\n\
+         registration_info = [\"hybrid\", \"edoreczenia\"]\n",
+    );
+    std::fs::write(&office.config, text).unwrap();
+    office.send_request(0, request(0)).await;
+    office.send_request(2, request(2)).await;
+    let (status, stdout, stderr) = common::run_once(&office.config);
+    assert!(status.success(), "{stdout}\n{stderr}");
+    let pool = office.pool().await;
+    let letters: Vec<(String, String)> = sqlx::query_as(
+        "SELECT r.applicant_pesel, o.channel FROM outbound_document o \
+         JOIN access_request r ON r.id = o.request_id ORDER BY o.request_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        letters,
+        vec![(nth_pesel(8_001_010_000, 0), "edoreczenia".to_string())],
+        "{stderr}"
+    );
+    // The request stays unanswered (the deadline watch keeps reminding), with the reason.
+    let (status, reason): (String, String) =
+        sqlx::query_as("SELECT status, reason FROM access_request WHERE applicant_pesel = $1")
+            .bind(nth_pesel(8_001_010_000, 2))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "approved");
+    assert!(
+        reason.contains("adresu korespondencyjnego") && reason.contains("BAE"),
+        "{reason}"
+    );
+    let audited: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'reply_impossible'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(audited, 1);
+    let told: Vec<_> = office
+        .smtp
+        .messages()
+        .into_iter()
+        .filter(|(_, _, body)| body.contains("inną drogą"))
+        .collect();
+    assert_eq!(told.len(), 1, "the officials are told once");
+    assert_eq!(told[0].0, OFFICIAL);
+    pool.close().await;
+}
+
 async fn counts(url: &str, queries: &[&'static str]) -> Option<Vec<i64>> {
     let pool = sqlx::AnyPool::connect(url).await.ok()?;
     let mut out = Vec::new();

@@ -71,6 +71,7 @@ async fn setup(d1: DateTime<Utc>) -> Setup {
         backdate: chrono::TimeDelta::zero(),
         task_delay: Duration::from_millis(20),
         box_delay: Duration::ZERO,
+        paper_delivery: Duration::from_secs(3 * 86_400),
         seed: 3,
         fault_rate: None,
         slow_delay: Duration::from_millis(100),
@@ -107,7 +108,7 @@ async fn setup(d1: DateTime<Utc>) -> Setup {
     Setup {
         _dir: dir,
         emulator,
-        channel: EdoreczeniaChannel { client },
+        channel: EdoreczeniaChannel::electronic(client),
         store,
         db,
     }

@@ -109,5 +109,146 @@ pub trait AddressBook: Send + Sync {
 /// Letters by electronic delivery: the channel, and where addressees' addresses are found.
 pub struct ElectronicDelivery {
     pub channel: std::sync::Arc<dyn DeliveryChannel>,
+    /// The public hybrid service (letters on paper), through the same operator.
+    pub hybrid: std::sync::Arc<dyn DeliveryChannel>,
     pub addresses: std::sync::Arc<dyn AddressBook>,
+}
+
+/// A postal address, for a letter that goes on paper (the public hybrid service).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PostalAddress {
+    /// The street ("ul. Lipowa"), or the place's name where it has no streets.
+    pub street: String,
+    pub building: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flat: Option<String>,
+    /// NN-NNN.
+    pub postal_code: String,
+    pub city: String,
+}
+
+/// A Polish postal code: NN-NNN.
+pub fn is_postal_code(code: &str) -> bool {
+    let code = code.as_bytes();
+    code.len() == 6
+        && code.iter().enumerate().all(|(i, c)| {
+            if i == 2 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+}
+
+impl PostalAddress {
+    /// The address as printed on an envelope: "ul. Lipowa 3/5", "00-950 Warszawa".
+    pub fn lines(&self) -> [String; 2] {
+        let number = match &self.flat {
+            Some(flat) => format!("{}/{flat}", self.building),
+            None => self.building.clone(),
+        };
+        [
+            format!("{} {number}", self.street),
+            format!("{} {}", self.postal_code, self.city),
+        ]
+    }
+
+    /// As the letter's recipient is stored (`outbound_document.recipient`): JSON.
+    pub fn to_recipient(&self) -> String {
+        serde_json::to_string(self).expect("a postal address serializes")
+    }
+
+    /// Read back from a stored recipient; the error names what is wrong.
+    pub fn from_recipient(recipient: &str) -> Result<PostalAddress, String> {
+        serde_json::from_str(recipient)
+            .map_err(|e| format!("the recipient {recipient:?} is not a postal address: {e}"))
+    }
+}
+
+/// How a letter may go, as `[delivery]` in config.toml names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    /// To the addressee's e-Doręczenia address (ADE).
+    Edoreczenia,
+    /// On paper, through the public hybrid service (PUH), to a postal address.
+    Hybrid,
+    /// Through ePUAP, to the reply address of the request: only where a law still allows it.
+    Epuap,
+}
+
+impl Route {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Route::Edoreczenia => "edoreczenia",
+            Route::Hybrid => "hybrid",
+            Route::Epuap => "epuap",
+        }
+    }
+}
+
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An [`AddressBook`] whose answers (an address, or none) are reused for a while: the
+/// address database is asked once per addressee per `keep`, not once per letter.
+pub struct CachedAddressBook {
+    inner: std::sync::Arc<dyn AddressBook>,
+    keep: std::time::Duration,
+    answers:
+        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Option<String>)>>,
+}
+
+impl CachedAddressBook {
+    pub fn new(inner: std::sync::Arc<dyn AddressBook>, keep: std::time::Duration) -> Self {
+        CachedAddressBook {
+            inner,
+            keep,
+            answers: std::sync::Mutex::default(),
+        }
+    }
+
+    fn key(id: &OfficialId) -> String {
+        match id {
+            OfficialId::Pesel(v) => format!("pesel:{v}"),
+            OfficialId::Nip(v) => format!("nip:{v}"),
+            OfficialId::Regon(v) => format!("regon:{v}"),
+            OfficialId::Krs(v) => format!("krs:{v}"),
+        }
+    }
+}
+
+/// Past this many answers kept, the stale ones are dropped.
+const CACHE_PRUNE_AT: usize = 10_000;
+
+impl AddressBook for CachedAddressBook {
+    fn find<'a>(&'a self, id: &'a OfficialId) -> AddressFuture<'a> {
+        Box::pin(async move {
+            let key = Self::key(id);
+            let now = std::time::Instant::now();
+            {
+                let mut answers = self.answers.lock().expect("address cache lock");
+                match answers.get(&key) {
+                    Some((at, answer)) if now.duration_since(*at) < self.keep => {
+                        return Ok(answer.clone());
+                    }
+                    Some(_) => {
+                        answers.remove(&key);
+                    }
+                    None => {}
+                }
+            }
+            // An error is not kept: the next letter asks again.
+            let answer = self.inner.find(id).await?;
+            let mut answers = self.answers.lock().expect("address cache lock");
+            if answers.len() >= CACHE_PRUNE_AT {
+                answers.retain(|_, (at, _)| now.duration_since(*at) < self.keep);
+            }
+            answers.insert(key, (now, answer.clone()));
+            Ok(answer)
+        })
+    }
 }

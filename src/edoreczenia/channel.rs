@@ -10,22 +10,104 @@ use super::client::{ApiError, UaClient};
 use super::{Ade, wire};
 use crate::delivery::{
     AddressBook, AddressFuture, DeliveryChannel, DeliveryError, DeliveryFuture, DeliveryReceipt,
-    Lookup, LookupFuture, OfficialId, OutgoingLetter,
+    Lookup, LookupFuture, OfficialId, OutgoingLetter, PostalAddress,
 };
 
-/// The name stored with each letter sent this way.
+/// The names stored with each letter sent this way: electronically, or on paper through
+/// the public hybrid service.
 pub const CHANNEL: &str = "edoreczenia";
+pub const HYBRID_CHANNEL: &str = "hybrid";
 
 pub struct EdoreczeniaChannel {
     pub client: UaClient,
+    /// Electronic (to an ADE) or hybrid (printed and posted to a postal address).
+    pub service: wire::ShippingService,
 }
 
-/// The message for `letter`: what is sent, built the same way for a lookup.
-pub fn message(from: &Ade, letter: &OutgoingLetter) -> Result<wire::Message, DeliveryError> {
-    let to: Ade = letter
-        .recipient
-        .parse()
-        .map_err(|e: super::AdeError| DeliveryError::Refused(e.to_string()))?;
+impl EdoreczeniaChannel {
+    pub fn electronic(client: UaClient) -> Self {
+        EdoreczeniaChannel {
+            client,
+            service: wire::ShippingService::Electronic,
+        }
+    }
+
+    pub fn hybrid(client: UaClient) -> Self {
+        EdoreczeniaChannel {
+            client,
+            service: wire::ShippingService::Hybrid,
+        }
+    }
+}
+
+/// The service a letter stored under `channel` went by.
+pub fn service_of(channel: &str) -> wire::ShippingService {
+    if channel == HYBRID_CHANNEL {
+        wire::ShippingService::Hybrid
+    } else {
+        wire::ShippingService::Electronic
+    }
+}
+
+/// How eurzad's letters go on paper: registered, administrative procedure (KPA), with a
+/// proof of delivery, returned to the office when they cannot be delivered.
+fn hybrid_shipment() -> wire::HybridShipment {
+    wire::HybridShipment {
+        proceding_type: "administrative".into(),
+        category_service: "priority".into(),
+        printing_mode: "duplex".into(),
+        overprint_mode: "monochrome".into(),
+        return_service: "returntosender".into(),
+        shipping_mode: "registered".into(),
+        proof_of_delivery: Some(true),
+        senders_information: None,
+    }
+}
+
+/// The addressee as the API names it: an ADE, or (hybrid) a postal address.
+fn addressee(
+    service: wire::ShippingService,
+    recipient: &str,
+) -> Result<wire::MessageAddressData, DeliveryError> {
+    match service {
+        wire::ShippingService::Electronic => {
+            let to: Ade = recipient
+                .parse()
+                .map_err(|e: super::AdeError| DeliveryError::Refused(e.to_string()))?;
+            Ok(wire::MessageAddressData {
+                e_delivery_address: Some(to.to_string()),
+                address: None,
+            })
+        }
+        wire::ShippingService::Hybrid => {
+            let postal =
+                PostalAddress::from_recipient(recipient).map_err(DeliveryError::Refused)?;
+            let number = match &postal.flat {
+                Some(flat) => format!("{}/{flat}", postal.building),
+                None => postal.building.clone(),
+            };
+            Ok(wire::MessageAddressData {
+                e_delivery_address: None,
+                address: Some(wire::Address {
+                    country: "PL".into(),
+                    street: postal.street,
+                    postal_code: postal.postal_code,
+                    city: postal.city,
+                    building_number: Some(number),
+                    house_number: None,
+                }),
+            })
+        }
+    }
+}
+
+/// The message for `letter` by `service`: what is sent, built the same way for a lookup.
+pub fn message(
+    from: &Ade,
+    service: wire::ShippingService,
+    letter: &OutgoingLetter,
+) -> Result<wire::Message, DeliveryError> {
+    let to = addressee(service, &letter.recipient)?;
     let size = letter.content.len() as u64;
     if size > wire::DIRECT_SEND_LIMIT {
         return Err(DeliveryError::Refused(format!(
@@ -33,6 +115,15 @@ pub fn message(from: &Ade, letter: &OutgoingLetter) -> Result<wire::Message, Del
              the drafts path for larger letters is not built",
             letter.file_name,
             wire::DIRECT_SEND_LIMIT
+        )));
+    }
+    // Lower-case extensions: the file-type rule may refuse `.XML`.
+    let file_name = letter.file_name.to_lowercase();
+    let is_pdf = file_name.ends_with(".pdf");
+    if service == wire::ShippingService::Hybrid && !is_pdf {
+        return Err(DeliveryError::Refused(format!(
+            "the hybrid service prints PDF only, and {} is not one",
+            letter.file_name
         )));
     }
     let text = format!(
@@ -47,9 +138,7 @@ pub fn message(from: &Ade, letter: &OutgoingLetter) -> Result<wire::Message, Del
             wire::TEXT_BODY_LIMIT
         )));
     }
-    // Lower-case extensions: the file-type rule may refuse `.XML`.
-    let file_name = letter.file_name.to_lowercase();
-    let content_type = if file_name.ends_with(".pdf") {
+    let content_type = if is_pdf {
         "application/pdf"
     } else {
         "application/xml"
@@ -58,13 +147,13 @@ pub fn message(from: &Ade, letter: &OutgoingLetter) -> Result<wire::Message, Del
         message_metadata: wire::MessageMetadata {
             from: Some(wire::MessageAddressData {
                 e_delivery_address: Some(from.to_string()),
+                address: None,
             }),
-            to: vec![wire::MessageAddressData {
-                e_delivery_address: Some(to.to_string()),
-            }],
+            to: vec![to],
+            hybrid_shipment: (service == wire::ShippingService::Hybrid).then(hybrid_shipment),
             subject: Some(letter.subject.clone()),
             case_id: Some(letter.reference.clone()),
-            shipping_service: wire::ShippingService::Electronic,
+            shipping_service: service,
             ..wire::MessageMetadata::default()
         },
         text_body: Some(text),
@@ -85,6 +174,15 @@ pub fn message(from: &Ade, letter: &OutgoingLetter) -> Result<wire::Message, Del
         }],
         ..wire::Message::default()
     })
+}
+
+/// Whether `to` is the letter's addressee.
+fn is_addressee(to: &wire::MessageAddressData, expected: &wire::MessageAddressData) -> bool {
+    match (&expected.e_delivery_address, &expected.address) {
+        (Some(ade), _) => to.e_delivery_address.as_deref() == Some(ade.as_str()),
+        (None, Some(address)) => to.address.as_ref() == Some(address),
+        (None, None) => false,
+    }
 }
 
 fn receipt(message_id: String) -> DeliveryReceipt {
@@ -112,12 +210,16 @@ fn delivery_error(error: ApiError) -> DeliveryError {
 
 impl DeliveryChannel for EdoreczeniaChannel {
     fn name(&self) -> &'static str {
-        CHANNEL
+        match self.service {
+            wire::ShippingService::Electronic => CHANNEL,
+            wire::ShippingService::Hybrid => HYBRID_CHANNEL,
+        }
     }
 
     fn deliver<'a>(&'a self, letter: &'a OutgoingLetter) -> DeliveryFuture<'a> {
         Box::pin(async move {
-            let message = message(self.client.ade(), letter)?;
+            let message = message(self.client.ade(), self.service, letter)?;
+            let expected = message.message_metadata.to[0].clone();
             let task = self.client.send(&message).await.map_err(delivery_error)?;
             // Taken: from here on, any failure leaves only the message id unknown.
             let results = self.client.await_task(&task).await.map_err(|e| {
@@ -126,11 +228,10 @@ impl DeliveryChannel for EdoreczeniaChannel {
             let result = results
                 .into_iter()
                 .find(|r| {
-                    r.addressee_ade.as_deref() == Some(letter.recipient.as_str())
+                    (r.addressee_ade.is_some() && r.addressee_ade == expected.e_delivery_address)
                         || r.addressee
                             .as_ref()
-                            .and_then(|a| a.e_delivery_address.as_deref())
-                            == Some(letter.recipient.as_str())
+                            .is_some_and(|a| is_addressee(a, &expected))
                 })
                 .ok_or_else(|| {
                     DeliveryError::Uncertain(format!(
@@ -153,6 +254,7 @@ impl DeliveryChannel for EdoreczeniaChannel {
 
     fn find_sent<'a>(&'a self, letter: &'a OutgoingLetter) -> LookupFuture<'a> {
         Box::pin(async move {
+            let expected = addressee(self.service, &letter.recipient)?;
             let sent = self
                 .client
                 .sent_with_subject(&letter.subject)
@@ -162,7 +264,7 @@ impl DeliveryChannel for EdoreczeniaChannel {
                 m.message_metadata
                     .to
                     .iter()
-                    .any(|a| a.e_delivery_address.as_deref() == Some(letter.recipient.as_str()))
+                    .any(|a| is_addressee(a, &expected))
             });
             Ok(match found.and_then(|m| m.message_metadata.message_id) {
                 Some(id) => Lookup::Found(receipt(id)),

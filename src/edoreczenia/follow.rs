@@ -49,7 +49,11 @@ impl EvidenceFollower {
             now - chrono::TimeDelta::from_std(self.recheck_after).unwrap_or(chrono::TimeDelta::MAX);
         let letters = self
             .store
-            .letters_following(super::channel::CHANNEL, checked_before, self.batch)
+            .letters_following(
+                [super::channel::CHANNEL, super::channel::HYBRID_CHANNEL],
+                checked_before,
+                self.batch,
+            )
             .await?;
         let mut followed = Followed::default();
         for letter in &letters {
@@ -120,7 +124,7 @@ impl EvidenceFollower {
             };
             let bytes = match self
                 .client
-                .evidence_file(wire::ShippingService::Electronic, &e.evidence_id)
+                .evidence_file(super::channel::service_of(&letter.channel), &e.evidence_id)
                 .await
             {
                 Ok(bytes) => bytes,

@@ -59,6 +59,8 @@ pub struct MessageMetadata {
     #[serde(default)]
     pub to: Vec<MessageAddressData>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hybrid_shipment: Option<HybridShipment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
@@ -86,6 +88,45 @@ pub struct MessageMetadata {
 pub struct MessageAddressData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e_delivery_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+}
+
+/// `Address`: a postal address, where the hybrid service prints and posts the letter.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Address {
+    pub country: String,
+    pub street: String,
+    pub postal_code: String,
+    pub city: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub building_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub house_number: Option<String>,
+}
+
+/// `HybridShipment`: how the hybrid service prints and posts a letter (the required fields
+/// and the two eurzad sets).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HybridShipment {
+    /// general, administrative, tax, court_civil, court_criminal.
+    pub proceding_type: String,
+    /// economic or priority.
+    pub category_service: String,
+    /// duplex or simplex.
+    pub printing_mode: String,
+    /// monochrome or color.
+    pub overprint_mode: String,
+    /// returntosender or destroy.
+    pub return_service: String,
+    /// registered or notRegistered.
+    pub shipping_mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_of_delivery: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub senders_information: Option<String>,
 }
 
 /// `Attachment`.

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use libxml::tree::Node;
 
 use super::{CRD_STRUKTURA_NS, FormError, FormType, Registry};
+use crate::delivery::PostalAddress;
 use crate::identifiers::{nip_is_valid, pesel_is_valid, regon_is_valid};
 use crate::xml;
 
@@ -128,6 +129,8 @@ pub struct Applicant {
     pub pesel: String,
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// Where a letter on paper reaches them, when they gave it.
+    pub postal_address: Option<PostalAddress>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -286,6 +289,24 @@ impl Reader<'_> {
         Ok(scope)
     }
 
+    /// `AdresKorespondencyjny`: where a paper letter goes.
+    fn postal_address(&self, node: &Node, path: &str) -> Result<PostalAddress, FormError> {
+        let (postal_code, code_at) = self.required(node, path, "KodPocztowy")?;
+        if !crate::delivery::is_postal_code(&postal_code) {
+            return Err(self.err(
+                &code_at,
+                format!("{postal_code:?} is not a postal code (NN-NNN)"),
+            ));
+        }
+        Ok(PostalAddress {
+            street: self.required(node, path, "Ulica")?.0,
+            building: self.required(node, path, "NrDomu")?.0,
+            flat: self.text(node, path, "NrLokalu")?.map(|t| t.0),
+            postal_code,
+            city: self.required(node, path, "Miejscowosc")?.0,
+        })
+    }
+
     fn basis(&self, node: &Node, path: &str) -> Result<Basis, FormError> {
         let (value, at) = self.required(node, path, "Podstawa")?;
         Basis::parse(&value).ok_or_else(|| self.err(&at, format!("unknown basis {value:?}")))
@@ -316,6 +337,10 @@ pub(super) fn read_request(
         phone: r
             .text(&applicant_node, &applicant_path, "Telefon")?
             .map(|t| t.0),
+        postal_address: match r.child(&applicant_node, &applicant_path, "AdresKorespondencyjny")? {
+            Some((node, at)) => Some(r.postal_address(&node, &at)?),
+            None => None,
+        },
     };
     let attachments = read_attachments(root)?;
     let mut represented = Vec::new();

@@ -250,6 +250,42 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_postal_address_a_paper_letter_goes_to_and_refuses_a_wrong_one() {
+        let with = |code: &str| {
+            String::from_utf8(fixture("wniosek-dla-siebie.xml"))
+                .unwrap()
+                .replace(
+                    "</Telefon>",
+                    &format!(
+                        "</Telefon><AdresKorespondencyjny><Ulica>ul. Świętokrzyska</Ulica>\
+                     <NrDomu>12</NrDomu><KodPocztowy>{code}</KodPocztowy>\
+                     <Miejscowosc>Kielce</Miejscowosc></AdresKorespondencyjny>"
+                    ),
+                )
+        };
+        let Form::AccessRequest(request) =
+            Registry::default().read(with("25-001").as_bytes()).unwrap()
+        else {
+            panic!("not an access request")
+        };
+        let postal = request.applicant.postal_address.expect("read");
+        assert_eq!(
+            postal.lines(),
+            [
+                "ul. Świętokrzyska 12".to_string(),
+                "25-001 Kielce".to_string()
+            ]
+        );
+        let err = Registry::default()
+            .read(with("25001").as_bytes())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("KodPocztowy") && err.to_string().contains("25001"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn xsd_errors_name_the_line_and_the_element() {
         let bad = String::from_utf8(fixture("wniosek-dla-siebie.xml"))
             .unwrap()

@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 
 use super::StepError;
 use crate::config::RoutingRule;
-use crate::delivery::{DeliveryChannel, DeliveryError, Lookup, OfficialId, OutgoingLetter};
+use crate::delivery::{DeliveryChannel, DeliveryError, Lookup, OfficialId, OutgoingLetter, Route};
 use crate::document::InboundChannel;
 use crate::forms::{Form, FormType, GeneralLetter, Registry};
 use crate::notify::Mailer;
@@ -45,6 +45,9 @@ pub struct Office {
     /// e-Doręczenia, when configured: a letter goes to the applicant's address when the
     /// address database has one.
     pub electronic: Option<crate::delivery::ElectronicDelivery>,
+    /// The routes each kind of letter may take, in order (`[delivery] routes`); a kind not
+    /// named takes the default.
+    pub routes: Vec<(LetterKind, Vec<Route>)>,
     /// ePUAP's certificate: UPDs must be sealed by it.
     pub epuap_certificate: Vec<u8>,
     pub officials: Vec<String>,
@@ -56,6 +59,15 @@ pub struct Office {
 }
 
 impl Office {
+    fn routes_for(&self, kind: LetterKind) -> &[Route] {
+        self.routes
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(&crate::config::DEFAULT_ROUTES, |(_, routes)| {
+                routes.as_slice()
+            })
+    }
+
     fn channel_for(&self, kind: LetterKind) -> &Arc<dyn DeliveryChannel> {
         if self.proof_kinds.iter().any(|k| k == kind.as_str()) {
             &self.proof_channel
@@ -65,10 +77,13 @@ impl Office {
     }
 
     fn channel_named(&self, name: &str) -> &Arc<dyn DeliveryChannel> {
-        if let Some(electronic) = &self.electronic
-            && electronic.channel.name() == name
-        {
-            return &electronic.channel;
+        if let Some(electronic) = &self.electronic {
+            if electronic.channel.name() == name {
+                return &electronic.channel;
+            }
+            if electronic.hybrid.name() == name {
+                return &electronic.hybrid;
+            }
         }
         if self.proof_channel.name() == name {
             &self.proof_channel
@@ -220,64 +235,34 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
                     .into());
                 }
             };
-            // The channel: the applicant's e-Doręczenia address when the address database
-            // has one, else ePUAP's reply address (docs/edoreczenia.md, "Choosing the channel").
-            let electronic = match (&office.electronic, facts.request.applicant_pesel.as_str()) {
-                (Some(e), pesel) if !pesel.is_empty() => e
-                    .addresses
-                    .find(&OfficialId::Pesel(pesel.to_string()))
-                    .await
-                    .map_err(|e| format!("searching the address database: {e}"))?
-                    .map(|ade| (e.channel.name(), ade)),
-                _ => None,
-            };
-            // A request that came through e-Doręczenia is answered to the address it came
-            // from when the address database has none by PESEL (a company's address, say).
-            let sender_ade = match (&office.electronic, facts.came_by, &facts.recipient) {
-                (Some(e), InboundChannel::Edoreczenia, Some(ade)) => {
-                    Some((e.channel.name(), ade.clone()))
-                }
-                _ => None,
-            };
-            let (channel_name, recipient, reason) = match (electronic, sender_ade) {
-                (Some((name, ade)), _) => (
-                    name,
-                    ade,
-                    "e-Doręczenia: adres do doręczeń elektronicznych wnioskodawcy znaleziony w bazie adresów (BAE) po numerze PESEL",
-                ),
-                (None, Some((name, ade))) => (
-                    name,
-                    ade,
-                    "e-Doręczenia: odpowiedź na adres do doręczeń elektronicznych, z którego wpłynął wniosek",
-                ),
-                (None, None) => {
-                    let reason = if office.electronic.is_some() {
-                        "ePUAP: wnioskodawca nie ma adresu do doręczeń elektronicznych w bazie adresów (BAE)"
-                    } else {
-                        "ePUAP: e-Doręczenia nie są skonfigurowane"
-                    };
-                    let Some(recipient) = facts.recipient.clone() else {
-                        let why = "brak adresu do doręczeń elektronicznych i brak adresu odpowiedzi (adresOdpowiedzi) w przesyłce: odpowiedź trzeba wysłać inną drogą";
-                        tracing::warn!(
-                            request = request_id,
-                            "no electronic delivery address and no adresOdpowiedzi: the reply must go another way; officials are told"
-                        );
-                        tell_officials(
-                            store,
-                            office,
-                            &format!("noreply:{request_id}"),
-                            &facts.request,
-                            why,
-                            templates::reply_impossible,
-                            now,
-                        )
-                        .await?;
-                        return store
-                            .reply_impossible(job.claim(), request_id, why, now)
-                            .await
-                            .map_err(err);
-                    };
-                    (office.channel_for(kind).name(), recipient, reason)
+            let (route, channel_name, recipient, reason) = match choose_route(office, kind, &facts)
+                .await?
+            {
+                Ok(chosen) => chosen,
+                Err(passed_over) => {
+                    let why = format!(
+                        "odpowiedzi nie da się wysłać żadną z dróg dozwolonych dla tego pisma ({passed_over}): \
+                         trzeba ją wysłać inną drogą"
+                    );
+                    tracing::warn!(
+                        request = request_id,
+                        %why,
+                        "no allowed route reaches the applicant: the reply must go another way; officials are told"
+                    );
+                    tell_officials(
+                        store,
+                        office,
+                        &format!("noreply:{request_id}"),
+                        &facts.request,
+                        &why,
+                        templates::reply_impossible,
+                        now,
+                    )
+                    .await?;
+                    return store
+                        .reply_impossible(job.claim(), request_id, &why, now)
+                        .await
+                        .map_err(err);
                 }
             };
             let letter = Letter {
@@ -291,24 +276,38 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
                 reason: (kind == LetterKind::RegistrationRefusal)
                     .then_some(facts.request.reason.as_str()),
             };
-            let xml = letter.to_xml();
-            let key = office.seal.clone();
-            let sealed = tokio::task::spawn_blocking(move || {
-                seal::xades_enveloped(&xml, &key, now, "pieczec")
-            })
-            .await
-            .map_err(|e| format!("sealing task failed: {e}"))?
-            .map_err(|e| format!("sealing the letter: {e}"))?;
+            // On paper the letter is printed: a PDF with the postal address in the envelope's
+            // window; electronically it is XML under the office's seal.
+            let (file_name, content) = if route == Route::Hybrid {
+                let postal = crate::delivery::PostalAddress::from_recipient(&recipient)
+                    .map_err(|e| format!("letter to request {request_id}: {e}"))?;
+                let document = letter.to_document(Some(&postal));
+                let pdf = tokio::task::spawn_blocking(move || crate::pdf::render(&document))
+                    .await
+                    .map_err(|e| format!("rendering task failed: {e}"))?
+                    .map_err(|e| format!("rendering the letter as PDF: {e}"))?;
+                (kind.pdf_file_name(request_id), pdf)
+            } else {
+                let xml = letter.to_xml();
+                let key = office.seal.clone();
+                let sealed = tokio::task::spawn_blocking(move || {
+                    seal::xades_enveloped(&xml, &key, now, "pieczec")
+                })
+                .await
+                .map_err(|e| format!("sealing task failed: {e}"))?
+                .map_err(|e| format!("sealing the letter: {e}"))?;
+                (kind.file_name(request_id), sealed)
+            };
             store
                 .record_letter(
                     &format!("reply:{request_id}"),
                     channel_name,
-                    reason,
+                    &reason,
                     kind.as_str(),
                     request_id,
                     &recipient,
-                    &kind.file_name(request_id),
-                    &sealed,
+                    &file_name,
+                    &content,
                     now,
                 )
                 .await
@@ -403,6 +402,108 @@ pub(super) async fn reply(store: &Store, job: &Job, office: &Office) -> Result<(
             Err(format!("the channel refused the letter: {e}").into())
         }
         Err(error @ DeliveryError::Uncertain(_)) => Err(error.to_string().into()),
+    }
+}
+
+/// The first of the routes allowed for `kind` that reaches the applicant: the channel's
+/// name, the recipient on it, and why it was chosen (in Polish, for officials); or, when
+/// none does, why each was passed over.
+async fn choose_route(
+    office: &Office,
+    kind: LetterKind,
+    facts: &ReplyFacts,
+) -> Result<Result<(Route, &'static str, String, String), String>, StepError> {
+    let mut passed_over: Vec<String> = Vec::new();
+    for route in office.routes_for(kind) {
+        match route {
+            Route::Edoreczenia => {
+                let Some(e) = &office.electronic else {
+                    passed_over.push("e-Doręczenia nie są skonfigurowane".into());
+                    continue;
+                };
+                let pesel = facts.request.applicant_pesel.as_str();
+                let found = if pesel.is_empty() {
+                    None
+                } else {
+                    e.addresses
+                        .find(&OfficialId::Pesel(pesel.to_string()))
+                        .await
+                        .map_err(|e| format!("searching the address database: {e}"))?
+                };
+                if let Some(ade) = found {
+                    return Ok(Ok((
+                        Route::Edoreczenia,
+                        e.channel.name(),
+                        ade,
+                        "e-Doręczenia: adres do doręczeń elektronicznych wnioskodawcy znaleziony w bazie adresów (BAE) po numerze PESEL".into(),
+                    )));
+                }
+                // A request that came through e-Doręczenia is answered to the address it came
+                // from when the address database has none by PESEL (a company's address, say).
+                if let (InboundChannel::Edoreczenia, Some(ade)) = (facts.came_by, &facts.recipient)
+                {
+                    return Ok(Ok((
+                        Route::Edoreczenia,
+                        e.channel.name(),
+                        ade.clone(),
+                        "e-Doręczenia: odpowiedź na adres do doręczeń elektronicznych, z którego wpłynął wniosek".into(),
+                    )));
+                }
+                passed_over.push(
+                    "wnioskodawca nie ma adresu do doręczeń elektronicznych w bazie adresów (BAE)"
+                        .into(),
+                );
+            }
+            Route::Hybrid => {
+                let Some(e) = &office.electronic else {
+                    passed_over.push(
+                        "usługa hybrydowa idzie przez e-Doręczenia, które nie są skonfigurowane"
+                            .into(),
+                    );
+                    continue;
+                };
+                let Some(postal) = &facts.postal_address else {
+                    passed_over.push("wniosek nie podaje adresu korespondencyjnego".into());
+                    continue;
+                };
+                return Ok(Ok((
+                    Route::Hybrid,
+                    e.hybrid.name(),
+                    postal.to_recipient(),
+                    format!(
+                        "usługa hybrydowa: list papierowy na adres korespondencyjny z wniosku{}",
+                        because(&passed_over)
+                    ),
+                )));
+            }
+            Route::Epuap => match (&facts.recipient, facts.came_by) {
+                (Some(recipient), InboundChannel::Epuap) => {
+                    return Ok(Ok((
+                        Route::Epuap,
+                        office.channel_for(kind).name(),
+                        recipient.clone(),
+                        if passed_over.is_empty() {
+                            "ePUAP: na adres odpowiedzi z wniosku".to_string()
+                        } else {
+                            format!("ePUAP{}", because(&passed_over))
+                        },
+                    )));
+                }
+                _ => {
+                    passed_over.push("wniosek nie wpłynął przez ePUAP z adresem odpowiedzi".into())
+                }
+            },
+        }
+    }
+    Ok(Err(passed_over.join("; ")))
+}
+
+/// ", bo <first reason>; <second>", or nothing.
+fn because(passed_over: &[String]) -> String {
+    if passed_over.is_empty() {
+        String::new()
+    } else {
+        format!(", bo {}", passed_over.join("; "))
     }
 }
 

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 pub const LETTER_NS: &str = "http://epuap.gov.pl/fe-model-web/wzor_lokalny/eurzad/pismo/";
 
 /// Which letter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LetterKind {
     RegistrationInfo,
     RegistrationRefusal,
@@ -43,6 +43,11 @@ impl LetterKind {
             LetterKind::RegistrationInfo => format!("informacja-o-rejestracji-{request_id}.xml"),
             LetterKind::RegistrationRefusal => format!("odmowa-rejestracji-{request_id}.xml"),
         }
+    }
+
+    /// The name of the letter printed for the hybrid service.
+    pub fn pdf_file_name(self, request_id: i64) -> String {
+        self.file_name(request_id).replace(".xml", ".pdf")
     }
 }
 
@@ -126,6 +131,43 @@ impl Letter<'_> {
             title = escape(self.kind.title()),
         )
         .into_bytes()
+    }
+}
+
+impl Letter<'_> {
+    /// The letter as a page to print (the hybrid service): the office and the date, the
+    /// addressee with their postal address where the envelope's window shows it, the
+    /// reference, the title and the text.
+    pub fn to_document(
+        &self,
+        postal: Option<&crate::delivery::PostalAddress>,
+    ) -> crate::pdf::TextDocument {
+        use crate::pdf::Block;
+        let mut blocks = vec![
+            Block::Line(self.office.to_string()),
+            Block::Line(format!(
+                "Data: {}    Znak: {}",
+                self.date.format("%d.%m.%Y"),
+                self.reference()
+            )),
+            Block::Gap,
+            Block::Line(self.addressee.to_string()),
+        ];
+        if let Some(postal) = postal {
+            blocks.extend(postal.lines().map(Block::Line));
+        }
+        blocks.push(Block::Gap);
+        blocks.push(Block::Title(self.kind.title().to_string()));
+        blocks.extend(self.body().into_iter().map(Block::Paragraph));
+        blocks.push(Block::Paragraph(format!(
+            "Pismo wydrukowano z dokumentu elektronicznego urzędu ({}).",
+            self.office
+        )));
+        crate::pdf::TextDocument {
+            title: format!("{} ({})", self.kind.title(), self.reference()),
+            author: self.office.to_string(),
+            blocks,
+        }
     }
 }
 

@@ -19,6 +19,8 @@ pub struct FollowedLetter {
     /// The channel's message id.
     pub message_id: String,
     pub legal_state: LegalState,
+    /// The channel it went by (`edoreczenia`, or `hybrid` on paper).
+    pub channel: String,
 }
 
 /// An evidence fetched for a letter, to be stored.
@@ -73,18 +75,19 @@ impl Store {
     /// checked first, not checked since `checked_before`.
     pub async fn letters_following(
         &self,
-        channel: &str,
+        channels: [&str; 2],
         checked_before: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<FollowedLetter>, StoreError> {
         on_pool!(self, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT id, request_id, document_identifier, legal_state FROM outbound_document \
-                 WHERE legal_state IN {FOLLOWED} AND channel = $1 AND document_identifier IS NOT NULL \
-                 AND (evidence_checked_at IS NULL OR evidence_checked_at < $2) \
-                 ORDER BY evidence_checked_at IS NOT NULL, evidence_checked_at, id LIMIT $3"
+                "SELECT id, request_id, document_identifier, legal_state, channel FROM outbound_document \
+                 WHERE legal_state IN {FOLLOWED} AND channel IN ($1, $2) AND document_identifier IS NOT NULL \
+                 AND (evidence_checked_at IS NULL OR evidence_checked_at < $3) \
+                 ORDER BY evidence_checked_at IS NOT NULL, evidence_checked_at, id LIMIT $4"
             )))
-            .bind(channel)
+            .bind(channels[0])
+            .bind(channels[1])
             .bind(checked_before)
             .bind(limit)
             .fetch_all(pool)
@@ -96,6 +99,7 @@ impl Store {
                         request_id: r.get(1),
                         message_id: r.get(2),
                         legal_state: legal_state(&r.get::<String, _>(3))?,
+                        channel: r.get(4),
                     })
                 })
                 .collect()

@@ -313,6 +313,8 @@ pub struct ReplyFacts {
     /// The channel the request came through (`recipient` is then that channel's address:
     /// ePUAP's `adresOdpowiedzi`, or the sender's e-Doręczenia address).
     pub came_by: crate::document::InboundChannel,
+    /// The postal address the applicant gave, for a letter on paper.
+    pub postal_address: Option<crate::delivery::PostalAddress>,
     /// "Name (NIP …): podatki, oplaty" for each representation of the account made by it.
     pub representations: Vec<String>,
     /// The letter made before, if any: (id, status, attempts).
@@ -479,8 +481,9 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let inserted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO access_request (document_id, received_at, deadline_at, status, applicant_pesel, \
-                 applicant_name, applicant_email, reason, decided_by, decided_at, created_at, updated_at, stored_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) \
+                 applicant_name, applicant_email, reason, decided_by, decided_at, created_at, updated_at, stored_at, \
+                 applicant_postal_address) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13) \
                  ON CONFLICT (document_id) DO NOTHING RETURNING id",
             )
             .bind(facts.document_id)
@@ -495,6 +498,7 @@ impl Store {
             .bind((status != RequestStatus::AwaitingOfficial).then_some(now))
             .bind(now)
             .bind(facts.stored_at)
+            .bind(applicant.and_then(|a| a.postal_address.as_ref()).map(|p| p.to_recipient()))
             .fetch_optional(&mut *tx)
             .await?;
             let Some(request_id) = inserted else {
@@ -685,6 +689,16 @@ impl Store {
             .bind(request.document_id)
             .fetch_one(pool)
             .await?;
+            let postal: Option<String> = sqlx::query_scalar(
+                "SELECT applicant_postal_address FROM access_request WHERE id = $1",
+            )
+            .bind(request_id)
+            .fetch_one(pool)
+            .await?;
+            let postal_address = postal
+                .map(|p| crate::delivery::PostalAddress::from_recipient(&p))
+                .transpose()
+                .map_err(|e| StoreError::Conflict(format!("access_request {request_id}: {e}")))?;
             let came_by = match channel.as_str() {
                 "edoreczenia" => crate::document::InboundChannel::Edoreczenia,
                 _ => crate::document::InboundChannel::Epuap,
@@ -719,6 +733,7 @@ impl Store {
                 request,
                 recipient,
                 came_by,
+                postal_address,
                 representations: grouped
                     .into_iter()
                     .map(|(who, scopes)| format!("{who}: {}", scopes.join(", ")))

@@ -172,9 +172,11 @@ impl Inbox {
             message_metadata: wire::MessageMetadata {
                 from: Some(wire::MessageAddressData {
                     e_delivery_address: Some(m.from.clone()),
+                    address: None,
                 }),
                 to: vec![wire::MessageAddressData {
                     e_delivery_address: Some(m.to.clone()),
+                    address: None,
                 }],
                 subject: Some(m.subject.clone()),
                 message_id: Some(m.message_id.clone()),

@@ -63,7 +63,11 @@ pub struct SentMessage {
     pub message_id: String,
     pub task_id: String,
     pub from: String,
+    /// The recipient's ADE; on paper (hybrid), the postal address on one line.
     pub to: String,
+    /// On paper: the postal address the hybrid service posts it to.
+    #[serde(default)]
+    pub postal: Option<wire::Address>,
     pub subject: String,
     #[serde(default)]
     pub case_id: Option<String>,
@@ -86,6 +90,9 @@ pub struct UaCounters {
     pub evidence_listings: u64,
     pub injected_faults: u64,
     pub tokens_issued: u64,
+    /// Searches of the address database (BAE).
+    #[serde(default)]
+    pub address_searches: u64,
 }
 
 pub struct Mailbox {
@@ -214,8 +221,21 @@ impl Mailbox {
                 format!("to: 1 to 15 recipients, not {}", meta.to.len()),
             );
         }
+        let hybrid = meta.shipping_service == wire::ShippingService::Hybrid;
+        if hybrid && let Err(why) = check_shipment(meta.hybrid_shipment.as_ref()) {
+            return refuse(&mut self.counters, why);
+        }
         let mut recipients = Vec::new();
         for (i, to) in meta.to.iter().enumerate() {
+            if hybrid {
+                match check_postal(i, to) {
+                    Ok(address) => {
+                        recipients.push((postal_line(&address), Some(address)));
+                        continue;
+                    }
+                    Err(why) => return refuse(&mut self.counters, why),
+                }
+            }
             let Some(ade) = to.e_delivery_address.as_deref() else {
                 return refuse(&mut self.counters, format!("to[{i}]: no eDeliveryAddress"));
             };
@@ -228,7 +248,7 @@ impl Mailbox {
                     format!("to[{i}]: {ade} is not an active address"),
                 );
             }
-            recipients.push(ade.to_string());
+            recipients.push((ade.to_string(), None));
         }
         let subject = meta.subject.clone().unwrap_or_default();
         if subject.trim().is_empty() {
@@ -315,7 +335,7 @@ impl Mailbox {
             );
         }
         let task_id = format!("task-{:032x}", rand::random::<u128>());
-        for to in recipients {
+        for (to, postal) in recipients {
             let seq = self.next_seq;
             self.next_seq += 1;
             self.messages.push(SentMessage {
@@ -324,6 +344,7 @@ impl Mailbox {
                 task_id: task_id.clone(),
                 from: from.to_string(),
                 to,
+                postal,
                 subject: subject.clone(),
                 case_id: meta.case_id.clone(),
                 text_body: text.clone(),
@@ -405,10 +426,23 @@ impl Mailbox {
                     message_metadata: wire::MessageMetadata {
                         from: Some(wire::MessageAddressData {
                             e_delivery_address: Some(m.from.clone()),
+                            address: None,
                         }),
-                        to: vec![wire::MessageAddressData {
-                            e_delivery_address: Some(m.to.clone()),
+                        to: vec![match &m.postal {
+                            Some(address) => wire::MessageAddressData {
+                                e_delivery_address: None,
+                                address: Some(address.clone()),
+                            },
+                            None => wire::MessageAddressData {
+                                e_delivery_address: Some(m.to.clone()),
+                                address: None,
+                            },
                         }],
+                        shipping_service: if m.postal.is_some() {
+                            wire::ShippingService::Hybrid
+                        } else {
+                            wire::ShippingService::Electronic
+                        },
                         subject: Some(m.subject.clone()),
                         message_id: Some(m.message_id.clone()),
                         case_id: m.case_id.clone(),
@@ -430,6 +464,7 @@ impl Mailbox {
         now: DateTime<Utc>,
         key: &SigningKey,
         box_delay: Duration,
+        paper_delivery: Duration,
     ) -> Result<Vec<wire::Evidence>, String> {
         self.counters.evidence_listings += 1;
         let index = self
@@ -445,10 +480,27 @@ impl Mailbox {
                 .and_then(|a| a.opens_after_days)
                 .map(|days| d1 + chrono::TimeDelta::milliseconds((days * 86_400_000.0) as i64))
         });
-        let mut due = vec![(EvidenceCode::A1, m.submitted_at), (EvidenceCode::D1, d1)];
-        if let Some(opened) = opens {
-            due.push((EvidenceCode::E1, opened.max(d1)));
-        }
+        let due = if m.postal.is_some() {
+            // On paper: taken by the hybrid service (H.DW), printed and posted (H.PN) when
+            // an electronic letter would be in the box, received (H.EPO, the electronic
+            // acknowledgement of receipt) when the post has carried it, or when the admin
+            // API says the addressee took it.
+            let posted = d1;
+            let received = m.opened_at.unwrap_or(
+                posted + chrono::TimeDelta::from_std(paper_delivery).unwrap_or_default(),
+            );
+            vec![
+                (EvidenceCode::HDw, m.submitted_at),
+                (EvidenceCode::HPn, posted),
+                (EvidenceCode::HEpo, received.max(posted)),
+            ]
+        } else {
+            let mut due = vec![(EvidenceCode::A1, m.submitted_at), (EvidenceCode::D1, d1)];
+            if let Some(opened) = opens {
+                due.push((EvidenceCode::E1, opened.max(d1)));
+            }
+            due
+        };
         let mut issued = false;
         for (code, at) in due {
             if at > now || m_has(&self.messages[index], code) {
@@ -498,11 +550,18 @@ impl Mailbox {
             .collect())
     }
 
-    pub fn evidence_file(&self, from: &str, evidence_id: &str) -> Result<Vec<u8>, String> {
-        let known = self
-            .messages
-            .iter()
-            .any(|m| m.from == from && m.evidences.iter().any(|e| e.evidence_id == evidence_id));
+    /// An evidence's XML, asked for under its service (`purde` electronic, `puh` paper).
+    pub fn evidence_file(
+        &self,
+        from: &str,
+        service: wire::ShippingService,
+        evidence_id: &str,
+    ) -> Result<Vec<u8>, String> {
+        let known = self.messages.iter().any(|m| {
+            m.from == from
+                && (m.postal.is_some() == (service == wire::ShippingService::Hybrid))
+                && m.evidences.iter().any(|e| e.evidence_id == evidence_id)
+        });
         if !known {
             return Err(format!("no evidence {evidence_id}"));
         }
@@ -528,7 +587,8 @@ impl Mailbox {
     }
 
     /// The BAE search: the addresses of the owner with these identifiers.
-    pub fn search(&self, ids: &OfficialIds) -> Vec<serde_json::Value> {
+    pub fn search(&mut self, ids: &OfficialIds) -> Vec<serde_json::Value> {
+        self.counters.address_searches += 1;
         let same = |a: &Option<String>, b: &Option<String>| a.is_some() && a == b;
         self.addresses
             .values()
@@ -548,6 +608,88 @@ impl Mailbox {
             })
             .collect()
     }
+}
+
+/// `hybridShipment` of a hybrid send: present, with the values the API allows.
+fn check_shipment(shipment: Option<&wire::HybridShipment>) -> Result<(), String> {
+    let Some(h) = shipment else {
+        return Err("hybridShipment: required when shippingService is hybrid".into());
+    };
+    let fields: [(&str, &str, &[&str]); 6] = [
+        (
+            "procedingType",
+            &h.proceding_type,
+            &[
+                "general",
+                "administrative",
+                "tax",
+                "court_civil",
+                "court_criminal",
+            ],
+        ),
+        (
+            "categoryService",
+            &h.category_service,
+            &["economic", "priority"],
+        ),
+        ("printingMode", &h.printing_mode, &["duplex", "simplex"]),
+        ("overprintMode", &h.overprint_mode, &["monochrome", "color"]),
+        (
+            "returnService",
+            &h.return_service,
+            &["returntosender", "destroy"],
+        ),
+        (
+            "shippingMode",
+            &h.shipping_mode,
+            &["registered", "notRegistered"],
+        ),
+    ];
+    for (name, value, allowed) in fields {
+        if !allowed.contains(&value) {
+            return Err(format!(
+                "hybridShipment.{name}: {value:?} is not one of {}",
+                allowed.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A hybrid recipient: a postal address in Poland with its required fields.
+fn check_postal(i: usize, to: &wire::MessageAddressData) -> Result<wire::Address, String> {
+    let Some(address) = &to.address else {
+        return Err(format!(
+            "to[{i}]: the hybrid service needs a postal address (address)"
+        ));
+    };
+    for (name, value) in [
+        ("country", &address.country),
+        ("street", &address.street),
+        ("postalCode", &address.postal_code),
+        ("city", &address.city),
+    ] {
+        if value.trim().is_empty() {
+            return Err(format!("to[{i}].address.{name}: required"));
+        }
+    }
+    if address.country == "PL" && !crate::delivery::is_postal_code(&address.postal_code) {
+        return Err(format!(
+            "to[{i}].address.postalCode: {:?} is not NN-NNN",
+            address.postal_code
+        ));
+    }
+    Ok(address.clone())
+}
+
+fn postal_line(a: &wire::Address) -> String {
+    format!(
+        "{} {}, {} {}",
+        a.street,
+        a.building_number.as_deref().unwrap_or(""),
+        a.postal_code,
+        a.city
+    )
 }
 
 fn m_has(m: &SentMessage, code: EvidenceCode) -> bool {

@@ -70,8 +70,11 @@ pub struct UaSettings {
     pub backdate: chrono::TimeDelta,
     /// How long a send task stays PENDING.
     pub task_delay: Duration,
-    /// How long after the send a message is in the recipient's box (D.1).
+    /// How long after the send a message is in the recipient's box (D.1), or a letter on
+    /// paper is posted (H.PN).
     pub box_delay: Duration,
+    /// How long the post takes a letter on paper to its addressee (H.EPO after H.PN).
+    pub paper_delivery: Duration,
     pub seed: u64,
     /// Random faults (500, 429, drop, slow) on this share of API requests.
     pub fault_rate: Option<f64>,
@@ -515,9 +518,14 @@ async fn evidences(
     let key = emulator.inner.settings.operator_key.clone();
     let handle = emulator.clone();
     let listed = tokio::task::spawn_blocking(move || {
-        handle
-            .mailbox()
-            .evidences(&ade, &id, now, &key, handle.inner.settings.box_delay)
+        handle.mailbox().evidences(
+            &ade,
+            &id,
+            now,
+            &key,
+            handle.inner.settings.box_delay,
+            handle.inner.settings.paper_delivery,
+        )
     })
     .await;
     let answer = match listed {
@@ -538,14 +546,18 @@ async fn evidence_file(
     headers: HeaderMap,
 ) -> Response {
     let fault = guarded!(emulator, headers, Some(&ade), "evidence_file");
-    if !matches!(service.as_str(), "purde" | "puh") {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "messageType is puh or purde",
-        );
-    }
-    let answer = match emulator.mailbox().evidence_file(&ade, &id) {
+    let service = match service.as_str() {
+        "purde" => wire::ShippingService::Electronic,
+        "puh" => wire::ShippingService::Hybrid,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "messageType is puh or purde",
+            );
+        }
+    };
+    let answer = match emulator.mailbox().evidence_file(&ade, service, &id) {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         Err(why) => error(StatusCode::BAD_REQUEST, "not_found", &why),
     };
