@@ -853,12 +853,13 @@ async fn requests(config: &Config, action: RequestsAction) -> anyhow::Result<Exi
                     println!("{}", serde_json::to_string(row)?);
                 } else {
                     println!(
-                        "{:>5}  {:<18} {:<28} PESEL {:<11}  deadline {}  {}",
+                        "{:>5}  {:<18} {:<28} PESEL {:<11}  deadline {}  letter {:<15}  {}",
                         row.id,
                         row.status,
                         row.applicant_name,
                         row.applicant_pesel,
                         local(row.deadline_at),
+                        row.letter_status.as_deref().unwrap_or("-"),
                         row.reason
                     );
                 }

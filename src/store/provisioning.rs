@@ -290,6 +290,9 @@ pub struct RequestRow {
     pub decided_at: Option<DateTime<Utc>>,
     pub decision_note: Option<String>,
     pub account_id: Option<i64>,
+    /// The reply letter's sending status (`LetterStatus`), once there is a letter:
+    /// `review_required` when its sending was interrupted and an official must act.
+    pub letter_status: Option<String>,
 }
 
 /// A representation a request asks for, as officials see it.
@@ -381,7 +384,9 @@ macro_rules! select_requests {
         concat!(
             "SELECT id, document_id, status, COALESCE(applicant_name, ''), COALESCE(applicant_pesel, ''), \
              applicant_email, received_at, deadline_at, COALESCE(reason, ''), decided_by, decided_at, \
-             decision_note, account_id, stored_at FROM access_request ",
+             decision_note, account_id, stored_at, \
+             (SELECT o.status FROM outbound_document o WHERE o.key = 'reply:' || CAST(access_request.id AS TEXT)) \
+             FROM access_request ",
             $rest
         )
     };
@@ -409,6 +414,7 @@ where
         decision_note: row.get(11),
         account_id: row.get(12),
         stored_at: row.get(13),
+        letter_status: row.get(14),
     }
 }
 
