@@ -715,6 +715,14 @@ async fn a_citizens_message_is_stored_once_verified_and_answered_to_the_address_
             &[("pismo.xml", "text/xml", &citizen_letter(1))],
         )
         .await;
+    // A scan alone: what it is, the message's own subject and text say.
+    let scan_id = office
+        .put_inbox(
+            sender,
+            "Odpowiedź na wezwanie",
+            &[("skan.pdf", "application/pdf", &pdf)],
+        )
+        .await;
     // The first deletion fails four times in a row (the client's three retries included):
     // the message stays in the box and is fetched again in the next pass.
     office
@@ -737,7 +745,7 @@ async fn a_citizens_message_is_stored_once_verified_and_answered_to_the_address_
                 ],
             )
             .await
-                == Some(vec![1, 0, 2])
+                == Some(vec![1, 0, 3])
         },
     )
     .await;
@@ -761,7 +769,7 @@ async fn a_citizens_message_is_stored_once_verified_and_answered_to_the_address_
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3);
     let by_message: HashMap<String, &sqlx::any::AnyRow> =
         rows.iter().map(|r| (r.get::<String, _>(2), r)).collect();
     let req = by_message[&request_id];
@@ -782,10 +790,35 @@ async fn a_citizens_message_is_stored_once_verified_and_answered_to_the_address_
     assert_eq!(sha, hex::encode(sha2::Sha256::digest(&pdf)));
     // One of the two was fetched again after the failed deletion, and recognised.
     let pulls: Vec<i64> = rows.iter().map(|r| r.get::<i64, _>(9)).collect();
-    assert_eq!(pulls.iter().sum::<i64>(), 3, "{pulls:?}");
+    assert_eq!(pulls.iter().sum::<i64>(), 4, "{pulls:?}");
     assert!(rows.iter().all(|r| r.get::<String, _>(10) == "confirmed"));
     let letter = by_message[&letter_id];
     assert_eq!(letter.get::<Vec<u8>, _>(6), citizen_letter(1));
+    // Both other messages are correspondence, as an ePUAP letter would be: the general
+    // letter under its own title, the scan under the message's subject and text.
+    let correspondence: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT document_id, title, body, sender FROM correspondence ORDER BY document_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(correspondence.len(), 2, "{correspondence:?}");
+    let of = |id: &str| {
+        let document: i64 = by_message[id].get(0);
+        correspondence
+            .iter()
+            .find(|c| c.0 == document)
+            .unwrap_or_else(|| panic!("no correspondence for {id}: {correspondence:?}"))
+    };
+    assert!(
+        of(&letter_id).2.contains("Pismo nr 1"),
+        "{:?}",
+        of(&letter_id)
+    );
+    let scan = of(&scan_id);
+    assert_eq!(scan.1, "Odpowiedź na wezwanie");
+    assert_eq!(scan.2, "W załączeniu pismo.");
+    assert_eq!(scan.3.as_deref(), Some(sender));
 
     // The request was answered through e-Doręczenia to the address it came from.
     let (channel, recipient, reason): (String, String, String) =

@@ -618,10 +618,18 @@ pub(crate) fn route(
             l.body,
             l.sender.or(facts.subject_name.clone()),
         ),
+        // Not a general letter: an e-Doręczenia message says what it is in its own subject
+        // and text; an ePUAP document has its file name.
         None => (
-            facts.file_name.clone(),
-            String::new(),
-            facts.subject_name.clone(),
+            facts
+                .message_subject
+                .clone()
+                .unwrap_or_else(|| facts.file_name.clone()),
+            facts.message_text.clone().unwrap_or_default(),
+            facts
+                .subject_name
+                .clone()
+                .or_else(|| facts.sender_address.clone()),
         ),
     };
     let rule = office.routing.iter().find(|r| {

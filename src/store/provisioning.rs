@@ -1232,6 +1232,10 @@ pub struct CorrespondenceFacts {
     pub subject_pesel: Option<String>,
     pub subject_nip: Option<String>,
     pub subject_name: Option<String>,
+    /// A message's own subject and text (e-Doręczenia), and its sender's address.
+    pub message_subject: Option<String>,
+    pub message_text: Option<String>,
+    pub sender_address: Option<String>,
 }
 
 impl Store {
@@ -1244,7 +1248,8 @@ impl Store {
                 "SELECT box_address, received_at, nazwa_pliku, form_type, content, \
                  CASE WHEN signature_indication = 'TOTAL-PASSED' THEN signer_pesel END, \
                  NULLIF(podmiot_pesel, ''), NULLIF(podmiot_nip, ''), \
-                 NULLIF(TRIM(COALESCE(podmiot_imie_skrot, '') || ' ' || COALESCE(podmiot_nazwisko_nazwa, '')), '') \
+                 NULLIF(TRIM(COALESCE(podmiot_imie_skrot, '') || ' ' || COALESCE(podmiot_nazwisko_nazwa, '')), ''), \
+                 NULLIF(subject, ''), NULLIF(text_body, ''), sender_address \
                  FROM inbound_document WHERE id = $1",
             )
             .bind(document_id)
@@ -1261,6 +1266,9 @@ impl Store {
                 subject_pesel: row.get(6),
                 subject_nip: row.get(7),
                 subject_name: row.get(8),
+                message_subject: row.get(9),
+                message_text: row.get(10),
+                sender_address: row.get(11),
             })
         })
     }
