@@ -71,6 +71,8 @@ pub struct Config {
     #[serde(default)]
     pub delivery: DeliveryConfig,
     #[serde(default)]
+    pub desk: DeskConfig,
+    #[serde(default)]
     pub log: LogConfig,
     /// Where the configuration came from, for messages.
     #[serde(skip)]
@@ -568,6 +570,56 @@ impl PortalConfig {
     }
 }
 
+/// The officials' desk (src/desk/, docs/desk.md): off unless `listen` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeskConfig {
+    /// Where to listen, e.g. "127.0.0.1:8091"; put the office's reverse proxy (TLS) in front.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The address officials open, as the proxy serves it (`https://eurzad.urzad.example`):
+    /// the e-mails link to the requests' pages under it. Sessions' cookies are `Secure`
+    /// unless it is plain http on a loopback host.
+    pub public_url: Option<String>,
+    /// How long a sign-in lasts.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: std::time::Duration,
+    /// Failed sign-ins allowed per login (and four times as many per address) within
+    /// `sign_in_window`; more are refused until the window passes.
+    pub sign_in_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub sign_in_window: std::time::Duration,
+}
+
+impl Default for DeskConfig {
+    fn default() -> Self {
+        DeskConfig {
+            listen: None,
+            public_url: None,
+            session_ttl: std::time::Duration::from_secs(8 * 3600),
+            sign_in_attempts: 5,
+            sign_in_window: std::time::Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl DeskConfig {
+    /// Whether cookies may go without `Secure`: only for plain http on a loopback host.
+    pub fn insecure_ok(&self) -> bool {
+        let Some(url) = self.public_url.as_deref() else {
+            return self.listen.is_none_or(|a| a.ip().is_loopback());
+        };
+        let Ok(url) = reqwest::Url::parse(url) else {
+            return false;
+        };
+        let host = url.host_str().unwrap_or("").trim_matches(['[', ']']);
+        url.scheme() == "http"
+            && (host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback()))
+    }
+}
+
 impl Default for PortalConfig {
     fn default() -> Self {
         PortalConfig {
@@ -859,6 +911,31 @@ impl Config {
                     self.check_portal_limits()?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// `[desk]`: a public URL that is a URL, limits that allow a sign-in.
+    pub fn check_desk(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.desk.public_url {
+            match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                Ok(_) => {
+                    return Err(self.invalid(
+                        "desk.public_url",
+                        format!("{url:?}: an http:// or https:// address with a host"),
+                    ));
+                }
+                Err(e) => {
+                    return Err(self.invalid("desk.public_url", format!("{url:?}: {e}")));
+                }
+            }
+        }
+        if self.desk.sign_in_attempts == 0 {
+            return Err(self.invalid("desk.sign_in_attempts", "must be at least 1"));
+        }
+        if self.desk.session_ttl < std::time::Duration::from_secs(60) {
+            return Err(self.invalid("desk.session_ttl", "must be at least a minute"));
         }
         Ok(())
     }

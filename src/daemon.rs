@@ -216,6 +216,11 @@ fn office(
         .into_iter()
         .map(|kind| (kind, config.delivery.routes_for(kind.as_str()).to_vec()))
         .collect(),
+        desk_url: config
+            .desk
+            .public_url
+            .clone()
+            .or_else(|| config.desk.listen.map(|a| format!("http://{a}"))),
         epuap_certificate: ready.server_certificate,
         officials: config.notify.officials.clone(),
         zone: ready.zone,
@@ -468,6 +473,31 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
         }
         _ => None,
     };
+    let desk_task = match (config.desk.listen, once) {
+        (Some(listen), false) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("desk.listen: binding {listen}"))?;
+            tracing::info!(%listen, public_url = ?config.desk.public_url, "the officials' desk listening");
+            let router = crate::desk::router(
+                store.clone(),
+                job_settings.forms.clone(),
+                crate::desk::DeskSettings::from_config(&config.desk, zone),
+            );
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            }))
+        }
+        _ => None,
+    };
     let deadline_task = (!once).then(|| {
         let worker = DeadlineWatch {
             store: store.clone(),
@@ -568,6 +598,7 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
                 ("the scheduled syncs", as_finished(&sync_task)),
                 ("the deadline watch", as_finished(&deadline_task)),
                 ("the portal API", as_finished(&portal_task)),
+                ("the officials' desk", as_finished(&desk_task)),
                 ("the embedded emulator", as_finished(&emulator_task)),
                 (
                     "the embedded e-Doręczenia emulator",
@@ -660,6 +691,9 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
         task.abort();
     }
     if let Some(task) = portal_task {
+        task.abort();
+    }
+    if let Some(task) = desk_task {
         task.abort();
     }
     if let Some(task) = sync_task {

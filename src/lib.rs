@@ -10,6 +10,7 @@ pub mod config;
 pub mod cputime;
 pub mod daemon;
 pub mod delivery;
+pub mod desk;
 pub mod document;
 pub mod edoreczenia;
 pub mod emulator;

@@ -132,6 +132,33 @@ enum Command {
         #[command(subcommand)]
         action: RequestsAction,
     },
+    /// The officials of the desk (`[desk]`): who may sign in and decide requests in a browser.
+    Officials {
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: OfficialsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum OfficialsAction {
+    /// Add an official. The password is read from --password-file, else from the first line
+    /// of standard input; it is kept only as an argon2id hash.
+    Add {
+        login: String,
+        /// Their full name, as pages and the audit log show it.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Disable an official: they can no longer sign in, and their sessions end.
+    Disable { login: String },
+    /// List the officials.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -168,6 +195,10 @@ enum RequestsAction {
         /// Its last day (none: without end).
         #[arg(long, requires = "valid_from")]
         valid_to: Option<chrono::NaiveDate>,
+        /// Grant only these of the representations asked for, numbered from 1 as `requests
+        /// show` lists them (e.g. `--only 1,3`); the others are not granted.
+        #[arg(long, value_delimiter = ',')]
+        only: Option<Vec<usize>>,
     },
     /// Send again a reply letter held after its sending was interrupted (ePUAP could not be
     /// asked whether it arrived): the applicant may get it twice.
@@ -570,6 +601,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(config.as_deref(), &cli.log_format, &[Part::Database])?;
             requests(&config, action).await
         }
+        Command::Officials { config, action } => {
+            let config = load_config(config.as_deref(), &cli.log_format, &[Part::Database])?;
+            officials(&config, action).await
+        }
         Command::Emulator(args) => {
             init_logging(cli.log_format.as_deref().unwrap_or("text"), "info");
             run_emulator(args).await?;
@@ -828,6 +863,89 @@ async fn interest(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `eurzad officials …`.
+async fn officials(config: &Config, action: OfficialsAction) -> anyhow::Result<ExitCode> {
+    let store = eurzad::daemon::open_store(config).await?;
+    let now = chrono::Utc::now();
+    let outcome: anyhow::Result<()> = async {
+        match action {
+            OfficialsAction::Add {
+                login,
+                name,
+                email,
+                password_file,
+            } => {
+                if login.trim().is_empty()
+                    || !login
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || "._-@".contains(c))
+                {
+                    anyhow::bail!("login {login:?}: letters, digits and . _ - @ only, not empty");
+                }
+                if name.trim().is_empty() {
+                    anyhow::bail!("--name: the official's full name is required");
+                }
+                let password = match &password_file {
+                    Some(path) => std::fs::read_to_string(path)
+                        .with_context(|| format!("--password-file {}", path.display()))?,
+                    None => {
+                        let mut line = String::new();
+                        std::io::stdin()
+                            .read_line(&mut line)
+                            .context("reading the password from standard input")?;
+                        line
+                    }
+                };
+                let password = password.trim_end_matches(['\r', '\n']);
+                if password.chars().count() < 12 {
+                    anyhow::bail!(
+                        "the password has {} characters: at least 12 are required",
+                        password.chars().count()
+                    );
+                }
+                let hash = eurzad::desk::hash_password(password).map_err(anyhow::Error::msg)?;
+                let official = store
+                    .add_official(
+                        login.trim(),
+                        name.trim(),
+                        email.as_deref(),
+                        Some(&hash),
+                        now,
+                    )
+                    .await?;
+                println!("official {} ({}) added", official.login, official.name);
+            }
+            OfficialsAction::Disable { login } => {
+                store.disable_official(&login, now).await?;
+                println!("official {login} disabled; their sessions ended");
+            }
+            OfficialsAction::List => {
+                for o in store.officials().await? {
+                    println!(
+                        "{:<20} {:<32} {:<32} {}",
+                        o.login,
+                        o.name,
+                        o.email.as_deref().unwrap_or("-"),
+                        o.disabled_at
+                            .map(|t| format!("disabled {}", t.format("%Y-%m-%d %H:%M UTC")))
+                            .unwrap_or_else(|| "active".into())
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    match outcome {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(error) => {
+            eprintln!("eurzad: error: {error:#}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 async fn requests(config: &Config, action: RequestsAction) -> anyhow::Result<ExitCode> {
     use eurzad::requests;
     let store = eurzad::daemon::open_store(config).await?;
@@ -953,9 +1071,10 @@ async fn requests(config: &Config, action: RequestsAction) -> anyhow::Result<Exi
                         );
                     }
                 }
-                for r in &requested {
+                for (n, r) in requested.iter().enumerate() {
                     println!(
-                        "  represents {} ({} {}), {} on basis {}: {} ({})",
+                        "  {}. represents {} ({} {}), {} on basis {}: {} ({})",
+                        n + 1,
                         r.principal_name,
                         r.principal_id_type,
                         r.principal_id,
@@ -974,16 +1093,28 @@ async fn requests(config: &Config, action: RequestsAction) -> anyhow::Result<Exi
             official,
             valid_from,
             valid_to,
+            only,
         } => {
             let registry = config.forms.registry();
             let term = valid_from.map(|from| eurzad::provisioning::Term { from, to: valid_to });
-            requests::decide(&store, &registry, id, true, &who(official), &note, term)
-                .await
-                .map(|()| {
-                    println!(
-                        "request {id} approved; the reply goes out with the daemon's next job run"
-                    );
-                })
+            requests::decide(
+                &store,
+                &registry,
+                id,
+                requests::Decision {
+                    approve: true,
+                    official: &who(official),
+                    reason: &note,
+                    term,
+                    only: only.as_deref(),
+                },
+            )
+            .await
+            .map(|()| {
+                println!(
+                    "request {id} approved; the reply goes out with the daemon's next job run"
+                );
+            })
         }
         RequestsAction::Resend { id, official } => requests::resolve_held(
             &store,
@@ -1017,13 +1148,24 @@ async fn requests(config: &Config, action: RequestsAction) -> anyhow::Result<Exi
             official,
         } => {
             let registry = config.forms.registry();
-            requests::decide(&store, &registry, id, false, &who(official), &reason, None)
-                .await
-                .map(|()| {
-                    println!(
-                        "request {id} rejected; the reply goes out with the daemon's next job run"
-                    );
-                })
+            requests::decide(
+                &store,
+                &registry,
+                id,
+                requests::Decision {
+                    approve: false,
+                    official: &who(official),
+                    reason: &reason,
+                    term: None,
+                    only: None,
+                },
+            )
+            .await
+            .map(|()| {
+                println!(
+                    "request {id} rejected; the reply goes out with the daemon's next job run"
+                );
+            })
         }
     };
     store.close().await;

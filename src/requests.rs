@@ -37,6 +37,19 @@ pub async fn show(
     Ok(store.request(id).await?)
 }
 
+/// An official's decision on a request, as the command line and the desk give it.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    pub approve: bool,
+    /// Who decides, as the record names them.
+    pub official: &'a str,
+    /// The note of an approval, or the reason of a refusal (sent to the applicant).
+    pub reason: &'a str,
+    pub term: Option<Term>,
+    /// Grant only these representations, numbered from 1 in the form's order.
+    pub only: Option<&'a [usize]>,
+}
+
 /// Approves (`reason` is the official's note) or rejects (`reason` is required and goes to
 /// the applicant) a request that awaits an official. `term` is the term of an authorization
 /// the official saw outside the request (on paper): it bounds every representation granted,
@@ -46,11 +59,15 @@ pub async fn decide(
     store: &Store,
     registry: &Registry,
     id: i64,
-    approve: bool,
-    official: &str,
-    reason: &str,
-    term: Option<Term>,
+    decision: Decision<'_>,
 ) -> Result<(), RequestsError> {
+    let Decision {
+        approve,
+        official,
+        reason,
+        term,
+        only,
+    } = decision;
     if let Some(term) = term
         && term.to.is_some_and(|to| to < term.from)
     {
@@ -70,7 +87,33 @@ pub async fn decide(
             "reject needs --reason: it is sent to the applicant".into(),
         ));
     }
-    let (row, _) = store.request(id).await?;
+    let (row, requested) = store.request(id).await?;
+    // Representations are numbered from 1 in the order the form lists them.
+    let positions: Option<Vec<i64>> = match only {
+        None => None,
+        Some(_) if !approve => None,
+        Some([]) => {
+            return Err(RequestsError::Invalid(
+                "--only: name at least one representation to approve, or reject the request"
+                    .into(),
+            ));
+        }
+        Some(numbers) => Some(
+            numbers
+                .iter()
+                .map(|&n| {
+                    if n == 0 || n > requested.len() {
+                        Err(RequestsError::Invalid(format!(
+                            "--only {n}: request {id} asks for {} representation(s), numbered from 1",
+                            requested.len()
+                        )))
+                    } else {
+                        Ok(n as i64 - 1)
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+    };
     let facts = store.provision_facts(row.document_id).await?;
     let request = match registry.read(&facts.content) {
         Ok(Form::AccessRequest(request)) => Some(request),
@@ -85,6 +128,7 @@ pub async fn decide(
             request.as_ref(),
             facts.epuap_user.as_deref(),
             term.filter(|_| approve),
+            positions.as_deref(),
             Utc::now(),
         )
         .await?;

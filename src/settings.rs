@@ -53,6 +53,7 @@ impl Settings {
         config.check_boxes()?;
         config.check_letter_kinds()?;
         config.check_portal_limits()?;
+        config.check_desk()?;
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             file: config.source.clone(),
             key: key.to_string(),

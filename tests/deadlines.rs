@@ -46,6 +46,7 @@ async fn setup(dir: &std::path::Path) -> (Store, Office) {
         proof_kinds: Vec::new(),
         electronic: None,
         routes: Vec::new(),
+        desk_url: None,
         epuap_certificate: eurzad::emulator::demo_pki::EPUAP_CERT.to_vec(),
         officials: vec!["urzednik@urzad.test".into()],
         zone: chrono_tz::Europe::Warsaw,

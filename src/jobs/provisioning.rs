@@ -48,6 +48,8 @@ pub struct Office {
     /// The routes each kind of letter may take, in order (`[delivery] routes`); a kind not
     /// named takes the default.
     pub routes: Vec<(LetterKind, Vec<Route>)>,
+    /// The officials' desk as officials open it (`[desk] public_url`): mail links to it.
+    pub desk_url: Option<String>,
     /// ePUAP's certificate: UPDs must be sealed by it.
     pub epuap_certificate: Vec<u8>,
     pub officials: Vec<String>,
@@ -104,8 +106,9 @@ impl std::fmt::Debug for Office {
     }
 }
 
-fn summary(row: &RequestRow) -> RequestSummary {
+fn summary(row: &RequestRow, desk_url: Option<&str>) -> RequestSummary {
     RequestSummary {
+        link: desk_url.map(|url| crate::desk::request_link(url, row.id)),
         id: row.id,
         applicant: if row.applicant_name.is_empty() {
             "(nieustalony)".into()
@@ -179,8 +182,9 @@ pub(super) async fn provision(
         typed.as_deref(),
     );
     let zone = office.zone;
+    let desk_url = office.desk_url.clone();
     let render = move |row: &RequestRow, kind: &str| {
-        let summary = summary(row);
+        let summary = summary(row, desk_url.as_deref());
         match kind {
             "rejected" => templates::rejected(&summary, zone),
             _ => templates::waiting(&summary, zone),
@@ -542,7 +546,7 @@ async fn tell_officials(
     }
     let mut row = request.clone();
     row.reason = why.into();
-    let (subject, body) = render(&summary(&row), office.zone);
+    let (subject, body) = render(&summary(&row, office.desk_url.as_deref()), office.zone);
     store
         .add_notification(key, &office.officials, &subject, &body, now)
         .await
@@ -761,7 +765,7 @@ pub async fn watch_deadlines(
     }
     let open = store.unanswered_requests().await?;
     for row in &open {
-        let s = summary(row);
+        let s = summary(row, office.desk_url.as_deref());
         if row.deadline_at <= now {
             let (subject, body) = templates::overdue(&s, office.zone);
             if store
@@ -799,7 +803,10 @@ pub async fn watch_deadlines(
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or(now - TimeDelta::days(1));
     if let Some(due) = office.digest.due(last, now) {
-        let summaries: Vec<_> = open.iter().map(summary).collect();
+        let summaries: Vec<_> = open
+            .iter()
+            .map(|row| summary(row, office.desk_url.as_deref()))
+            .collect();
         let (subject, body) =
             templates::digest(office.digest.local_date(due), &summaries, office.zone);
         let key = format!(

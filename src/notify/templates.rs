@@ -14,6 +14,8 @@ pub struct RequestSummary {
     pub deadline_at: DateTime<Utc>,
     pub status: String,
     pub reason: String,
+    /// The request's page on the officials' desk (`[desk] public_url`).
+    pub link: Option<String>,
 }
 
 fn local(at: DateTime<Utc>, zone: Tz) -> String {
@@ -42,11 +44,17 @@ fn describe(r: &RequestSummary, zone: Tz) -> String {
     )
 }
 
-fn commands(id: i64) -> String {
-    format!(
-        "\nDecyzja:\n  eurzad requests approve {id} [--note \"…\"]\n  eurzad requests reject {id} --reason \"…\"\n\
-         Szczegóły: eurzad requests show {id}\n"
-    )
+/// Where the official decides: the request's page on the desk when there is one, else
+/// the commands.
+fn commands(r: &RequestSummary) -> String {
+    let id = r.id;
+    match &r.link {
+        Some(link) => format!("\nOtwórz wniosek i podejmij decyzję w przeglądarce:\n  {link}\n"),
+        None => format!(
+            "\nDecyzja:\n  eurzad requests approve {id} [--note \"…\"]\n  eurzad requests reject {id} --reason \"…\"\n\
+             Szczegóły: eurzad requests show {id}\n"
+        ),
+    }
 }
 
 const FOOTER: &str =
@@ -62,7 +70,7 @@ pub fn waiting(r: &RequestSummary, zone: Tz) -> (String, String) {
         format!(
             "Dzień dobry,\n\nwniosek o dostęp do portalu eUrząd wymaga decyzji urzędnika.\n\n{}{}{FOOTER}",
             describe(r, zone),
-            commands(r.id)
+            commands(r)
         ),
     )
 }
@@ -77,7 +85,7 @@ pub fn reminder(r: &RequestSummary, zone: Tz) -> (String, String) {
         format!(
             "Dzień dobry,\n\ndo upływu terminu odpowiedzi na wniosek zostały mniej niż 2 dni.\n\n{}{}{FOOTER}",
             describe(r, zone),
-            commands(r.id)
+            commands(r)
         ),
     )
 }
@@ -92,7 +100,7 @@ pub fn overdue(r: &RequestSummary, zone: Tz) -> (String, String) {
             "Dzień dobry,\n\ntermin odpowiedzi na wniosek minął {}. Wnioskodawca nie otrzymał jeszcze odpowiedzi.\n\n{}{}{FOOTER}",
             local(r.deadline_at, zone),
             describe(r, zone),
-            commands(r.id)
+            commands(r)
         ),
     )
 }

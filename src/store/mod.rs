@@ -373,6 +373,7 @@ macro_rules! finish_claimed {
 
 #[macro_use]
 mod provisioning;
+mod desk;
 mod evidence;
 mod pulled_sqlite;
 mod received;
@@ -409,6 +410,9 @@ const MARK_CONFIRMED: &str = "UPDATE inbound_delivery SET confirmed_at = $1, con
 const INFER_CONFIRMED: &str = "UPDATE inbound_delivery SET confirmed_at = $1, confirmation = 'inferred' \
      WHERE box_address = $2 AND confirmed_at IS NULL AND document_id <> $3";
 
+pub use desk::{
+    AuditLine, BoxLine, EpuapProofs, Official, QueueRow, Session, SignatureReport, SyncLine,
+};
 pub use evidence::{FollowedLetter, LetterStanding, NewEvidence, StoredEvidence};
 pub use provisioning::{
     AUTOMATIC, Correspondence, CorrespondenceFacts, HeldLetter, LetterRow, Notice, ProvisionFacts,

@@ -141,7 +141,7 @@ macro_rules! audit_in_tx {
 /// Makes (or updates) the applicant's account, links the request to it, and makes the
 /// request's representations (only the proven ones unless an official approves them all).
 macro_rules! activate_in_tx {
-    ($tx:expr, $request_id:expr, $document_id:expr, $applicant:expr, $epuap_user:expr, $actor:expr, $now:expr, $only_proven:expr, $official_term:expr) => {{
+    ($tx:expr, $request_id:expr, $document_id:expr, $applicant:expr, $epuap_user:expr, $actor:expr, $now:expr, $only_proven:expr, $official_term:expr, $chosen:expr) => {{
         let applicant = $applicant;
         let account_id: i64 = sqlx::query_scalar(
             "INSERT INTO account (pesel, epuap_user_id, given_name, surname, email, status, created_at, updated_at) \
@@ -169,7 +169,7 @@ macro_rules! activate_in_tx {
             &format!("access_request:{}", $request_id), $now);
         let requested = sqlx::query(
             "SELECT principal_kind, principal_name, principal_id_type, principal_id, scope, basis, \
-             valid_from, valid_to, proven FROM requested_representation WHERE request_id = $1 ORDER BY position",
+             valid_from, valid_to, proven, position FROM requested_representation WHERE request_id = $1 ORDER BY position",
         )
         .bind($request_id)
         .fetch_all(&mut *$tx)
@@ -177,6 +177,14 @@ macro_rules! activate_in_tx {
         for r in &requested {
             let proven: bool = r.get(8);
             if $only_proven && !proven {
+                continue;
+            }
+            // The official approved only some of what was asked: the rest is not granted.
+            let chosen: Option<&[i64]> = $chosen;
+            let position: i64 = r.get(9);
+            if chosen.is_some_and(|c| !c.contains(&position)) {
+                audit_in_tx!($tx, $actor, "representation_not_granted", &format!("access_request:{}", $request_id),
+                    &format!("{} {}: not approved by the official", r.get::<String, _>(2), r.get::<String, _>(3)), $now);
                 continue;
             }
             let valid_from: Option<NaiveDate> = r.get(6);
@@ -544,7 +552,7 @@ impl Store {
             audit_in_tx!(tx, AUTOMATIC, status.as_str(), &subject, &reason, now);
             if status == RequestStatus::Approved {
                 let applicant = applicant.expect("an approved request was read");
-                activate_in_tx!(tx, request_id, facts.document_id, applicant, facts.epuap_user.as_deref(), AUTOMATIC, now, true, None);
+                activate_in_tx!(tx, request_id, facts.document_id, applicant, facts.epuap_user.as_deref(), AUTOMATIC, now, true, None, None);
             }
             if status != RequestStatus::AwaitingOfficial {
                 enqueue_in_tx!(tx, JobKind::Reply.as_str(), request_id.to_string(), now);
@@ -578,6 +586,7 @@ impl Store {
         request: Option<&AccessRequest>,
         epuap_user: Option<&str>,
         term: Option<Term>,
+        only: Option<&[i64]>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
@@ -616,7 +625,7 @@ impl Store {
                 .bind(decision.as_str())
                 .execute(&mut *tx)
                 .await?;
-                activate_in_tx!(tx, request_id, document_id, applicant, epuap_user, official, now, false, term);
+                activate_in_tx!(tx, request_id, document_id, applicant, epuap_user, official, now, false, term, only);
                 let note = match term {
                     Some(term) => format!("{text} [term given by the official: {term}]"),
                     None => text.to_string(),
