@@ -252,7 +252,7 @@ pub async fn sign_in(
         *response.status_mut() = StatusCode::FORBIDDEN;
         return response;
     }
-    let from = Some(peer.ip());
+    let from = Some(client_address(&headers, peer));
     if !desk.limit.allows(&login, from) {
         let minutes = desk.settings.sign_in_window.as_secs().div_ceil(60);
         let _ = desk
@@ -290,7 +290,7 @@ pub async fn sign_in(
             .store
             .audit_refused_sign_in(&login, why, Utc::now())
             .await;
-        tracing::warn!(login = %login, from = %peer.ip(), why, "desk sign-in refused");
+        tracing::warn!(login = %login, from = ?from, why, "desk sign-in refused");
         let mut response = sign_in_page(
             &desk,
             Some("Nieprawidłowy login lub hasło, albo konto jest wyłączone."),
@@ -339,6 +339,22 @@ pub async fn sign_in(
         ),
     );
     response
+}
+
+/// The client's address: the peer's, or, when the peer is a reverse proxy on this host
+/// (loopback), the last address it put in `X-Forwarded-For`.
+fn client_address(headers: &HeaderMap, peer: SocketAddr) -> std::net::IpAddr {
+    if !peer.ip().is_loopback() {
+        return peer.ip();
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .next_back()
+        .unwrap_or(peer.ip())
 }
 
 /// An argon2id hash of a random password nobody knows, checked when the login is unknown.
@@ -731,7 +747,9 @@ pub async fn request(
         } else {
             "nieustalony (tylko z treści objętej ważnym podpisem)".into()
         },
-        signing_time: report.signing_time.unwrap_or_else(|| "nie podano".into()),
+        signing_time: report
+            .signing_time
+            .map_or_else(|| "nie podano".into(), |t| local(&desk, t)),
         qualified: match report.qualified {
             Some(true) => "tak",
             Some(false) => "nie",

@@ -55,7 +55,7 @@ pub struct SignatureReport {
     pub signer_surname: Option<String>,
     pub signer_pesel: Option<String>,
     pub signer_organization: Option<String>,
-    pub signing_time: Option<String>,
+    pub signing_time: Option<DateTime<Utc>>,
     pub qualified: Option<bool>,
     /// The certificates' subjects, as presented (JSON array in the database).
     pub chain: Vec<String>,

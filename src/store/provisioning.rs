@@ -169,7 +169,7 @@ macro_rules! activate_in_tx {
             &format!("access_request:{}", $request_id), $now);
         let requested = sqlx::query(
             "SELECT principal_kind, principal_name, principal_id_type, principal_id, scope, basis, \
-             valid_from, valid_to, proven, position FROM requested_representation WHERE request_id = $1 ORDER BY position",
+             valid_from, valid_to, proven, CAST(position AS BIGINT) FROM requested_representation WHERE request_id = $1 ORDER BY position",
         )
         .bind($request_id)
         .fetch_all(&mut *$tx)
