@@ -50,10 +50,22 @@ async fn fill(store: &Store, url: &str, waiting: usize) {
              VALUES ({id}, {id}, '{received}', '{deadline}', '{status}', '{pesel}', 'Jan Testowy{n}', NULL, \
              'reprezentacja Testowa Spółka {n} (NIP 5252955037): upoważnienie nie jest podpisane przez mocodawcę', \
              {by}, {at}, '{received}', '{received}', '{received}')",
-            status = if awaiting { "awaiting_official" } else { "rejected" },
+            status = if awaiting {
+                "awaiting_official"
+            } else {
+                "rejected"
+            },
             pesel = pesel(n),
-            by = if awaiting { "NULL".to_string() } else { "'Anna Nowak (anowak)'".into() },
-            at = if awaiting { "NULL".to_string() } else { format!("'{received}'") },
+            by = if awaiting {
+                "NULL".to_string()
+            } else {
+                "'Anna Nowak (anowak)'".into()
+            },
+            at = if awaiting {
+                "NULL".to_string()
+            } else {
+                format!("'{received}'")
+            },
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(&mut *tx)
