@@ -397,6 +397,10 @@ async fn officials_decide_requests_in_a_browser() {
     );
     assert!(page.contains("Jan Kowalski, PESEL 85031412347"), "{page}");
     assert!(
+        page.contains("podpis obejmuje cały dokument, a certyfikat pochodzi od zaufanego wystawcy"),
+        "the reason in Polish: {page}"
+    );
+    assert!(
         page.contains("niepotwierdzone"),
         "the company's authorization: {page}"
     );

@@ -94,14 +94,14 @@ fn local(desk: &Desk, at: DateTime<Utc>) -> String {
 }
 
 /// "zostały 3 dni", "termin mija dziś", "po terminie (2 dni)": by the office's calendar days.
-fn days_left(desk: &Desk, deadline: DateTime<Utc>, now: DateTime<Utc>) -> (String, bool) {
-    let zone = desk.settings.zone;
+fn days_left(zone: chrono_tz::Tz, deadline: DateTime<Utc>, now: DateTime<Utc>) -> (String, bool) {
     let days = (deadline.with_timezone(&zone).date_naive() - now.with_timezone(&zone).date_naive())
         .num_days();
     let overdue = deadline < now;
     let text = match days {
+        0 if overdue => "po terminie (minął dziś)".to_string(),
         _ if overdue => {
-            let late = days.unsigned_abs().max(1);
+            let late = days.unsigned_abs();
             format!(
                 "po terminie ({late} {})",
                 if late == 1 { "dzień" } else { "dni" }
@@ -496,7 +496,7 @@ pub async fn queue(
         rows: rows
             .into_iter()
             .map(|r| {
-                let (days_left, overdue) = days_left(&desk, r.deadline_at, now);
+                let (days_left, overdue) = days_left(desk.settings.zone, r.deadline_at, now);
                 QueueLine {
                     id: r.id,
                     applicant: r.applicant_name,
@@ -549,6 +549,7 @@ pub struct SignatureView {
     signing_time: String,
     qualified: &'static str,
     chain: Vec<String>,
+    explained: &'static str,
     reason: String,
     form: String,
     file_name: String,
@@ -650,6 +651,39 @@ fn action_polish(action: &str) -> String {
     }
 }
 
+/// What a verdict means, in words an official understands (ETSI EN 319 102-1's
+/// sub-indications); the verifier's own reason is shown beside it as the technical detail.
+fn verdict_explained(indication: Option<&str>, subindication: Option<&str>) -> &'static str {
+    match (indication, subindication) {
+        (Some("TOTAL-PASSED"), _) => {
+            "podpis obejmuje cały dokument, a certyfikat pochodzi od zaufanego wystawcy i był ważny w chwili podpisu"
+        }
+        (_, Some("HASH_FAILURE")) => "treść dokumentu zmieniono po podpisaniu",
+        (_, Some("SIG_CRYPTO_FAILURE")) => "podpis nie zgadza się z kluczem certyfikatu",
+        (_, Some("SIGNED_DATA_NOT_FOUND")) => {
+            "podpis nie obejmuje treści, którą odczytano (możliwa podmiana treści)"
+        }
+        (_, Some("FORMAT_FAILURE")) => {
+            "dokument lub podpis ma niedozwoloną budowę (na przykład niebezpieczną konstrukcję XML, niedozwolony algorytm albo brak podpisu)"
+        }
+        (_, Some("SIG_CONSTRAINTS_FAILURE")) => {
+            "podpis nie spełnia wymagań (na przykład jego właściwości nie są podpisane)"
+        }
+        (_, Some("NO_SIGNING_CERTIFICATE_FOUND")) => "brak certyfikatu, którym złożono podpis",
+        (_, Some("NO_CERTIFICATE_CHAIN_FOUND")) => "certyfikat nie pochodzi od zaufanego wystawcy",
+        (_, Some("REVOKED_NO_POE")) => "certyfikat podpisującego został unieważniony",
+        (_, Some("OUT_OF_BOUNDS_NO_POE")) => "certyfikat nie był ważny w chwili podpisu",
+        (_, Some("REVOCATION_OUT_OF_BOUNDS_NO_POE")) => {
+            "nie da się potwierdzić, że certyfikat nie był unieważniony"
+        }
+        (_, Some("TRY_LATER")) => {
+            "nie udało się sprawdzić, czy certyfikat nie został unieważniony; sprawdzenie zostanie powtórzone"
+        }
+        (Some(_), _) => "podpisu nie da się uznać za prawidłowy",
+        (None, _) => "dokument nie zawiera podpisu, który można sprawdzić",
+    }
+}
+
 fn kind_polish(kind: Option<&str>) -> String {
     match kind {
         Some("qualified") => "kwalifikowany podpis elektroniczny (XAdES)".into(),
@@ -695,7 +729,7 @@ pub async fn request(
         Err(e) => return database_trouble(&e),
     };
     let now = Utc::now();
-    let (days, overdue) = days_left(&desk, row.deadline_at, now);
+    let (days, overdue) = days_left(desk.settings.zone, row.deadline_at, now);
     let awaiting = RequestStatus::parse(&row.status) == Some(RequestStatus::AwaitingOfficial);
     let passed = report.indication.as_deref() == Some("TOTAL-PASSED");
     let signer = [
@@ -756,6 +790,10 @@ pub async fn request(
             None => "nie dotyczy",
         },
         chain: report.chain,
+        explained: verdict_explained(
+            report.indication.as_deref(),
+            report.subindication.as_deref(),
+        ),
         reason: report.reason.unwrap_or_default(),
         form: match (&report.form_type, &report.form_error) {
             (_, Some(error)) => format!("nie da się odczytać: {error}"),
@@ -1342,4 +1380,47 @@ pub async fn not_found(State(DeskState(desk)): State<DeskState>, headers: Header
         "Tej strony nie ma na biurku urzędnika.",
         "/",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone as _;
+
+    #[test]
+    fn days_left_are_counted_in_the_offices_days_with_polish_plurals() {
+        let zone = chrono_tz::Europe::Warsaw;
+        // 23:30 in Warsaw on 5 December.
+        let now = Utc.with_ymd_and_hms(2026, 12, 5, 22, 30, 0).unwrap();
+        let at = |d: u32, h: u32| Utc.with_ymd_and_hms(2026, 12, d, h, 0, 0).unwrap();
+        let left = |deadline| days_left(zone, deadline, now);
+        // 23:45 on the 5th in Warsaw: today.
+        assert_eq!(
+            left(at(5, 22) + chrono::TimeDelta::minutes(45)),
+            ("termin mija dziś".to_string(), false)
+        );
+        // 00:30 on the 6th in Warsaw: tomorrow, though an hour away.
+        assert_eq!(
+            left(at(5, 23) + chrono::TimeDelta::minutes(30)).0,
+            "został 1 dzień"
+        );
+        assert_eq!(left(at(6, 10)).0, "został 1 dzień");
+        assert_eq!(left(at(8, 10)).0, "zostały 3 dni");
+        assert_eq!(left(at(12, 10)).0, "zostało 7 dni");
+        assert_eq!(
+            left(at(5, 20)),
+            ("po terminie (minął dziś)".to_string(), true)
+        );
+        assert_eq!(left(at(4, 20)), ("po terminie (1 dzień)".to_string(), true));
+        assert_eq!(left(at(2, 20)), ("po terminie (3 dni)".to_string(), true));
+    }
+
+    #[test]
+    fn a_sign_in_goes_back_only_to_a_page_of_the_desk() {
+        assert_eq!(safe_next(Some("/requests/12")), "/requests/12");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/requests/1\"><script>")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
 }
