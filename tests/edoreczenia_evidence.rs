@@ -305,10 +305,10 @@ async fn a_letter_to_a_wrong_address_or_over_the_limit_is_refused_with_its_reaso
         matches!(&err, DeliveryError::Refused(e) if e.contains("AE:PL-1111-22222-NIKTO-01") && e.contains("five digits")),
         "{err}"
     );
-    let big = vec![b'a'; 15 * 1024 * 1024 + 1];
-    let err = s.channel.deliver(&letter(CITIZEN, big)).await.unwrap_err();
+    let huge = vec![b'a'; 50 * 1024 * 1024 + 1];
+    let err = s.channel.deliver(&letter(CITIZEN, huge)).await.unwrap_err();
     assert!(
-        matches!(&err, DeliveryError::Refused(e) if e.contains("15728641 bytes") && e.contains("informacja-o-rejestracji-1.xml")),
+        matches!(&err, DeliveryError::Refused(e) if e.contains("52428801 bytes") && e.contains("informacja-o-rejestracji-1.xml")),
         "{err}"
     );
     // An address the operator does not know: its refusal names the field.
@@ -322,6 +322,33 @@ async fn a_letter_to_a_wrong_address_or_over_the_limit_is_refused_with_its_reaso
         "{err}"
     );
     assert!(s.emulator.sent().is_empty(), "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_letter_over_15_mb_goes_through_a_draft_whole() {
+    let s = setup(Utc::now()).await;
+    // One byte over what a message may carry at once.
+    let big: Vec<u8> = (0..15 * 1024 * 1024 + 1).map(|i| (i % 251) as u8).collect();
+    let receipt = s
+        .channel
+        .deliver(&letter(CITIZEN, big.clone()))
+        .await
+        .unwrap();
+    let sent = s.emulator.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].message_id, receipt.document_identifier);
+    assert_eq!(sent[0].to, CITIZEN);
+    let (name, size, sha256) = &sent[0].attachments[0];
+    assert_eq!(name, "informacja-o-rejestracji-1.xml");
+    assert_eq!(*size, big.len() as u64);
+    assert_eq!(
+        *sha256,
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&big)),
+        "byte for byte"
+    );
+    // The direct path would have refused it: the emulator holds the client to the drafts.
+    let counters = s.emulator.counters();
+    assert_eq!(counters.refused_sends, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

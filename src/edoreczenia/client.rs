@@ -251,19 +251,74 @@ impl UaClient {
                     .body(body.clone())
             })
             .await?;
-        if answer.status != StatusCode::ACCEPTED {
-            return Err(ApiError::Malformed {
-                what: "send",
-                message: format!("HTTP {} where 202 was expected", answer.status),
-            });
-        }
-        // The message was taken: an unreadable answer leaves only the task id unknown.
-        let info: wire::MessageInfo =
-            serde_json::from_slice(&answer.body).map_err(|e| ApiError::Uncertain {
-                what: "send",
-                message: format!("202 without a task id: {e}"),
+        task_of("send", &answer)
+    }
+
+    /// The drafts path, for a message whose attachments are over the 15 MB a direct send may
+    /// carry: `POST /{ADE}/drafts` (the message without its files), each file uploaded to
+    /// `/{ADE}/{draft}/attachments/upload` (multipart, its size and SHA-3 given), then
+    /// `POST /{ADE}/drafts/send`, answered 202 with the task, as a direct send is.
+    ///
+    /// Until the last call nothing is sent: a failure before it leaves at most a draft in
+    /// the office's box, and the letter may be tried again. The last call's outcome is
+    /// uncertain in the same ways as a direct send's.
+    pub async fn send_by_draft(&self, message: &wire::Message) -> Result<String, ApiError> {
+        let mut draft = message.clone();
+        let attachments = std::mem::take(&mut draft.attachments);
+        let body = serde_json::to_vec(&draft).expect("a message serializes");
+        let url = self.url(&["drafts"]);
+        let created = self
+            .call("create draft", |http, token| {
+                http.post(url.clone())
+                    .bearer_auth(token)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone())
+            })
+            .await
+            .and_then(|a| expect_json::<DraftCreated>("create draft", &a))?;
+        // Not sent yet: an error here is a refusal or a failure to try again, never uncertain.
+        let not_sent = |e: ApiError| match e {
+            ApiError::Uncertain { what, message } => ApiError::NotAccepted {
+                what,
+                status: 503,
+                message: format!("{message} (the draft was not sent)"),
+            },
+            other => other,
+        };
+        for attachment in &attachments {
+            let meta = &attachment.file.file_metadata;
+            let content = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                attachment.file.file.as_deref().unwrap_or(""),
+            )
+            .map_err(|e| ApiError::Malformed {
+                what: "upload attachment",
+                message: format!("{}: {e}", meta.filename),
             })?;
-        Ok(info.message_task_id)
+            let url = self.url(&[created.message_id.as_str(), "attachments", "upload"]);
+            self.call("upload attachment", |http, token| {
+                let file = reqwest::multipart::Part::bytes(content.clone())
+                    .file_name(meta.filename.clone());
+                let form = reqwest::multipart::Form::new()
+                    .text("filename", meta.filename.clone())
+                    .text("contentType", meta.content_type.clone())
+                    .text("size", meta.size.to_string())
+                    .text("alg", meta.alg.clone())
+                    .text("hash", meta.hash.clone())
+                    .part("file", file);
+                http.post(url.clone()).bearer_auth(token).multipart(form)
+            })
+            .await
+            .map_err(not_sent)?;
+        }
+        let url = self.url(&["drafts", "send"]);
+        let body = serde_json::json!({ "messageId": created.message_id });
+        let answer = self
+            .call("send draft", |http, token| {
+                http.post(url.clone()).bearer_auth(token).json(&body)
+            })
+            .await?;
+        task_of("send draft", &answer)
     }
 
     /// Polls the task with a growing wait until it is FINISHED, then reads its result.
@@ -456,6 +511,37 @@ impl UaClient {
             .await?
             .body)
     }
+}
+
+/// The task of a send answered 202. The message was taken: an unreadable answer leaves
+/// only the task id unknown.
+fn task_of(what: &'static str, answer: &Answer) -> Result<String, ApiError> {
+    if answer.status != StatusCode::ACCEPTED {
+        return Err(ApiError::Malformed {
+            what,
+            message: format!("HTTP {} where 202 was expected", answer.status),
+        });
+    }
+    let info: wire::MessageInfo =
+        serde_json::from_slice(&answer.body).map_err(|e| ApiError::Uncertain {
+            what,
+            message: format!("202 without a task id: {e}"),
+        })?;
+    Ok(info.message_task_id)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DraftCreated {
+    message_id: String,
+}
+
+/// A JSON answer's body, or why it is not one.
+fn expect_json<T: DeserializeOwned>(what: &'static str, answer: &Answer) -> Result<T, ApiError> {
+    serde_json::from_slice(&answer.body).map_err(|e| ApiError::Malformed {
+        what,
+        message: format!("HTTP {}: {e}", answer.status),
+    })
 }
 
 #[derive(serde::Deserialize)]

@@ -279,6 +279,11 @@ pub const TEXT_BODY_LIMIT: usize = 5000;
 /// Above this size a message goes through the drafts path.
 pub const DIRECT_SEND_LIMIT: u64 = 15 * 1024 * 1024;
 
+/// The largest letter eurzad sends at all, through a draft. The operator's own bound on an
+/// attachment is not in the API; a letter of the office is a few kB, and a sealed letter
+/// beyond this would be a mistake to stop, not to send.
+pub const DRAFT_LIMIT: u64 = 50 * 1024 * 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;

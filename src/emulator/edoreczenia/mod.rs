@@ -4,6 +4,11 @@
 //! - `POST /{ADE}/messages`: checked as the operator checks (recipients, the text body's
 //!   length, each attachment's size and SHA-3 hash, lower-case extensions, PDF only for the
 //!   hybrid service), answered 202 with a task; the task's status and result;
+//! - the drafts path of a message over 15 MB: `POST /{ADE}/drafts`, a multipart upload to
+//!   `/{ADE}/{draft}/attachments/upload` (size and SHA-3 checked), `POST /{ADE}/drafts/send`
+//!   (drafts are kept in memory only);
+//! - the hybrid service: a postal address and a printing order instead of an ADE, PDF only;
+//!   its evidences H.DW, H.PN (posted) and H.EPO (received);
 //! - `GET /{ADE}/messages?label=SENT`: the office's sent messages (metadata);
 //! - evidences over simulated time ([`mailbox`]): A.1 at once, D.1 when the letter is in the
 //!   recipient's box, E.1 when the recipient opens it (after the days its address is set to
@@ -31,6 +36,7 @@ pub use inbox::{InboxFile, InboxMessage, NewInboxMessage};
 pub use mailbox::{AddressEntry, SentMessage, UaCounters};
 pub use token::{REALM_PATH, TokenEndpoint, TokenSettings};
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,6 +47,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 
 use super::faults::{FaultKind, FaultPlan, FaultRule};
@@ -93,6 +100,10 @@ struct Inner {
     mailbox: Mutex<Mailbox>,
     inbox: Mutex<Inbox>,
     faults: Mutex<FaultPlan>,
+    /// Drafts (the path of messages over 15 MB), by (ADE, draft id): the message and the
+    /// attachments uploaded to it. Kept in memory: a draft is gone after a restart, and
+    /// sending it is refused, so the client starts again.
+    drafts: Mutex<HashMap<(String, String), wire::Message>>,
 }
 
 /// The kinds a random fault of the UA API is chosen among.
@@ -131,6 +142,7 @@ impl UaEmulator {
                 mailbox: Mutex::new(mailbox),
                 inbox: Mutex::new(inbox),
                 faults: Mutex::new(plan),
+                drafts: Mutex::default(),
             }),
         })
     }
@@ -195,6 +207,9 @@ impl UaEmulator {
                 "/{ade}/messages/{id}",
                 get(received_message).delete(delete_message),
             )
+            .route("/{ade}/drafts", post(create_draft))
+            .route("/{ade}/drafts/send", post(send_draft))
+            .route("/{ade}/{id}/attachments/upload", post(upload_attachment))
             .route("/{ade}/messages/{id}/evidences", get(evidences))
             .route("/{ade}/evidences/{service}/{id}", get(evidence_file));
         Router::new()
@@ -368,8 +383,13 @@ async fn send(
     let now = emulator.now();
     let accepted = emulator
         .mailbox()
-        .accept(&ade, message, now, &emulator.inner.settings);
-    let answer = match accepted {
+        .accept(&ade, message, now, &emulator.inner.settings, false);
+    after(fault, task_answer(accepted)).await
+}
+
+/// A send's answer: 202 with its task, or 400 with why it was refused.
+fn task_answer(accepted: Result<String, String>) -> Response {
+    match accepted {
         Ok(task) => (
             StatusCode::ACCEPTED,
             axum::Json(wire::MessageInfo {
@@ -379,8 +399,186 @@ async fn send(
         )
             .into_response(),
         Err(why) => error(StatusCode::BAD_REQUEST, "invalid_message", &why),
+    }
+}
+
+/// `POST /{ADE}/drafts`: a draft of a message, its attachments to come one by one.
+async fn create_draft(
+    State(emulator): State<UaEmulator>,
+    Path(ade): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fault = guarded!(emulator, headers, Some(&ade), "create_draft");
+    let message: wire::Message = match serde_json::from_slice(&body) {
+        Ok(m) => m,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_message",
+                &format!("the draft is not a Message: {e}"),
+            );
+        }
     };
-    after(fault, answer).await
+    let id = format!("draft-{:032x}", rand::random::<u128>());
+    emulator
+        .inner
+        .drafts
+        .lock()
+        .expect("drafts lock")
+        .insert((ade, id.clone()), message);
+    after(
+        fault,
+        axum::Json(serde_json::json!({ "messageId": id })).into_response(),
+    )
+    .await
+}
+
+/// `POST /{ADE}/{messageId}/attachments/upload` (multipart: filename, contentType, size,
+/// alg, hash, file): an attachment of a draft, its size and SHA-3 checked.
+async fn upload_attachment(
+    State(emulator): State<UaEmulator>,
+    Path((ade, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    mut form: axum::extract::Multipart,
+) -> Response {
+    let fault = guarded!(emulator, headers, Some(&ade), "upload_attachment");
+    let mut fields: HashMap<String, String> = HashMap::new();
+    let mut content: Option<Vec<u8>> = None;
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or("").to_string();
+                match field.bytes().await {
+                    Ok(bytes) if name == "file" => content = Some(bytes.to_vec()),
+                    Ok(bytes) => {
+                        fields.insert(name, String::from_utf8_lossy(&bytes).into_owned());
+                    }
+                    Err(e) => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            "invalid_attachment",
+                            &e.to_string(),
+                        );
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_attachment",
+                    &e.to_string(),
+                );
+            }
+        }
+    }
+    let Some(content) = content else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_attachment",
+            "file: missing",
+        );
+    };
+    for required in ["filename", "contentType"] {
+        if fields.get(required).is_none_or(|v| v.is_empty()) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_attachment",
+                &format!("{required}: missing"),
+            );
+        }
+    }
+    if let Some(size) = fields.get("size")
+        && size.parse::<u64>().ok() != Some(content.len() as u64)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_attachment",
+            &format!("size {size} but {} bytes", content.len()),
+        );
+    }
+    let hash = wire::attachment_hash(&content);
+    if fields.get("hash").is_some_and(|h| *h != hash) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_attachment",
+            "hash: does not match the content",
+        );
+    }
+    let metadata = {
+        let mut drafts = emulator.inner.drafts.lock().expect("drafts lock");
+        let Some(draft) = drafts.get_mut(&(ade.clone(), id.clone())) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "not_found",
+                &format!("no draft {id}"),
+            );
+        };
+        let order = draft.attachments.len() as u32 + 1;
+        let metadata = wire::FileMetadata {
+            file_id: format!("{id}-{order}"),
+            filename: fields["filename"].clone(),
+            content_type: fields["contentType"].clone(),
+            size: content.len() as u64,
+            alg: wire::HASH_ALG.into(),
+            hash,
+        };
+        draft.attachments.push(wire::Attachment {
+            order: Some(order),
+            attachment_id: Some(metadata.file_id.clone()),
+            file: wire::FileData {
+                file_metadata: metadata.clone(),
+                file: Some(base64::engine::general_purpose::STANDARD.encode(&content)),
+            },
+        });
+        metadata
+    };
+    after(
+        fault,
+        axum::Json(serde_json::json!({
+            "attachmentId": metadata.file_id,
+            "fileMetadata": metadata,
+        }))
+        .into_response(),
+    )
+    .await
+}
+
+/// `POST /{ADE}/drafts/send` (`{"messageId": …}`): the draft is sent as a message would be,
+/// answered 202 with its task.
+async fn send_draft(
+    State(emulator): State<UaEmulator>,
+    Path(ade): Path<String>,
+    headers: HeaderMap,
+    axum::Json(send): axum::Json<serde_json::Value>,
+) -> Response {
+    let fault = guarded!(emulator, headers, Some(&ade), "send_draft");
+    let Some(id) = send["messageId"].as_str() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_message",
+            "messageId: missing",
+        );
+    };
+    let draft = emulator
+        .inner
+        .drafts
+        .lock()
+        .expect("drafts lock")
+        .remove(&(ade.clone(), id.to_string()));
+    let Some(message) = draft else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "not_found",
+            &format!("no draft {id}"),
+        );
+    };
+    let now = emulator.now();
+    let accepted = emulator
+        .mailbox()
+        .accept(&ade, message, now, &emulator.inner.settings, true);
+    after(fault, task_answer(accepted)).await
 }
 
 async fn task_status(
