@@ -136,7 +136,10 @@ async fn session(desk: &Desk, headers: &HeaderMap) -> Result<Option<Session>, Re
 async fn require(desk: &Desk, headers: &HeaderMap, here: &str) -> Result<Session, Response> {
     match session(desk, headers).await? {
         Some(session) => Ok(session),
-        None => Err(Redirect::to(&format!("/login?next={here}")).into_response()),
+        // `here` may carry what a path segment decoded to: only a plain path goes back.
+        None => {
+            Err(Redirect::to(&format!("/login?next={}", safe_next(Some(here)))).into_response())
+        }
     }
 }
 
