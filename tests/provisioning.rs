@@ -371,6 +371,25 @@ async fn without_proof_a_request_waits_for_an_official_who_approves_it() {
         "x",
     ]);
     assert!(!ok && out.contains("--reason"), "{out}");
+    // --only names representations by their numbers in `requests show`: 3 is not one.
+    let (ok, out) = office.eurzad(&[
+        "requests",
+        "approve",
+        &id.to_string(),
+        "--only",
+        "1,3",
+        "--as",
+        "x",
+    ]);
+    assert!(
+        !ok && out.contains("--only 3") && out.contains("asks for 2 representation(s)"),
+        "{out}"
+    );
+    let (ok, shown) = office.eurzad(&["requests", "show", &id.to_string()]);
+    assert!(
+        ok && shown.contains("  1. represents Testowa Spółka z o.o."),
+        "{shown}"
+    );
     let (ok, out) = office.eurzad(&[
         "requests",
         "approve",
