@@ -1,4 +1,4 @@
-//! The desk's pages: each handler checks the session (and, for a form, its CSRF token),
+//! The desk's pages: each handler checks the sign-in (and, for a form, its CSRF token),
 //! reads what the page shows, and renders its template. Messages are in Polish; what goes
 //! wrong is said in words an official understands, and nothing changes.
 //!
@@ -121,7 +121,7 @@ fn status_polish(status: &str) -> String {
     RequestStatus::parse(status).map_or_else(|| status.to_string(), |s| s.polish().to_string())
 }
 
-/// The session of this browser, if it is signed in.
+/// The sign-in of this browser, if it has one.
 async fn session(desk: &Desk, headers: &HeaderMap) -> Result<Option<Session>, Response> {
     let Some(token) = auth::cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
@@ -132,7 +132,7 @@ async fn session(desk: &Desk, headers: &HeaderMap) -> Result<Option<Session>, Re
         .map_err(|e| database_trouble(&e))
 }
 
-/// The session, or the sign-in page (coming back to `here` after).
+/// The sign-in, or the sign-in page (coming back to `here` after).
 async fn require(desk: &Desk, headers: &HeaderMap, here: &str) -> Result<Session, Response> {
     match session(desk, headers).await? {
         Some(session) => Ok(session),
@@ -151,7 +151,7 @@ fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The form carries this session's token; otherwise nothing is done.
+/// The form carries the token of this sign-in; otherwise nothing is done.
 fn check_csrf(session: &Session, pairs: &[(String, String)], back: &str) -> Result<(), Response> {
     match field(pairs, "csrf") {
         Some(token) if auth::same_secret(token, &session.csrf) => Ok(()),
@@ -1074,6 +1074,28 @@ fn decision_failed(session: &Session, id: i64, error: &crate::requests::Requests
     )
 }
 
+/// The confirmed decision, through the one code path of the command line; the request's
+/// page with what was done, or why nothing was.
+async fn decide(
+    desk: &Desk,
+    session: &Session,
+    id: i64,
+    decision: crate::requests::Decision<'_>,
+) -> Response {
+    let (done, what) = if decision.approve {
+        ("approved", "request approved at the desk")
+    } else {
+        ("rejected", "request rejected at the desk")
+    };
+    match crate::requests::decide(&desk.store, &desk.registry, id, decision).await {
+        Ok(()) => {
+            tracing::info!(request = id, official = %session.official.login, "{what}");
+            Redirect::to(&format!("/requests/{id}?done={done}")).into_response()
+        }
+        Err(e) => decision_failed(session, id, &e),
+    }
+}
+
 pub async fn approve(
     State(DeskState(desk)): State<DeskState>,
     headers: HeaderMap,
@@ -1202,9 +1224,9 @@ pub async fn approve(
         });
     }
     let term = from.map(|from| crate::provisioning::Term { from, to });
-    match crate::requests::decide(
-        &desk.store,
-        &desk.registry,
+    decide(
+        &desk,
+        &session,
         id,
         crate::requests::Decision {
             approve: true,
@@ -1215,13 +1237,6 @@ pub async fn approve(
         },
     )
     .await
-    {
-        Ok(()) => {
-            tracing::info!(request = id, official = %session.official.login, "request approved at the desk");
-            Redirect::to(&format!("/requests/{id}?done=approved")).into_response()
-        }
-        Err(e) => decision_failed(&session, id, &e),
-    }
 }
 
 pub async fn reject(
@@ -1264,9 +1279,9 @@ pub async fn reject(
             button: "Tak, odrzucam",
         });
     }
-    match crate::requests::decide(
-        &desk.store,
-        &desk.registry,
+    decide(
+        &desk,
+        &session,
         id,
         crate::requests::Decision {
             approve: false,
@@ -1277,13 +1292,6 @@ pub async fn reject(
         },
     )
     .await
-    {
-        Ok(()) => {
-            tracing::info!(request = id, official = %session.official.login, "request rejected at the desk");
-            Redirect::to(&format!("/requests/{id}?done=rejected")).into_response()
-        }
-        Err(e) => decision_failed(&session, id, &e),
-    }
 }
 
 #[derive(Template)]
@@ -1397,7 +1405,7 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 12, 5, 22, 30, 0).unwrap();
         let at = |d: u32, h: u32| Utc.with_ymd_and_hms(2026, 12, d, h, 0, 0).unwrap();
         let left = |deadline| days_left(zone, deadline, now);
-        // 23:45 on the 5th in Warsaw: today.
+        // 23:45 on the 5th in Warsaw: the same calendar day.
         assert_eq!(
             left(at(5, 22) + chrono::TimeDelta::minutes(45)),
             ("termin mija dziś".to_string(), false)

@@ -370,21 +370,26 @@ async fn send(
     body: Bytes,
 ) -> Response {
     let fault = guarded!(emulator, headers, Some(&ade), "send");
-    let message: wire::Message = match serde_json::from_slice(&body) {
+    let message = match message_of(&body, "message") {
         Ok(m) => m,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_message",
-                &format!("the message is not a Message: {e}"),
-            );
-        }
+        Err(refused) => return *refused,
     };
     let now = emulator.now();
     let accepted = emulator
         .mailbox()
         .accept(&ade, message, now, &emulator.inner.settings, false);
     after(fault, task_answer(accepted)).await
+}
+
+/// A request body read as a `Message`, or the 400 that names what (`message`, `draft`) is not one.
+fn message_of(body: &[u8], what: &str) -> Result<wire::Message, Box<Response>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_message",
+            &format!("the {what} is not a Message: {e}"),
+        ))
+    })
 }
 
 /// A send's answer: 202 with its task, or 400 with why it was refused.
@@ -410,15 +415,9 @@ async fn create_draft(
     body: Bytes,
 ) -> Response {
     let fault = guarded!(emulator, headers, Some(&ade), "create_draft");
-    let message: wire::Message = match serde_json::from_slice(&body) {
+    let message = match message_of(&body, "draft") {
         Ok(m) => m,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_message",
-                &format!("the draft is not a Message: {e}"),
-            );
-        }
+        Err(refused) => return *refused,
     };
     let id = format!("draft-{:032x}", rand::random::<u128>());
     emulator
