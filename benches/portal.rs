@@ -251,6 +251,12 @@ fn main() {
         .and_then(|v| v.parse().ok());
     eurzad::install_crypto_provider();
     let runtime = eurzad::daemon::runtime().unwrap();
+    // The portal's side: its 32 sessions, on a thread of their own.
+    let portal_side = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let admin = PgAdmin::from_env();
     let admin_sql = |sql: String| admin.exec(&runtime, sql);
@@ -305,23 +311,25 @@ fn main() {
                     ));
                 }
                 one.close().await;
-                // The read API on loopback, with the daemon's router and its own pool.
-                let readers = Store::connect(&backend.url, portal_connections).await.unwrap();
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let base = format!("http://{}", listener.local_addr().unwrap());
-                let server = tokio::spawn(async move {
-                    axum::serve(listener, eurzad::portal::router(
-                            readers,
-                            TOKEN.into(),
-                            eurzad::config::PortalConfig {
-                                connections_during_sync: during_sync,
-                                ..Default::default()
-                            }
-                            .during_sync(backend.name == "SQLite"),
-                        ))
-                        .await
-                        .unwrap();
-                });
+                // The read API on loopback, as the daemon starts it: its own pool, thread
+                // and runtime. The clients stand for the portal, another program: they run
+                // on a runtime of their own too, not on the one that applies the syncs.
+                let (stop_server, server_stops) = tokio::sync::watch::channel(false);
+                let server = eurzad::portal::start(
+                    std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+                    backend.url.clone(),
+                    portal_connections,
+                    TOKEN.into(),
+                    eurzad::config::PortalConfig {
+                        connections_during_sync: during_sync,
+                        ..Default::default()
+                    }
+                    .during_sync(backend.name == "SQLite"),
+                    server_stops,
+                )
+                .await
+                .unwrap();
+                let base = format!("http://{}", server.addr);
                 let all = Arc::new(accounts.clone());
                 let stop = Arc::new(AtomicBool::new(false));
                 let timer = {
@@ -331,7 +339,7 @@ fn main() {
                         stop.store(true, Ordering::Relaxed);
                     })
                 };
-                let (pages, p99, n) = clients(base.clone(), all.clone(), stop).await;
+                let (pages, p99, n) = portal_side.spawn(clients(base.clone(), all.clone(), stop)).await.unwrap();
                 timer.await.unwrap();
                 note(&mut report, format!(
                     "| {size} | {} | 32 clients, read API | {pages:.0} pages/s ({n} pages) | p99 of a page {} |",
@@ -356,7 +364,7 @@ fn main() {
                         alone.push(sync_ledger(&store, &file(&changed_text, round, "changed")).await);
                         // The pages counted are those read while the sync ran.
                         let stop = Arc::new(AtomicBool::new(false));
-                        let readers_task = tokio::spawn(clients(base.clone(), all.clone(), stop.clone()));
+                        let readers_task = portal_side.spawn(clients(base.clone(), all.clone(), stop.clone()));
                         busy.push(sync_ledger(&store, &file(&original, round + 1, "original")).await);
                         stop.store(true, Ordering::Relaxed);
                         let (rate, p99, n) = readers_task.await.unwrap();
@@ -388,7 +396,8 @@ fn main() {
                     "| {size} | {} | first load of every register | {load_seconds:.1} s | |",
                     backend.name
                 ));
-                server.abort();
+                stop_server.send(true).unwrap();
+                server.ended.await.ok();
                 store.close().await;
             });
         }

@@ -448,27 +448,23 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
             let token = portal_token
                 .clone()
                 .context("portal.listen is set, so its token was resolved")?;
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
+            let listener = std::net::TcpListener::bind(listen)
                 .with_context(|| format!("portal.listen: binding {listen}"))?;
-            tracing::info!(%listen, "portal read API listening (reads of others' data are audited)");
             // Reads go through a pool of their own, so that a page never waits for a
-            // connection the jobs or a sync hold.
-            let readers = Store::connect(&config.database.url, config.portal.connections.max(1))
-                .await
-                .context("opening the portal API's connections")?;
-            let router = crate::portal::router(
-                readers,
+            // connection the jobs or a sync hold, and run on a thread of their own.
+            let running = crate::portal::start(
+                listener,
+                config.database.url.clone(),
+                config.portal.connections,
                 token,
                 config.portal.during_sync(config.database.is_sqlite()),
-            );
-            let mut stop = stop_rx.clone();
+                stop_rx.clone(),
+            )
+            .await
+            .context("portal.listen")?;
+            tracing::info!(%listen, "portal read API listening (reads of others' data are audited)");
             Some(tokio::spawn(async move {
-                let _ = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await;
+                let _ = running.ended.await;
             }))
         }
         _ => None,
