@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
 use serde_json::{Map, Value};
-use sqlx::{Column, Row};
+use sqlx::{Column, Row, TypeInfo};
 
 use crate::store::{Begin, Store};
 
@@ -207,7 +207,10 @@ pub async fn start(
     Ok(Running { addr, ended })
 }
 
-/// One row as JSON: each column as the first type that decodes.
+/// One row as JSON: each column by its type as the database reports it, or, where that
+/// says nothing (SQLite reports no type for a NULL), as the first type that decodes. A
+/// failed decode builds an error with its message, so trying every type on every column
+/// cost a page's rows dozens of them.
 macro_rules! row_json {
     ($row:expr) => {{
         let mut object = Map::new();
@@ -215,7 +218,27 @@ macro_rules! row_json {
             if column.name() == COVERED {
                 continue;
             }
-            let value = if let Ok(v) = $row.try_get::<Option<i64>, _>(i) {
+            let value = match column.type_info().name() {
+                "INT8" | "INTEGER" => $row
+                    .try_get::<Option<i64>, _>(i)
+                    .ok()
+                    .flatten()
+                    .map(Value::from),
+                "INT4" => $row
+                    .try_get::<Option<i32>, _>(i)
+                    .ok()
+                    .flatten()
+                    .map(Value::from),
+                "TEXT" | "VARCHAR" | "BPCHAR" => $row
+                    .try_get::<Option<String>, _>(i)
+                    .ok()
+                    .flatten()
+                    .map(Value::from),
+                _ => None,
+            };
+            let value = if let Some(value) = value {
+                value
+            } else if let Ok(v) = $row.try_get::<Option<i64>, _>(i) {
                 v.map(Value::from).unwrap_or(Value::Null)
             } else if let Ok(v) = $row.try_get::<Option<i32>, _>(i) {
                 v.map(Value::from).unwrap_or(Value::Null)

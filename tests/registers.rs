@@ -862,6 +862,12 @@ async fn reads_through_the_portal_api_of_a_principals_data_are_audited() {
     assert!(!installments.is_empty());
     for row in &installments {
         assert!(row["amount_gr"].is_i64(), "{row}");
+        // A computed flag (INT4 on PostgreSQL, decoded by its own type) and a text column.
+        assert!(
+            row["overdue"].as_i64().is_some_and(|o| o == 0 || o == 1),
+            "{row}"
+        );
+        assert!(row["installment_id"].is_string(), "{row}");
         assert!(
             row["due_date"].as_str().is_some_and(|d| d.len() == 10),
             "{row}"
