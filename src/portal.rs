@@ -109,7 +109,7 @@ struct Viewer {
 /// run as many at once as `store`'s pool has connections, and `during_sync` at once while
 /// this process applies a register file (`[portal] connections_during_sync`): on a small
 /// machine a crowd of pages would otherwise take the CPU the sync needs.
-pub fn router(store: Store, token: String, during_sync: usize) -> Router {
+fn router(store: Store, token: String, during_sync: usize) -> Router {
     Router::new()
         .route("/portal/v1/{view}", get(read_view))
         .with_state(Api {
@@ -207,8 +207,8 @@ pub async fn start(
     Ok(Running { addr, ended })
 }
 
-/// One row as JSON: each column by its type as the database reports it, or, where that
-/// says nothing (SQLite reports no type for a NULL), as the first type that decodes. A
+/// One row as JSON: each column by its type as the database reports it (NULL included), or,
+/// where that names no type it knows or its decode fails, as the first type that decodes. A
 /// failed decode builds an error with its message, so trying every type on every column
 /// cost a page's rows dozens of them.
 macro_rules! row_json {
@@ -218,22 +218,20 @@ macro_rules! row_json {
             if column.name() == COVERED {
                 continue;
             }
+            let or_null = |v: Option<Value>| v.unwrap_or(Value::Null);
             let value = match column.type_info().name() {
                 "INT8" | "INTEGER" => $row
                     .try_get::<Option<i64>, _>(i)
                     .ok()
-                    .flatten()
-                    .map(Value::from),
+                    .map(|v| or_null(v.map(Value::from))),
                 "INT4" => $row
                     .try_get::<Option<i32>, _>(i)
                     .ok()
-                    .flatten()
-                    .map(Value::from),
+                    .map(|v| or_null(v.map(Value::from))),
                 "TEXT" | "VARCHAR" | "BPCHAR" => $row
                     .try_get::<Option<String>, _>(i)
                     .ok()
-                    .flatten()
-                    .map(Value::from),
+                    .map(|v| or_null(v.map(Value::from))),
                 _ => None,
             };
             let value = if let Some(value) = value {
