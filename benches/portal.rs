@@ -3,7 +3,10 @@
 //! (`eurzad sample-registers`), with an active account for every person.
 //!
 //! - Per view, one client: one viewer's rows (`SELECT * FROM portal_x WHERE
-//!   viewer_account_id = $1`), 200 random viewers: median and p99.
+//!   viewer_account_id = $1`), 200 random viewers: median and p99; and the same round trip
+//!   with no table (`SELECT $1`), the floor under every view's figure. Measured last, with
+//!   every size's databases taking turns, and each size's median put against the first
+//!   size's.
 //! - 32 clients through the read API (`GET /portal/v1/{view}?viewer=ID`, the daemon's
 //!   router on loopback): pages per second, a page being one viewer's liabilities,
 //!   installments and payments, and the p99 of a page.
@@ -96,43 +99,97 @@ async fn load(store: &Store, data: &Path) -> (f64, Vec<i64>) {
     (seconds, ids)
 }
 
-/// Per view: (median, p99) of one viewer's rows, one client.
-async fn per_view(store: &Store, viewers: &[i64]) -> Vec<(f64, f64, f64)> {
-    let mut out = Vec::new();
-    for view in VIEWS {
-        let sql = format!("SELECT * FROM {view} WHERE viewer_account_id = $1");
-        let mut times = Vec::with_capacity(viewers.len());
-        let mut rows = 0usize;
-        // One warm-up pass over a few viewers, as a running portal's cache would be.
-        for (i, viewer) in viewers.iter().enumerate() {
-            let started = Instant::now();
-            let n = match store {
-                Store::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(viewer)
-                    .fetch_all(pool)
-                    .await
-                    .unwrap()
-                    .len(),
-                Store::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(viewer)
-                    .fetch_all(pool)
-                    .await
-                    .unwrap()
-                    .len(),
-            };
-            if i >= 10 {
-                times.push(started.elapsed().as_secs_f64());
-                rows += n;
+/// What `per_view` measures besides the views: the same round trip with no table, the
+/// floor under every view's figure (for SQLite, sqlx's hand-off to its worker thread and
+/// back; on an idle VM, mostly the time a sleeping core takes to wake).
+const FLOOR: &str = "(floor: SELECT $1, no table)";
+
+/// A loaded database whose views are measured one client at a time, at the end.
+struct Measured {
+    size: u32,
+    backend: &'static str,
+    url: String,
+    viewers: Vec<i64>,
+}
+
+/// One viewer's rows of `view` (or the floor), one round trip: (seconds, rows).
+async fn read_one(store: &Store, view: &str, viewer: i64) -> (f64, usize) {
+    let sql = if view == FLOOR {
+        "SELECT $1 AS viewer_account_id".to_string()
+    } else {
+        format!("SELECT * FROM {view} WHERE viewer_account_id = $1")
+    };
+    let started = Instant::now();
+    let n = match store {
+        Store::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(viewer)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .len(),
+        Store::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(viewer)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .len(),
+    };
+    (started.elapsed().as_secs_f64(), n)
+}
+
+/// Per database, per view and then the floor: (median, p99, rows per viewer), one client.
+/// The databases take turns, a tenth of the viewers at a time, so that every size and
+/// backend is measured under the same conditions: a 2-core VM's speed wanders by more than
+/// a sub-millisecond read costs, and sizes measured minutes apart were not comparable.
+async fn per_view(measured: &[Measured]) -> Vec<Vec<(f64, f64, f64)>> {
+    const TURNS: usize = 10;
+    let views: Vec<&str> = VIEWS.iter().copied().chain([FLOOR]).collect();
+    let mut stores = Vec::new();
+    for m in measured {
+        let store = Store::connect(&m.url, 1).await.unwrap();
+        // A warm-up pass over a few viewers, as a running portal's cache would be.
+        for view in &views {
+            for &viewer in &m.viewers[..10] {
+                read_one(&store, view, viewer).await;
             }
         }
-        times.sort_by(f64::total_cmp);
-        out.push((
-            quantile(&times, 0.5),
-            quantile(&times, 0.99),
-            rows as f64 / times.len() as f64,
-        ));
+        stores.push(store);
     }
-    out
+    let mut times = vec![vec![Vec::new(); views.len()]; measured.len()];
+    let mut rows = vec![vec![0usize; views.len()]; measured.len()];
+    let per_turn = VIEWERS.div_ceil(TURNS);
+    for turn in 0..TURNS {
+        for (d, (m, store)) in measured.iter().zip(&stores).enumerate() {
+            for (v, view) in views.iter().enumerate() {
+                for &viewer in m.viewers[10..].iter().skip(turn * per_turn).take(per_turn) {
+                    let (seconds, n) = read_one(store, view, viewer).await;
+                    times[d][v].push(seconds);
+                    rows[d][v] += n;
+                }
+            }
+        }
+    }
+    for store in stores {
+        store.close().await;
+    }
+    times
+        .into_iter()
+        .zip(rows)
+        .map(|(per_view, rows)| {
+            per_view
+                .into_iter()
+                .zip(rows)
+                .map(|(mut t, n)| {
+                    t.sort_by(f64::total_cmp);
+                    (
+                        quantile(&t, 0.5),
+                        quantile(&t, 0.99),
+                        n as f64 / t.len() as f64,
+                    )
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// 32 clients reading pages through the API until `stop` is set: (pages/s, p99 of a page,
@@ -261,7 +318,8 @@ fn main() {
     let admin = PgAdmin::from_env();
     let admin_sql = |sql: String| admin.exec(&runtime, sql);
     let mut report: Vec<String> = Vec::new();
-    let mut views_table: Vec<String> = Vec::new();
+    let mut measured: Vec<Measured> = Vec::new();
+    let mut pg_names: Vec<String> = Vec::new();
     for &size in &sizes {
         let data = dir.path().join(format!("town-{size}"));
         eurzad::registers::sample::generate(&data, size, 0).unwrap();
@@ -301,16 +359,12 @@ fn main() {
                 let viewers: Vec<i64> = (0..VIEWERS + 10)
                     .map(|_| accounts[rng.random_range(0..accounts.len())])
                     .collect();
-                let one = Store::connect(&backend.url, 1).await.unwrap();
-                for (view, (median, p99, rows)) in VIEWS.iter().zip(per_view(&one, &viewers).await) {
-                    note(&mut views_table, format!(
-                        "| {size} | {} | {view} | {} | {} | {rows:.1} |",
-                        backend.name,
-                        ms(median),
-                        ms(p99)
-                    ));
-                }
-                one.close().await;
+                measured.push(Measured {
+                    size,
+                    backend: backend.name,
+                    url: backend.url.clone(),
+                    viewers: viewers.clone(),
+                });
                 // The read API on loopback, as the daemon starts it: its own pool, thread
                 // and runtime. The clients stand for the portal, another program: they run
                 // on a runtime of their own too, not on the one that applies the syncs.
@@ -401,15 +455,39 @@ fn main() {
                 store.close().await;
             });
         }
-        admin_sql(format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)"));
+        pg_names.push(pg_name);
         std::fs::remove_dir_all(&data).ok();
     }
-    println!("\nportal views, one client, one viewer's rows ({VIEWERS} random viewers)\n");
+    let figures = runtime.block_on(per_view(&measured));
+    for name in pg_names {
+        admin_sql(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
     println!(
-        "| inhabitants | backend | view | median | p99 | rows per viewer |\n|---|---|---|---|---|---|"
+        "\nportal views, one client, one viewer's rows ({VIEWERS} random viewers; the databases \
+         take turns)\n"
     );
-    for line in views_table {
-        println!("{line}");
+    println!(
+        "| inhabitants | backend | view | median | p99 | rows per viewer | median against the smallest size |\n|---|---|---|---|---|---|---|"
+    );
+    let views: Vec<&str> = VIEWS.iter().copied().chain([FLOOR]).collect();
+    for (m, per_view) in measured.iter().zip(&figures) {
+        // The same backend's first size: the ratio issue 16's target is about.
+        let first = measured
+            .iter()
+            .position(|o| o.backend == m.backend)
+            .unwrap();
+        for ((view, (median, p99, rows)), (base, _, _)) in
+            views.iter().zip(per_view).zip(&figures[first])
+        {
+            println!(
+                "| {} | {} | {view} | {} | {} | {rows:.1} | {:.2}× |",
+                m.size,
+                m.backend,
+                ms(*median),
+                ms(*p99),
+                median / base
+            );
+        }
     }
     println!("\nthe read API under load\n");
     println!("| inhabitants | backend | what | figure | |\n|---|---|---|---|---|");
