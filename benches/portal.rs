@@ -303,9 +303,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(eurzad::config::PortalConfig::default().connections);
-    let during_sync: Option<usize> = std::env::var("EURZAD_BENCH_PORTAL_DURING_SYNC")
+    let during_sync: usize = std::env::var("EURZAD_BENCH_PORTAL_DURING_SYNC")
         .ok()
-        .and_then(|v| v.parse().ok());
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(eurzad::config::PortalConfig::default().connections_during_sync);
     eurzad::install_crypto_provider();
     let runtime = eurzad::daemon::runtime().unwrap();
     // The portal's side: its 32 sessions, on a thread of their own.
@@ -374,11 +375,7 @@ fn main() {
                     backend.url.clone(),
                     portal_connections,
                     TOKEN.into(),
-                    eurzad::config::PortalConfig {
-                        connections_during_sync: during_sync,
-                        ..Default::default()
-                    }
-                    .during_sync(backend.name == "SQLite"),
+                    during_sync,
                     server_stops,
                 )
                 .await

@@ -556,18 +556,9 @@ pub struct PortalConfig {
     /// benchmarks.md).
     pub connections: u32,
     /// Reads in flight at once while a register file is being applied, so that the sync
-    /// keeps its share of the CPU; they still read the state before the file. Unset: 1 on
-    /// SQLite, whose reads run in the daemon's own threads beside the sync, 2 on PostgreSQL
-    /// ([`PortalConfig::during_sync`]; the figures are in docs/benchmarks.md).
-    pub connections_during_sync: Option<usize>,
-}
-
-impl PortalConfig {
-    /// `connections_during_sync`, or its default for the database (`sqlite` or not).
-    pub fn during_sync(&self, sqlite: bool) -> usize {
-        self.connections_during_sync
-            .unwrap_or(if sqlite { 1 } else { 2 })
-    }
+    /// keeps its share of the CPU; they still read the state before the file. 1 by default,
+    /// on either database (the figures are in docs/benchmarks.md).
+    pub connections_during_sync: usize,
 }
 
 /// The officials' desk (src/desk/, docs/desk.md): off unless `listen` is set.
@@ -626,7 +617,7 @@ impl Default for PortalConfig {
             listen: None,
             token_file: None,
             connections: 4,
-            connections_during_sync: None,
+            connections_during_sync: 1,
         }
     }
 }
@@ -945,7 +936,7 @@ impl Config {
         if self.portal.connections == 0 {
             return Err(self.invalid("portal.connections", "must be at least 1"));
         }
-        if self.portal.connections_during_sync == Some(0) {
+        if self.portal.connections_during_sync == 0 {
             return Err(self.invalid("portal.connections_during_sync", "must be at least 1"));
         }
         Ok(())

@@ -457,7 +457,7 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
                 config.database.url.clone(),
                 config.portal.connections,
                 token,
-                config.portal.during_sync(config.database.is_sqlite()),
+                config.portal.connections_during_sync,
                 stop_rx.clone(),
             )
             .await

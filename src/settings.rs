@@ -175,7 +175,7 @@ impl Settings {
             config.portal.listen.map_or("off".to_string(), |a| format!(
                 "on {a}, {} reads at once ({} while a register file is applied)",
                 config.portal.connections.max(1),
-                config.portal.during_sync(config.database.is_sqlite())
+                config.portal.connections_during_sync
             ))
         );
         let _ = writeln!(

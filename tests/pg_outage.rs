@@ -151,3 +151,101 @@ async fn cut_database_connections_lose_and_duplicate_nothing() {
     let status = stop_with_sigterm(&mut daemon, Duration::from_secs(15)).await;
     assert!(status.success(), "clean exit on SIGTERM: {status}");
 }
+
+/// The portal's read API takes its idle connections without checking them first (a round
+/// trip per read). Every one of them is ended while idle, as a restart of the database
+/// would: the next reads still answer, each on a connection opened again, and none is
+/// answered with an error.
+#[tokio::test(flavor = "multi_thread")]
+async fn portal_reads_go_on_after_their_idle_connections_are_cut() {
+    if std::env::var("EURZAD_TEST_POSTGRES_URL").is_err() {
+        eprintln!("PostgreSQL only: set EURZAD_TEST_POSTGRES_URL (.ci/run does)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = test_database(dir.path()).await;
+    assert_eq!(db.kind, "postgres");
+    let store = eurzad::store::Store::connect(&db.url, 1).await.unwrap();
+    store.migrate().await.unwrap();
+    store.close().await;
+    const CONNECTIONS: u32 = 4;
+    let (stop, stops) = tokio::sync::watch::channel(false);
+    let api = eurzad::portal::start(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        db.url.clone(),
+        CONNECTIONS,
+        "a-portal-token-of-some-length".into(),
+        1,
+        stops,
+    )
+    .await
+    .unwrap();
+    eurzad::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let read = |viewer: usize| {
+        let request = http
+            .get(format!(
+                "http://{}/portal/v1/liabilities?viewer={viewer}",
+                api.addr
+            ))
+            .bearer_auth("a-portal-token-of-some-length");
+        async move {
+            let answer = request.send().await.unwrap();
+            (answer.status().as_u16(), answer.text().await.unwrap())
+        }
+    };
+    let api_sessions = |url: String| async move {
+        let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        // The cut: every other session on the test database, which are the API's.
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()) AS ended",
+        )
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+        // Until they are gone.
+        for _ in 0..100 {
+            let left: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ended
+    };
+    let at_once = |reads: Vec<_>| async move {
+        let mut set = tokio::task::JoinSet::new();
+        for read in reads {
+            set.spawn(read);
+        }
+        set.join_all().await
+    };
+    // Reads at once, so that the pool opens all its connections.
+    let first = at_once((1..=16).map(read).collect()).await;
+    assert!(
+        first
+            .iter()
+            .all(|(status, body)| *status == 200 && body == "[]"),
+        "{first:?}"
+    );
+    let ended = api_sessions(db.url.clone()).await;
+    assert!(ended >= 2, "the API held connections to cut: {ended}");
+    let after = at_once((1..=16).map(read).collect()).await;
+    assert!(
+        after
+            .iter()
+            .all(|(status, body)| *status == 200 && body == "[]"),
+        "every read after the cut answers: {after:?}"
+    );
+    stop.send(true).unwrap();
+    api.ended.await.ok();
+}

@@ -498,9 +498,20 @@ pub struct Counts {
 impl Store {
     /// Connects to `url`, creating an SQLite file and its folder if needed.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        Store::connect_with(url, max_connections, true).await
+    }
+
+    /// Connects as [`Store::connect`] does; `ping` says whether a connection taken from the
+    /// pool is first checked with a round trip of its own (sqlx's default).
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        ping: bool,
+    ) -> Result<Store, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
+                .test_before_acquire(ping)
                 .acquire_timeout(Duration::from_secs(30))
                 .connect(url)
                 .await?;
@@ -525,6 +536,7 @@ impl Store {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
+            .test_before_acquire(ping)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
@@ -539,6 +551,14 @@ impl Store {
         }
         self.derive_register_figures_if_missing().await?;
         Ok(())
+    }
+
+    /// The most connections the pool opens.
+    pub fn max_connections(&self) -> u32 {
+        match self {
+            Store::Sqlite(pool) => pool.options().get_max_connections(),
+            Store::Postgres(pool) => pool.options().get_max_connections(),
+        }
     }
 
     pub fn backend(&self) -> &'static str {
