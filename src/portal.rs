@@ -183,9 +183,9 @@ pub async fn start(
                         return;
                     }
                 };
-                // No ping before each read: see `read_view`.
+                // No ping before each read, and generic plans: see `connect_for_reads`.
                 let readers =
-                    match Store::connect_with(&database_url, connections.max(1), false).await {
+                    match Store::connect_for_reads(&database_url, connections.max(1)).await {
                         Ok(store) => store,
                         Err(e) => {
                             let _ = ready_tx.send(Err(StartError::Connect(e)));
