@@ -249,7 +249,9 @@ async fn portal_reads_go_on_after_their_idle_connections_are_cut() {
     stop.send(true).unwrap();
     api.ended.await.ok();
     // The API's connections plan a statement once for every viewer (docs/schema.md).
-    let readers = eurzad::store::Store::connect_for_reads(&db.url, 1).await.unwrap();
+    let readers = eurzad::store::Store::connect_for_reads(&db.url, 1)
+        .await
+        .unwrap();
     let eurzad::store::Store::Postgres(pool) = &readers else {
         unreachable!("a PostgreSQL test")
     };
