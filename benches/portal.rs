@@ -314,6 +314,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(eurzad::config::PortalConfig::default().connections_during_sync);
+    let rest: Option<f64> = std::env::var("EURZAD_BENCH_PORTAL_REST")
+        .ok()
+        .and_then(|v| v.parse().ok());
     eurzad::install_crypto_provider();
     let runtime = eurzad::daemon::runtime().unwrap();
     // The portal's side: its 32 sessions, on a thread of their own.
@@ -383,6 +386,10 @@ fn main() {
                     portal_connections,
                     TOKEN.into(),
                     during_sync,
+                    rest.unwrap_or(
+                        eurzad::config::PortalConfig::default()
+                            .rest_during_sync(backend.name == "SQLite"),
+                    ),
                     server_stops,
                 )
                 .await
@@ -422,7 +429,7 @@ fn main() {
                     // Step 0 and every even step apply the changed ledger, odd steps the
                     // original; the original's first spelling is the loaded file itself.
                     let file = |step: usize| {
-                        let (text, spelling) = if step % 2 == 0 {
+                        let (text, spelling) = if step.is_multiple_of(2) {
                             (&changed_text, step / 2)
                         } else {
                             (&original, step / 2 + 1)

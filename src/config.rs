@@ -559,6 +559,20 @@ pub struct PortalConfig {
     /// keeps its share of the CPU; they still read the state before the file. 1 by default,
     /// on either database (the figures are in docs/benchmarks.md).
     pub connections_during_sync: usize,
+    /// While a register file is applied, the read lane rests after each read this many
+    /// times the read's own time. Unset: 0.25 on SQLite, whose reads run in the daemon's own
+    /// threads beside the sync, 0 on PostgreSQL ([`PortalConfig::rest_during_sync`]; the
+    /// figures are in docs/benchmarks.md).
+    #[serde(rename = "rest_during_sync")]
+    pub rest_during_sync_set: Option<f64>,
+}
+
+impl PortalConfig {
+    /// `rest_during_sync`, or its default for the database (`sqlite` or not).
+    pub fn rest_during_sync(&self, sqlite: bool) -> f64 {
+        self.rest_during_sync_set
+            .unwrap_or(if sqlite { 0.25 } else { 0.0 })
+    }
 }
 
 /// The officials' desk (src/desk/, docs/desk.md): off unless `listen` is set.
@@ -618,6 +632,7 @@ impl Default for PortalConfig {
             token_file: None,
             connections: 4,
             connections_during_sync: 1,
+            rest_during_sync_set: None,
         }
     }
 }
@@ -938,6 +953,11 @@ impl Config {
         }
         if self.portal.connections_during_sync == 0 {
             return Err(self.invalid("portal.connections_during_sync", "must be at least 1"));
+        }
+        if let Some(rest) = self.portal.rest_during_sync_set
+            && !(rest.is_finite() && (0.0..=10.0).contains(&rest))
+        {
+            return Err(self.invalid("portal.rest_during_sync", "must be between 0 and 10"));
         }
         Ok(())
     }

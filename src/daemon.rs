@@ -458,6 +458,7 @@ pub async fn run(settings: Settings, once: bool) -> anyhow::Result<RunReport> {
                 config.portal.connections,
                 token,
                 config.portal.connections_during_sync,
+                config.portal.rest_during_sync(config.database.is_sqlite()),
                 stop_rx.clone(),
             )
             .await

@@ -96,8 +96,64 @@ const VIEWS: &[ViewDef] = &[
 struct Api {
     store: Store,
     token: Arc<String>,
-    /// The reads admitted at once while this process applies a register file.
-    during_sync: Arc<tokio::sync::Semaphore>,
+    /// How reads go while this process applies a register file.
+    during_sync: Arc<SyncLane>,
+}
+
+/// While this process applies a register file, reads go through a lane of
+/// `[portal] connections_during_sync` places, and the lane rests after each read for
+/// `[portal] rest_during_sync` times the read's own time, so that a crowd of pages leaves
+/// the sync the CPU it needs. They still read the state before the file, and wait for no
+/// lock of the sync's.
+struct SyncLane {
+    places: Arc<tokio::sync::Semaphore>,
+    rest: f64,
+    /// Rest owed and not yet taken, in microseconds: tokio's timer sleeps whole
+    /// milliseconds, and a read takes a fraction of one, so the lane rests a millisecond
+    /// whenever it owes one.
+    owed_us: std::sync::atomic::AtomicU64,
+}
+
+/// A read's place in the [`SyncLane`].
+struct Admitted {
+    place: tokio::sync::OwnedSemaphorePermit,
+    since: std::time::Instant,
+}
+
+impl SyncLane {
+    /// A place in the lane while a register file is applied; none (no limit) otherwise.
+    async fn admit(&self) -> Option<Admitted> {
+        if !crate::store::registers::applying() {
+            return None;
+        }
+        let place = self.places.clone().acquire_owned().await.ok()?;
+        Some(Admitted {
+            place,
+            since: std::time::Instant::now(),
+        })
+    }
+
+    /// Gives the place back, after the rest the read owes.
+    fn done(&self, admitted: Option<Admitted>) {
+        use std::sync::atomic::Ordering;
+        let Some(Admitted { place, since }) = admitted else {
+            return;
+        };
+        let owed = (since.elapsed().as_micros() as f64 * self.rest) as u64;
+        if owed == 0 {
+            return;
+        }
+        let total = self.owed_us.fetch_add(owed, Ordering::Relaxed) + owed;
+        let ms = total / 1000;
+        if ms == 0 {
+            return;
+        }
+        self.owed_us.fetch_sub(ms * 1000, Ordering::Relaxed);
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            drop(place);
+        });
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -109,13 +165,17 @@ struct Viewer {
 /// run as many at once as `store`'s pool has connections, and `during_sync` at once while
 /// this process applies a register file (`[portal] connections_during_sync`): on a small
 /// machine a crowd of pages would otherwise take the CPU the sync needs.
-fn router(store: Store, token: String, during_sync: usize) -> Router {
+fn router(store: Store, token: String, during_sync: usize, rest_during_sync: f64) -> Router {
     Router::new()
         .route("/portal/v1/{view}", get(read_view))
         .with_state(Api {
             store,
             token: Arc::new(token),
-            during_sync: Arc::new(tokio::sync::Semaphore::new(during_sync.max(1))),
+            during_sync: Arc::new(SyncLane {
+                places: Arc::new(tokio::sync::Semaphore::new(during_sync.max(1))),
+                rest: rest_during_sync.max(0.0),
+                owed_us: Default::default(),
+            }),
         })
 }
 
@@ -152,6 +212,7 @@ pub async fn start(
     connections: u32,
     token: String,
     during_sync: usize,
+    rest_during_sync: f64,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Running, StartError> {
     let addr = listener.local_addr().map_err(StartError::Listener)?;
@@ -193,11 +254,14 @@ pub async fn start(
                         }
                     };
                 let _ = ready_tx.send(Ok(()));
-                let served = axum::serve(listener, router(readers.clone(), token, during_sync))
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await;
+                let served = axum::serve(
+                    listener,
+                    router(readers.clone(), token, during_sync, rest_during_sync),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
                 if let Err(e) = served {
                     tracing::error!(error = %e, "the portal read API stopped");
                 }
@@ -275,11 +339,7 @@ async fn read_view(
     let Some(def) = VIEWS.iter().find(|v| v.name == view) else {
         return (StatusCode::NOT_FOUND, format!("no view {view:?}")).into_response();
     };
-    let _admitted = if crate::store::registers::applying() {
-        api.during_sync.acquire().await.ok()
-    } else {
-        None
-    };
+    let admitted = api.during_sync.admit().await;
     let mut answer = read(&api.store, def, viewer.viewer).await;
     // The pool hands out its idle connections without a round trip to check them first
     // (sqlx's default, a ping per read: 15% of the pages on PostgreSQL). A connection that
@@ -294,7 +354,7 @@ async fn read_view(
             _ => break,
         }
     }
-    match answer {
+    let response = match answer {
         Ok(rows) => axum::Json(rows).into_response(),
         Err(e) => {
             tracing::error!(view = def.name, viewer = viewer.viewer, error = %e, "portal read failed");
@@ -304,7 +364,9 @@ async fn read_view(
             )
                 .into_response()
         }
-    }
+    };
+    api.during_sync.done(admitted);
+    response
 }
 
 /// Whether `error` says that the connection is gone, not that the read failed: an I/O error,

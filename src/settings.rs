@@ -173,9 +173,10 @@ impl Settings {
             out,
             "  portal API: {}",
             config.portal.listen.map_or("off".to_string(), |a| format!(
-                "on {a}, {} reads at once ({} while a register file is applied)",
+                "on {a}, {} reads at once ({} while a register file is applied, resting {}× a read's time after it)",
                 config.portal.connections.max(1),
-                config.portal.connections_during_sync
+                config.portal.connections_during_sync,
+                config.portal.rest_during_sync(config.database.is_sqlite())
             ))
         );
         let _ = writeln!(

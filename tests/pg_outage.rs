@@ -176,6 +176,7 @@ async fn portal_reads_go_on_after_their_idle_connections_are_cut() {
         CONNECTIONS,
         "a-portal-token-of-some-length".into(),
         1,
+        0.0,
         stops,
     )
     .await
