@@ -162,9 +162,9 @@ struct Viewer {
 }
 
 /// The router: `GET /portal/v1/{view}?viewer=<account id>`, bearer token required. Reads
-/// run as many at once as `store`'s pool has connections, and `during_sync` at once while
-/// this process applies a register file (`[portal] connections_during_sync`): on a small
-/// machine a crowd of pages would otherwise take the CPU the sync needs.
+/// run as many at once as `store`'s pool has connections, and through a [`SyncLane`] of
+/// `during_sync` places resting `rest_during_sync` while this process applies a register
+/// file: on a small machine a crowd of pages would otherwise take the CPU the sync needs.
 fn router(store: Store, token: String, during_sync: usize, rest_during_sync: f64) -> Router {
     Router::new()
         .route("/portal/v1/{view}", get(read_view))
@@ -485,5 +485,57 @@ async fn read(store: &Store, def: &ViewDef, viewer: i64) -> Result<Vec<Value>, s
     match store {
         Store::Sqlite(pool) => read_in!(pool, on_sqlite),
         Store::Postgres(pool) => read_in!(pool, on_postgres),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn lane(rest: f64) -> SyncLane {
+        SyncLane {
+            places: Arc::new(tokio::sync::Semaphore::new(1)),
+            rest,
+            owed_us: Default::default(),
+        }
+    }
+
+    /// A place taken `ago` before now, as a read that took that long.
+    async fn read_that_took(lane: &SyncLane, ago: Duration) -> Option<Admitted> {
+        let place = lane.places.clone().acquire_owned().await.unwrap();
+        Some(Admitted {
+            place,
+            since: Instant::now() - ago,
+        })
+    }
+
+    #[tokio::test]
+    async fn the_lane_rests_its_share_of_each_read_in_whole_milliseconds() {
+        // Without a rest the place is back at once.
+        let free = lane(0.0);
+        free.done(read_that_took(&free, Duration::from_millis(4)).await);
+        assert_eq!(free.places.available_permits(), 1);
+
+        // A 4 ms read at 0.5 owes 2 ms: the place stays taken meanwhile, then comes back.
+        let resting = lane(0.5);
+        resting.done(read_that_took(&resting, Duration::from_millis(4)).await);
+        assert_eq!(resting.places.available_permits(), 0, "resting");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(resting.places.available_permits(), 1, "rested");
+
+        // Reads owing under a millisecond each add up, and the lane rests when they reach one.
+        let short = lane(0.25);
+        short.done(read_that_took(&short, Duration::from_micros(2_000)).await);
+        assert_eq!(
+            short.places.available_permits(),
+            1,
+            "0.5 ms owed: no rest yet"
+        );
+        short.done(read_that_took(&short, Duration::from_micros(2_100)).await);
+        assert_eq!(short.places.available_permits(), 0, "1 ms owed: a rest");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(short.places.available_permits(), 1);
+        assert!(short.owed_us.load(std::sync::atomic::Ordering::Relaxed) < 1000);
     }
 }
