@@ -161,6 +161,11 @@ fn check_refuses_what_the_start_would_refuse_naming_file_and_key() {
         ),
         (
             "[log]",
+            "[portal]\nrest_during_sync = -0.5\n\n[log]",
+            "portal.rest_during_sync: must be between 0 and 10",
+        ),
+        (
+            "[log]",
             "[edoreczenia]\nendpoint = \"https://uaapi-ow.poczta-polska.pl\"\nade = \"AE:PL-12345-67890-abcde-12\"\n\n[log]",
             "edoreczenia.ade: \"AE:PL-12345-67890-abcde-12\" is not an e-Doręczenia address (AE:PL-NNNNN-NNNNN-XXXXX-NN): the third group is five upper-case letters or digits",
         ),
